@@ -1,0 +1,126 @@
+"""Typed records that flow between the VSM systems and into the store.
+
+All are frozen, slotted dataclasses: values, never shared mutable state.
+Timestamps are wall-clock seconds since the epoch (``time.time()``) so they
+survive a restart; durations inside the process use ``time.monotonic()``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Valence(enum.StrEnum):
+    """Whether an algedonic signal hurts or pleases."""
+
+    PAIN = "pain"
+    PLEASURE = "pleasure"
+
+
+class Severity(enum.IntEnum):
+    """How loudly an algedonic signal speaks; higher is louder."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+
+class Priority(enum.IntEnum):
+    """Bus lanes: an urgent message is always handled before a routine one."""
+
+    URGENT = 0
+    ROUTINE = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AlgedonicSignal:
+    """One raw pain or pleasure signal from somewhere in the system."""
+
+    source: str
+    kind: str
+    valence: Valence
+    severity: Severity
+    detail: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AlgedonicAlert:
+    """Signals of one source and kind within a correlation window, as one alert."""
+
+    source: str
+    kind: str
+    valence: Valence
+    severity: Severity
+    count: int
+    first_at: float
+    last_at: float
+    detail: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes two signals the same alert."""
+        return (self.source, self.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A choice made by S5 (or S3/S4 under its policy), with why."""
+
+    at: float
+    system: str
+    subject: str
+    choice: str
+    rule: str
+    rationale: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFinding:
+    """The outcome of one S3* probe of one unit."""
+
+    at: float
+    unit: str
+    check: str
+    ok: bool
+    detail: str
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A call that failed for good, kept so it can be inspected or replayed."""
+
+    at: float
+    unit: str
+    tool: str
+    arguments: dict[str, Any]
+    error: str
+    attempts: int
+    id: int | None = None
+    replayed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """One thing the system can answer: a tool of a unit, in a demand category."""
+
+    unit: str
+    tool: str
+    category: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DemandAggregate:
+    """Demand of one category within one time bucket (start in epoch seconds)."""
+
+    category: str
+    bucket_start: int
+    count: int
+    matched: int

@@ -1,0 +1,79 @@
+"""Protocols the core declares and the adapters implement.
+
+The core and the VSM systems depend only on these; `vsm_mcp.store` provides
+`SqliteStore` (real) and `MemoryStore` (tests), wired by the composition root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from vsm_mcp.core.messages import (
+    AlgedonicAlert,
+    AuditFinding,
+    Capability,
+    DeadLetter,
+    Decision,
+    DemandAggregate,
+)
+
+
+class Store(Protocol):
+    """Durable state. Every awaited write is committed before it returns."""
+
+    async def add_demand(self, aggregates: Sequence[DemandAggregate]) -> None:
+        """Add counts to per-category, per-bucket demand aggregates (upsert, summing)."""
+        ...
+
+    async def demand_since(self, bucket_start: int) -> list[DemandAggregate]:
+        """Aggregates whose bucket starts at or after ``bucket_start``."""
+        ...
+
+    async def put_capabilities(self, unit: str, capabilities: Sequence[Capability]) -> None:
+        """Replace the capabilities of ``unit``."""
+        ...
+
+    async def capabilities(self) -> list[Capability]:
+        """Every stored capability, ordered by unit then tool."""
+        ...
+
+    async def record_decision(self, decision: Decision) -> int:
+        """Store a decision; return its id."""
+        ...
+
+    async def decisions(self, limit: int = 100) -> list[Decision]:
+        """Most recent decisions first."""
+        ...
+
+    async def record_alert(self, alert: AlgedonicAlert) -> int:
+        """Store an algedonic alert; return its id."""
+        ...
+
+    async def alerts(self, limit: int = 100) -> list[AlgedonicAlert]:
+        """Most recent alerts first."""
+        ...
+
+    async def record_finding(self, finding: AuditFinding) -> int:
+        """Store an S3* audit finding; return its id."""
+        ...
+
+    async def findings(self, limit: int = 100) -> list[AuditFinding]:
+        """Most recent findings first."""
+        ...
+
+    async def put_dead_letter(self, letter: DeadLetter) -> int:
+        """Store a failed call; return its id."""
+        ...
+
+    async def dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetter]:
+        """Dead letters, oldest first."""
+        ...
+
+    async def mark_replayed(self, letter_id: int, at: float) -> None:
+        """Record that a dead letter was replayed successfully."""
+        ...
+
+    async def close(self) -> None:
+        """Release the database; idempotent."""
+        ...

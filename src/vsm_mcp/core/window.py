@@ -1,0 +1,242 @@
+"""Incremental sliding window over demand events: O(1) per event, bounded memory.
+
+The window keeps at most ``max_events`` events and, if ``max_age_s`` is set,
+only events younger than that (to a time resolution of ``resolution_s``:
+events are stamped into buckets so the time bookkeeping costs one list per
+bucket, not per event). Its sufficient statistics are maintained on every
+event:
+
+* ``counts[c]``: events of category ``c`` in the window (absent when 0, so
+  memory tracks live categories only);
+* ``S = sum(c_i * log2 c_i)``, so that ``H = log2 N - S / N``;
+* ``matched = sum(min(c_i, cap_i))`` for coverage.
+
+Invariant (checked by property tests): after any sequence of `observe`,
+`observe_many` and `set_capacity` calls, `reading()` equals
+`profile().reading()` computed from scratch, to floating-point tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+
+from vsm_mcp.core.variety import DemandProfile, VarietyReading, make_reading
+
+#: Default time resolution as a share of the window's age limit: eviction is
+#: at most this late, and the bookkeeping is one bucket per resolution step.
+_RESOLUTION_SHARE = 1 / 600
+
+
+class DemandWindow:
+    """Demand categories seen recently, with their entropy and coverage."""
+
+    __slots__ = (
+        "_buckets",
+        "_capacity",
+        "_cats",
+        "_clock",
+        "_counts",
+        "_matched",
+        "_max_age_buckets",
+        "_max_events",
+        "_plogp",
+        "_resolution",
+        "_table",
+        "total_observed",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_events: int = 10_000,
+        max_age_s: float | None = None,
+        resolution_s: float | None = None,
+        capacity: Mapping[str, int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_events < 1:
+            raise ValueError("max_events must be at least 1")
+        if max_age_s is not None and max_age_s <= 0:
+            raise ValueError("max_age_s must be positive")
+        self._max_events = max_events
+        self._clock = clock
+        if max_age_s is None:
+            self._resolution = 0.0
+            self._max_age_buckets = 0
+        else:
+            self._resolution = resolution_s or max_age_s * _RESOLUTION_SHARE
+            self._max_age_buckets = max(1, math.ceil(max_age_s / self._resolution))
+        # c * log2(c) for every count a category can reach in this window.
+        self._table = [0.0] + [c * math.log2(c) for c in range(1, max_events + 1)]
+        self._cats: deque[str] = deque()
+        self._buckets: deque[list[int]] = deque()  # [bucket index, events in it]
+        self._counts: dict[str, int] = {}
+        self._plogp = 0.0
+        self._matched = 0
+        self._capacity: dict[str, int] = {}
+        self.total_observed = 0
+        self.set_capacity(capacity or {})
+
+    # -- updates -----------------------------------------------------------
+    def observe(self, category: str, now: float | None = None) -> None:
+        """Count one demand event of ``category`` (O(1) amortised)."""
+        counts = self._counts
+        c = counts.get(category, 0)
+        counts[category] = c + 1
+        table = self._table
+        self._plogp += table[c + 1] - table[c]
+        if c < self._capacity.get(category, 0):
+            self._matched += 1
+        cats = self._cats
+        cats.append(category)
+        self.total_observed += 1
+        if self._resolution:
+            bucket = int((self._clock() if now is None else now) / self._resolution)
+            buckets = self._buckets
+            if buckets and buckets[-1][0] == bucket:
+                buckets[-1][1] += 1
+            else:
+                buckets.append([bucket, 1])
+            if len(cats) > self._max_events:
+                self._evict_oldest()
+            if buckets[0][0] <= bucket - self._max_age_buckets:
+                self._expire(bucket)
+        elif len(cats) > self._max_events:
+            self._evict_oldest()
+
+    def observe_many(self, categories: Sequence[str], now: float | None = None) -> None:
+        """Count a batch of demand events that share one timestamp."""
+        n = len(categories)
+        if n == 0:
+            return
+        self.total_observed += n
+        if n > self._max_events:
+            categories = categories[n - self._max_events :]
+            n = self._max_events
+        self._cats.extend(categories)
+        self._apply(Counter(categories), +1)
+        bucket = 0
+        if self._resolution:
+            bucket = int((self._clock() if now is None else now) / self._resolution)
+            buckets = self._buckets
+            if buckets and buckets[-1][0] == bucket:
+                buckets[-1][1] += n
+            else:
+                buckets.append([bucket, n])
+        excess = len(self._cats) - self._max_events
+        if excess > 0:
+            self._evict_front(excess)
+        if self._resolution and self._buckets[0][0] <= bucket - self._max_age_buckets:
+            self._expire(bucket)
+
+    def expire(self, now: float | None = None) -> None:
+        """Drop events older than the age limit without observing anything."""
+        if self._resolution and self._buckets:
+            bucket = int((self._clock() if now is None else now) / self._resolution)
+            if self._buckets[0][0] <= bucket - self._max_age_buckets:
+                self._expire(bucket)
+
+    def set_capacity(self, capacity: Mapping[str, int]) -> None:
+        """Replace which categories can be answered, and how many calls each (O(k))."""
+        for category, cap in capacity.items():
+            if cap < 0:
+                raise ValueError(f"capacity of {category!r} cannot be negative")
+        self._capacity = {k: v for k, v in capacity.items() if v > 0}
+        cap = self._capacity
+        self._matched = sum(min(c, cap.get(k, 0)) for k, c in self._counts.items())
+
+    # -- readings ----------------------------------------------------------
+    @property
+    def events(self) -> int:
+        """Events currently in the window."""
+        return len(self._cats)
+
+    def entropy_bits(self) -> float:
+        """Shannon entropy of the window's demand, from the running sum (O(1))."""
+        n = len(self._cats)
+        if n == 0:
+            return 0.0
+        h = math.log2(n) - self._plogp / n
+        return h if h > 1e-12 else 0.0
+
+    def reading(self) -> VarietyReading:
+        """The variety reading of the window as it stands (O(1))."""
+        return make_reading(
+            events=len(self._cats),
+            categories=len(self._counts),
+            entropy_bits=self.entropy_bits(),
+            matched=self._matched,
+            answering=len(self._capacity),
+        )
+
+    def profile(self) -> DemandProfile:
+        """A snapshot copy of counts and capacities (O(k))."""
+        return DemandProfile(counts=dict(self._counts), capacity=dict(self._capacity))
+
+    # -- internals ---------------------------------------------------------
+    def _apply(self, delta: Mapping[str, int], sign: int) -> None:
+        counts = self._counts
+        table = self._table
+        cap = self._capacity
+        plogp = self._plogp
+        matched = self._matched
+        for category, k in delta.items():
+            old = counts.get(category, 0)
+            new = old + sign * k
+            if new:
+                counts[category] = new
+            else:
+                del counts[category]
+            plogp += table[new] - table[old]
+            limit = cap.get(category, 0)
+            matched += min(new, limit) - min(old, limit)
+        # A window emptied exactly resets the running sum, so float error never accumulates past it.
+        self._plogp = plogp if counts else 0.0
+        self._matched = matched
+
+    def _evict_oldest(self) -> None:
+        category = self._cats.popleft()
+        counts = self._counts
+        c = counts[category]
+        if c == 1:
+            del counts[category]
+        else:
+            counts[category] = c - 1
+        table = self._table
+        self._plogp += table[c - 1] - table[c]
+        if c <= self._capacity.get(category, 0):
+            self._matched -= 1
+        if not counts:
+            self._plogp = 0.0
+        if self._resolution:
+            front = self._buckets[0]
+            front[1] -= 1
+            if front[1] == 0:
+                self._buckets.popleft()
+
+    def _evict_front(self, k: int) -> None:
+        popleft = self._cats.popleft
+        evicted = Counter([popleft() for _ in range(k)])
+        self._apply(evicted, -1)
+        if self._resolution:
+            buckets = self._buckets
+            while k:
+                front = buckets[0]
+                take = min(k, front[1])
+                front[1] -= take
+                k -= take
+                if front[1] == 0:
+                    buckets.popleft()
+
+    def _expire(self, bucket: int) -> None:
+        buckets = self._buckets
+        cutoff = bucket - self._max_age_buckets
+        k = 0
+        while buckets and buckets[0][0] <= cutoff:
+            k += buckets.popleft()[1]
+        if k:
+            popleft = self._cats.popleft
+            self._apply(Counter([popleft() for _ in range(k)]), -1)

@@ -1,0 +1,63 @@
+"""The one error tree of VSM-MCP.
+
+Every error the project raises on purpose derives from `VsmError`; foreign
+errors are translated at adapter boundaries with ``raise X(...) from exc``.
+The CLI prints a `VsmError` as one clear line (no traceback) and exits
+non-zero; anything else is a bug and keeps its traceback.
+
+    VsmError
+    ├── ConfigError            an invalid setting; names the field
+    ├── StateError             the state database or directory
+    │   ├── StateCorruptError  not a database / failed integrity check
+    │   └── SchemaTooNewError  written by a newer VSM-MCP; never touched
+    ├── BusClosedError         a message sent after the bus shut down
+    └── UnitError              a downstream unit (gateway layer)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VsmError(Exception):
+    """Root of every error VSM-MCP raises deliberately."""
+
+
+class ConfigError(VsmError):
+    """A setting is invalid; the message names the field and the source."""
+
+
+class StateError(VsmError):
+    """The state directory or database cannot be used."""
+
+
+class StateCorruptError(StateError):
+    """The state database is unreadable; it is left exactly as found."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(
+            f"state database {path} is corrupt or not a VSM-MCP database ({detail}); "
+            "it was not modified. Move it aside or pass another --state-dir."
+        )
+        self.path = path
+
+
+class SchemaTooNewError(StateError):
+    """The database schema is newer than this VSM-MCP understands."""
+
+    def __init__(self, path: Path, found: int, supported: int) -> None:
+        super().__init__(
+            f"state database {path} has schema version {found}, but this VSM-MCP "
+            f"supports up to {supported}; it was not modified. Upgrade vsm-mcp."
+        )
+        self.path = path
+        self.found = found
+        self.supported = supported
+
+
+class BusClosedError(VsmError):
+    """A message was sent to a bus or inbox that has shut down."""
+
+
+class UnitError(VsmError):
+    """A downstream unit failed in a way the caller must hear about."""
