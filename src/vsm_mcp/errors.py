@@ -11,7 +11,9 @@ non-zero; anything else is a bug and keeps its traceback.
     │   ├── StateCorruptError  not a database / failed integrity check
     │   └── SchemaTooNewError  written by a newer VSM-MCP; never touched
     ├── BusClosedError         a message sent after the bus shut down
-    └── UnitError              a downstream unit (gateway layer)
+    ├── UnitError              a downstream unit (gateway layer)
+    ├── CatalogError           a catalog file or entry is invalid; names file and entry
+    └── SourceError            a discovery source (registry, npm, PyPI) failed or is open
 """
 
 from __future__ import annotations
@@ -61,3 +63,11 @@ class BusClosedError(VsmError):
 
 class UnitError(VsmError):
     """A downstream unit failed in a way the caller must hear about."""
+
+
+class CatalogError(VsmError):
+    """A catalog file cannot be used; the message names the file and the entry."""
+
+
+class SourceError(VsmError):
+    """A discovery source failed (timeout, HTTP error, bad payload) or its breaker is open."""
