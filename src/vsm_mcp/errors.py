@@ -11,6 +11,7 @@ non-zero; anything else is a bug and keeps its traceback.
     │   ├── StateCorruptError  not a database / failed integrity check
     │   └── SchemaTooNewError  written by a newer VSM-MCP; never touched
     ├── BusClosedError         a message sent after the bus shut down
+    ├── NoSuchInboxError       a message sent to a component nobody registered
     ├── UnitError              a downstream unit (gateway layer)
     ├── CatalogError           a catalog file or entry is invalid; names file and entry
     └── SourceError            a discovery source (registry, npm, PyPI) failed or is open
@@ -59,6 +60,10 @@ class SchemaTooNewError(StateError):
 
 class BusClosedError(VsmError):
     """A message was sent to a bus or inbox that has shut down."""
+
+
+class NoSuchInboxError(VsmError):
+    """A message was addressed to a component that has no inbox on the bus."""
 
 
 class UnitError(VsmError):

@@ -6,8 +6,8 @@ The core and the VSM systems depend only on these; `vsm_mcp.store` provides
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeAlias
 
 from vsm_mcp.core.messages import (
     AlgedonicAlert,
@@ -18,6 +18,9 @@ from vsm_mcp.core.messages import (
     DemandAggregate,
 )
 
+#: A value `json` can encode: what `Store.kv_put` accepts and `Store.kv_get` returns.
+JsonValue: TypeAlias = None | bool | int | float | str | Sequence["JsonValue"] | Mapping[str, "JsonValue"]
+
 
 class Store(Protocol):
     """Durable state. Every awaited write is committed before it returns."""
@@ -27,7 +30,7 @@ class Store(Protocol):
         ...
 
     async def demand_since(self, bucket_start: int) -> list[DemandAggregate]:
-        """Aggregates whose bucket starts at or after ``bucket_start``."""
+        """Aggregates whose bucket starts at or after ``bucket_start``, by bucket then category."""
         ...
 
     async def put_capabilities(self, unit: str, capabilities: Sequence[Capability]) -> None:
@@ -72,6 +75,14 @@ class Store(Protocol):
 
     async def mark_replayed(self, letter_id: int, at: float) -> None:
         """Record that a dead letter was replayed successfully."""
+        ...
+
+    async def kv_get(self, key: str) -> JsonValue:
+        """The JSON value stored under ``key`` (a misc setting), or None when absent."""
+        ...
+
+    async def kv_put(self, key: str, value: JsonValue) -> None:
+        """Store ``value`` (JSON-encodable, no NaN/infinity) under ``key``, replacing any old value."""
         ...
 
     async def close(self) -> None:

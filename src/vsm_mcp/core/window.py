@@ -69,8 +69,9 @@ class DemandWindow:
         else:
             self._resolution = resolution_s or max_age_s * _RESOLUTION_SHARE
             self._max_age_buckets = max(1, math.ceil(max_age_s / self._resolution))
-        # c * log2(c) for every count a category can reach in this window.
-        self._table = [0.0] + [c * math.log2(c) for c in range(1, max_events + 1)]
+        # c * log2(c) for every count a category can reach, including the moment a
+        # full batch has been added and not yet evicted (up to 2 * max_events).
+        self._table = [0.0] + [c * math.log2(c) for c in range(1, 2 * max_events + 1)]
         self._cats: deque[str] = deque()
         self._buckets: deque[list[int]] = deque()  # [bucket index, events in it]
         self._counts: dict[str, int] = {}
@@ -144,9 +145,9 @@ class DemandWindow:
         for category, cap in capacity.items():
             if cap < 0:
                 raise ValueError(f"capacity of {category!r} cannot be negative")
-        self._capacity = {k: v for k, v in capacity.items() if v > 0}
-        cap = self._capacity
-        self._matched = sum(min(c, cap.get(k, 0)) for k, c in self._counts.items())
+        live = {k: v for k, v in capacity.items() if v > 0}
+        self._capacity = live
+        self._matched = sum(min(c, live.get(k, 0)) for k, c in self._counts.items())
 
     # -- readings ----------------------------------------------------------
     @property

@@ -1,0 +1,88 @@
+"""Text analysis for matching: one tokenizer for queries, servers and tools.
+
+Invariants:
+- ``analyze`` is deterministic and pure; the same text always gives the same
+  terms, in order of appearance (duplicates kept: term frequency matters).
+- identifiers are split the way people read them: ``getWeatherForecast``,
+  ``get_weather-forecast`` and ``get weather forecast`` give the same terms.
+- Latin words are lower-cased and Snowball-stemmed (English); runs of CJK
+  characters become overlapping character bigrams, so Chinese and Japanese
+  text matches without a dictionary.
+- stop words (English function words and catalog boilerplate such as "mcp",
+  "server", "protocol") never become terms: every catalog entry has them.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import snowballstemmer
+
+_CAMEL_LOWER_UPPER = re.compile(r"([a-z0-9])([A-Z])")
+_CAMEL_ACRONYM = re.compile(r"([A-Z]+)([A-Z][a-z])")
+_TOKEN = re.compile(r"[a-z0-9]+|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+STOP_WORDS: frozenset[str] = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each either etc few for from
+    further had has have having he her here hers herself him himself his how i if in into is it its
+    itself just let lets like may me might more most must my myself need needs no nor not now of off
+    on once only or other our ours ourselves out over own per please same shall she should so some
+    such than that the their theirs them themselves then there these they this those through to too
+    under until up upon us very via was we were what when where whether which while who whom why will
+    with within without would you your yours yourself yourselves i'm im s t d ll re ve
+    mcp server servers model context protocol modelcontextprotocol official simple powerful
+    implementation provides provide providing allows allow enables enable lets based support supports
+    help helps
+    """.split()
+)
+
+_stemmer = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Snowball (English) stem of a lower-case word; CJK and digits unchanged."""
+    if word.isdigit() or _CJK.match(word):
+        return word
+    return str(_stemmer.stemWord(word))
+
+
+def split_identifiers(text: str) -> str:
+    """Insert spaces at camelCase boundaries (``getHTTPResponse`` -> ``get HTTP Response``)."""
+    return _CAMEL_LOWER_UPPER.sub(r"\1 \2", _CAMEL_ACRONYM.sub(r"\1 \2", text))
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens and CJK runs, identifiers split, stop words kept."""
+    return _TOKEN.findall(split_identifiers(text).lower())
+
+
+def _cjk_bigrams(run: str) -> list[str]:
+    if len(run) == 1:
+        return [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def analyze(text: str) -> list[str]:
+    """Index/query terms of ``text``: words minus stop words, stemmed; CJK as bigrams."""
+    terms: list[str] = []
+    for token in words(text):
+        if _CJK.match(token):
+            terms.extend(_cjk_bigrams(token))
+        elif len(token) > 1 and token not in STOP_WORDS:
+            stemmed = stem(token)
+            if stemmed not in STOP_WORDS:
+                terms.append(stemmed)
+    return terms
+
+
+def analyze_plain(text: str) -> list[str]:
+    """The floor's tokenizer: lower-case word tokens, no stemming, no stop words removed."""
+    terms: list[str] = []
+    for token in _TOKEN.findall(text.lower()):
+        terms.extend(_cjk_bigrams(token) if _CJK.match(token) else [token])
+    return terms

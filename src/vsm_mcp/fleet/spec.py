@@ -1,0 +1,107 @@
+"""How to reach one downstream MCP server: the `[servers.NAME]` table of the settings file.
+
+`ServerSpec` is validated at the edge (settings file, CLI, store) and then
+treated as an immutable value. Invariants:
+
+* exactly one of ``command`` (stdio) and ``url`` (streamable HTTP) is set, and
+  ``transport`` agrees with it (it is derived when omitted);
+* ``name`` is a short identifier without ``__`` so ``NAME__tool`` can always be
+  split back unambiguously;
+* ``namespace`` is the prefix of the unit's public tool names: ``None`` means
+  the unit's name, ``""`` exposes the downstream names unchanged (collisions
+  are still resolved by the routing table).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Separator between a unit's namespace and a downstream tool name.
+NAMESPACE_SEPARATOR = "__"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+
+
+class ServerSpec(BaseModel):
+    """One downstream MCP server (an S1 unit) and how it is supervised."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    transport: Literal["stdio", "http"] | None = None
+    namespace: str | None = None
+    category: str | None = None
+    enabled: bool = True
+
+    # Timeouts of one call: the idle clock restarts on every progress notification.
+    call_timeout_s: float = Field(default=300.0, gt=0)
+    idle_timeout_s: float = Field(default=60.0, gt=0)
+    # How long the MCP handshake may take; npx-launched servers can be slow to start.
+    start_timeout_s: float = Field(default=60.0, gt=0)
+    # S3* health probe: MCP ping every interval, failed when slower than the timeout.
+    ping_interval_s: float = Field(default=10.0, gt=0)
+    ping_timeout_s: float = Field(default=5.0, gt=0)
+    # Restart back-off and crash-loop detection (N restarts within T seconds).
+    backoff_initial_s: float = Field(default=0.2, gt=0)
+    backoff_max_s: float = Field(default=10.0, gt=0)
+    crash_loop_restarts: int = Field(default=5, ge=1)
+    crash_loop_window_s: float = Field(default=60.0, gt=0)
+    # Circuit breaker: open after N consecutive failures, probe again after the cool-down.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=10.0, gt=0)
+    # Retries of read-only / idempotent tools after a transport failure.
+    retries: int = Field(default=2, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_transport(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("transport") is None:
+            if data.get("url"):
+                return {**data, "transport": "http"}
+            if data.get("command"):
+                return {**data, "transport": "stdio"}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ServerSpec:
+        if not _NAME.match(self.name) or NAMESPACE_SEPARATOR in self.name:
+            raise ValueError(
+                f"server name {self.name!r} must be 1-48 letters, digits, '-' or '_', "
+                f"start with a letter or digit and not contain {NAMESPACE_SEPARATOR!r}"
+            )
+        if (self.command is None) == (self.url is None):
+            raise ValueError(f"server {self.name!r} needs exactly one of 'command' (stdio) or 'url' (http)")
+        if self.transport == "stdio" and self.command is None:
+            raise ValueError(f"server {self.name!r}: transport 'stdio' needs 'command'")
+        if self.transport == "http" and self.url is None:
+            raise ValueError(f"server {self.name!r}: transport 'http' needs 'url'")
+        if self.namespace and NAMESPACE_SEPARATOR in self.namespace:
+            raise ValueError(f"server {self.name!r}: namespace must not contain {NAMESPACE_SEPARATOR!r}")
+        if self.idle_timeout_s > self.call_timeout_s:
+            raise ValueError(f"server {self.name!r}: idle_timeout_s cannot exceed call_timeout_s")
+        return self
+
+    @property
+    def prefix(self) -> str:
+        """The namespace of this unit's public tool names ('' for none)."""
+        return self.name if self.namespace is None else self.namespace
+
+    def public_name(self, tool: str) -> str:
+        """The preferred public name of a downstream tool of this unit."""
+        prefix = self.prefix
+        return f"{prefix}{NAMESPACE_SEPARATOR}{tool}" if prefix else tool
+
+    def describe(self) -> str:
+        """One line for listings: the command line or the URL."""
+        if self.url is not None:
+            return self.url
+        return " ".join([self.command or "", *self.args])

@@ -1,0 +1,165 @@
+"""Settings: command-line flags > environment (``VSM_MCP_*``) > TOML file > defaults.
+
+The TOML file is ``--config FILE`` or, when absent, ``<state_dir>/config.toml``
+if that exists. Nested fields use ``__`` in the environment, e.g.
+``VSM_MCP_VARIETY__MAX_EVENTS=5000``. Any invalid value raises `ConfigError`
+naming the field (dotted path) and the file when one was read.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from vsm_mcp.core.hysteresis import HysteresisPolicy
+from vsm_mcp.errors import ConfigError
+
+_FILE_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("vsm_mcp_file_data", default={})
+
+
+def default_state_dir() -> Path:
+    """Where state lives unless told otherwise (XDG state dir)."""
+    return Path(platformdirs.user_state_dir("vsm-mcp"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VarietySettings(_Section):
+    """The demand window and the hysteresis of gap detection."""
+
+    max_events: int = Field(10_000, gt=0, le=10_000_000)
+    max_age_s: float | None = Field(3600.0, gt=0)
+    gap_upper: float = Field(0.5, ge=0, le=2)
+    gap_lower: float = Field(0.2, ge=0, le=2)
+    persist_events: int = Field(50, gt=0)
+    persist_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lower_below_upper(self) -> VarietySettings:
+        if self.gap_lower >= self.gap_upper:
+            raise ValueError("gap_lower must be below gap_upper")
+        return self
+
+    def hysteresis(self) -> HysteresisPolicy:
+        """The detector policy these settings describe."""
+        return HysteresisPolicy(
+            upper=self.gap_upper,
+            lower=self.gap_lower,
+            persist_events=self.persist_events,
+            persist_s=self.persist_s,
+        )
+
+
+class AlgedonicSettings(_Section):
+    """Correlation and rate limiting of pain/pleasure signals."""
+
+    window_s: float = Field(5.0, gt=0)
+    max_alerts_per_s: float = Field(10.0, gt=0)
+
+
+class SupervisionSettings(_Section):
+    """Restart intensity: at most ``max_restarts`` in ``within_s`` seconds."""
+
+    max_restarts: int = Field(5, ge=0)
+    within_s: float = Field(60.0, gt=0)
+
+
+class AuditSettings(_Section):
+    """S3*: every ``interval_s`` each unit is probed with ``probability``."""
+
+    interval_s: float = Field(30.0, gt=0)
+    probability: float = Field(0.3, ge=0, le=1)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Values read from the TOML file by `load_settings` (lowest priority but defaults)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return _FILE_DATA.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_DATA.get())
+
+
+class Settings(BaseSettings):
+    """Everything VSM-MCP can be told, validated."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VSM_MCP_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    variety: VarietySettings = VarietySettings()
+    algedonic: AlgedonicSettings = AlgedonicSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
+    audit: AuditSettings = AuditSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite state database."""
+        return self.state_dir / "state.db"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"settings file {path} cannot be read: {exc.strerror}") from exc
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or "(settings)"
+        parts.append(f"{field}: {error['msg']} (got {error.get('input')!r})")
+    return f"invalid setting{'s' if len(parts) > 1 else ''} {source}: " + "; ".join(parts)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from flags (``overrides``), environment and TOML file.
+
+    Raises:
+        ConfigError: the file is unreadable or not TOML, or a value is invalid;
+            the message names the field.
+    """
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    path = config
+    if path is None:
+        state_dir = flags.get("state_dir") or os.environ.get("VSM_MCP_STATE_DIR") or default_state_dir()
+        candidate = Path(state_dir) / "config.toml"
+        path = candidate if candidate.is_file() else None
+    elif not path.is_file():
+        raise ConfigError(f"settings file {path} does not exist")
+    data = _read_toml(path) if path is not None else {}
+    source = f"(file {path}, environment VSM_MCP_*, flags)" if path else "(environment VSM_MCP_*, flags)"
+    token = _FILE_DATA.set(data)
+    try:
+        return Settings(**flags)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc
+    finally:
+        _FILE_DATA.reset(token)
