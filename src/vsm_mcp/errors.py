@@ -13,6 +13,9 @@ non-zero; anything else is a bug and keeps its traceback.
     ├── BusClosedError         a message sent after the bus shut down
     ├── NoSuchInboxError       a message sent to a component nobody registered
     ├── UnitError              a downstream unit (gateway layer)
+    │   ├── UnitUnavailableError  not running, failed (crash loop) or breaker open
+    │   ├── CallTimeoutError      a call exceeded its idle or absolute timeout
+    │   └── UnknownUnitError      no unit of that name in the fleet
     ├── CatalogError           a catalog file or entry is invalid; names file and entry
     └── SourceError            a discovery source (registry, npm, PyPI) failed or is open
 """
@@ -68,6 +71,18 @@ class NoSuchInboxError(VsmError):
 
 class UnitError(VsmError):
     """A downstream unit failed in a way the caller must hear about."""
+
+
+class UnitUnavailableError(UnitError):
+    """The unit cannot take calls now: starting, restarting, failed, or its breaker is open."""
+
+
+class CallTimeoutError(UnitError):
+    """A downstream call exceeded its idle timeout (no progress) or its absolute timeout."""
+
+
+class UnknownUnitError(UnitError):
+    """No downstream server of that name is in the fleet."""
 
 
 class CatalogError(VsmError):
