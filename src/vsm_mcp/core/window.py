@@ -1,9 +1,11 @@
 """Incremental sliding window over demand events: O(1) per event, bounded memory.
 
 The window keeps at most ``max_events`` events and, if ``max_age_s`` is set,
-only events younger than that (to a time resolution of ``resolution_s``:
-events are stamped into buckets so the time bookkeeping costs one list per
-bucket, not per event). Its sufficient statistics are maintained on every
+only events younger than that, to a time resolution of ``resolution_s``: time
+is cut into buckets and only the first event of each bucket leaves a mark
+(bucket, global index of that event), so the time bookkeeping costs one
+comparison per event and one tuple per bucket, and expiry runs only when the
+bucket advances. Its sufficient statistics are maintained on every
 event:
 
 * ``counts[c]``: events of category ``c`` in the window (absent when 0, so
@@ -34,11 +36,12 @@ class DemandWindow:
     """Demand categories seen recently, with their entropy and coverage."""
 
     __slots__ = (
-        "_buckets",
         "_capacity",
         "_cats",
         "_clock",
         "_counts",
+        "_last_bucket",
+        "_marks",
         "_matched",
         "_max_age_buckets",
         "_max_events",
@@ -73,7 +76,8 @@ class DemandWindow:
         # full batch has been added and not yet evicted (up to 2 * max_events).
         self._table = [0.0] + [c * math.log2(c) for c in range(1, 2 * max_events + 1)]
         self._cats: deque[str] = deque()
-        self._buckets: deque[list[int]] = deque()  # [bucket index, events in it]
+        self._marks: deque[tuple[float, int]] = deque()  # (bucket, global index of its first event)
+        self._last_bucket = -math.inf
         self._counts: dict[str, int] = {}
         self._plogp = 0.0
         self._matched = 0
@@ -94,51 +98,37 @@ class DemandWindow:
         cats = self._cats
         cats.append(category)
         self.total_observed += 1
+        if len(cats) > self._max_events:
+            self._evict_front(1)
         if self._resolution:
-            bucket = int((self._clock() if now is None else now) / self._resolution)
-            buckets = self._buckets
-            if buckets and buckets[-1][0] == bucket:
-                buckets[-1][1] += 1
-            else:
-                buckets.append([bucket, 1])
-            if len(cats) > self._max_events:
-                self._evict_oldest()
-            if buckets[0][0] <= bucket - self._max_age_buckets:
-                self._expire(bucket)
-        elif len(cats) > self._max_events:
-            self._evict_oldest()
+            bucket = (self._clock() if now is None else now) // self._resolution
+            if bucket != self._last_bucket:
+                self._open_bucket(bucket, self.total_observed - 1)
 
     def observe_many(self, categories: Sequence[str], now: float | None = None) -> None:
         """Count a batch of demand events that share one timestamp."""
         n = len(categories)
         if n == 0:
             return
+        first_index = self.total_observed
         self.total_observed += n
         if n > self._max_events:
             categories = categories[n - self._max_events :]
-            n = self._max_events
+            first_index += n - self._max_events
         self._cats.extend(categories)
         self._apply(Counter(categories), +1)
-        bucket = 0
-        if self._resolution:
-            bucket = int((self._clock() if now is None else now) / self._resolution)
-            buckets = self._buckets
-            if buckets and buckets[-1][0] == bucket:
-                buckets[-1][1] += n
-            else:
-                buckets.append([bucket, n])
         excess = len(self._cats) - self._max_events
         if excess > 0:
             self._evict_front(excess)
-        if self._resolution and self._buckets[0][0] <= bucket - self._max_age_buckets:
-            self._expire(bucket)
+        if self._resolution:
+            bucket = (self._clock() if now is None else now) // self._resolution
+            if bucket != self._last_bucket:
+                self._open_bucket(bucket, first_index)
 
     def expire(self, now: float | None = None) -> None:
         """Drop events older than the age limit without observing anything."""
-        if self._resolution and self._buckets:
-            bucket = int((self._clock() if now is None else now) / self._resolution)
-            if self._buckets[0][0] <= bucket - self._max_age_buckets:
-                self._expire(bucket)
+        if self._resolution:
+            self._expire_before((self._clock() if now is None else now) // self._resolution)
 
     def set_capacity(self, capacity: Mapping[str, int]) -> None:
         """Replace which categories can be answered, and how many calls each (O(k))."""
@@ -178,6 +168,22 @@ class DemandWindow:
         return DemandProfile(counts=dict(self._counts), capacity=dict(self._capacity))
 
     # -- internals ---------------------------------------------------------
+    def _open_bucket(self, bucket: float, first_index: int) -> None:
+        self._last_bucket = bucket
+        self._marks.append((bucket, first_index))
+        self._expire_before(bucket)
+
+    def _expire_before(self, bucket: float) -> None:
+        marks = self._marks
+        cutoff = bucket - self._max_age_buckets
+        while marks and marks[0][0] <= cutoff:
+            marks.popleft()
+        # Events before the first live bucket's first event are too old.
+        boundary = marks[0][1] if marks else self.total_observed
+        expired = boundary - (self.total_observed - len(self._cats))
+        if expired > 0:
+            self._evict_front(expired)
+
     def _apply(self, delta: Mapping[str, int], sign: int) -> None:
         counts = self._counts
         table = self._table
@@ -198,46 +204,23 @@ class DemandWindow:
         self._plogp = plogp if counts else 0.0
         self._matched = matched
 
-    def _evict_oldest(self) -> None:
-        category = self._cats.popleft()
-        counts = self._counts
-        c = counts[category]
-        if c == 1:
-            del counts[category]
-        else:
-            counts[category] = c - 1
-        table = self._table
-        self._plogp += table[c - 1] - table[c]
-        if c <= self._capacity.get(category, 0):
-            self._matched -= 1
-        if not counts:
-            self._plogp = 0.0
-        if self._resolution:
-            front = self._buckets[0]
-            front[1] -= 1
-            if front[1] == 0:
-                self._buckets.popleft()
-
     def _evict_front(self, k: int) -> None:
+        if k == 1:
+            category = self._cats.popleft()
+            counts = self._counts
+            c = counts[category]
+            if c == 1:
+                del counts[category]
+                if not counts:
+                    self._plogp = 0.0
+                    self._matched = 0
+                    return
+            else:
+                counts[category] = c - 1
+            table = self._table
+            self._plogp += table[c - 1] - table[c]
+            if c <= self._capacity.get(category, 0):
+                self._matched -= 1
+            return
         popleft = self._cats.popleft
-        evicted = Counter([popleft() for _ in range(k)])
-        self._apply(evicted, -1)
-        if self._resolution:
-            buckets = self._buckets
-            while k:
-                front = buckets[0]
-                take = min(k, front[1])
-                front[1] -= take
-                k -= take
-                if front[1] == 0:
-                    buckets.popleft()
-
-    def _expire(self, bucket: int) -> None:
-        buckets = self._buckets
-        cutoff = bucket - self._max_age_buckets
-        k = 0
-        while buckets and buckets[0][0] <= cutoff:
-            k += buckets.popleft()[1]
-        if k:
-            popleft = self._cats.popleft
-            self._apply(Counter([popleft() for _ in range(k)]), -1)
+        self._apply(Counter([popleft() for _ in range(k)]), -1)
