@@ -9,7 +9,8 @@ non-zero; anything else is a bug and keeps its traceback.
     ├── ConfigError            an invalid setting; names the field
     ├── StateError             the state database or directory
     │   ├── StateCorruptError  not a database / failed integrity check
-    │   └── SchemaTooNewError  written by a newer VSM-MCP; never touched
+    │   ├── SchemaTooNewError  written by a newer VSM-MCP; never touched
+    │   └── RecordNotFoundError  a stored record asked for by id does not exist
     ├── BusClosedError         a message sent after the bus shut down
     ├── NoSuchInboxError       a message sent to a component nobody registered
     ├── UnitError              a downstream unit (gateway layer)
@@ -59,6 +60,10 @@ class SchemaTooNewError(StateError):
         self.path = path
         self.found = found
         self.supported = supported
+
+
+class RecordNotFoundError(StateError):
+    """A stored record asked for by id (e.g. a dead letter to replay) does not exist."""
 
 
 class BusClosedError(VsmError):

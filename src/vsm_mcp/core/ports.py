@@ -19,7 +19,7 @@ from vsm_mcp.core.messages import (
 )
 
 #: A value `json` can encode: what `Store.kv_put` accepts and `Store.kv_get` returns.
-JsonValue: TypeAlias = None | bool | int | float | str | Sequence["JsonValue"] | Mapping[str, "JsonValue"]
+JsonValue: TypeAlias = bool | int | float | str | Sequence["JsonValue"] | Mapping[str, "JsonValue"] | None
 
 
 class Store(Protocol):

@@ -213,12 +213,13 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
     cut at each ``;`` that `sqlite3.complete_statement` says ends a statement
     (it understands strings, comments and trigger bodies).
     """
+    *pieces, tail = script.split(";")
     statement = ""
-    for piece in script.split(";")[:-1]:
+    for piece in pieces:
         statement += piece + ";"
         if sqlite3.complete_statement(statement):
             conn.execute(statement)
             statement = ""
-    rest = statement + script.split(";")[-1]
+    rest = statement + tail
     if rest.strip():
         raise ValueError(f"incomplete SQL statement at the end of a migration: {rest.strip()!r}")

@@ -1,0 +1,191 @@
+"""`MemoryStore`: the `Store` in process memory, for tests of logic.
+
+Invariant: it behaves exactly like `SqliteStore` as seen through the `Store`
+protocol (the same contract tests run against both): the same validation
+and JSON round trips (`vsm_mcp.store.records`), the same orderings and ties
+broken by insertion order, ids counting 1, 2, 3... per kind of record, the
+same errors for unknown ids and use after close. It keeps nothing across
+processes, of course; that is the one difference.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from vsm_mcp.core.messages import (
+    AlgedonicAlert,
+    AuditFinding,
+    Capability,
+    DeadLetter,
+    Decision,
+    DemandAggregate,
+)
+from vsm_mcp.core.ports import JsonValue
+from vsm_mcp.errors import RecordNotFoundError, StateError
+from vsm_mcp.store import records
+
+_NAME = Path(":memory:")
+
+
+@dataclass(slots=True)
+class _Demand:
+    count: int
+    matched: int
+
+
+class MemoryStore:
+    """The `Store` as dictionaries and lists; ``async with MemoryStore.open() as store``."""
+
+    def __init__(self) -> None:
+        self._closed = False
+        self._demand: dict[tuple[str, int], _Demand] = {}
+        self._capabilities: dict[tuple[str, str, str], Capability] = {}
+        self._decisions: list[tuple[int, Decision]] = []
+        self._alerts: list[tuple[int, AlgedonicAlert]] = []
+        self._findings: list[tuple[int, AuditFinding]] = []
+        self._dead_letters: dict[int, DeadLetter] = {}
+        self._kv: dict[str, str] = {}
+        self._ids = {kind: itertools.count(1) for kind in ("decision", "alert", "finding", "letter")}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls) -> AsyncIterator[MemoryStore]:
+        """A fresh, empty store, closed on exit."""
+        store = cls()
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StateError(f"state database {_NAME} is closed")
+
+    async def add_demand(self, aggregates: Sequence[DemandAggregate]) -> None:
+        """Sum ``aggregates`` into their (category, bucket) entries, all or nothing."""
+        self._check_open()
+        for aggregate in aggregates:
+            records.check_demand(aggregate)
+        for aggregate in aggregates:
+            entry = self._demand.setdefault((aggregate.category, aggregate.bucket_start), _Demand(0, 0))
+            entry.count += aggregate.count
+            entry.matched += aggregate.matched
+
+    async def demand_since(self, bucket_start: int) -> list[DemandAggregate]:
+        """Aggregates from ``bucket_start`` on, by bucket then category."""
+        self._check_open()
+        keys = sorted((key for key in self._demand if key[1] >= bucket_start), key=lambda k: (k[1], k[0]))
+        return [
+            DemandAggregate(
+                category, start, self._demand[category, start].count, self._demand[category, start].matched
+            )
+            for category, start in keys
+        ]
+
+    async def put_capabilities(self, unit: str, capabilities: Sequence[Capability]) -> None:
+        """Replace the capabilities of ``unit``."""
+        self._check_open()
+        listed = list(capabilities)
+        records.check_capabilities(unit, listed)
+        self._capabilities = {key: c for key, c in self._capabilities.items() if key[0] != unit}
+        for capability in listed:
+            self._capabilities[capability.unit, capability.tool, capability.category] = capability
+
+    async def capabilities(self) -> list[Capability]:
+        """Every capability, by unit, tool, category."""
+        self._check_open()
+        return [self._capabilities[key] for key in sorted(self._capabilities)]
+
+    async def record_decision(self, decision: Decision) -> int:
+        """Store ``decision``; return its id."""
+        self._check_open()
+        stored = replace(
+            decision,
+            inputs=records.decode_json(records.encode_json(decision.inputs)),
+            alternatives=records.decode_json(records.encode_json(decision.alternatives)),
+        )
+        decision_id = next(self._ids["decision"])
+        self._decisions.append((decision_id, stored))
+        return decision_id
+
+    async def decisions(self, limit: int = 100) -> list[Decision]:
+        """The ``limit`` most recent decisions, most recent first."""
+        self._check_open()
+        records.check_limit(limit)
+        ordered = sorted(self._decisions, key=lambda item: (item[1].at, item[0]), reverse=True)
+        return [decision for _, decision in ordered[:limit]]
+
+    async def record_alert(self, alert: AlgedonicAlert) -> int:
+        """Store ``alert``; return its id."""
+        self._check_open()
+        records.check_alert(alert)
+        alert_id = next(self._ids["alert"])
+        self._alerts.append((alert_id, alert))
+        return alert_id
+
+    async def alerts(self, limit: int = 100) -> list[AlgedonicAlert]:
+        """The ``limit`` most recent alerts (by ``last_at``), most recent first."""
+        self._check_open()
+        records.check_limit(limit)
+        ordered = sorted(self._alerts, key=lambda item: (item[1].last_at, item[0]), reverse=True)
+        return [alert for _, alert in ordered[:limit]]
+
+    async def record_finding(self, finding: AuditFinding) -> int:
+        """Store ``finding``; return its id."""
+        self._check_open()
+        finding_id = next(self._ids["finding"])
+        self._findings.append((finding_id, finding))
+        return finding_id
+
+    async def findings(self, limit: int = 100) -> list[AuditFinding]:
+        """The ``limit`` most recent audit findings, most recent first."""
+        self._check_open()
+        records.check_limit(limit)
+        ordered = sorted(self._findings, key=lambda item: (item[1].at, item[0]), reverse=True)
+        return [finding for _, finding in ordered[:limit]]
+
+    async def put_dead_letter(self, letter: DeadLetter) -> int:
+        """Store ``letter`` under a new id (its own ``id`` is ignored); return the id."""
+        self._check_open()
+        arguments = records.decode_json(records.encode_json(letter.arguments))
+        letter_id = next(self._ids["letter"])
+        self._dead_letters[letter_id] = replace(letter, id=letter_id, arguments=arguments)
+        return letter_id
+
+    async def dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetter]:
+        """Dead letters, oldest first; replayed ones only if ``include_replayed``."""
+        self._check_open()
+        kept = (
+            letter for letter in self._dead_letters.values() if include_replayed or letter.replayed_at is None
+        )
+        return sorted(kept, key=lambda letter: (letter.at, letter.id or 0))
+
+    async def mark_replayed(self, letter_id: int, at: float) -> None:
+        """Set the replay time of dead letter ``letter_id`` to ``at``.
+
+        Raises:
+            RecordNotFoundError: no dead letter has that id.
+        """
+        self._check_open()
+        letter = self._dead_letters.get(letter_id)
+        if letter is None:
+            raise RecordNotFoundError(f"no dead letter with id {letter_id}")
+        self._dead_letters[letter_id] = replace(letter, replayed_at=at)
+
+    async def kv_get(self, key: str) -> JsonValue:
+        """The value stored under ``key``, or None when absent."""
+        self._check_open()
+        return records.decode_kv(self._kv.get(key))
+
+    async def kv_put(self, key: str, value: JsonValue) -> None:
+        """Store ``value`` under ``key``, replacing any old value."""
+        self._check_open()
+        self._kv[key] = records.encode_json(value)
+
+    async def close(self) -> None:
+        """Forget nothing, accept nothing more; idempotent."""
+        self._closed = True

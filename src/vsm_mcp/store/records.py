@@ -1,0 +1,87 @@
+"""Rules every store applies to records on the way in and out, so both behave alike.
+
+`SqliteStore` and `MemoryStore` call these same functions, which is what makes
+their behaviour identical beyond the SQL:
+
+* JSON fields (decision inputs and alternatives, dead-letter arguments, kv
+  values) are encoded with `encode_json` on write and decoded on read, so a
+  tuple comes back as a list and a NaN is refused (``ValueError``) in both.
+* Invalid records are refused with ``ValueError`` before anything is written
+  (a caller's bug, not a user error).
+* Orderings (the SQL ``ORDER BY`` clauses and the in-memory sort keys both
+  implement exactly these; ties between records break by insertion order):
+
+  - ``demand_since``: bucket_start ascending, then category;
+  - ``capabilities``: unit, then tool, then category;
+  - ``decisions`` / ``findings``: ``at`` descending (most recent first);
+  - ``alerts``: ``last_at`` descending (most recent first);
+  - ``dead_letters``: ``at`` ascending (oldest first).
+
+* ``put_capabilities`` keeps one row per (unit, tool, category); a later
+  duplicate in the same call replaces the earlier one's description.
+* ``add_demand`` sums count and matched into the (category, bucket_start)
+  row, also across duplicates within one batch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from vsm_mcp.core.messages import AlgedonicAlert, Capability, DemandAggregate
+from vsm_mcp.core.ports import JsonValue
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON text of ``value``.
+
+    Raises:
+        TypeError: ``value`` holds something JSON cannot encode.
+        ValueError: ``value`` holds NaN or an infinity (not valid JSON).
+    """
+    return json.dumps(value, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_json(text: str) -> Any:
+    """The value of JSON ``text`` written by `encode_json`."""
+    return json.loads(text)
+
+
+def decode_kv(text: str | None) -> JsonValue:
+    """A kv value, or None when the key is absent."""
+    if text is None:
+        return None
+    value: JsonValue = json.loads(text)
+    return value
+
+
+def check_limit(limit: int) -> None:
+    """Refuse a negative ``limit`` (SQLite would read it as "no limit", a slice otherwise)."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+
+
+def check_demand(aggregate: DemandAggregate) -> None:
+    """Counts are non-negative and ``matched <= count``."""
+    if aggregate.count < 0 or not 0 <= aggregate.matched <= aggregate.count:
+        raise ValueError(
+            f"demand aggregate {aggregate.category!r}@{aggregate.bucket_start} needs "
+            f"0 <= matched <= count, got count={aggregate.count} matched={aggregate.matched}"
+        )
+
+
+def check_capabilities(unit: str, capabilities: list[Capability]) -> None:
+    """Every capability belongs to ``unit``."""
+    for capability in capabilities:
+        if capability.unit != unit:
+            raise ValueError(
+                f"capability {capability.tool!r} belongs to unit {capability.unit!r}, not {unit!r}"
+            )
+
+
+def check_alert(alert: AlgedonicAlert) -> None:
+    """An alert stands for at least one signal, and ends no earlier than it starts."""
+    if alert.count < 1:
+        raise ValueError(f"alert {alert.key} must count at least one signal, got {alert.count}")
+    if alert.last_at < alert.first_at:
+        raise ValueError(f"alert {alert.key} ends ({alert.last_at}) before it starts ({alert.first_at})")

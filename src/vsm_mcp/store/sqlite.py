@@ -1,0 +1,405 @@
+"""`SqliteStore`: the durable `Store`, one SQLite file in WAL mode.
+
+Invariants:
+
+* Acknowledged == committed: every write runs in its own ``BEGIN IMMEDIATE``
+  transaction that has committed, with ``synchronous=FULL`` (the WAL is
+  fsynced at each commit), before the awaited call returns. A record whose
+  write returned survives SIGKILL and power loss. A write whose caller was
+  cancelled finishes in its thread (it cannot be interrupted half-way); it may
+  or may not have committed, but never partly.
+* Files are never overwritten on refusal: an existing file is inspected
+  read-only first (`vsm_mcp.store.integrity`); a corrupt, foreign or newer
+  database raises `StateCorruptError` / `SchemaTooNewError` with its bytes and
+  mtime untouched. Only then is a read-write connection opened, WAL switched
+  on and pending migrations applied (`vsm_mcp.store.migrations`).
+* The event loop never blocks on SQLite: each operation runs in a worker
+  thread (`anyio.to_thread.run_sync`), one at a time (an `anyio.Lock` around
+  the single connection), so operations are applied in the order they
+  acquired the lock.
+* Behaviour (validation, JSON round trips, orderings) is the one in
+  `vsm_mcp.store.records`, shared with `MemoryStore`.
+* ``sqlite3.Error`` never escapes: it becomes `StateError` naming the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from vsm_mcp.core.messages import (
+    AlgedonicAlert,
+    AuditFinding,
+    Capability,
+    DeadLetter,
+    Decision,
+    DemandAggregate,
+    Severity,
+    Valence,
+)
+from vsm_mcp.core.ports import JsonValue
+from vsm_mcp.errors import RecordNotFoundError, StateError
+from vsm_mcp.store import records
+from vsm_mcp.store.integrity import check_existing
+from vsm_mcp.store.migrations import LATEST_VERSION, migrate
+
+#: How long a write waits for another process's lock before failing. Only one
+#: VSM-MCP should use a state file; this covers a `vsm-mcp status` reading it
+#: meanwhile, whose reads take milliseconds.
+BUSY_TIMEOUT_S = 5.0
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """How the database is configured, as SQLite reports it (for `vsm-mcp doctor`)."""
+
+    path: Path
+    schema_version: int
+    journal_mode: str
+    synchronous: int  # 2 = FULL
+    foreign_keys: bool
+    busy_timeout_ms: int
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Inspect, open read-write, configure and migrate; blocking."""
+    check_existing(path, LATEST_VERSION)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise StateError(f"cannot open state database {path}: {exc}") from exc
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StateError(f"state database {path} cannot use WAL journal mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn, path)
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise StateError(f"cannot prepare state database {path}: {exc}") from exc
+        raise
+    return conn
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+class SqliteStore:
+    """The `Store` on one SQLite file; open with ``async with SqliteStore.open(path)``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._path = path
+        self._lock = anyio.Lock()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path | str) -> AsyncIterator[SqliteStore]:
+        """Open (creating or upgrading) the database at ``path``; close it on exit.
+
+        Raises:
+            StateCorruptError: the file is damaged or not ours; left untouched.
+            SchemaTooNewError: written by a newer VSM-MCP; left untouched.
+            StateError: it cannot be opened, configured or migrated.
+        """
+        resolved = Path(path)
+        conn = await anyio.to_thread.run_sync(_connect, resolved)
+        store = cls(conn, resolved)
+        try:
+            yield store
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.close()
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    async def health(self) -> StoreHealth:
+        """The live connection's settings and schema version."""
+
+        def read(conn: sqlite3.Connection) -> StoreHealth:
+            def pragma(name: str) -> Any:
+                return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+            return StoreHealth(
+                path=self._path,
+                schema_version=int(pragma("user_version")),
+                journal_mode=str(pragma("journal_mode")),
+                synchronous=int(pragma("synchronous")),
+                foreign_keys=bool(pragma("foreign_keys")),
+                busy_timeout_ms=int(pragma("busy_timeout")),
+            )
+
+        return await self._run(read)
+
+    async def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+        async with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StateError(f"state database {self._path} is closed")
+            try:
+                return await anyio.to_thread.run_sync(operation, conn)
+            except sqlite3.Error as exc:
+                raise StateError(f"state database {self._path}: {exc}") from exc
+
+    async def _insert(self, sql: str, params: tuple[object, ...]) -> int:
+        def insert(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                rowid = conn.execute(sql, params).lastrowid
+            assert rowid is not None  # an INSERT always sets it
+            return rowid
+
+        return await self._run(insert)
+
+    async def _select(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
+        return await self._run(lambda conn: conn.execute(sql, params).fetchall())
+
+    async def add_demand(self, aggregates: Sequence[DemandAggregate]) -> None:
+        """Sum ``aggregates`` into their (category, bucket) rows, in one transaction."""
+        for aggregate in aggregates:
+            records.check_demand(aggregate)
+        rows = [(a.category, a.bucket_start, a.count, a.matched) for a in aggregates]
+        if not rows:
+            return
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    "INSERT INTO demand_aggregate (category, bucket_start, count, matched) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (category, bucket_start) DO UPDATE SET "
+                    "count = count + excluded.count, matched = matched + excluded.matched",
+                    rows,
+                )
+
+        await self._run(upsert)
+
+    async def demand_since(self, bucket_start: int) -> list[DemandAggregate]:
+        """Aggregates from ``bucket_start`` on, by bucket then category."""
+        rows = await self._select(
+            "SELECT category, bucket_start, count, matched FROM demand_aggregate "
+            "WHERE bucket_start >= ? ORDER BY bucket_start, category",
+            (bucket_start,),
+        )
+        return [DemandAggregate(str(c), int(b), int(n), int(m)) for c, b, n, m in rows]
+
+    async def put_capabilities(self, unit: str, capabilities: Sequence[Capability]) -> None:
+        """Replace the capabilities of ``unit``, in one transaction."""
+        listed = list(capabilities)
+        records.check_capabilities(unit, listed)
+        rows = [(c.unit, c.tool, c.category, c.description) for c in listed]
+
+        def replace(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute("DELETE FROM capability WHERE unit = ?", (unit,))
+                conn.executemany("INSERT OR REPLACE INTO capability VALUES (?, ?, ?, ?)", rows)
+
+        await self._run(replace)
+
+    async def capabilities(self) -> list[Capability]:
+        """Every capability, by unit, tool, category."""
+        rows = await self._select(
+            "SELECT unit, tool, category, description FROM capability ORDER BY unit, tool, category"
+        )
+        return [Capability(str(u), str(t), str(c), str(d)) for u, t, c, d in rows]
+
+    async def record_decision(self, decision: Decision) -> int:
+        """Store ``decision``; return its id once committed."""
+        return await self._insert(
+            "INSERT INTO decision (at, system, subject, choice, rule, rationale, inputs, alternatives) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                decision.at,
+                decision.system,
+                decision.subject,
+                decision.choice,
+                decision.rule,
+                decision.rationale,
+                records.encode_json(decision.inputs),
+                records.encode_json(decision.alternatives),
+            ),
+        )
+
+    async def decisions(self, limit: int = 100) -> list[Decision]:
+        """The ``limit`` most recent decisions, most recent first."""
+        records.check_limit(limit)
+        rows = await self._select(
+            "SELECT at, system, subject, choice, rule, rationale, inputs, alternatives FROM decision "
+            "ORDER BY at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            Decision(
+                at=float(at),
+                system=str(system),
+                subject=str(subject),
+                choice=str(choice),
+                rule=str(rule),
+                rationale=str(rationale),
+                inputs=records.decode_json(str(inputs)),
+                alternatives=records.decode_json(str(alternatives)),
+            )
+            for at, system, subject, choice, rule, rationale, inputs, alternatives in rows
+        ]
+
+    async def record_alert(self, alert: AlgedonicAlert) -> int:
+        """Store ``alert``; return its id once committed."""
+        records.check_alert(alert)
+        return await self._insert(
+            "INSERT INTO algedonic_alert (source, kind, valence, severity, count, first_at, last_at, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                alert.source,
+                alert.kind,
+                alert.valence.value,
+                int(alert.severity),
+                alert.count,
+                alert.first_at,
+                alert.last_at,
+                alert.detail,
+            ),
+        )
+
+    async def alerts(self, limit: int = 100) -> list[AlgedonicAlert]:
+        """The ``limit`` most recent alerts (by ``last_at``), most recent first."""
+        records.check_limit(limit)
+        rows = await self._select(
+            "SELECT source, kind, valence, severity, count, first_at, last_at, detail FROM algedonic_alert "
+            "ORDER BY last_at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            AlgedonicAlert(
+                source=source,
+                kind=kind,
+                valence=Valence(valence),
+                severity=Severity(severity),
+                count=count,
+                first_at=first_at,
+                last_at=last_at,
+                detail=detail,
+            )
+            for source, kind, valence, severity, count, first_at, last_at, detail in rows
+        ]
+
+    async def record_finding(self, finding: AuditFinding) -> int:
+        """Store ``finding``; return its id once committed."""
+        return await self._insert(
+            "INSERT INTO audit_finding (at, unit, check_name, ok, detail, latency_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (finding.at, finding.unit, finding.check, int(finding.ok), finding.detail, finding.latency_ms),
+        )
+
+    async def findings(self, limit: int = 100) -> list[AuditFinding]:
+        """The ``limit`` most recent audit findings, most recent first."""
+        records.check_limit(limit)
+        rows = await self._select(
+            "SELECT at, unit, check_name, ok, detail, latency_ms FROM audit_finding "
+            "ORDER BY at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            AuditFinding(at=at, unit=unit, check=check, ok=bool(ok), detail=detail, latency_ms=latency_ms)
+            for at, unit, check, ok, detail, latency_ms in rows
+        ]
+
+    async def put_dead_letter(self, letter: DeadLetter) -> int:
+        """Store ``letter`` under a new id (its own ``id`` is ignored); return the id."""
+        return await self._insert(
+            "INSERT INTO dead_letter (at, unit, tool, arguments, error, attempts, replayed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                letter.at,
+                letter.unit,
+                letter.tool,
+                records.encode_json(letter.arguments),
+                letter.error,
+                letter.attempts,
+                letter.replayed_at,
+            ),
+        )
+
+    async def dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetter]:
+        """Dead letters, oldest first; replayed ones only if ``include_replayed``."""
+        where = "" if include_replayed else "WHERE replayed_at IS NULL "
+        rows = await self._select(
+            "SELECT id, at, unit, tool, arguments, error, attempts, replayed_at FROM dead_letter "
+            f"{where}ORDER BY at, id"
+        )
+        return [
+            DeadLetter(
+                id=letter_id,
+                at=at,
+                unit=unit,
+                tool=tool,
+                arguments=records.decode_json(arguments),
+                error=error,
+                attempts=attempts,
+                replayed_at=replayed_at,
+            )
+            for letter_id, at, unit, tool, arguments, error, attempts, replayed_at in rows
+        ]
+
+    async def mark_replayed(self, letter_id: int, at: float) -> None:
+        """Set the replay time of dead letter ``letter_id`` to ``at`` (a later replay overwrites).
+
+        Raises:
+            RecordNotFoundError: no dead letter has that id.
+        """
+
+        def mark(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                return conn.execute(
+                    "UPDATE dead_letter SET replayed_at = ? WHERE id = ?", (at, letter_id)
+                ).rowcount
+
+        if await self._run(mark) == 0:
+            raise RecordNotFoundError(f"no dead letter with id {letter_id}")
+
+    async def kv_get(self, key: str) -> JsonValue:
+        """The value stored under ``key``, or None when absent."""
+        rows = await self._select("SELECT value FROM kv WHERE key = ?", (key,))
+        return records.decode_kv(rows[0][0] if rows else None)
+
+    async def kv_put(self, key: str, value: JsonValue) -> None:
+        """Store ``value`` under ``key``, replacing any old value, once committed."""
+        text = records.encode_json(value)
+
+        def put(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(
+                    "INSERT INTO kv (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, text),
+                )
+
+        await self._run(put)
+
+    async def close(self) -> None:
+        """Close the connection (checkpointing the WAL); idempotent."""
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await anyio.to_thread.run_sync(conn.close)
