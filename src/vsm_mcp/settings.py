@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from vsm_mcp.core.hysteresis import HysteresisPolicy
 from vsm_mcp.errors import ConfigError
 
-_FILE_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("vsm_mcp_file_data", default={})
+_FILE_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("vsm_mcp_file_data", default=None)
 
 
 def default_state_dir() -> Path:
@@ -85,10 +85,10 @@ class _FileSource(PydanticBaseSettingsSource):
     """Values read from the TOML file by `load_settings` (lowest priority but defaults)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _FILE_DATA.get().get(field_name), field_name, False
+        return (_FILE_DATA.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_FILE_DATA.get())
+        return dict(_FILE_DATA.get() or {})
 
 
 class Settings(BaseSettings):

@@ -51,7 +51,9 @@ def test_dip_below_upper_resets_persistence() -> None:
 
 def test_detected_gap_clears_only_below_lower_and_never_flaps() -> None:
     d = GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=1, persist_s=1000))
-    events = [d.observe(reading(g), now=i) for i, g in enumerate([0.6, 0.45, 0.55, 0.3, 0.49, 0.21, 0.19, 0.45])]
+    events = [
+        d.observe(reading(g), now=i) for i, g in enumerate([0.6, 0.45, 0.55, 0.3, 0.49, 0.21, 0.19, 0.45])
+    ]
     kinds = [type(e).__name__ for e in events if e is not None]
     # Oscillation between 0.21 and 0.55 produces nothing; only the crossing below 0.2 clears.
     assert kinds == ["GapDetected", "GapCleared"]

@@ -35,7 +35,9 @@ def test_skewed_distribution_entropy() -> None:
 
 def test_worked_coverage_and_gap_example() -> None:
     # Demand a x4, b x2, c x1, d x1; capabilities answer a and b.
-    profile = DemandProfile(counts={"a": 4, "b": 2, "c": 1, "d": 1}, capacity={"a": UNLIMITED, "b": UNLIMITED})
+    profile = DemandProfile(
+        counts={"a": 4, "b": 2, "c": 1, "d": 1}, capacity={"a": UNLIMITED, "b": UNLIMITED}
+    )
     r = profile.reading()
     assert r.events == 8
     assert r.categories == 4

@@ -94,7 +94,9 @@ OPS = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(ops=OPS, max_events=st.integers(1, 20), max_age=st.one_of(st.none(), st.floats(1.0, 8.0)))
-def test_incremental_state_equals_recomputation(ops: list[tuple[str, object, float]], max_events: int, max_age: float | None) -> None:
+def test_incremental_state_equals_recomputation(
+    ops: list[tuple[str, object, float]], max_events: int, max_age: float | None
+) -> None:
     w = DemandWindow(max_events=max_events, max_age_s=max_age, resolution_s=0.5 if max_age else None)
     now = 0.0
     for kind, payload, step in ops:

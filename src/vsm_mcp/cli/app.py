@@ -1,0 +1,51 @@
+"""The `vsm-mcp` command line: one typer app; each topic's commands live in its own module.
+
+A `VsmError` is a user error: it is printed as one line on stderr, without a
+traceback, and the exit code is 1. Anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from vsm_mcp.cli import bench, inspect
+from vsm_mcp.cli.context import CliState
+from vsm_mcp.errors import VsmError
+
+app = typer.Typer(
+    name="vsm-mcp",
+    help="A self-governing MCP gateway: Stafford Beer's Viable System Model, running.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(bench.app, name="bench")
+inspect.register(app)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="State directory (database, installs, logs).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Settings TOML file (default: <state-dir>/config.toml).")
+    ] = None,
+) -> None:
+    ctx.obj = CliState(state_dir=state_dir, config=config)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except VsmError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

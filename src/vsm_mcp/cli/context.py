@@ -1,0 +1,31 @@
+"""What the root command passes down to every sub-command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from vsm_mcp.settings import Settings, load_settings
+
+
+@dataclass(frozen=True, slots=True)
+class CliState:
+    """Global flags, resolved lazily into `Settings` (so `--help` never reads files)."""
+
+    state_dir: Path | None
+    config: Path | None
+
+    def settings(self) -> Settings:
+        """Load settings: flags > environment > TOML file > defaults."""
+        return load_settings(self.config, state_dir=self.state_dir)
+
+
+def state_of(ctx: typer.Context) -> CliState:
+    """The `CliState` of the current invocation (set by the root callback)."""
+    root = ctx.find_root()
+    obj = root.obj
+    if not isinstance(obj, CliState):  # invoked without the root callback, e.g. in a test of one command
+        obj = CliState(state_dir=None, config=None)
+    return obj

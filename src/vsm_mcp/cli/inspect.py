@@ -1,0 +1,141 @@
+"""`vsm-mcp status`, `vsm-mcp variety` and `vsm-mcp doctor`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vsm_mcp import report
+from vsm_mcp.cli.context import state_of
+from vsm_mcp.doctor import Verdict, diagnose
+from vsm_mcp.settings import Settings
+from vsm_mcp.store.sqlite import SqliteStore
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def _status(settings: Settings) -> dict[str, Any]:
+    async with SqliteStore.open(settings.database_path) as store:
+        data = await report.status_report(store, max_age_s=settings.variety.max_age_s or 3600.0)
+    data["state_dir"] = str(settings.state_dir)
+    return data
+
+
+async def _variety(settings: Settings) -> dict[str, Any]:
+    async with SqliteStore.open(settings.database_path) as store:
+        return await report.variety_report(store, max_age_s=settings.variety.max_age_s or 3600.0)
+
+
+def _reading_table(reading: dict[str, Any]) -> Table:
+    table = Table(title="variety (stored demand vs capabilities)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in (
+        "events",
+        "categories",
+        "demand_variety_bits",
+        "system_variety_bits",
+        "coverage",
+        "unmatched_share",
+        "entropy_deficit_bits",
+        "requisite_ratio",
+        "gap",
+    ):
+        value = reading[key]
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The viable system at a glance: units, variety, alerts, decisions, audit."""
+    data = anyio.run(_status, state_of(ctx).settings())
+    if as_json:
+        typer.echo(json.dumps(data, default=str))
+        return
+    console = Console()
+    console.print(f"[bold]state[/] {data['state_dir']}")
+    if data["live"] is None:
+        console.print("[yellow]no running gateway has reported yet[/] (start one with `vsm-mcp up`)")
+    else:
+        console.print(f"[bold]live snapshot[/] {data['live_age_s']} s old")
+    console.print(_reading_table(data["variety"]))
+    units = Table(title="S1 units (stored capabilities)")
+    units.add_column("unit")
+    units.add_column("tools", justify="right")
+    for unit in data["units"]:
+        units.add_row(unit["name"], str(unit["tools"]))
+    console.print(units)
+    alerts = Table(title="algedonic alerts (latest first)")
+    for column in ("when", "source", "kind", "severity", "count", "detail"):
+        alerts.add_column(column)
+    for a in data["alerts"]:
+        alerts.add_row(
+            _when(a["last_at"]), a["source"], a["kind"], a["severity"], str(a["count"]), a["detail"]
+        )
+    console.print(alerts)
+    decisions = Table(title="S5 decisions (latest first)")
+    for column in ("when", "system", "subject", "choice", "rule"):
+        decisions.add_column(column)
+    for d in data["decisions"]:
+        decisions.add_row(_when(d["at"]), d["system"], d["subject"], d["choice"], d["rule"])
+    console.print(decisions)
+    console.print(f"dead letters pending: {data['dead_letters_pending']}")
+
+
+def variety(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Environmental vs system variety, coverage and the gap, per demand category."""
+    data = anyio.run(_variety, state_of(ctx).settings())
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    console = Console()
+    console.print(_reading_table(data["reading"]))
+    table = Table(title=f"demand categories, last {data['window_s']:g} s")
+    table.add_column("category")
+    table.add_column("calls", justify="right")
+    table.add_column("answered")
+    for row in data["categories"]:
+        table.add_row(row["category"], str(row["count"]), "yes" if row["answered"] else "[red]no[/]")
+    console.print(table)
+
+
+def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Check Python, node/npx, uv/pip, bubblewrap and the state dir; say how to fix each."""
+    checks = diagnose(state_of(ctx).settings().state_dir)
+    failed = any(c.verdict is Verdict.FAIL for c in checks)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {"name": c.name, "verdict": c.verdict.value, "detail": c.detail, "fix": c.fix}
+                    for c in checks
+                ]
+            )
+        )
+    else:
+        table = Table(title="vsm-mcp doctor")
+        for column in ("check", "verdict", "detail", "fix"):
+            table.add_column(column)
+        colour = {Verdict.OK: "green", Verdict.WARN: "yellow", Verdict.FAIL: "red"}
+        for c in checks:
+            table.add_row(c.name, f"[{colour[c.verdict]}]{c.verdict.value}[/]", c.detail, c.fix)
+        Console().print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    """Add these commands to the root app."""
+    root.command("status")(status)
+    root.command("variety")(variety)
+    root.command("doctor")(doctor)

@@ -1,0 +1,158 @@
+"""`vsm-mcp doctor`: is this machine able to run VSM-MCP, and if not, how to fix it.
+
+Each check runs the real tool (``node --version``, a throw-away ``bwrap``
+sandbox, a write in the state directory) rather than only looking it up on
+PATH, so a verdict reflects what will happen when a server is launched.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+#: A version probe of a local tool should answer at once; a hung tool is a failed check.
+PROBE_TIMEOUT_S = 10.0
+MIN_NODE_MAJOR = 18
+CONFORMANCE_NODE_MAJOR = 22
+
+
+class Verdict(enum.StrEnum):
+    """Outcome of one check; only FAIL makes `doctor` exit non-zero."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One diagnosis: what was checked, what was found, how to fix it."""
+
+    name: str
+    verdict: Verdict
+    detail: str
+    fix: str = ""
+
+
+def _run(argv: list[str]) -> tuple[int, str]:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 127, str(exc)
+    return proc.returncode, (proc.stdout or proc.stderr).strip()
+
+
+def check_python() -> Check:
+    """The interpreter running VSM-MCP (its package metadata already requires 3.11+)."""
+    version = ".".join(str(p) for p in sys.version_info[:3])
+    return Check("python", Verdict.OK, f"Python {version} at {sys.executable}")
+
+
+def check_node() -> Check:
+    """Node.js and npx, needed for npm-published MCP servers."""
+    node, npx = shutil.which("node"), shutil.which("npx")
+    if node is None or npx is None:
+        return Check(
+            "node/npx",
+            Verdict.WARN,
+            "node or npx not on PATH: npm MCP servers cannot run",
+            "install Node.js >= 18 (e.g. `apt-get install nodejs npm`)",
+        )
+    code, out = _run([node, "--version"])
+    if code != 0:
+        return Check("node/npx", Verdict.FAIL, f"`node --version` failed: {out}", "reinstall Node.js")
+    try:
+        major = int(out.lstrip("v").split(".")[0])
+    except ValueError:
+        return Check("node/npx", Verdict.WARN, f"cannot parse node version {out!r}")
+    if major < MIN_NODE_MAJOR:
+        return Check(
+            "node/npx", Verdict.FAIL, f"node {out} is too old", f"install Node.js >= {MIN_NODE_MAJOR}"
+        )
+    note = "" if major >= CONFORMANCE_NODE_MAJOR else " (the MCP conformance suite needs Node 22)"
+    return Check("node/npx", Verdict.OK, f"node {out}, npx at {npx}{note}")
+
+
+def check_python_installers() -> Check:
+    """uv/uvx (preferred) or pip, needed for PyPI-published MCP servers."""
+    uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+    if uv:
+        code, out = _run([uv, "--version"])
+        if code == 0:
+            return Check("uv/pip", Verdict.OK, out)
+    code, out = _run([sys.executable, "-m", "pip", "--version"])
+    if code == 0:
+        return Check(
+            "uv/pip", Verdict.WARN, f"no uv; {out.split(' from ')[0]}", "pip install uv (faster installs)"
+        )
+    return Check("uv/pip", Verdict.FAIL, "neither uv nor pip works", "pip install uv")
+
+
+def check_bubblewrap() -> Check:
+    """bubblewrap can actually create a sandbox here (not only exist on PATH)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return Check(
+            "bubblewrap",
+            Verdict.WARN,
+            "bwrap not found: downstream servers would run UNSANDBOXED (policy decides if that is allowed)",
+            "apt-get install bubblewrap",
+        )
+    code, out = _run(
+        [
+            bwrap,
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--unshare-all",
+            "--die-with-parent",
+            "true",
+        ]
+    )
+    if code != 0:
+        return Check(
+            "bubblewrap",
+            Verdict.FAIL,
+            f"bwrap is installed but cannot create a sandbox: {out}",
+            "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root",
+        )
+    return Check("bubblewrap", Verdict.OK, f"{bwrap} creates sandboxes")
+
+
+def check_state_dir(state_dir: Path) -> Check:
+    """The state directory exists (or can be made) and is writable."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=state_dir, prefix=".doctor-", delete=True) as fh:
+            fh.write(b"ok")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        return Check(
+            "state dir",
+            Verdict.FAIL,
+            f"{state_dir} is not writable: {exc.strerror}",
+            "pass --state-dir to a writable directory or fix its permissions",
+        )
+    return Check("state dir", Verdict.OK, f"{state_dir} is writable")
+
+
+def diagnose(state_dir: Path) -> list[Check]:
+    """Run every check, in a fixed order."""
+    return [
+        check_python(),
+        check_node(),
+        check_python_installers(),
+        check_bubblewrap(),
+        check_state_dir(state_dir),
+    ]

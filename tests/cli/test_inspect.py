@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from vsm_mcp.cli.app import app
+
+runner = CliRunner()
+
+
+def vsm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point in a subprocess (exit codes and stderr as a user sees them)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from vsm_mcp.cli.app import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_status_json_on_a_fresh_state_dir(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--state-dir", str(tmp_path), "status", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["state_dir"] == str(tmp_path)
+    assert data["live"] is None
+    assert data["units"] == []
+    assert data["variety"]["events"] == 0
+    assert data["dead_letters_pending"] == 0
+    assert (tmp_path / "state.db").is_file()
+
+
+def test_variety_json_reports_the_reading(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--state-dir", str(tmp_path), "variety", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["reading"]["gap"] == 0.0
+    assert data["reading"]["requisite_ratio"] is None
+    assert data["categories"] == []
+
+
+def test_corrupt_state_db_is_a_clear_error_and_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    db.write_bytes(b"this is not a database at all" * 100)
+    before = (db.read_bytes(), db.stat().st_mtime_ns)
+    result = vsm("--state-dir", str(tmp_path), "status")
+    assert result.returncode == 1
+    assert str(db) in result.stderr
+    assert "corrupt" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+
+
+def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "state.db"
+    assert vsm("--state-dir", str(tmp_path), "status", "--json").returncode == 0
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 999")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    result = vsm("--state-dir", str(tmp_path), "variety")
+    assert result.returncode == 1
+    assert "schema version 999" in result.stderr
+    assert str(db) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert db.read_bytes() == before
+
+
+def test_invalid_setting_names_the_field(tmp_path: Path) -> None:
+    result = vsm("--state-dir", str(tmp_path), "variety", env={"VSM_MCP_VARIETY__MAX_EVENTS": "many"})
+    assert result.returncode == 1
+    assert "variety.max_events" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_setting_in_toml_names_field_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[variety]\ngap_upper = 0.1\ngap_lower = 0.3\n")
+    result = vsm("--state-dir", str(tmp_path), "status")
+    assert result.returncode == 1
+    assert "variety" in result.stderr
+    assert "gap_lower must be below gap_upper" in result.stderr
+    assert str(config) in result.stderr
+
+
+def test_unknown_setting_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[variety]\nmax_evnts = 3\n")
+    result = vsm("--config", str(config), "--state-dir", str(tmp_path), "status")
+    assert result.returncode == 1
+    assert "variety.max_evnts" in result.stderr
+
+
+def test_broken_toml_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[variety\n")
+    result = vsm("--config", str(config), "status")
+    assert result.returncode == 1
+    assert f"settings file {config} is not valid TOML" in result.stderr
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = vsm("--config", str(tmp_path / "nope.toml"), "status")
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
+
+
+def test_doctor_reports_every_check(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--state-dir", str(tmp_path), "doctor", "--json"])
+    checks = json.loads(result.output)
+    assert [c["name"] for c in checks] == ["python", "node/npx", "uv/pip", "bubblewrap", "state dir"]
+    assert checks[0]["verdict"] == "ok"
+    assert checks[4]["verdict"] == "ok"
+    assert all(c["verdict"] in {"ok", "warn", "fail"} for c in checks)
+    assert all(c["fix"] for c in checks if c["verdict"] != "ok")
+    assert result.exit_code == (1 if any(c["verdict"] == "fail" for c in checks) else 0)
+
+
+def test_doctor_fails_when_state_dir_is_a_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["--state-dir", str(blocker), "doctor", "--json"])
+    checks = {c["name"]: c for c in json.loads(result.output)}
+    assert checks["state dir"]["verdict"] == "fail"
+    assert "--state-dir" in checks["state dir"]["fix"]
+    assert result.exit_code == 1
