@@ -200,7 +200,8 @@ class AlgedonicCorrelator:
         self._refill(now)
         if self._tokens >= 1.0:
             return now
-        return now + (1.0 - self._tokens) / self._rate
+        # A hair late, so float rounding never leaves the token at 0.99999 and spins the caller.
+        return now + (1.0 - self._tokens) / self._rate + 1e-6
 
     def drain(self) -> list[AlgedonicAlert]:
         """Remove and return every pending alert, ignoring windows and the rate limit.
@@ -236,4 +237,3 @@ class AlgedonicCorrelator:
         if elapsed > 0:
             self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
             self._tokens_at = now
-

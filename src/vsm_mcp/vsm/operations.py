@@ -1,0 +1,203 @@
+"""S1 Operations: the operational units (downstream MCP servers) and what they do.
+
+Invariants:
+
+* Counters change only on a `CallCompleted` (received on S1's inbox, or
+  recorded directly with `Operations.record`): calls, errors and latency per
+  unit and per tool are measured, never estimated.
+* An error-rate spike is judged over each unit's last ``spike_window`` calls:
+  when the window is full and its error share reaches ``spike_error_share``,
+  one PAIN signal (HIGH, kind ``error_rate_spike``) goes to the algedonic
+  channel; it re-arms only after the share falls below the threshold, so a
+  sustained spike is one signal, not one per call.
+* A unit that is itself a viable system may attach its own status
+  (`set_nested`); S1 keeps it as reported, for the recursive status.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
+from vsm_mcp.vsm.algedonic import SignalSink
+from vsm_mcp.vsm.bus import Inbox
+from vsm_mcp.vsm.events import CallCompleted
+from vsm_mcp.vsm.status import SystemStatus, ViableStatus
+
+#: Calls per unit over which an error-rate spike is judged.
+SPIKE_WINDOW = 20
+#: Error share in that window that counts as a spike.
+SPIKE_ERROR_SHARE = 0.5
+ERROR_SPIKE_KIND = "error_rate_spike"
+
+
+@dataclass(frozen=True, slots=True)
+class CallStats:
+    """Measured calls of one unit or tool."""
+
+    calls: int
+    errors: int
+    mean_latency_ms: float | None
+    max_latency_ms: float | None
+    last_error: str
+
+
+class _Counter:
+    __slots__ = ("calls", "errors", "last_error", "latency_max_s", "latency_sum_s")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.errors = 0
+        self.latency_sum_s = 0.0
+        self.latency_max_s = 0.0
+        self.last_error = ""
+
+    def add(self, event: CallCompleted) -> None:
+        self.calls += 1
+        self.latency_sum_s += event.latency_s
+        self.latency_max_s = max(self.latency_max_s, event.latency_s)
+        if not event.ok:
+            self.errors += 1
+            self.last_error = event.error
+
+    def stats(self) -> CallStats:
+        if not self.calls:
+            return CallStats(0, 0, None, None, "")
+        mean = self.latency_sum_s / self.calls * 1000.0
+        return CallStats(self.calls, self.errors, mean, self.latency_max_s * 1000.0, self.last_error)
+
+
+class _Unit:
+    __slots__ = ("nested", "recent", "recent_errors", "spiking", "tools", "total")
+
+    def __init__(self, tools: Iterable[str], spike_window: int) -> None:
+        self.total = _Counter()
+        self.tools: dict[str, _Counter] = {t: _Counter() for t in tools}
+        self.recent: deque[bool] = deque(maxlen=spike_window)
+        self.recent_errors = 0
+        self.spiking = False
+        self.nested: ViableStatus | None = None
+
+
+class Operations:
+    """S1: the registry of units and their measured operations."""
+
+    name = "s1"
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        sink: SignalSink,
+        *,
+        spike_window: int = SPIKE_WINDOW,
+        spike_error_share: float = SPIKE_ERROR_SHARE,
+    ) -> None:
+        if spike_window < 1 or not 0.0 < spike_error_share <= 1.0:
+            raise ValueError("need spike_window >= 1 and 0 < spike_error_share <= 1")
+        self._inbox = inbox
+        self._sink = sink
+        self._spike_window = spike_window
+        self._spike_share = spike_error_share
+        self._units: dict[str, _Unit] = {}
+        self.unknown_unit_calls = 0
+        self.spikes = 0
+
+    def register(self, unit: str, tools: Iterable[str]) -> None:
+        """Add a unit (or replace its tool list, keeping its unit totals)."""
+        existing = self._units.get(unit)
+        if existing is None:
+            self._units[unit] = _Unit(tools, self._spike_window)
+            return
+        existing.tools = {t: existing.tools.get(t, _Counter()) for t in tools}
+
+    def deregister(self, unit: str) -> None:
+        """Forget a unit and its counters."""
+        self._units.pop(unit, None)
+
+    def set_nested(self, unit: str, status: ViableStatus | None) -> None:
+        """Attach the status a unit reports about itself (it is a viable system too)."""
+        self._units[unit].nested = status
+
+    @property
+    def units(self) -> list[str]:
+        """Registered unit names, sorted."""
+        return sorted(self._units)
+
+    def record(self, event: CallCompleted) -> None:
+        """Count one finished call."""
+        unit = self._units.get(event.unit)
+        if unit is None:
+            self.unknown_unit_calls += 1
+            return
+        unit.total.add(event)
+        tool = unit.tools.get(event.tool)
+        if tool is None:
+            tool = unit.tools[event.tool] = _Counter()
+        tool.add(event)
+        self._judge_spike(event, unit, failed=not event.ok)
+
+    def _judge_spike(self, event: CallCompleted, unit: _Unit, *, failed: bool) -> None:
+        recent = unit.recent
+        if len(recent) == recent.maxlen and recent[0]:
+            unit.recent_errors -= 1
+        recent.append(failed)
+        unit.recent_errors += failed
+        full = len(recent) == recent.maxlen
+        share = unit.recent_errors / len(recent)
+        if full and share >= self._spike_share and not unit.spiking:
+            unit.spiking = True
+            self.spikes += 1
+            detail = (
+                f"{unit.recent_errors} of the last {len(recent)} calls to {event.unit} failed; "
+                f"last error: {unit.total.last_error}"
+            )
+            self._sink.emit(
+                AlgedonicSignal(
+                    f"unit/{event.unit}", ERROR_SPIKE_KIND, Valence.PAIN, Severity.HIGH, detail, event.at
+                )
+            )
+        elif unit.spiking and share < self._spike_share:
+            unit.spiking = False
+
+    def unit_stats(self, unit: str) -> CallStats:
+        """Measured calls of one unit."""
+        return self._units[unit].total.stats()
+
+    def tool_stats(self, unit: str) -> dict[str, CallStats]:
+        """Measured calls of each tool of one unit."""
+        return {t: c.stats() for t, c in sorted(self._units[unit].tools.items())}
+
+    def nested(self, unit: str) -> ViableStatus | None:
+        """The status a unit reported about itself, if it is a viable system."""
+        return self._units[unit].nested
+
+    def spiking(self, unit: str) -> bool:
+        """Whether the unit is in an error-rate spike now."""
+        return self._units[unit].spiking
+
+    async def run(self) -> None:
+        """Count every `CallCompleted` that arrives, until the inbox closes."""
+        async for envelope in self._inbox:
+            if isinstance(envelope.payload, CallCompleted):
+                self.record(envelope.payload)
+
+    def status(self) -> SystemStatus:
+        """Totals over all units."""
+        calls = sum(u.total.calls for u in self._units.values())
+        errors = sum(u.total.errors for u in self._units.values())
+        spiking = sum(1 for u in self._units.values() if u.spiking)
+        inbox = self._inbox.stats().routine
+        return SystemStatus(
+            "degraded" if spiking else ("ok" if self._units else "idle"),
+            {
+                "units": len(self._units),
+                "tools": sum(len(u.tools) for u in self._units.values()),
+                "calls": calls,
+                "errors": errors,
+                "units_spiking": spiking,
+                "events_dropped": inbox.dropped,
+                "events_queued": inbox.queued,
+            },
+        )
