@@ -62,15 +62,15 @@ class Bm25Index:
                 norm = 1.0 - spec.b + spec.b * len(terms) / avg_len[spec.name]
                 for term, count in Counter(terms).items():
                     pseudo_tf[term] += spec.weight * count / norm
-            for term, tf in pseudo_tf.items():
+            for term, frequency in pseudo_tf.items():
                 ids[term].append(doc_id)
-                tfs[term].append(tf)
+                tfs[term].append(frequency)
         self._postings: dict[str, tuple[IntArray, FloatArray]] = {}
         for term, doc_ids in ids.items():
             df = len(doc_ids)
             idf = math.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
-            tf = np.asarray(tfs[term], dtype=np.float64)
-            weights = idf * tf * (k1 + 1.0) / (tf + k1)
+            tf: FloatArray = np.asarray(tfs[term], dtype=np.float64)
+            weights: FloatArray = idf * tf * (k1 + 1.0) / (tf + k1)
             self._postings[term] = (np.asarray(doc_ids, dtype=np.int64), weights)
 
     def __contains__(self, term: str) -> bool:
