@@ -1,0 +1,312 @@
+"""The `Store` contract, run on `MemoryStore` and `SqliteStore` alike."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vsm_mcp.core.messages import (
+    AlgedonicAlert,
+    AuditFinding,
+    Capability,
+    DeadLetter,
+    Decision,
+    DemandAggregate,
+    Severity,
+    Valence,
+)
+from vsm_mcp.core.ports import Store
+from vsm_mcp.errors import RecordNotFoundError, StateError
+
+pytestmark = pytest.mark.anyio
+
+
+def decision(at: float, subject: str = "fs", **extra: object) -> Decision:
+    return Decision(
+        at=at,
+        system="S5",
+        subject=subject,
+        choice="acquire",
+        rule="gap>=0.4 for 30s",
+        rationale="demand for files is unmatched",
+        inputs={"gap": 0.68, "window": 500, **extra},
+        alternatives=[{"name": "server-filesystem", "score": 0.91}],
+    )
+
+
+def alert(last_at: float, kind: str = "crash_loop", first_at: float = 1.0) -> AlgedonicAlert:
+    return AlgedonicAlert(
+        source="unit:fs",
+        kind=kind,
+        valence=Valence.PAIN,
+        severity=Severity.HIGH,
+        count=3,
+        first_at=first_at,
+        last_at=last_at,
+        detail="3 restarts in 10 s",
+    )
+
+
+def letter(at: float, tool: str = "read_file") -> DeadLetter:
+    return DeadLetter(at=at, unit="fs", tool=tool, arguments={"path": "/a"}, error="timeout", attempts=3)
+
+
+async def test_demand_upserts_by_summing_counts_and_matched(store: Store) -> None:
+    await store.add_demand([DemandAggregate("files", 60, 3, 2), DemandAggregate("web", 60, 1, 0)])
+    await store.add_demand([DemandAggregate("files", 60, 4, 4), DemandAggregate("files", 120, 5, 1)])
+
+    assert await store.demand_since(0) == [
+        DemandAggregate("files", 60, 7, 6),
+        DemandAggregate("web", 60, 1, 0),
+        DemandAggregate("files", 120, 5, 1),
+    ]
+
+
+async def test_demand_sums_duplicates_within_one_batch(store: Store) -> None:
+    await store.add_demand([DemandAggregate("files", 0, 1, 1)] * 3)
+
+    assert await store.demand_since(0) == [DemandAggregate("files", 0, 3, 3)]
+
+
+async def test_demand_since_orders_by_bucket_then_category_and_filters(store: Store) -> None:
+    await store.add_demand(
+        [
+            DemandAggregate("zeta", 120, 1, 0),
+            DemandAggregate("alpha", 180, 1, 0),
+            DemandAggregate("beta", 120, 2, 2),
+            DemandAggregate("alpha", 60, 9, 9),
+        ]
+    )
+
+    assert await store.demand_since(120) == [
+        DemandAggregate("beta", 120, 2, 2),
+        DemandAggregate("zeta", 120, 1, 0),
+        DemandAggregate("alpha", 180, 1, 0),
+    ]
+    assert await store.demand_since(181) == []
+
+
+async def test_demand_batch_with_an_invalid_row_writes_nothing(store: Store) -> None:
+    with pytest.raises(ValueError, match="0 <= matched <= count"):
+        await store.add_demand([DemandAggregate("files", 0, 1, 1), DemandAggregate("web", 0, 1, 2)])
+
+    assert await store.demand_since(0) == []
+
+
+async def test_empty_demand_batch_is_a_no_op(store: Store) -> None:
+    await store.add_demand([])
+
+    assert await store.demand_since(0) == []
+
+
+async def test_capabilities_replace_per_unit_and_order_by_unit_tool_category(store: Store) -> None:
+    await store.put_capabilities("web", [Capability("web", "fetch", "web", "GET a URL")])
+    await store.put_capabilities(
+        "fs",
+        [
+            Capability("fs", "write", "files"),
+            Capability("fs", "read", "files", "read a file"),
+            Capability("fs", "read", "archive", "read a zip"),
+        ],
+    )
+
+    assert await store.capabilities() == [
+        Capability("fs", "read", "archive", "read a zip"),
+        Capability("fs", "read", "files", "read a file"),
+        Capability("fs", "write", "files"),
+        Capability("web", "fetch", "web", "GET a URL"),
+    ]
+
+    await store.put_capabilities("fs", [Capability("fs", "stat", "files")])
+    assert await store.capabilities() == [
+        Capability("fs", "stat", "files"),
+        Capability("web", "fetch", "web", "GET a URL"),
+    ]
+
+    await store.put_capabilities("web", [])
+    assert await store.capabilities() == [Capability("fs", "stat", "files")]
+
+
+async def test_capability_duplicate_in_one_call_keeps_the_last(store: Store) -> None:
+    await store.put_capabilities(
+        "fs", [Capability("fs", "read", "files", "old"), Capability("fs", "read", "files", "new")]
+    )
+
+    assert await store.capabilities() == [Capability("fs", "read", "files", "new")]
+
+
+async def test_capability_of_another_unit_is_refused_and_nothing_changes(store: Store) -> None:
+    await store.put_capabilities("fs", [Capability("fs", "read", "files")])
+
+    with pytest.raises(ValueError, match="belongs to unit 'web', not 'fs'"):
+        await store.put_capabilities("fs", [Capability("web", "fetch", "web")])
+
+    assert await store.capabilities() == [Capability("fs", "read", "files")]
+
+
+async def test_decisions_get_increasing_ids_and_come_back_most_recent_first(store: Store) -> None:
+    ids = [
+        await store.record_decision(decision(at, subject))
+        for at, subject in [(10.0, "a"), (30.0, "b"), (20.0, "c")]
+    ]
+
+    assert ids == [1, 2, 3]
+    assert [d.subject for d in await store.decisions()] == ["b", "c", "a"]
+    assert await store.decisions(limit=1) == [decision(30.0, "b")]
+    assert await store.decisions(limit=0) == []
+
+
+async def test_decisions_at_the_same_time_come_back_latest_inserted_first(store: Store) -> None:
+    for subject in ["first", "second", "third"]:
+        await store.record_decision(decision(5.0, subject))
+
+    assert [d.subject for d in await store.decisions()] == ["third", "second", "first"]
+
+
+async def test_decision_json_fields_round_trip_as_json(store: Store) -> None:
+    await store.record_decision(decision(1.0, pair=(1, 2), nested={"k": [None, True, 1.5, "é"]}))
+
+    [stored] = await store.decisions()
+    assert stored.inputs == {
+        "gap": 0.68,
+        "window": 500,
+        "pair": [1, 2],
+        "nested": {"k": [None, True, 1.5, "é"]},
+    }
+    assert stored.alternatives == [{"name": "server-filesystem", "score": 0.91}]
+
+
+async def test_decision_with_nan_is_refused_and_not_stored(store: Store) -> None:
+    with pytest.raises(ValueError, match="Out of range float"):
+        await store.record_decision(decision(1.0, gap=math.nan))
+
+    assert await store.decisions() == []
+
+
+async def test_negative_limit_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="limit must be >= 0, got -1"):
+        await store.decisions(limit=-1)
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        await store.alerts(limit=-1)
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        await store.findings(limit=-1)
+
+
+async def test_alerts_round_trip_and_come_back_by_last_at_most_recent_first(store: Store) -> None:
+    ids = [
+        await store.record_alert(alert(50.0, "crash_loop")),
+        await store.record_alert(alert(70.0, "rug_pull")),
+        await store.record_alert(alert(60.0, "error_spike")),
+    ]
+
+    assert ids == [1, 2, 3]
+    assert await store.alerts() == [
+        alert(70.0, "rug_pull"),
+        alert(60.0, "error_spike"),
+        alert(50.0, "crash_loop"),
+    ]
+    [latest] = await store.alerts(limit=1)
+    assert latest.valence is Valence.PAIN
+    assert latest.severity is Severity.HIGH
+
+
+async def test_alert_ending_before_it_starts_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="ends"):
+        await store.record_alert(alert(last_at=1.0, first_at=2.0))
+
+    assert await store.alerts() == []
+
+
+async def test_findings_round_trip_and_come_back_most_recent_first(store: Store) -> None:
+    passed = AuditFinding(at=2.0, unit="fs", check="ping", ok=True, detail="pong", latency_ms=3.25)
+    failed = AuditFinding(at=3.0, unit="fs", check="definitions", ok=False, detail="read_file changed")
+
+    assert [await store.record_finding(passed), await store.record_finding(failed)] == [1, 2]
+    assert await store.findings() == [failed, passed]
+    assert await store.findings(limit=1) == [failed]
+
+
+async def test_dead_letters_oldest_first_and_replay_hides_them(store: Store) -> None:
+    late = await store.put_dead_letter(letter(20.0, "late"))
+    early = await store.put_dead_letter(letter(10.0, "early"))
+
+    assert [(d.id, d.tool, d.replayed_at) for d in await store.dead_letters()] == [
+        (2, "early", None),
+        (1, "late", None),
+    ]
+    assert (late, early) == (1, 2)
+
+    await store.mark_replayed(early, 30.0)
+
+    assert [d.tool for d in await store.dead_letters()] == ["late"]
+    everything = await store.dead_letters(include_replayed=True)
+    assert everything == [
+        DeadLetter(
+            at=10.0,
+            unit="fs",
+            tool="early",
+            arguments={"path": "/a"},
+            error="timeout",
+            attempts=3,
+            id=2,
+            replayed_at=30.0,
+        ),
+        DeadLetter(
+            at=20.0, unit="fs", tool="late", arguments={"path": "/a"}, error="timeout", attempts=3, id=1
+        ),
+    ]
+
+
+async def test_replaying_again_records_the_latest_replay(store: Store) -> None:
+    letter_id = await store.put_dead_letter(letter(1.0))
+    await store.mark_replayed(letter_id, 5.0)
+    await store.mark_replayed(letter_id, 9.0)
+
+    [stored] = await store.dead_letters(include_replayed=True)
+    assert stored.replayed_at == 9.0
+
+
+async def test_dead_letter_gets_a_new_id_whatever_it_carried(store: Store) -> None:
+    first = await store.put_dead_letter(letter(1.0))
+    [stored] = await store.dead_letters()
+    second = await store.put_dead_letter(stored)
+
+    assert (first, second) == (1, 2)
+    assert [d.id for d in await store.dead_letters()] == [1, 2]
+
+
+async def test_mark_replayed_of_unknown_id_raises(store: Store) -> None:
+    with pytest.raises(RecordNotFoundError, match="no dead letter with id 42"):
+        await store.mark_replayed(42, 1.0)
+
+
+async def test_kv_put_get_replace_and_absent(store: Store) -> None:
+    assert await store.kv_get("fleet") is None
+
+    await store.kv_put("fleet", [{"name": "fs", "command": "npx", "args": ("-y", "pkg")}])
+    assert await store.kv_get("fleet") == [{"name": "fs", "command": "npx", "args": ["-y", "pkg"]}]
+
+    await store.kv_put("fleet", {"units": []})
+    await store.kv_put("mode", "auto")
+    assert await store.kv_get("fleet") == {"units": []}
+    assert await store.kv_get("mode") == "auto"
+
+
+async def test_kv_refuses_values_json_cannot_encode(store: Store) -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        await store.kv_put("bad", {"when": object()})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="Out of range float"):
+        await store.kv_put("bad", math.inf)
+
+    assert await store.kv_get("bad") is None
+
+
+async def test_closed_store_refuses_use_and_close_is_idempotent(store: Store) -> None:
+    await store.close()
+    await store.close()
+
+    with pytest.raises(StateError, match="is closed"):
+        await store.decisions()
+    with pytest.raises(StateError, match="is closed"):
+        await store.kv_put("k", 1)
