@@ -1,0 +1,223 @@
+"""npm and PyPI package metadata: what exists, its exact latest version and licence.
+
+Endpoints (documented, public, no authentication):
+- npm: ``GET {registry}/{name}/latest`` (the latest version's manifest; scoped
+  names are URL-encoded, ``@scope%2Fname``), and the search API
+  ``GET {registry}/-/v1/search?text=&size=`` where it is reachable;
+- PyPI: ``GET {index}/pypi/{name}/json`` (``info`` of the latest release).
+
+Invariants:
+- a package that does not exist is ``None``, never an error; a transport
+  failure, a timeout or an unexpected payload is a `SourceError` naming the
+  package and the registry;
+- payloads are validated with pydantic here; callers get `PackageInfo`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vsm_mcp.errors import SourceError
+
+NPM_REGISTRY = "https://registry.npmjs.org"
+PYPI_INDEX = "https://pypi.org"
+# one metadata document is small; a registry slower than this is treated as down for this call
+METADATA_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class PackageInfo:
+    """The latest release of a package as its registry describes it."""
+
+    registry_type: str  # "npm" | "pypi"
+    identifier: str
+    version: str
+    description: str
+    license: str | None
+    deprecated: bool
+    repository: str | None
+    keywords: tuple[str, ...] = ()
+
+    @property
+    def launch_command(self) -> tuple[str, tuple[str, ...]]:
+        """Command and arguments that run exactly this version (npx / uvx)."""
+        if self.registry_type == "npm":
+            return "npx", ("-y", f"{self.identifier}@{self.version}")
+        return "uvx", (f"{self.identifier}=={self.version}",)
+
+
+class _NpmRepository(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    url: str | None = None
+
+
+class _NpmManifest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    version: str
+    description: str | None = None
+    license: str | dict[str, Any] | None = None
+    deprecated: str | bool | None = None
+    repository: str | _NpmRepository | None = None
+    keywords: list[str] | str | None = None
+
+
+class _PypiInfo(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    version: str
+    summary: str | None = None
+    license: str | None = None
+    license_expression: str | None = None
+    classifiers: list[str] = Field(default_factory=list)
+    project_urls: dict[str, str] | None = None
+    keywords: str | None = None
+
+
+class _PypiDocument(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    info: _PypiInfo
+
+
+def _clean_repository(url: str | None) -> str | None:
+    if not url:
+        return None
+    url = url.removeprefix("git+").removesuffix(".git")
+    return url.replace("git://", "https://").replace("ssh://git@", "https://")
+
+
+def _npm_info(manifest: _NpmManifest) -> PackageInfo:
+    license_ = manifest.license
+    if isinstance(license_, dict):
+        license_ = str(license_.get("type")) if license_.get("type") else None
+    repository = manifest.repository
+    repo_url = repository.url if isinstance(repository, _NpmRepository) else repository
+    keywords = manifest.keywords if isinstance(manifest.keywords, list) else []
+    return PackageInfo(
+        "npm",
+        manifest.name,
+        manifest.version,
+        (manifest.description or "").strip(),
+        license_,
+        bool(manifest.deprecated),
+        _clean_repository(repo_url),
+        tuple(str(k) for k in keywords),
+    )
+
+
+def _pypi_info(info: _PypiInfo) -> PackageInfo:
+    license_ = info.license_expression or (info.license if info.license and len(info.license) < 60 else None)
+    if license_ is None:
+        license_ = next(
+            (c.rsplit(" :: ", 1)[-1] for c in info.classifiers if c.startswith("License :: OSI Approved ::")),
+            None,
+        )
+    urls = info.project_urls or {}
+    repository = next(
+        (
+            u
+            for k, u in urls.items()
+            if k.lower() in {"repository", "source", "source code", "github", "code"}
+        ),
+        None,
+    )
+    inactive = any(c.startswith("Development Status :: 7") for c in info.classifiers)
+    return PackageInfo(
+        "pypi",
+        info.name,
+        info.version,
+        (info.summary or "").strip(),
+        license_,
+        inactive,
+        _clean_repository(repository),
+        tuple(k.strip() for k in (info.keywords or "").replace(",", " ").split() if k.strip()),
+    )
+
+
+async def _get_json(client: httpx.AsyncClient, url: str, what: str) -> Any | None:
+    try:
+        response = await client.get(url, timeout=METADATA_TIMEOUT_S, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        raise SourceError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise SourceError(f"{what}: HTTP {response.status_code}")
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise SourceError(f"{what}: response is not JSON") from exc
+
+
+async def npm_package(
+    client: httpx.AsyncClient, name: str, registry: str = NPM_REGISTRY
+) -> PackageInfo | None:
+    """The latest release of npm package ``name``, or None when it does not exist.
+
+    Raises:
+        SourceError: the registry failed, timed out or answered something unexpected.
+    """
+    data = await _get_json(client, f"{registry}/{quote(name, safe='@')}/latest", f"npm {name}")
+    if data is None:
+        return None
+    try:
+        return _npm_info(_NpmManifest.model_validate(data))
+    except ValidationError as exc:
+        raise SourceError(f"npm {name}: unexpected manifest ({exc.error_count()} errors)") from exc
+
+
+async def pypi_package(client: httpx.AsyncClient, name: str, index: str = PYPI_INDEX) -> PackageInfo | None:
+    """The latest release of PyPI project ``name``, or None when it does not exist.
+
+    Raises:
+        SourceError: the index failed, timed out or answered something unexpected.
+    """
+    data = await _get_json(client, f"{index}/pypi/{quote(name)}/json", f"pypi {name}")
+    if data is None:
+        return None
+    try:
+        return _pypi_info(_PypiDocument.model_validate(data).info)
+    except ValidationError as exc:
+        raise SourceError(f"pypi {name}: unexpected metadata ({exc.error_count()} errors)") from exc
+
+
+class _NpmSearchPackage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    package: _NpmManifest
+
+
+class _NpmSearch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    objects: list[_NpmSearchPackage]
+
+
+async def npm_search(
+    client: httpx.AsyncClient, text: str, size: int = 20, registry: str = NPM_REGISTRY
+) -> list[PackageInfo]:
+    """Packages the npm search API finds for ``text`` (where that API is reachable).
+
+    Raises:
+        SourceError: the search API failed, timed out or answered something unexpected.
+    """
+    url = f"{registry}/-/v1/search?text={quote(text)}&size={size}"
+    data = await _get_json(client, url, f"npm search {text!r}")
+    if data is None:
+        return []
+    try:
+        return [_npm_info(hit.package) for hit in _NpmSearch.model_validate(data).objects]
+    except ValidationError as exc:
+        raise SourceError(f"npm search {text!r}: unexpected payload") from exc
+
+
+async def package_info(client: httpx.AsyncClient, registry_type: str, name: str) -> PackageInfo | None:
+    """Dispatch to `npm_package` or `pypi_package` by registry type."""
+    if registry_type == "npm":
+        return await npm_package(client, name)
+    if registry_type == "pypi":
+        return await pypi_package(client, name)
+    raise SourceError(f"{registry_type} {name}: unsupported registry type")

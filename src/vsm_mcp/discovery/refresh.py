@@ -1,0 +1,153 @@
+"""Regenerate the offline catalog from live npm and PyPI metadata.
+
+Input is a seed list of real MCP server packages (``data/seeds.json``:
+``[{"registry": "npm"|"pypi", "name": ...}]``). For each seed the registry is
+asked for the latest release; packages that do not exist are dropped, and
+each kept one becomes a catalog entry with the exact version, description,
+licence, deprecation flag, stdio transport, a pinned launch command
+(``npx -y pkg@ver`` / ``uvx pkg==ver``) and the tool *names* known for that
+package (from the previous catalog or from other catalogs given, matched by
+package identifier; descriptions are not copied).
+
+Invariants:
+- seeds are fetched concurrently, at most ``FETCH_CONCURRENCY`` at a time;
+  one failing package never stops the others: it is reported, not shipped;
+- the result is ordered like the seeds, so a refresh diff shows real changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import anyio
+import httpx
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from vsm_mcp.discovery.catalog import Catalog, Launch, PackageRef, ServerEntry, ToolSpec
+from vsm_mcp.discovery.packages import PackageInfo, package_info
+from vsm_mcp.errors import CatalogError, SourceError
+
+FETCH_CONCURRENCY = 8  # polite to the public registries, still ~20 s for 400 packages
+
+
+class Seed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    registry: str
+    name: str
+
+
+def load_seeds(path: Path | None = None) -> list[Seed]:
+    """The shipped seed list, or ``path``.
+
+    Raises:
+        CatalogError: the file is unreadable or not a list of seeds.
+    """
+    source = path or Path(str(resources.files("vsm_mcp.discovery") / "data" / "seeds.json"))
+    try:
+        return TypeAdapter(list[Seed]).validate_json(source.read_bytes())
+    except (OSError, ValidationError) as exc:
+        raise CatalogError(f"seeds {source}: {exc}") from exc
+
+
+def package_of_launch(launch: Launch | None) -> tuple[str, str] | None:
+    """(registry type, package name) that a ``npx``/``uvx`` launch runs, if it names one."""
+    if launch is None:
+        return None
+    args = list(launch.args)
+    if launch.command == "npx":
+        registry = "npm"
+    elif launch.command == "uvx" or (
+        launch.command == "uv" and args[:2] in (["tool", "run"], ["run", "--with"])
+    ):
+        registry = "pypi"
+        if launch.command == "uv":
+            args = args[2:] if args[0] == "tool" else args[2:3]
+        if "--from" in args:
+            args = args[args.index("--from") + 1 :]
+    else:
+        return None
+    name = next((a for a in args if not a.startswith("-")), None)
+    if not name or name.startswith(("git+", "github:", "http")):
+        return None
+    if registry == "npm":
+        at = name.find("@", 1)
+        name = name[:at] if at > 0 else name
+    else:
+        name = name.split("==")[0].split("@")[0]
+    return registry, name.lower()
+
+
+def tools_by_package(catalogs: Iterable[Catalog]) -> dict[tuple[str, str], tuple[ToolSpec, ...]]:
+    """Known tool lists keyed by (registry type, lower-case package name)."""
+    known: dict[tuple[str, str], tuple[ToolSpec, ...]] = {}
+    for catalog in catalogs:
+        for entry in catalog:
+            keys = [(p.registry_type, p.identifier.lower()) for p in entry.packages]
+            launched = package_of_launch(entry.launch)
+            if launched:
+                keys.append(launched)
+            for key in keys:
+                if entry.tools and key not in known:
+                    known[key] = tuple(ToolSpec(t.name) for t in entry.tools)
+    return known
+
+
+def entry_from_package(info: PackageInfo, tools: Sequence[ToolSpec]) -> ServerEntry:
+    command, args = info.launch_command
+    return ServerEntry(
+        name=info.identifier,
+        description=info.description,
+        tools=tuple(tools),
+        repository=info.repository,
+        launch=Launch(command, args),
+        packages=(PackageRef(info.registry_type, info.identifier, info.version, "stdio"),),
+        license=info.license,
+        deprecated=info.deprecated,
+    )
+
+
+@dataclass(slots=True)
+class RefreshReport:
+    entries: list[ServerEntry] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+async def refresh_catalog(
+    seeds: Sequence[Seed],
+    known_tools: dict[tuple[str, str], tuple[ToolSpec, ...]],
+    client: httpx.AsyncClient,
+    on_progress: Callable[[str], None] | None = None,
+) -> RefreshReport:
+    """Fetch every seed's latest metadata and build catalog entries (see module doc)."""
+    results: list[PackageInfo | str | None] = [None] * len(seeds)
+    limiter = anyio.CapacityLimiter(FETCH_CONCURRENCY)
+
+    async def fetch(index: int, seed: Seed) -> None:
+        async with limiter:
+            try:
+                results[index] = await package_info(client, seed.registry, seed.name)
+            except SourceError as exc:
+                results[index] = str(exc)
+        if on_progress is not None:
+            on_progress(seed.name)
+
+    async with anyio.create_task_group() as group:
+        for index, seed in enumerate(seeds):
+            group.start_soon(fetch, index, seed)
+    report = RefreshReport()
+    seen: set[str] = set()
+    for seed, result in zip(seeds, results, strict=True):
+        label = f"{seed.registry}:{seed.name}"
+        if isinstance(result, str):
+            report.failed[label] = result
+        elif result is None:
+            report.missing.append(label)
+        elif result.identifier not in seen:
+            seen.add(result.identifier)
+            tools = known_tools.get((seed.registry, result.identifier.lower()), ())
+            report.entries.append(entry_from_package(result, tools))
+    return report
