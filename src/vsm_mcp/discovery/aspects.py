@@ -58,7 +58,7 @@ ASPECTS: tuple[Aspect, ...] = (
         "arithmetic",
         re.compile(
             r"\b(?:calculat\w*|comput\w*|estimat\w*|how much|sum|total|average|percent\w*|ratio|multiply|"
-            r"divide|convert\w*|bmi)\b|计算",
+            r"divide|bmi)\b|计算",
             re.IGNORECASE,
         ),
         tuple(analyze("calculate math expression")),

@@ -1,0 +1,154 @@
+"""One protocol, several sources of candidate servers, failing independently.
+
+Sources: the offline catalog (always works), the official MCP registry,
+npm search. Each live source is wrapped in a `GuardedSource`: a deadline, a
+circuit breaker and a TTL cache in the store. `discover` asks every source at
+once and ranks the union with the matcher.
+
+Invariants:
+- a source's failure (timeout, HTTP error, open breaker) is recorded in the
+  result's ``errors`` and never hides the other sources' candidates;
+- a cached answer younger than its TTL is used without calling the source;
+- candidates are merged by server name, the first source listed winning
+  (the offline catalog first: it knows tool names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+import httpx
+
+from vsm_mcp.discovery.catalog import Catalog, ServerEntry, entry_to_json, parse_catalog
+from vsm_mcp.discovery.matcher import Matcher, ServerMatch
+from vsm_mcp.discovery.packages import npm_search
+from vsm_mcp.discovery.refresh import entry_from_package
+from vsm_mcp.discovery.registry import OFFICIAL_REGISTRY, list_servers
+from vsm_mcp.discovery.resilience import CircuitBreaker, TtlCache
+from vsm_mcp.errors import CatalogError, SourceError
+
+SOURCE_DEADLINE_S = 20.0  # a discovery round must not hang on one slow registry
+
+
+class CandidateSource(Protocol):
+    """Anything that can propose servers for a query."""
+
+    name: str
+
+    async def candidates(self, query: str, limit: int) -> list[ServerEntry]: ...
+
+
+@dataclass(slots=True)
+class CatalogSource:
+    """The offline catalog, ranked by the matcher."""
+
+    catalog: Catalog
+    name: str = "catalog"
+    _matcher: Matcher | None = None
+
+    async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
+        if self._matcher is None:
+            self._matcher = Matcher(self.catalog)
+        result = self._matcher.match(query, top_k=limit)
+        return [entry for m in result.servers if (entry := self.catalog.get(m.name)) is not None]
+
+
+@dataclass(slots=True)
+class RegistrySource:
+    """The official MCP registry's ``/v0.1/servers?search=``."""
+
+    client: httpx.AsyncClient
+    base_url: str = OFFICIAL_REGISTRY
+    name: str = "mcp-registry"
+
+    async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
+        entries = await list_servers(self.client, self.base_url, search=query, max_pages=1)
+        return entries[:limit]
+
+
+@dataclass(slots=True)
+class NpmSearchSource:
+    """npm's search API, restricted to MCP packages (where the API is reachable)."""
+
+    client: httpx.AsyncClient
+    name: str = "npm"
+
+    async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
+        found = await npm_search(self.client, f"{query} keywords:mcp", size=limit)
+        return [entry_from_package(info, ()) for info in found]
+
+
+@dataclass(slots=True)
+class GuardedSource:
+    """A source behind a deadline, a circuit breaker and a TTL cache."""
+
+    inner: CandidateSource
+    cache: TtlCache | None = None
+    deadline_s: float = SOURCE_DEADLINE_S
+    breaker: CircuitBreaker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.breaker = CircuitBreaker(self.inner.name)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
+        key = f"discovery:{self.name}:{limit}:{query.strip().lower()}"
+        if self.cache is not None:
+            cached = await self.cache.get(key)
+            if isinstance(cached, list):
+                try:
+                    return list(parse_catalog(cached, f"cache {self.name}").entries)
+                except CatalogError:
+                    pass  # a cache written by an older format is just a miss
+        entries = await self.breaker.call(lambda: self._fetch(query, limit))
+        if self.cache is not None:
+            await self.cache.put(key, [entry_to_json(e) for e in entries])
+        return entries
+
+    async def _fetch(self, query: str, limit: int) -> list[ServerEntry]:
+        try:
+            with anyio.fail_after(self.deadline_s):
+                return await self.inner.candidates(query, limit)
+        except TimeoutError as exc:
+            raise SourceError(f"{self.name}: no answer within {self.deadline_s:.0f} s") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryResult:
+    matches: tuple[ServerMatch, ...]
+    entries: dict[str, ServerEntry]
+    origin: dict[str, str]  # server name -> source name
+    errors: dict[str, str]  # source name -> what went wrong
+
+
+async def discover(sources: Sequence[CandidateSource], query: str, limit: int = 10) -> DiscoveryResult:
+    """Ask every source concurrently, merge by name, rank the union for ``query``."""
+    answers: list[list[ServerEntry]] = [[] for _ in sources]
+    errors: dict[str, str] = {}
+
+    async def ask(index: int, source: CandidateSource) -> None:
+        try:
+            answers[index] = await source.candidates(query, limit)
+        except SourceError as exc:
+            errors[source.name] = str(exc)
+
+    async with anyio.create_task_group() as group:
+        for index, source in enumerate(sources):
+            group.start_soon(ask, index, source)
+    merged: dict[str, ServerEntry] = {}
+    origin: dict[str, str] = {}
+    for source, entries in zip(sources, answers, strict=True):
+        for entry in entries:
+            if entry.name not in merged:
+                merged[entry.name] = entry
+                origin[entry.name] = source.name
+    if not merged:
+        return DiscoveryResult((), {}, {}, errors)
+    ranked = Matcher(Catalog(tuple(merged.values()), "<discovered>")).match(query, top_k=limit)
+    return DiscoveryResult(ranked.servers, merged, origin, errors)
