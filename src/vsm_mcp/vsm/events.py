@@ -24,13 +24,17 @@ from vsm_mcp.core.variety import VarietyReading
 
 
 class UnitState(enum.StrEnum):
-    """Life of an operational unit (a downstream MCP server) as S3 sees it."""
+    """Life of an operational unit as S3 sees it.
+
+    The values are the fleet's (``fleet.unit.UnitState``), so the composition
+    root converts with ``UnitState(fleet_state.value)``; QUARANTINED is S5's.
+    """
 
     STARTING = "starting"
-    RUNNING = "running"
-    IDLE = "idle"
-    STOPPED = "stopped"
+    READY = "ready"
+    BACKOFF = "backoff"
     FAILED = "failed"
+    STOPPED = "stopped"
     QUARANTINED = "quarantined"
 
 

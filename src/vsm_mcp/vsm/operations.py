@@ -70,7 +70,7 @@ class _Counter:
 
 
 class _Unit:
-    __slots__ = ("nested", "recent", "recent_errors", "spiking", "tools", "total")
+    __slots__ = ("last_call_at", "nested", "recent", "recent_errors", "spiking", "tools", "total")
 
     def __init__(self, tools: Iterable[str], spike_window: int) -> None:
         self.total = _Counter()
@@ -79,6 +79,7 @@ class _Unit:
         self.recent_errors = 0
         self.spiking = False
         self.nested: ViableStatus | None = None
+        self.last_call_at: float | None = None
 
 
 class Operations:
@@ -132,6 +133,7 @@ class Operations:
             self.unknown_unit_calls += 1
             return
         unit.total.add(event)
+        unit.last_call_at = event.at
         tool = unit.tools.get(event.tool)
         if tool is None:
             tool = unit.tools[event.tool] = _Counter()
@@ -172,6 +174,11 @@ class Operations:
     def nested(self, unit: str) -> ViableStatus | None:
         """The status a unit reported about itself, if it is a viable system."""
         return self._units[unit].nested
+
+    def last_call_at(self, unit: str) -> float | None:
+        """Wall-clock time of the unit's last finished call, if any (unknown units: None)."""
+        found = self._units.get(unit)
+        return None if found is None else found.last_call_at
 
     def spiking(self, unit: str) -> bool:
         """Whether the unit is in an error-rate spike now."""

@@ -1,0 +1,55 @@
+"""S2 Coordination: what keeps the units and systems from oscillating, as measured.
+
+The anti-oscillation mechanisms themselves live where they act: the bus's
+bounded lanes (fair FIFO, back-pressure, urgent first), the supervisor's
+restart back-off and intensity, the fleet's routing table (tool-name
+collisions) and the hysteresis of S4. S2 is where their effect is read.
+
+Invariant: every figure comes from those mechanisms' own counters; S2
+computes sums, never estimates.
+"""
+
+from __future__ import annotations
+
+from vsm_mcp.vsm.bus import Bus
+from vsm_mcp.vsm.status import SystemStatus
+from vsm_mcp.vsm.supervisor import ChildState, Supervisor
+
+
+class Coordination:
+    """S2: queue depths, throttling, restarts and name collisions, in one place."""
+
+    name = "s2"
+
+    def __init__(self, bus: Bus, supervisor: Supervisor | None = None) -> None:
+        self._bus = bus
+        self._supervisor = supervisor
+        self.public_names = 0
+        self.collisions_resolved = 0
+
+    def note_routing(self, *, public_names: int, collisions: int) -> None:
+        """The fleet rebuilt its routing table: this many public names, this many collisions resolved."""
+        self.public_names = public_names
+        self.collisions_resolved = collisions
+
+    def status(self) -> SystemStatus:
+        """Bus queue depth and drops, supervised restarts, routing collisions."""
+        queued = dropped = 0
+        for stats in self._bus.stats().values():
+            for lane in (stats.urgent, stats.routine):
+                queued += lane.queued
+                dropped += lane.dropped
+        children = list(self._supervisor.status().values()) if self._supervisor else []
+        restarts = sum(c.restarts for c in children)
+        failed = sum(1 for c in children if c.state is ChildState.FAILED)
+        return SystemStatus(
+            "degraded" if failed else "ok",
+            {
+                "queued": queued,
+                "dropped": dropped,
+                "restarts": restarts,
+                "children_failed": failed,
+                "public_names": self.public_names,
+                "collisions_resolved": self.collisions_resolved,
+            },
+        )

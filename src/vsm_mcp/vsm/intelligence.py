@@ -1,0 +1,166 @@
+"""S4 Intelligence: the demand the environment makes, and the gaps it opens.
+
+Invariants:
+
+* S4 owns one `DemandWindow` and one `GapDetector`. Each `DemandObserved`
+  updates the window in O(1) per event and feeds its reading to the detector,
+  once per batch, at the batch's time.
+* A `GapDetected` becomes one `AcquisitionProposal` to S5 (routine lane)
+  naming the unmatched categories, heaviest first; a `GapCleared` becomes
+  one `GapClosed`. The detector's hysteresis means no flapping here either.
+* Demand is also counted per (category, time bucket) and written to the store
+  with `flush_demand` (every ``flush_every_s`` while running), so demand
+  history survives a restart; ``matched`` counts demand that some capability
+  category answers at observation time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+
+import anyio
+
+from vsm_mcp.core.hysteresis import GapCleared, GapDetected, GapDetector, GapState
+from vsm_mcp.core.messages import DemandAggregate
+from vsm_mcp.core.ports import Store
+from vsm_mcp.core.variety import VarietyReading
+from vsm_mcp.core.window import DemandWindow
+from vsm_mcp.vsm.bus import Bus, Inbox
+from vsm_mcp.vsm.events import AcquisitionProposal, DemandObserved, GapClosed
+from vsm_mcp.vsm.status import SystemStatus
+
+#: Width of a stored demand bucket: an hour, the grain of demand history.
+DEMAND_BUCKET_S = 3600
+#: How often running S4 writes demand counts to the store.
+FLUSH_EVERY_S = 10.0
+#: How many unmatched categories a proposal names.
+PROPOSAL_TOP = 10
+
+
+class Intelligence:
+    """S4: the demand window, the gap detector, and proposals to S5."""
+
+    name = "s4"
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        bus: Bus,
+        store: Store,
+        *,
+        window: DemandWindow | None = None,
+        detector: GapDetector | None = None,
+        to: str = "s5",
+        flush_every_s: float = FLUSH_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inbox = inbox
+        self._bus = bus
+        self._store = store
+        self.window = window or DemandWindow(max_events=10_000, max_age_s=3600.0, clock=clock)
+        self.detector = detector or GapDetector()
+        self._to = to
+        self._flush_every_s = flush_every_s
+        self._clock = clock
+        self._answering: frozenset[str] = frozenset()
+        self._unflushed: Counter[tuple[str, int]] = Counter()
+        self._unflushed_matched: Counter[tuple[str, int]] = Counter()
+        self.proposals = 0
+        self.last_event: GapDetected | GapCleared | None = None
+
+    def set_capacity(self, capacity: Mapping[str, int]) -> None:
+        """Which categories the system can answer now (and how many calls each)."""
+        self.window.set_capacity(capacity)
+        self._answering = frozenset(c for c, cap in capacity.items() if cap > 0)
+
+    def observe(self, categories: Sequence[str], at: float) -> GapDetected | GapCleared | None:
+        """Count a batch of demand (``at`` in wall-clock seconds) and judge the gap once."""
+        now = self._clock()
+        if len(categories) == 1:
+            self.window.observe(categories[0], now)
+        else:
+            self.window.observe_many(categories, now)
+        bucket = int(at) // DEMAND_BUCKET_S * DEMAND_BUCKET_S
+        answering = self._answering
+        for category in categories:
+            self._unflushed[(category, bucket)] += 1
+            if category in answering:
+                self._unflushed_matched[(category, bucket)] += 1
+        event = self.detector.observe(self.window.reading(), now)
+        if event is not None:
+            self.last_event = event
+        return event
+
+    def reading(self) -> VarietyReading:
+        """The variety reading of the window now."""
+        return self.window.reading()
+
+    def proposal(self, event: GapDetected, at: float) -> AcquisitionProposal:
+        """The proposal S4 makes for a detected gap: unmatched categories, heaviest first."""
+        profile = self.window.profile()
+        unmatched = sorted(
+            ((c, n) for c, n in profile.counts.items() if profile.capacity.get(c, 0) < n),
+            key=lambda item: (-item[1], item[0]),
+        )
+        return AcquisitionProposal(
+            at=at,
+            reading=event.reading,
+            unmatched=tuple(unmatched[:PROPOSAL_TOP]),
+            persisted_events=event.persisted_events,
+            persisted_s=event.persisted_s,
+        )
+
+    async def flush_demand(self) -> int:
+        """Write the demand counted since the last flush to the store; return rows written."""
+        if not self._unflushed:
+            return 0
+        counts, matched = self._unflushed, self._unflushed_matched
+        self._unflushed, self._unflushed_matched = Counter(), Counter()
+        rows = [DemandAggregate(c, b, n, matched[(c, b)]) for (c, b), n in sorted(counts.items())]
+        await self._store.add_demand(rows)
+        return len(rows)
+
+    async def run(self) -> None:
+        """Follow demand and flush it periodically, until the inbox closes."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._flush_periodically)
+            try:
+                async for envelope in self._inbox:
+                    payload = envelope.payload
+                    if isinstance(payload, DemandObserved):
+                        await self._on_demand(payload)
+            finally:
+                tg.cancel_scope.cancel()
+        await self.flush_demand()
+
+    async def _on_demand(self, demand: DemandObserved) -> None:
+        event = self.observe(demand.categories, demand.at)
+        if isinstance(event, GapDetected):
+            self.proposals += 1
+            await self._bus.publish(self._to, self.proposal(event, demand.at), sender=self.name)
+        elif isinstance(event, GapCleared):
+            await self._bus.publish(self._to, GapClosed(demand.at, event.reading), sender=self.name)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await anyio.sleep(self._flush_every_s)
+            await self.flush_demand()
+
+    def status(self) -> SystemStatus:
+        """The variety reading and the detector's state."""
+        r = self.window.reading()
+        return SystemStatus(
+            "gap" if self.detector.state is GapState.DETECTED else ("ok" if r.events else "idle"),
+            {
+                "events": r.events,
+                "categories": r.categories,
+                "demand_variety_bits": round(r.demand_variety_bits, 6),
+                "system_variety_bits": round(r.system_variety_bits, 6),
+                "coverage": round(r.coverage, 6),
+                "gap": round(r.gap, 6),
+                "detector": self.detector.state.value,
+                "proposals": self.proposals,
+            },
+        )

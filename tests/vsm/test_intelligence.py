@@ -1,0 +1,62 @@
+"""S4: demand in, one proposal per persistent gap out, demand history into the store."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from vsm_mcp.core.hysteresis import GapDetector, HysteresisPolicy
+from vsm_mcp.core.messages import DemandAggregate
+from vsm_mcp.store.memory import MemoryStore
+from vsm_mcp.vsm.bus import Bus
+from vsm_mcp.vsm.events import AcquisitionProposal, DemandObserved, GapClosed
+from vsm_mcp.vsm.intelligence import Intelligence
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_persistent_gap_is_one_proposal_naming_unmatched_demand_then_one_close() -> None:
+    async with MemoryStore.open() as store, Bus() as bus:
+        inbox = bus.inbox("s4")
+        s5 = bus.inbox("s5")
+        detector = GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=3, persist_s=3600.0))
+        s4 = Intelligence(inbox, bus, store, detector=detector, clock=lambda: 0.0)
+        s4.set_capacity({"files": 1_000_000})
+        demand = [("files",), ("weather", "weather"), ("maps",), ("weather",), ("weather", "maps")]
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(s4.run)
+                for categories in demand:
+                    await bus.publish("s4", DemandObserved(categories, at=7200.0))
+                await anyio.wait_all_tasks_blocked()  # S4 has handled all five and waits for more
+                s4.set_capacity({"files": 1_000_000, "weather": 1_000_000, "maps": 1_000_000})
+                await bus.publish("s4", DemandObserved(("files",), at=7300.0))
+                inbox.close()  # S4 drains, flushes demand to the store, and returns
+        sent = [(await s5.receive()).payload for _ in range(s5.stats().routine.queued)]
+        stored = sorted(await store.demand_since(0), key=lambda a: a.category)
+
+    assert [type(m) for m in sent] == [AcquisitionProposal, GapClosed]
+    proposal = sent[0]
+    assert isinstance(proposal, AcquisitionProposal)
+    # After the 4th batch: files x1, weather x3, maps x1 in the window; files answered.
+    assert proposal.unmatched == (("weather", 3), ("maps", 1))
+    assert proposal.persisted_events == 3
+    assert proposal.reading.coverage == pytest.approx(1 / 5)
+    assert s4.proposals == 1
+    assert stored == [
+        DemandAggregate("files", 7200, 2, 2),  # 7300 s is in the same hour bucket
+        DemandAggregate("maps", 7200, 2, 0),  # unmatched when observed
+        DemandAggregate("weather", 7200, 4, 0),
+    ]
+
+
+async def test_flush_writes_only_what_was_counted_since_the_last_flush() -> None:
+    async with MemoryStore.open() as store, Bus() as bus:
+        s4 = Intelligence(bus.inbox("s4"), bus, store, clock=lambda: 0.0)
+        s4.observe(["a", "a", "b"], at=10.0)
+        assert await s4.flush_demand() == 2
+        assert await s4.flush_demand() == 0
+        s4.observe(["a"], at=3700.0)
+        assert await s4.flush_demand() == 1
+        stored = {(a.category, a.bucket_start): a.count for a in await store.demand_since(0)}
+    assert stored == {("a", 0): 2, ("b", 0): 1, ("a", 3600): 1}
