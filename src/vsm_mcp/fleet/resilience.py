@@ -88,7 +88,9 @@ class BreakerState(enum.StrEnum):
 class CircuitBreaker:
     """Stops calling a unit that keeps failing, and probes it again after a cool-down."""
 
-    def __init__(self, threshold: int, cooldown: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, threshold: int, cooldown: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._threshold = threshold
         self._cooldown = cooldown
         self._clock = clock

@@ -1,0 +1,302 @@
+"""The fleet: every S1 unit, their routing table, and what happens to failed calls.
+
+`Fleet` is an async context manager owning one task group; each unit's
+supervisor runs there in its own cancel scope, so removing a unit stops
+exactly that unit (and kills its process group) and leaving the fleet stops
+all of them. Invariants:
+
+* unit names are unique; `routes` is rebuilt (pure) after every change of a
+  unit's catalog or of the fleet's membership, and the listener is told once
+  per rebuild that changed anything;
+* a call that fails for a reason that is the unit's (not the server's own
+  error answer) is written to the dead-letter sink with its arguments and the
+  number of attempts, so it can be listed and replayed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+import mcp_types as types
+
+from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter
+from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
+from vsm_mcp.fleet.routing import RoutingTable
+from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.fleet.unit import ProgressFn, Unit
+
+SignalSink = Callable[[AlgedonicSignal], Awaitable[None]]
+#: A unit being removed gets this long to stop (its process group is killed within it).
+UNIT_STOP_TIMEOUT_S = 5.0
+
+
+class DeadLetterSink(Protocol):
+    """Where failed calls go (the Store implements it)."""
+
+    async def put_dead_letter(self, letter: DeadLetter) -> int: ...
+
+
+class FleetListener(Protocol):
+    """The upstream face (gateway): told about changes, asked to relay server requests."""
+
+    async def fleet_changed(self) -> None:
+        """The routing table changed (send list_changed upstream)."""
+        ...
+
+    async def unit_notification(self, unit: str, notification: types.ServerNotification) -> None: ...
+
+    async def unit_request(
+        self, unit: str, request: types.CreateMessageRequest | types.ElicitRequest | types.ListRootsRequest
+    ) -> Any: ...
+
+
+class Fleet:
+    """The downstream servers behind the gateway."""
+
+    def __init__(
+        self,
+        specs: Iterable[ServerSpec] = (),
+        *,
+        dead_letters: DeadLetterSink | None = None,
+        signals: SignalSink | None = None,
+        reserved_names: Iterable[str] = (),
+    ) -> None:
+        self._initial = [s for s in specs if s.enabled]
+        self._dead_letters = dead_letters
+        self._signals = signals
+        self._reserved = frozenset(reserved_names)
+        self._units: dict[str, Unit] = {}
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self.routes = RoutingTable()
+        self.listener: FleetListener | None = None
+        self.dead_lettered = 0
+
+    # -- lifecycle -----------------------------------------------------------
+    async def __aenter__(self) -> Fleet:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        for spec in self._initial:
+            await self.add(spec)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        try:
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            self._tg = None
+
+    @property
+    def units(self) -> Mapping[str, Unit]:
+        return self._units
+
+    def unit(self, name: str) -> Unit:
+        """The unit called ``name``.
+
+        Raises:
+            UnknownUnitError: there is none.
+        """
+        try:
+            return self._units[name]
+        except KeyError:
+            raise UnknownUnitError(f"no server named {name!r} in the fleet") from None
+
+    async def add(self, spec: ServerSpec) -> Unit:
+        """Start supervising ``spec``; returns at once (the unit connects in the background).
+
+        Raises:
+            ConfigError: a unit of that name exists.
+        """
+        if self._tg is None:
+            raise RuntimeError("Fleet.add needs the fleet to be running (async with Fleet(...))")
+        if spec.name in self._units:
+            raise ConfigError(f"a server named {spec.name!r} is already in the fleet")
+        unit = Unit(spec, self)
+        self._units[spec.name] = unit
+        await self._tg.start(self._supervise, unit)
+        return unit
+
+    async def _supervise(self, unit: Unit, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with anyio.CancelScope() as scope:
+            self._scopes[unit.name] = scope
+            task_status.started()
+            await unit.run()
+
+    async def remove(self, name: str) -> None:
+        """Stop ``name`` (its process group is killed) and drop its tools.
+
+        Raises:
+            UnknownUnitError: there is no such unit.
+        """
+        unit = self.unit(name)
+        scope = self._scopes.pop(name)
+        scope.cancel()
+        with anyio.move_on_after(UNIT_STOP_TIMEOUT_S, shield=True):
+            await unit.stopped.wait()
+        del self._units[name]
+        await self._rebuild()
+
+    def restart(self, name: str) -> None:
+        """Restart ``name`` now (also lifts a crash-loop FAILED state)."""
+        self.unit(name).request_restart()
+
+    async def wait_ready(self, name: str) -> Unit:
+        """Wait until ``name`` has a live session (bound it with ``anyio.fail_after``)."""
+        unit = self.unit(name)
+        await unit.wait_ready()
+        return unit
+
+    # -- calls -------------------------------------------------------------
+    async def call_tool(
+        self,
+        public: str,
+        arguments: dict[str, Any] | None,
+        *,
+        params: dict[str, Any] | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
+        """Call the tool published as ``public``; ``params`` are the caller's raw params (``_meta`` kept).
+
+        Raises:
+            KeyError: no tool of that name.
+            MCPError: the server's own error answer.
+            UnitError: the unit failed the call (the call is dead-lettered).
+        """
+        route = self.routes.tools[public]
+        wire = dict(params or {})
+        wire["name"] = route.name
+        wire["arguments"] = arguments or {}
+        return await self._call_unit(
+            route.unit, route.name, wire, retry_safe=route.retry_safe, on_progress=on_progress
+        )
+
+    async def call_unit_tool(self, unit: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Call a tool by its downstream name (dead-letter replay)."""
+        return await self._call_unit(unit, tool, {"name": tool, "arguments": arguments}, retry_safe=False)
+
+    async def _call_unit(
+        self,
+        unit_name: str,
+        tool: str,
+        wire: dict[str, Any],
+        *,
+        retry_safe: bool,
+        on_progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
+        unit = self.unit(unit_name)
+        retries_before = unit.stats.retries
+        try:
+            return await unit.request("tools/call", wire, retry_safe=retry_safe, on_progress=on_progress)
+        except UnitError as exc:
+            attempts = 1 + unit.stats.retries - retries_before
+            await self._dead_letter(unit_name, tool, wire.get("arguments") or {}, str(exc), attempts=attempts)
+            raise
+
+    async def forward(
+        self,
+        unit: str,
+        method: str,
+        params: dict[str, Any] | None,
+        *,
+        on_progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
+        """Forward a read-only request (resources, prompts, completion, logging) to ``unit``."""
+        return await self.unit(unit).request(method, params, retry_safe=True, on_progress=on_progress)
+
+    async def _dead_letter(
+        self,
+        unit_name: str,
+        tool: str,
+        arguments: dict[str, Any],
+        error: str,
+        *,
+        attempts: int,
+    ) -> None:
+        self.dead_lettered += 1
+        if self._dead_letters is None:
+            return
+        letter = DeadLetter(
+            at=time.time(),
+            unit=unit_name,
+            tool=tool,
+            arguments=arguments,
+            error=error,
+            attempts=attempts,
+        )
+        with anyio.CancelScope(shield=True):
+            await self._dead_letters.put_dead_letter(letter)
+
+    # -- observer of units -------------------------------------------------------
+    async def unit_catalog_changed(self, unit: Unit) -> None:
+        await self._rebuild()
+
+    async def unit_notification(self, unit: Unit, notification: types.ServerNotification) -> None:
+        if self.listener is not None:
+            await self.listener.unit_notification(unit.name, notification)
+
+    async def unit_request(
+        self, unit: Unit, request: types.CreateMessageRequest | types.ElicitRequest | types.ListRootsRequest
+    ) -> Any:
+        if self.listener is None:
+            return types.ErrorData(
+                code=types.INVALID_REQUEST, message="no client is connected to the gateway"
+            )
+        return await self.listener.unit_request(unit.name, request)
+
+    async def unit_signal(self, signal: AlgedonicSignal) -> None:
+        if self._signals is not None:
+            await self._signals(signal)
+
+    async def _rebuild(self) -> None:
+        table = RoutingTable.build(
+            ((u.spec, u.catalog) for u in self._units.values()),
+            reserved=self._reserved,
+        )
+        changed = (
+            table.tools.keys() != self.routes.tools.keys()
+            or [r.definition for r in table.tools.values()]
+            != [r.definition for r in self.routes.tools.values()]
+            or table.prompts.keys() != self.routes.prompts.keys()
+            or table.resource_list != self.routes.resource_list
+            or table.template_list != self.routes.template_list
+        )
+        self.routes = table
+        if changed and self.listener is not None:
+            await self.listener.fleet_changed()
+
+    # -- status ------------------------------------------------------------
+    def status(self) -> list[dict[str, Any]]:
+        """One dict per unit with its measured state (for vsm_status and the CLI)."""
+        out: list[dict[str, Any]] = []
+        for unit in sorted(self._units.values(), key=lambda u: u.name):
+            s = unit.stats
+            ok = s.calls - s.errors
+            out.append(
+                {
+                    "name": unit.name,
+                    "state": unit.state.value,
+                    "transport": unit.spec.transport,
+                    "target": unit.spec.describe(),
+                    "pid": unit.pid,
+                    "tools": len(unit.catalog.tools),
+                    "calls": s.calls,
+                    "errors": s.errors,
+                    "timeouts": s.timeouts,
+                    "restarts": s.restarts,
+                    "retries": s.retries,
+                    "breaker": unit.breaker.state.value,
+                    "mean_latency_ms": round(s.latency_total_s / ok * 1000, 3) if ok > 0 else None,
+                    "last_ping_ms": round(s.last_ping_ms, 3) if s.last_ping_ms is not None else None,
+                    "last_error": s.last_error,
+                }
+            )
+        return out

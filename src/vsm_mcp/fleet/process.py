@@ -1,0 +1,210 @@
+"""A downstream MCP server as a child process, bridged to SDK message streams.
+
+The framing is the SDK's (``mcp_types.jsonrpc_message_adapter`` and
+`SessionMessage`); what this module adds over `mcp.client.stdio` is process
+control the gateway needs:
+
+* the child runs in its own session and process group, and the whole group is
+  killed when the unit stops (close stdin, SIGTERM after a grace period,
+  SIGKILL after another; then SIGKILL to the group again for stragglers);
+* the child asks the kernel for SIGKILL when the gateway dies
+  (``PR_SET_PDEATHSIG`` through ``prctl`` in ``preexec_fn``), so children die
+  with the gateway even when it is SIGKILLed;
+* stderr is kept line by line in a bounded ring (``vsm-mcp servers logs``);
+* a stdout line that is not JSON-RPC is reported to the session as an
+  exception and counted, never fatal;
+* `ChildProcess.gone` is set when stdout reaches EOF (the server exited or
+  closed it), which is how a unit learns its server died.
+
+Structured concurrency: the three pipe pumps run in a task group owned by the
+`spawn` context manager; leaving it always stops and reaps the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+import anyio
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.client.stdio import get_default_environment
+from mcp.shared.message import SessionMessage
+
+from vsm_mcp.fleet.spec import ServerSpec
+
+#: Longest stdout line accepted (one JSON-RPC message); large tool results fit.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+#: After stdin closes, how long a server may take to exit on its own (spec shutdown order).
+STDIN_CLOSE_GRACE_S = 0.5
+#: After SIGTERM to the group, how long before SIGKILL.
+TERM_GRACE_S = 1.0
+#: Waiting for the kernel to report a SIGKILLed child; only an unkillable process exhausts it.
+REAP_TIMEOUT_S = 2.0
+#: stderr lines kept per unit.
+STDERR_LINES = 500
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent_fn() -> Callable[[], None] | None:
+    """A preexec function that makes the child receive SIGKILL when this process dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc_name = ctypes.util.find_library("c") or "libc.so.6"
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # The parent may have died between fork and prctl: then nobody will signal us.
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+@dataclass(slots=True)
+class ChildProcess:
+    """What the unit needs to know about its running server process."""
+
+    pid: int
+    stderr: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_LINES))
+    gone: anyio.Event = field(default_factory=anyio.Event)
+    garbage_lines: int = 0
+    returncode: int | None = None
+
+
+@asynccontextmanager
+async def spawn(
+    spec: ServerSpec,
+    stderr_ring: deque[str] | None = None,
+) -> AsyncIterator[
+    tuple[
+        MemoryObjectReceiveStream[SessionMessage | Exception],
+        MemoryObjectSendStream[SessionMessage],
+        ChildProcess,
+    ]
+]:
+    """Start ``spec``'s command and yield the SDK stream pair and the process handle.
+
+    Raises:
+        OSError: the command cannot be started (not found, not executable).
+    """
+    assert spec.command is not None
+    env = get_default_environment() | spec.env
+    proc = await asyncio.create_subprocess_exec(
+        spec.command,
+        *spec.args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=spec.cwd,
+        start_new_session=True,
+        preexec_fn=_die_with_parent_fn(),
+        limit=MAX_LINE_BYTES,
+    )
+    child = ChildProcess(pid=proc.pid)
+    if stderr_ring is not None:
+        child.stderr = stderr_ring
+    read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+    write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](16)
+
+    async def pump_stdout() -> None:
+        assert proc.stdout is not None
+        async with read_send:
+            while True:
+                try:
+                    line = await proc.stdout.readline()
+                except (ValueError, ConnectionError):
+                    break  # a line over the limit or a broken pipe: the session cannot continue
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    message: SessionMessage | Exception = SessionMessage(
+                        types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                    )
+                except ValueError as exc:
+                    child.garbage_lines += 1
+                    message = exc
+                try:
+                    await read_send.send(message)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    break
+        child.gone.set()
+
+    async def pump_stdin() -> None:
+        assert proc.stdin is not None
+        async with write_recv:
+            async for session_message in write_recv:
+                data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                try:
+                    proc.stdin.write(data.encode() + b"\n")
+                    await proc.stdin.drain()
+                except (ConnectionError, RuntimeError):
+                    child.gone.set()
+                    return
+
+    async def pump_stderr() -> None:
+        assert proc.stderr is not None
+        while True:
+            try:
+                line = await proc.stderr.readline()
+            except (ValueError, ConnectionError):
+                return
+            if not line:
+                return
+            child.stderr.append(line.decode(errors="replace").rstrip("\n"))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump_stdout)
+            tg.start_soon(pump_stdin)
+            tg.start_soon(pump_stderr)
+            try:
+                yield read_recv, write_send, child
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await _stop(proc)
+                    child.returncode = proc.returncode
+                tg.cancel_scope.cancel()
+    finally:
+        for stream in (read_send, read_recv, write_send, write_recv):
+            stream.close()
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """Close stdin, wait, SIGTERM the group, wait, SIGKILL the group; always reap."""
+    if proc.stdin is not None:
+        with suppress(Exception):
+            proc.stdin.close()
+    if not await _exited(proc, STDIN_CLOSE_GRACE_S):
+        _signal_group(proc.pid, signal.SIGTERM)
+        if not await _exited(proc, TERM_GRACE_S):
+            _signal_group(proc.pid, signal.SIGKILL)
+            await _exited(proc, REAP_TIMEOUT_S)
+    # Descendants that outlived the leader are still in its group: take them too.
+    _signal_group(proc.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _exited(proc: asyncio.subprocess.Process, within_s: float) -> bool:
+    with anyio.move_on_after(within_s):
+        await proc.wait()
+        return True
+    return False

@@ -1,0 +1,534 @@
+"""One System 1 unit: a downstream MCP server behind one persistent, supervised session.
+
+Invariants:
+
+* At most one `ClientSession` per unit exists at a time, and every call of the
+  unit goes through it (never a session per call).
+* `run` is the unit's supervisor: connect (spawn or HTTP), handshake, list the
+  catalog, then watch for death (stdout EOF), a failed health ping (S3*), or a
+  restart request; on any of them the session is torn down (the process group
+  killed) and, after an exponential back-off with jitter, started again.
+  ``crash_loop_restarts`` restarts within ``crash_loop_window_s`` mark the unit
+  FAILED and send algedonic pain; it then waits for an operator restart.
+* The catalog survives a restart: it is replaced (and observers told) only
+  when a fresh listing differs, so a quick restart does not make clients'
+  tool lists flap.
+* A call waits at most `READY_WAIT_S` for a (re)starting unit, is bounded by
+  an idle timeout that every progress notification resets and by an absolute
+  timeout, and is refused while the circuit breaker is open.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import mcp_types as types
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared._stream_protocols import ReadStream, WriteStream
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
+from vsm_mcp.errors import CallTimeoutError, UnitError, UnitUnavailableError
+from vsm_mcp.fleet.process import ChildProcess, spawn
+from vsm_mcp.fleet.resilience import Backoff, BreakerState, CircuitBreaker, CrashLoop
+from vsm_mcp.fleet.spec import ServerSpec
+
+#: How long a call waits for a starting or restarting unit; within the 5 s a client tolerates.
+READY_WAIT_S = 5.0
+#: Pause before retrying a safe call, so a dying unit is seen dead and not called again at once.
+RETRY_PAUSE_S = 0.05
+
+ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
+class _Passthrough(BaseModel):
+    """Any result, kept key for key: the gateway forwards what the server said."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+_CLIENT_INFO = types.Implementation(name="vsm-mcp", version="0.1.0")
+
+
+class UnitState(enum.StrEnum):
+    """Lifecycle of a unit."""
+
+    STARTING = "starting"
+    READY = "ready"
+    BACKOFF = "backoff"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class UnitCatalog:
+    """What a unit offers, as its server listed it (wire dicts, passed through verbatim)."""
+
+    tools: tuple[dict[str, Any], ...] = ()
+    resources: tuple[dict[str, Any], ...] = ()
+    templates: tuple[dict[str, Any], ...] = ()
+    prompts: tuple[dict[str, Any], ...] = ()
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    server_info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class UnitStats:
+    """Counters measured from real calls of one unit."""
+
+    calls: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    restarts: int = 0
+    retries: int = 0
+    latency_total_s: float = 0.0
+    last_ping_ms: float | None = None
+    last_error: str = ""
+
+
+class UnitObserver(Protocol):
+    """Who hears from a unit: the fleet (and through it the gateway and the VSM)."""
+
+    async def unit_catalog_changed(self, unit: Unit) -> None:
+        """The unit's tools, resources or prompts changed."""
+        ...
+
+    async def unit_notification(self, unit: Unit, notification: types.ServerNotification) -> None:
+        """The downstream server sent a notification (log message, resource updated, ...)."""
+        ...
+
+    async def unit_request(
+        self, unit: Unit, request: types.CreateMessageRequest | types.ElicitRequest | types.ListRootsRequest
+    ) -> Any:
+        """The downstream server asks its client (sampling, elicitation, roots); return result or ErrorData."""
+        ...
+
+    async def unit_signal(self, signal: AlgedonicSignal) -> None:
+        """Algedonic pain or pleasure from this unit."""
+        ...
+
+
+def _raw(result: _Passthrough) -> dict[str, Any]:
+    return dict(result.model_extra or {})
+
+
+def raw_request(method: str, params: dict[str, Any] | None) -> types.Request[Any, Any]:
+    """A request whose params go on the wire exactly as given (faithful proxying)."""
+    return types.Request[Any, Any](method=method, params=params)
+
+
+class Unit:
+    """A supervised downstream MCP server; see the module docstring for its rules."""
+
+    def __init__(
+        self,
+        spec: ServerSpec,
+        observer: UnitObserver | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.spec = spec
+        self._observer = observer
+        self._clock = clock
+        self.state = UnitState.STARTING
+        self.catalog = UnitCatalog()
+        self.stats = UnitStats()
+        self.stderr: deque[str] = deque(maxlen=500)
+        self.breaker = CircuitBreaker(spec.breaker_failures, spec.breaker_cooldown_s, clock=clock)
+        self._backoff = Backoff(spec.backoff_initial_s, spec.backoff_max_s, rand=rand)
+        self._crash_loop = CrashLoop(spec.crash_loop_restarts, spec.crash_loop_window_s, clock=clock)
+        self._session: ClientSession | None = None
+        self._child: ChildProcess | None = None
+        self._ready = anyio.Event()
+        self._restart = anyio.Event()
+        self._probe_now = anyio.Event()
+        self._refresh = anyio.Event()
+        self.ready_since: float | None = None
+        self.stopped = anyio.Event()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while a stdio session is up."""
+        return self._child.pid if self._child is not None and self._session is not None else None
+
+    @property
+    def garbage_lines(self) -> int:
+        """Non-JSON-RPC stdout lines seen from the current process."""
+        return self._child.garbage_lines if self._child is not None else 0
+
+    # -- supervision -------------------------------------------------------
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Keep the unit running until cancelled; the caller's task group owns this task."""
+        task_status.started()
+        try:
+            while True:
+                if self.state is UnitState.FAILED:
+                    await self._restart.wait()
+                    self._restart = anyio.Event()
+                    self._crash_loop.clear()
+                    self._backoff.reset()
+                    self.breaker.record_success()
+                self.state = UnitState.STARTING
+                reason = await self._run_once()
+                self.stats.restarts += 1
+                self.stats.last_error = reason
+                if self._crash_loop.record_restart():
+                    self.state = UnitState.FAILED
+                    await self._emit(
+                        "crash_loop",
+                        Severity.HIGH,
+                        f"{self._crash_loop.recent} restarts within {self.spec.crash_loop_window_s:g}s; "
+                        f"last: {reason}",
+                    )
+                    continue
+                self.state = UnitState.BACKOFF
+                with anyio.move_on_after(self._backoff.next_delay()):
+                    await self._restart.wait()
+                if self._restart.is_set():
+                    self._restart = anyio.Event()
+        finally:
+            self.state = UnitState.STOPPED
+            self.stopped.set()
+
+    async def wait_ready(self) -> None:
+        """Return once the unit has a live session (bound it with ``anyio.fail_after``)."""
+        while self._session is None:
+            await self._ready.wait()
+            await anyio.lowlevel.checkpoint()
+
+    def request_restart(self) -> None:
+        """Restart now (operator or S3): also lifts a FAILED crash-loop verdict."""
+        self._restart.set()
+
+    async def _run_once(self) -> str:
+        """One life of the server; returns why it ended."""
+        try:
+            async with self._open_session() as (session, gone):
+                catalog = await self._list_catalog(session)
+                self._session = session
+                self.state = UnitState.READY
+                self.ready_since = self._clock()
+                self._ready.set()
+                if catalog != self.catalog:
+                    self.catalog = catalog
+                    await self._notify_catalog()
+                reason = await self._watch(session, gone)
+                self._drop_session()  # no new call may pick the dying session while it is torn down
+        except (OSError, MCPError, TimeoutError, ValidationError, anyio.BrokenResourceError) as exc:
+            reason = f"start failed: {type(exc).__name__}: {exc}"
+        except ExceptionGroup as group:
+            reason = f"session failed: {group.exceptions[0]!r}"
+        finally:
+            self._drop_session()
+        return reason
+
+    def _drop_session(self) -> None:
+        self._session = None
+        if self._ready.is_set():
+            if (
+                self.ready_since is not None
+                and self._clock() - self.ready_since >= self.spec.crash_loop_window_s
+            ):
+                self._backoff.reset()  # it ran healthily for a whole window: start back-off afresh
+            self._ready = anyio.Event()
+            self.state = UnitState.STARTING
+
+    @asynccontextmanager
+    async def _open_session(self) -> AsyncIterator[tuple[ClientSession, anyio.Event]]:
+        async with AsyncExitStack() as stack:
+            read: ReadStream[SessionMessage | Exception]
+            write: WriteStream[SessionMessage]
+            if self.spec.transport == "stdio":
+                read, write, child = await stack.enter_async_context(spawn(self.spec, self.stderr))
+                self._child = child
+                gone = child.gone
+            else:
+                assert self.spec.url is not None
+                http = await stack.enter_async_context(
+                    create_mcp_http_client(headers=self.spec.headers or None)
+                )
+                read, write = await stack.enter_async_context(
+                    streamable_http_client(self.spec.url, http_client=http)
+                )
+                gone = anyio.Event()
+            passthrough = self._observer is not None
+            session = await stack.enter_async_context(
+                ClientSession(
+                    read,
+                    write,
+                    client_info=_CLIENT_INFO,
+                    message_handler=self._on_message,
+                    sampling_callback=self._on_sampling if passthrough else None,
+                    elicitation_callback=self._on_elicitation if passthrough else None,
+                    list_roots_callback=self._on_roots if passthrough else None,
+                )
+            )
+            with anyio.fail_after(self.spec.start_timeout_s):
+                await session.initialize()
+            yield session, gone
+
+    async def _watch(self, session: ClientSession, gone: anyio.Event) -> str:
+        reason = "stopped"
+
+        async with anyio.create_task_group() as tg:
+
+            async def until(event: anyio.Event, why: str) -> None:
+                nonlocal reason
+                await event.wait()
+                reason = why
+                tg.cancel_scope.cancel()
+
+            async def health() -> None:
+                nonlocal reason
+                while True:
+                    with anyio.move_on_after(self.spec.ping_interval_s):
+                        await self._probe_now.wait()
+                    self._probe_now = anyio.Event()
+                    if not await self._ping(session):
+                        reason = f"no answer to ping within {self.spec.ping_timeout_s:g}s"
+                        tg.cancel_scope.cancel()
+                        return
+
+            async def refresh() -> None:
+                while True:
+                    await self._refresh.wait()
+                    self._refresh = anyio.Event()
+                    catalog = await self._list_catalog(session)
+                    if catalog != self.catalog:
+                        self.catalog = catalog
+                        await self._notify_catalog()
+
+            tg.start_soon(until, gone, "server process exited")
+            tg.start_soon(until, self._restart, "restart requested")
+            tg.start_soon(health)
+            tg.start_soon(refresh)
+        if self._restart.is_set():
+            self._restart = anyio.Event()
+        return reason
+
+    async def _ping(self, session: ClientSession) -> bool:
+        start = anyio.current_time()
+        with anyio.move_on_after(self.spec.ping_timeout_s):
+            try:
+                await session.send_ping()
+            except MCPError:
+                return False
+            self.stats.last_ping_ms = (anyio.current_time() - start) * 1000
+            return True
+        return False
+
+    async def _list_catalog(self, session: ClientSession) -> UnitCatalog:
+        init = session.initialize_result
+        caps = init.capabilities if init is not None else types.ServerCapabilities()
+
+        async def paged(method: str, key: str) -> tuple[dict[str, Any], ...]:
+            items: list[dict[str, Any]] = []
+            cursor: str | None = None
+            for _ in range(1000):  # a server that paginates forever cannot hang the unit
+                params = {"cursor": cursor} if cursor else None
+                page = _raw(await session.send_request(raw_request(method, params), _Passthrough))
+                items.extend(page.get(key, []))
+                cursor = page.get("nextCursor")
+                if not cursor:
+                    break
+            return tuple(items)
+
+        with anyio.fail_after(self.spec.start_timeout_s):
+            empty: tuple[dict[str, Any], ...] = ()
+            tools = await paged("tools/list", "tools") if caps.tools is not None else empty
+            resources = templates = prompts = empty
+            if caps.resources is not None:
+                resources = await paged("resources/list", "resources")
+                templates = await paged("resources/templates/list", "resourceTemplates")
+            if caps.prompts is not None:
+                prompts = await paged("prompts/list", "prompts")
+        return UnitCatalog(
+            tools=tools,
+            resources=resources,
+            templates=templates,
+            prompts=prompts,
+            capabilities=caps.model_dump(by_alias=True, mode="json", exclude_none=True),
+            server_info=(
+                init.server_info.model_dump(by_alias=True, mode="json", exclude_none=True) if init else {}
+            ),
+        )
+
+    # -- calls -------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        *,
+        retry_safe: bool,
+        on_progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
+        """Send one request to the server; returns its wire result.
+
+        Raises:
+            MCPError: the server answered with an error (passed through unchanged).
+            UnitUnavailableError: the unit is down, failed, or its breaker is open.
+            CallTimeoutError: no result within the idle or the absolute timeout.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(method, params, on_progress)
+            except UnitUnavailableError:
+                if not retry_safe or attempt > self.spec.retries or self.state is UnitState.FAILED:
+                    raise
+                self.stats.retries += 1
+                await anyio.sleep(RETRY_PAUSE_S * (1 + random.random()))
+
+    async def _attempt(
+        self, method: str, params: dict[str, Any] | None, on_progress: ProgressFn | None
+    ) -> dict[str, Any]:
+        if self.state is UnitState.FAILED:
+            raise UnitUnavailableError(
+                f"server {self.name!r} is failed after a crash loop ({self.stats.last_error}); "
+                f"restart it with: vsm-mcp servers restart {self.name}"
+            )
+        if not self.breaker.admit():
+            raise UnitUnavailableError(
+                f"server {self.name!r} keeps failing: circuit open, next probe in {self.breaker.retry_after():.1f}s"
+            )
+        verdict = False
+        self.stats.calls += 1
+        started = anyio.current_time()
+        try:
+            session = await self._ready_session()
+            result = await self._send(session, method, params, on_progress)
+        except MCPError as exc:
+            if exc.code != types.CONNECTION_CLOSED:
+                verdict = True
+                self.breaker.record_success()  # the server answered: it is alive
+                raise
+            self._fail(f"{method}: connection closed")
+            raise UnitUnavailableError(
+                f"server {self.name!r} went away during {method} (connection closed); it is being restarted"
+            ) from exc
+        except UnitError as exc:
+            self._fail(str(exc))
+            raise
+        except ValidationError as exc:
+            self._fail(f"{method}: invalid result")
+            raise UnitError(
+                f"server {self.name!r} returned an invalid {method} result: {exc.errors()[:1]}"
+            ) from exc
+        else:
+            verdict = True
+            self.breaker.record_success()
+            self.stats.latency_total_s += anyio.current_time() - started
+            return result
+        finally:
+            if not verdict and self.breaker.state is BreakerState.HALF_OPEN:
+                self.breaker.release_probe()
+
+    def _fail(self, why: str) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = why
+        self.breaker.record_failure()
+
+    async def _ready_session(self) -> ClientSession:
+        if self._session is not None:
+            return self._session
+        with anyio.move_on_after(READY_WAIT_S):
+            await self.wait_ready()
+        if self._session is None:
+            raise UnitUnavailableError(
+                f"server {self.name!r} is {self.state.value} and not ready after {READY_WAIT_S:g}s"
+                + (f" (last error: {self.stats.last_error})" if self.stats.last_error else "")
+            )
+        return self._session
+
+    async def _send(
+        self,
+        session: ClientSession,
+        method: str,
+        params: dict[str, Any] | None,
+        on_progress: ProgressFn | None,
+    ) -> dict[str, Any]:
+        idle, absolute = self.spec.idle_timeout_s, self.spec.call_timeout_s
+        hard = anyio.current_time() + absolute
+        scope = anyio.CancelScope(deadline=min(anyio.current_time() + idle, hard))
+
+        async def progressed(progress: float, total: float | None, message: str | None) -> None:
+            scope.deadline = min(anyio.current_time() + idle, hard)
+            if on_progress is not None:
+                await on_progress(progress, total, message)
+
+        with scope:
+            return _raw(
+                await session.send_request(
+                    raw_request(method, params), _Passthrough, progress_callback=progressed
+                )
+            )
+        self.stats.timeouts += 1
+        self._probe_now.set()  # a hung server fails its ping and is restarted
+        which = (
+            f"absolute timeout of {absolute:g}s"
+            if anyio.current_time() >= hard
+            else f"{idle:g}s without progress"
+        )
+        raise CallTimeoutError(f"server {self.name!r} did not answer {method} ({which})")
+
+    # -- downstream -> gateway ---------------------------------------------
+    async def _on_message(self, message: types.ServerNotification | Exception) -> None:
+        if isinstance(message, Exception):
+            return  # garbage on stdout: counted by the process pump, never fatal
+        if isinstance(
+            message,
+            types.ToolListChangedNotification
+            | types.ResourceListChangedNotification
+            | types.PromptListChangedNotification,
+        ):
+            self._refresh.set()
+        if self._observer is not None:
+            await self._observer.unit_notification(self, message)
+
+    async def _on_sampling(self, context: Any, params: types.CreateMessageRequestParams) -> Any:
+        assert self._observer is not None
+        return await self._observer.unit_request(self, types.CreateMessageRequest(params=params))
+
+    async def _on_elicitation(self, context: Any, params: types.ElicitRequestParams) -> Any:
+        assert self._observer is not None
+        return await self._observer.unit_request(self, types.ElicitRequest(params=params))
+
+    async def _on_roots(self, context: Any) -> Any:
+        assert self._observer is not None
+        return await self._observer.unit_request(self, types.ListRootsRequest())
+
+    async def _notify_catalog(self) -> None:
+        if self._observer is not None:
+            await self._observer.unit_catalog_changed(self)
+
+    async def _emit(self, kind: str, severity: Severity, detail: str) -> None:
+        if self._observer is not None:
+            signal = AlgedonicSignal(
+                source=f"unit:{self.name}",
+                kind=kind,
+                valence=Valence.PAIN,
+                severity=severity,
+                detail=detail,
+                at=time.time(),
+            )
+            await self._observer.unit_signal(signal)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from vsm_mcp.fleet.spec import ServerSpec
+
+
+def test_transport_is_derived_from_command_or_url() -> None:
+    assert ServerSpec(name="time", command="uvx", args=["mcp-server-time"]).transport == "stdio"
+    assert ServerSpec(name="web", url="http://127.0.0.1:9/mcp").transport == "http"
+
+
+def test_exactly_one_of_command_and_url() -> None:
+    with pytest.raises(ValidationError, match="exactly one of 'command'"):
+        ServerSpec(name="x")
+    with pytest.raises(ValidationError, match="exactly one of 'command'"):
+        ServerSpec(name="x", command="a", url="http://h/mcp")
+
+
+@pytest.mark.parametrize("name", ["a__b", "", "-x", "x y", "n" * 49])
+def test_bad_names_are_refused(name: str) -> None:
+    with pytest.raises(ValidationError, match="server name"):
+        ServerSpec(name=name, command="true")
+
+
+def test_public_names_follow_the_namespace() -> None:
+    assert ServerSpec(name="time", command="t").public_name("now") == "time__now"
+    assert ServerSpec(name="time", command="t", namespace="clock").public_name("now") == "clock__now"
+    assert ServerSpec(name="time", command="t", namespace="").public_name("now") == "now"
+
+
+def test_idle_timeout_cannot_exceed_the_absolute_one() -> None:
+    with pytest.raises(ValidationError, match="idle_timeout_s"):
+        ServerSpec(name="x", command="t", idle_timeout_s=10, call_timeout_s=5)

@@ -1,0 +1,205 @@
+"""A unit against real probe-server processes: calls, faults, supervision."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+
+from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
+from vsm_mcp.errors import CallTimeoutError, UnitUnavailableError
+from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.fleet.unit import Unit, UnitState
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+class Signals:
+    def __init__(self) -> None:
+        self.received: list[AlgedonicSignal] = []
+        self.pained = anyio.Event()
+        self.catalogs = 0
+
+    async def unit_catalog_changed(self, unit: Unit) -> None:
+        self.catalogs += 1
+
+    async def unit_notification(self, unit: Unit, notification: types.ServerNotification) -> None:
+        return None
+
+    async def unit_request(self, unit: Unit, request: Any) -> Any:
+        return types.ErrorData(code=types.INVALID_REQUEST, message="none")
+
+    async def unit_signal(self, signal: AlgedonicSignal) -> None:
+        self.received.append(signal)
+        self.pained.set()
+
+
+def _text(result: dict[str, Any]) -> str:
+    return str(result["content"][0]["text"])
+
+
+async def _call(unit: Unit, tool: str, retry_safe: bool = False, **arguments: Any) -> dict[str, Any]:
+    return await unit.request("tools/call", {"name": tool, "arguments": arguments}, retry_safe=retry_safe)
+
+
+async def test_calls_go_through_one_persistent_process(probe_spec: Callable[..., ServerSpec]) -> None:
+    observer = Signals()
+    unit = Unit(probe_spec("p", "--garbage"), observer)
+    async with anyio.create_task_group() as tg:
+        await tg.start(unit.run)
+        with anyio.fail_after(20):
+            await unit.wait_ready()
+        assert [t["name"] for t in unit.catalog.tools][:3] == ["echo", "add", "pid"]
+        assert observer.catalogs == 1
+        pids = {_text(await _call(unit, "pid")) for _ in range(20)}
+        assert pids == {str(unit.pid)}
+        assert _text(await _call(unit, "echo", text="hi")) == "hi"
+        assert unit.garbage_lines >= 2  # before the handshake and during echo; the session survived
+        bad = await _call(unit, "add", a="x", b=2)
+        assert bad["isError"] is True
+        assert "valid integer" in _text(bad)  # the server's own validation error, unchanged
+        tg.cancel_scope.cancel()
+    assert unit.state is UnitState.STOPPED
+
+
+async def test_sigkill_mid_call_fails_fast_and_the_unit_comes_back(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    unit = Unit(probe_spec("p"))
+    async with anyio.create_task_group() as tg:
+        await tg.start(unit.run)
+        with anyio.fail_after(20):
+            await unit.wait_ready()
+        old_pid = unit.pid
+        assert old_pid is not None
+        failed_after: list[float] = []
+
+        async def doomed_call() -> None:
+            start = time.monotonic()
+            with pytest.raises(UnitUnavailableError, match="went away during tools/call"):
+                await _call(unit, "sleep", seconds=30)
+            failed_after.append(time.monotonic() - start)
+
+        async with anyio.create_task_group() as calls:
+            calls.start_soon(doomed_call)
+            await anyio.sleep(0.3)
+            killed_at = time.monotonic()
+            os.kill(old_pid, signal.SIGKILL)
+        assert failed_after[0] < 2.0 + 0.3
+        with anyio.fail_after(5):
+            result = await _call(unit, "pid", retry_safe=True)
+        assert time.monotonic() - killed_at < 5.0
+        assert _text(result) != str(old_pid)
+        assert unit.stats.restarts == 1
+        tg.cancel_scope.cancel()
+
+
+async def test_read_only_call_is_retried_transparently(probe_spec: Callable[..., ServerSpec]) -> None:
+    unit = Unit(probe_spec("p"))
+    async with anyio.create_task_group() as tg:
+        await tg.start(unit.run)
+        with anyio.fail_after(20):
+            await unit.wait_ready()
+        pid = unit.pid
+        assert pid is not None
+
+        async def kill_soon() -> None:
+            await anyio.sleep(0.3)
+            os.kill(pid, signal.SIGKILL)
+
+        tg.start_soon(kill_soon)
+        with anyio.fail_after(10):
+            result = await unit.request(
+                "tools/call", {"name": "slow", "arguments": {"steps": 3, "step_s": 0.2}}, retry_safe=True
+            )
+        assert _text(result) == "done after 3 steps"
+        assert unit.stats.retries == 1
+        tg.cancel_scope.cancel()
+
+
+async def test_a_hung_server_times_out_and_is_restarted(probe_spec: Callable[..., ServerSpec]) -> None:
+    unit = Unit(probe_spec("p", idle_timeout_s=1.0, call_timeout_s=5.0))
+    async with anyio.create_task_group() as tg:
+        await tg.start(unit.run)
+        with anyio.fail_after(20):
+            await unit.wait_ready()
+        old_pid = unit.pid
+        start = time.monotonic()
+        with pytest.raises(CallTimeoutError, match=r"did not answer tools/call \(1s without progress\)"):
+            await _call(unit, "hang")
+        assert 0.9 < time.monotonic() - start < 2.0
+        with anyio.fail_after(10):
+            result = await _call(unit, "pid", retry_safe=True)
+        assert _text(result) != str(old_pid)
+        assert unit.stats.timeouts == 1
+        assert unit.stats.restarts == 1
+        tg.cancel_scope.cancel()
+
+
+async def test_progress_resets_the_idle_clock(probe_spec: Callable[..., ServerSpec]) -> None:
+    unit = Unit(probe_spec("p", idle_timeout_s=0.5, call_timeout_s=10.0))
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(unit.run)
+        with anyio.fail_after(20):
+            await unit.wait_ready()
+        # 5 steps of 0.3 s = 1.5 s in all, three times the idle timeout, but never idle 0.5 s.
+        result = await unit.request(
+            "tools/call",
+            {"name": "slow", "arguments": {"steps": 5, "step_s": 0.3}},
+            retry_safe=False,
+            on_progress=on_progress,
+        )
+        assert _text(result) == "done after 5 steps"
+        assert seen == [(i, 5.0, f"step {i}") for i in range(1, 6)]
+        tg.cancel_scope.cancel()
+
+
+async def test_crash_at_start_becomes_a_crash_loop_with_pain(probe_spec: Callable[..., ServerSpec]) -> None:
+    observer = Signals()
+    unit = Unit(probe_spec("p", "--crash-at-start", crash_loop_restarts=3), observer)
+    async with anyio.create_task_group() as tg:
+        await tg.start(unit.run)
+        with anyio.fail_after(15):
+            await observer.pained.wait()
+        assert unit.state is UnitState.FAILED
+        pain = observer.received[0]
+        assert (pain.source, pain.kind, pain.valence, pain.severity) == (
+            "unit:p",
+            "crash_loop",
+            Valence.PAIN,
+            Severity.HIGH,
+        )
+        assert pain.detail.startswith("3 restarts within 60s")
+        assert "crashing at start" in "\n".join(unit.stderr)
+        with pytest.raises(UnitUnavailableError, match="failed after a crash loop"):
+            await _call(unit, "echo", text="x")
+        tg.cancel_scope.cancel()
+
+
+async def test_stop_kills_the_whole_process_group(probe_spec: Callable[..., ServerSpec], procs: Any) -> None:
+    unit = Unit(probe_spec("p", "--grandchild"))
+    async with anyio.create_task_group() as tg:
+        await tg.start(unit.run)
+        with anyio.fail_after(20):
+            await unit.wait_ready()
+        server_pid = unit.pid
+        grandchild = int(_text(await _call(unit, "child_pid")))
+        assert server_pid is not None
+        assert procs.alive(server_pid)
+        assert procs.alive(grandchild)
+        tg.cancel_scope.cancel()
+    with anyio.fail_after(5):
+        while procs.alive(server_pid) or procs.alive(grandchild):  # noqa: ASYNC110 - the kernel has no event
+            await anyio.sleep(0.02)
+    assert procs.my_zombies() == []
