@@ -128,3 +128,16 @@ async def test_leaving_the_bus_closes_every_inbox() -> None:
     assert inbox.closed
     with pytest.raises(BusClosedError):
         bus.inbox("s2")
+
+
+async def test_receive_nowait_takes_urgent_first_and_says_when_empty() -> None:
+    async with Bus() as bus:
+        inbox = bus.inbox("s5")
+        await bus.publish("s5", "routine")
+        await bus.publish("s5", "urgent", priority=Priority.URGENT)
+        assert [inbox.receive_nowait().payload for _ in range(2)] == ["urgent", "routine"]
+        with pytest.raises(anyio.WouldBlock):
+            inbox.receive_nowait()
+        inbox.close()
+        with pytest.raises(anyio.EndOfStream):
+            inbox.receive_nowait()

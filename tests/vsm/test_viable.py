@@ -105,3 +105,19 @@ async def test_a_crashing_system_component_reaches_s5_through_the_assembled_chan
     assert status.s5.state == "attention"
     assert status.algedonic.metrics["alerts_sent"] == 1
     assert status.s2.metrics["restarts"] == 1
+
+
+async def test_pain_felt_just_before_shutdown_is_still_stored() -> None:
+    async with MemoryStore.open() as store:
+        system = ViableSystem(
+            "gw", store, probe=_ping, rng=random.Random(0), config=ViableConfig(alert_window_s=60.0)
+        )
+        async with system:
+            await anyio.wait_all_tasks_blocked()
+            for _ in range(5):
+                system.channel.pain("unit/fs", "sandbox_violation", Severity.CRITICAL, "write to /etc")
+        [alert] = await store.alerts()
+        [decision] = await store.decisions()
+    assert (alert.kind, alert.count) == ("sandbox_violation", 5)
+    assert decision.choice == "escalate_to_operator"
+    assert system.channel.lost_at_shutdown == 0

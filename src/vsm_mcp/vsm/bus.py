@@ -139,10 +139,23 @@ class Inbox:
             anyio.EndOfStream: the inbox is closed and empty.
         """
         await self._available.acquire()
+        return self._take()
+
+    def receive_nowait(self) -> Envelope:
+        """Like `receive`, without waiting.
+
+        Raises:
+            anyio.WouldBlock: nothing is queued.
+            anyio.EndOfStream: the inbox is closed and empty.
+        """
+        self._available.acquire_nowait()
+        return self._take()
+
+    def _take(self) -> Envelope:
         for lane in self._lanes.values():  # URGENT is first by construction
             try:
                 envelope = lane.receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                 continue
             lane.received += 1
             return envelope

@@ -11,6 +11,8 @@ Invariants:
   and stays in ``attention`` until an operator acknowledges it.
 * Every `AcquisitionProposal` becomes one stored decision: ``approve`` when
   ``rules.auto_approve_acquisition`` is set, else ``ask_operator``.
+* At shutdown `drain_urgent` stores the alerts still queued (the algedonic
+  channel offers its pending ones as it stops).
 * ``journal`` keeps the last ``journal_size`` handled messages in handling
   order (lane and type), for status and for tests of that order.
 """
@@ -21,6 +23,8 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import anyio
 
 from vsm_mcp.core.messages import AlgedonicAlert, Decision, Priority, Severity, Valence
 from vsm_mcp.core.ports import Store
@@ -95,6 +99,22 @@ class Policy:
         kind = type(payload).__name__
         self.handled[kind] += 1
         self.journal.append(Handled(envelope.priority, kind, stored))
+
+    async def drain_urgent(self) -> int:
+        """Handle the urgent messages still queued, without waiting for more; return how many.
+
+        For shutdown, after S5's task has stopped: alerts already felt are still stored.
+        """
+        handled = 0
+        while True:
+            try:
+                envelope = self._inbox.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                return handled
+            if envelope.priority is not Priority.URGENT:
+                return handled  # urgent comes first, so none is left
+            await self.handle(envelope)
+            handled += 1
 
     def acknowledge(self, alert_id: int) -> bool:
         """An operator saw an escalated alert; returns whether it was pending."""

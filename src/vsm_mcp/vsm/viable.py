@@ -8,7 +8,9 @@ Invariants:
 
 * Entering starts every component as a child of one `Supervisor` (one-for-one,
   restart intensity escalated as algedonic pain to S5); leaving cancels them
-  all, then closes the bus. Nothing runs outside that task group.
+  all, lets S5 store the alerts still queued (at most `SHUTDOWN_FLUSH_S`),
+  then closes the bus. Nothing runs outside that task group. The store must
+  outlive the system: close it after leaving.
 * `status` is built from the components' own counters at call time, and has
   the same shape for the whole and for each unit (`ViableStatus`).
 """
@@ -20,6 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+
+import anyio
 
 from vsm_mcp.core.hysteresis import GapDetector, HysteresisPolicy
 from vsm_mcp.core.ports import Store
@@ -35,6 +39,10 @@ from vsm_mcp.vsm.operations import Operations
 from vsm_mcp.vsm.policy import Policy, PolicyRules
 from vsm_mcp.vsm.status import SystemStatus, ViableStatus
 from vsm_mcp.vsm.supervisor import MAX_RESTARTS, RESTART_BACKOFF_S, WITHIN_S, Supervisor
+
+#: How long shutdown may spend storing the alerts still queued for S5: a few
+#: store writes, bounded so a wedged store cannot hang the process on exit.
+SHUTDOWN_FLUSH_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +138,11 @@ class ViableSystem:
         try:
             return await self.supervisor.__aexit__(exc_type, exc, tb)
         finally:
-            self.bus.close()
+            try:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_FLUSH_S):
+                    await self.s5.drain_urgent()
+            finally:
+                self.bus.close()
 
     def status(self) -> ViableStatus:
         """The whole, then each unit in the same shape."""
