@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec
+from vsm_mcp.discovery.matcher import Matcher, MatcherConfig
+from vsm_mcp.discovery.outcomes import OutcomeLedger
+
+
+def server(name: str, description: str, *tools: tuple[str, str]) -> ServerEntry:
+    return ServerEntry(name, description, tuple(ToolSpec(n, d) for n, d in tools))
+
+
+CATALOG = Catalog(
+    (
+        server("Excel", "Read and write Excel workbooks", ("read_sheet", "Read a worksheet"), ("write_sheet", "")),
+        server("Charts", "Generate charts", ("bar_chart", "Draw a bar chart"), ("pie_chart", "Draw a pie chart")),
+        server("Files", "Filesystem access", ("write_file", "Write a file"), ("read_file", "Read a file")),
+        server("Weather", "Weather forecasts", ("get_forecast", "Forecast for a city")),
+        server("Clock", "Current time and timezone conversion", ("get_current_time", "Current time")),
+        server("Stocks", "Stock prices and market data", ("get_quote", "Latest stock quote")),
+    )
+)
+
+
+def test_each_aspect_of_a_task_gets_its_server() -> None:
+    result = Matcher(CATALOG).match("Read /root/sales.xlsx, plot a bar chart and save it as /root/figs/sale.png")
+    top3 = {s.name for s in result.servers[:3]}
+    assert top3 == {"Excel", "Charts", "Files"}
+    assert result.tools[0].tool in {"bar_chart", "read_sheet", "write_file"}
+
+
+def test_synonyms_and_implied_time() -> None:
+    result = Matcher(CATALOG).match("weather tomorrow in Paris", top_k=2)
+    assert {s.name for s in result.servers} == {"Weather", "Clock"}
+    spreadsheet = Matcher(CATALOG).match("open the spreadsheet", top_k=1)
+    assert spreadsheet.servers[0].name == "Excel"
+
+
+def test_server_match_lists_best_tools_and_matched_terms() -> None:
+    best = Matcher(CATALOG).match("pie chart", top_k=1).servers[0]
+    assert best.name == "Charts"
+    assert best.tools[0].tool == "pie_chart"
+    assert best.matched_terms == ("pie", "chart")
+
+
+def test_nothing_matches_gives_an_empty_result() -> None:
+    assert Matcher(CATALOG).match("zzqx").servers == ()
+    assert Matcher(Catalog(())).match("chart").servers == ()
+
+
+def test_learned_outcomes_reorder_for_their_category_only() -> None:
+    query = "stock quote and the current time"
+    plain = Matcher(CATALOG, MatcherConfig(aspect_weight=0.0)).match(query, top_k=2)
+    assert [s.name for s in plain.servers] == ["Clock", "Stocks"]
+    ledger = OutcomeLedger()
+    for _ in range(20):
+        ledger.record("Stocks", "finance", success=True)
+        ledger.record("Clock", "finance", success=False)
+    learned = Matcher(CATALOG, MatcherConfig(aspect_weight=0.0), outcomes=ledger)
+    assert [s.name for s in learned.match(query, top_k=2, category="finance").servers] == ["Stocks", "Clock"]
+    assert [s.name for s in learned.match(query, top_k=2, category="travel").servers] == ["Clock", "Stocks"]
+
+
+def test_ranking_is_deterministic() -> None:
+    first = Matcher(CATALOG).rank("write a file with the forecast")
+    assert Matcher(CATALOG).rank("write a file with the forecast") == first
