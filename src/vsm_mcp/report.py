@@ -2,8 +2,9 @@
 
 These work whether or not a gateway is running: they read the `Store` (the
 same SQLite file a running gateway writes, in WAL mode, so reading does not
-block it). The variety reading is computed from the stored per-minute demand
-aggregates of the last ``max_age_s`` seconds against the stored capabilities,
+block it). The variety reading is computed from the stored demand aggregates (S4
+writes them per `DEMAND_BUCKET_S` bucket) of every bucket that overlaps the
+last ``max_age_s`` seconds against the stored capabilities,
 with the same from-scratch definition as the live window
 (`DemandProfile.reading`). A running runtime also keeps a live snapshot under
 the ``status`` key, shown with its age.
@@ -19,14 +20,13 @@ from typing import Any
 from vsm_mcp.core.messages import AlgedonicAlert, AuditFinding, Decision
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import UNLIMITED, DemandProfile, VarietyReading
+from vsm_mcp.vsm.intelligence import DEMAND_BUCKET_S
 
-#: Demand aggregates are bucketed per minute (see `Runtime`).
-DEMAND_BUCKET_S = 60
 LIVE_STATUS_KEY = "status"
 
 
 async def stored_profile(store: Store, *, max_age_s: float, now: float | None = None) -> DemandProfile:
-    """Demand counts of the last ``max_age_s`` seconds and the capabilities that answer them."""
+    """Demand counts of the buckets overlapping the last ``max_age_s`` seconds, and the capabilities."""
     now = time.time() if now is None else now
     since = int((now - max_age_s) // DEMAND_BUCKET_S * DEMAND_BUCKET_S)
     counts: dict[str, int] = defaultdict(int)
