@@ -1,0 +1,69 @@
+"""What the gateway needs from the VSM, as small protocols the composition root wires.
+
+The gateway never imports the running VSM systems' concrete classes: it feeds
+demand into a `DemandSink` (S4's demand window in production) and reads
+`StatusSource` dicts for its status tools and resources. `WindowDemand` is a
+real, minimal implementation over `core.window.DemandWindow`, used when the
+gateway runs alone (tests, `vsm-mcp serve` without the full runtime).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from vsm_mcp.core.variety import UNLIMITED
+from vsm_mcp.core.window import DemandWindow
+
+
+class DemandSink(Protocol):
+    """Receives one event per client request that expresses demand."""
+
+    def record(self, category: str, matched: bool) -> None:
+        """A request in ``category``; ``matched`` when some capability answered it."""
+        ...
+
+    def set_capabilities(self, categories: Iterable[str]) -> None:
+        """The categories the fleet can answer now (called whenever the fleet changes)."""
+        ...
+
+
+class StatusSource(Protocol):
+    """Read-only views of the viable system for `vsm_status` / `vsm_variety`."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def variety(self) -> dict[str, Any]: ...
+
+
+class WindowDemand:
+    """A `DemandSink` and `StatusSource` over one sliding `DemandWindow`."""
+
+    def __init__(self, window: DemandWindow | None = None) -> None:
+        self.window = window or DemandWindow(max_events=10_000)
+        self.unmatched = 0
+        self.matched = 0
+
+    def record(self, category: str, matched: bool) -> None:
+        self.window.observe(category)
+        if matched:
+            self.matched += 1
+        else:
+            self.unmatched += 1
+
+    def set_capabilities(self, categories: Iterable[str]) -> None:
+        self.window.set_capacity(dict.fromkeys(categories, UNLIMITED))
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "demand_events": self.window.total_observed,
+            "matched": self.matched,
+            "unmatched": self.unmatched,
+        }
+
+    def variety(self) -> dict[str, Any]:
+        reading = dataclasses.asdict(self.window.reading())
+        profile = self.window.profile()
+        unmet = {c: n for c, n in profile.counts.items() if c not in profile.capacity}
+        return {**reading, "unmatched_categories": dict(sorted(unmet.items(), key=lambda kv: -kv[1])[:20])}

@@ -1,0 +1,376 @@
+"""The upstream face: one MCP server (the SDK's low-level `Server`) in front of the fleet.
+
+Proxying is faithful: requests are forwarded with the client's raw params
+(tool and prompt names translated), results and the servers' own JSON-RPC
+errors come back unchanged, progress is relayed against the client's token,
+a client's cancellation cancels the downstream request (the SDK sends
+``notifications/cancelled``), and server-to-client requests (sampling,
+elicitation, roots) and log messages are relayed to the client whose call the
+unit is serving. Invariants:
+
+* every ``tools/call`` feeds the demand sink exactly once: a routed call is
+  matched demand in its tool's category, an unknown name is unmatched demand;
+  so is a `vsm_search_tools` query with no good match;
+* the VSM tools' names are reserved and always win;
+* a unit's failure reaches the client as one JSON-RPC error naming the
+  server and the reason (`REQUEST_TIMEOUT` for timeouts, `INTERNAL_ERROR`
+  otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
+
+from vsm_mcp.errors import CallTimeoutError, UnitError
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.routing import Route
+from vsm_mcp.fleet.unit import UnitState
+from vsm_mcp.gateway.ports import DemandSink, StatusSource
+from vsm_mcp.gateway.search import ToolIndex
+from vsm_mcp.gateway.upstream import Upstream
+from vsm_mcp.gateway.vsm_tools import (
+    RESOURCE_FLEET,
+    RESOURCE_STATUS,
+    RESOURCE_VARIETY,
+    VSM_RESOURCES,
+    VSM_SEARCH_TOOLS,
+    VSM_STATUS,
+    VSM_TOOL_NAMES,
+    VSM_TOOLS,
+    VSM_VARIETY,
+)
+
+RESOURCE_NOT_FOUND = -32002
+Ctx = ServerRequestContext[Any, Any]
+
+
+class _GatewayServer(Server[Any]):
+    """The SDK server, announcing list_changed for tools, resources and prompts on every transport."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options
+            or NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
+
+
+class Gateway:
+    """VSM-MCP as one MCP server; attach it to a running `Fleet`."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        *,
+        demand: DemandSink | None = None,
+        status: StatusSource | None = None,
+        name: str = "vsm-mcp",
+        version: str = "0.1.0",
+    ) -> None:
+        self.fleet = fleet
+        self.demand = demand
+        self.status_source = status
+        self.upstream = Upstream()
+        self.index = ToolIndex(())
+        self.started_at = time.time()
+        self.list_changed_sent = 0
+        self.server = _GatewayServer(
+            name,
+            version=version,
+            instructions="VSM-MCP: many MCP servers behind one. Use vsm_search_tools to find a tool "
+            "across all of them, then call it by name (or via vsm_call_tool).",
+        )
+        # Registered by method: handlers return wire dicts, passed through as the servers sent them
+        # (and logging/setLevel this way avoids the constructor keyword's deprecation warning, SEP-2577).
+        add = self.server.add_request_handler
+        add("tools/list", types.PaginatedRequestParams, self._list_tools)
+        add("tools/call", types.CallToolRequestParams, self._call_tool)
+        add("resources/list", types.PaginatedRequestParams, self._list_resources)
+        add("resources/templates/list", types.PaginatedRequestParams, self._list_templates)
+        add("resources/read", types.ReadResourceRequestParams, self._read_resource)
+        add("resources/subscribe", types.SubscribeRequestParams, self._subscribe)
+        add("resources/unsubscribe", types.UnsubscribeRequestParams, self._unsubscribe)
+        add("prompts/list", types.PaginatedRequestParams, self._list_prompts)
+        add("prompts/get", types.GetPromptRequestParams, self._get_prompt)
+        add("completion/complete", types.CompleteRequestParams, self._complete)
+        add("logging/setLevel", types.SetLevelRequestParams, self._set_level)
+        self.server.add_notification_handler(
+            "notifications/initialized", types.NotificationParams, self._initialized
+        )
+        fleet.listener = self
+        self._reindex()
+
+    # -- fleet -> clients ----------------------------------------------------
+    def _reindex(self) -> None:
+        routes = self.fleet.routes
+        self.index = ToolIndex(routes.tools.values())
+        if self.demand is not None:
+            self.demand.set_capabilities({self._category(r) for r in routes.tools.values()})
+
+    async def fleet_changed(self) -> None:
+        self._reindex()
+        self.list_changed_sent += await self.upstream.broadcast(lambda s: s.send_tool_list_changed())
+        await self.upstream.broadcast(lambda s: s.send_resource_list_changed())
+        await self.upstream.broadcast(lambda s: s.send_prompt_list_changed())
+
+    async def unit_notification(self, unit: str, notification: types.ServerNotification) -> None:
+        if isinstance(notification, types.ResourceUpdatedNotification):
+            await self.upstream.to_subscribers(notification.params.uri, notification)
+        elif isinstance(notification, types.LoggingMessageNotification | types.ElicitCompleteNotification):
+            call = self.upstream.current(unit)
+            if call is not None:
+                await call.session.send_notification(notification, related_request_id=call.request_id)
+            else:
+                await self.upstream.broadcast(lambda s: s.send_notification(notification))
+
+    async def unit_request(
+        self, unit: str, request: types.CreateMessageRequest | types.ElicitRequest | types.ListRootsRequest
+    ) -> Any:
+        call = self.upstream.current(unit)
+        if call is not None:
+            session, related = call.session, call.request_id
+        elif self.upstream.sessions:
+            session, related = self.upstream.sessions[-1], None
+        else:
+            return types.ErrorData(
+                code=types.INVALID_REQUEST, message="no client is connected to the gateway"
+            )
+        result_type: type[Any]
+        if isinstance(request, types.CreateMessageRequest):
+            p = request.params
+            with_tools = p.tools is not None or p.tool_choice is not None
+            result_type = types.CreateMessageResultWithTools if with_tools else types.CreateMessageResult
+        elif isinstance(request, types.ElicitRequest):
+            result_type = types.ElicitResult
+        else:
+            result_type = types.ListRootsResult
+        try:
+            return await session.send_request(
+                request, result_type, metadata=ServerMessageMetadata(related_request_id=related)
+            )
+        except MCPError as exc:
+            return exc.error
+
+    # -- handlers: tools -----------------------------------------------------
+    async def _initialized(self, ctx: Ctx, params: types.NotificationParams) -> None:
+        self.upstream.connected(ctx.session)
+
+    async def _list_tools(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
+        return {"tools": [*VSM_TOOLS, *(r.definition for r in self.fleet.routes.tools.values())]}
+
+    async def _call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> Any:
+        arguments = dict(params.arguments or {})
+        if params.name in VSM_TOOL_NAMES:
+            return await self._vsm_tool(ctx, params.name, arguments)
+        return await self._proxy_call(ctx, params.name, arguments, dict(ctx.params or {}))
+
+    async def _proxy_call(self, ctx: Ctx, name: str, arguments: dict[str, Any], raw: dict[str, Any]) -> Any:
+        route = self.fleet.routes.tools.get(name)
+        if route is None:
+            self._record(name, matched=False)
+            raise MCPError(
+                code=types.INVALID_PARAMS,
+                message=f"Unknown tool: {name!r}. Use {VSM_SEARCH_TOOLS} to find one of the "
+                f"{len(self.fleet.routes.tools)} tools behind this gateway.",
+            )
+        self._record(self._category(route), matched=True)
+
+        async def progress(value: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(value, total, message)
+
+        with self.upstream.serving(route.unit, ctx.session, ctx.request_id):
+            try:
+                return await self.fleet.call_tool(name, arguments, params=raw, on_progress=progress)
+            except UnitError as exc:
+                code = types.REQUEST_TIMEOUT if isinstance(exc, CallTimeoutError) else types.INTERNAL_ERROR
+                raise MCPError(code=code, message=str(exc), data={"server": route.unit}) from exc
+
+    async def _vsm_tool(self, ctx: Ctx, name: str, arguments: dict[str, Any]) -> Any:
+        if name == VSM_STATUS:
+            return _json_result(self.status())
+        if name == VSM_VARIETY:
+            return _json_result(self.variety())
+        if name == VSM_SEARCH_TOOLS:
+            query = str(arguments.get("query", ""))
+            limit = int(arguments.get("limit", 10))
+            hits = self.index.search(query, limit=max(1, min(limit, 50)))
+            if hits:
+                self._record(self._category(self.fleet.routes.tools[hits[0].name]), matched=True)
+            else:
+                self._record(f"search:{' '.join(query.lower().split())}", matched=False)
+            tools = [
+                {
+                    "name": h.name,
+                    "server": h.unit,
+                    "score": h.score,
+                    "description": h.description,
+                    "inputSchema": self.fleet.routes.tools[h.name].definition.get("inputSchema", {}),
+                }
+                for h in hits
+            ]
+            return _json_result({"query": query, "matches": len(tools), "tools": tools})
+        # vsm_call_tool
+        target = str(arguments.get("name", ""))
+        inner = arguments.get("arguments") or {}
+        if target in VSM_TOOL_NAMES:
+            return await self._vsm_tool(ctx, target, dict(inner))
+        raw = {"name": target, "arguments": inner}
+        meta = (ctx.params or {}).get("_meta")
+        if meta is not None:
+            raw["_meta"] = meta
+        return await self._proxy_call(ctx, target, dict(inner), raw)
+
+    # -- handlers: resources -------------------------------------------------
+    async def _list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
+        return {"resources": [*VSM_RESOURCES, *self.fleet.routes.resource_list]}
+
+    async def _list_templates(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
+        return {"resourceTemplates": self.fleet.routes.template_list}
+
+    async def _read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> Any:
+        uri = str(params.uri)
+        documents = {
+            RESOURCE_STATUS: self.status,
+            RESOURCE_VARIETY: self.variety,
+            RESOURCE_FLEET: self.fleet_view,
+        }
+        if uri in documents:
+            text = json.dumps(documents[uri](), indent=2, default=str)
+            return {"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}
+        unit = self._resource_unit(uri)
+        return await self._forward(ctx, unit, "resources/read", dict(ctx.params or {}))
+
+    async def _subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> dict[str, Any]:
+        uri = str(params.uri)
+        if uri in {r["uri"] for r in VSM_RESOURCES}:
+            return {}
+        unit = self._resource_unit(uri)
+        if self.upstream.subscribe(uri, ctx.session):
+            await self._forward(ctx, unit, "resources/subscribe", dict(ctx.params or {}))
+        return {}
+
+    async def _unsubscribe(self, ctx: Ctx, params: types.UnsubscribeRequestParams) -> dict[str, Any]:
+        uri = str(params.uri)
+        unit = self.fleet.routes.resource_unit(uri)
+        if self.upstream.unsubscribe(uri, ctx.session) and unit is not None:
+            await self._forward(ctx, unit, "resources/unsubscribe", dict(ctx.params or {}))
+        return {}
+
+    def _resource_unit(self, uri: str) -> str:
+        unit = self.fleet.routes.resource_unit(uri)
+        if unit is None:
+            raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}", data={"uri": uri})
+        return unit
+
+    # -- handlers: prompts, completion, logging ----------------------------
+    async def _list_prompts(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
+        return {"prompts": [r.definition for r in self.fleet.routes.prompts.values()]}
+
+    async def _get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> Any:
+        route = self._prompt(params.name)
+        return await self._forward(
+            ctx, route.unit, "prompts/get", {**dict(ctx.params or {}), "name": route.name}
+        )
+
+    async def _complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> Any:
+        raw = dict(ctx.params or {})
+        ref = dict(raw.get("ref") or {})
+        if ref.get("type") == "ref/prompt":
+            route = self._prompt(str(ref.get("name", "")))
+            unit = route.unit
+            raw["ref"] = {**ref, "name": route.name}
+        else:
+            unit = self._resource_unit(str(ref.get("uri", "")))
+        return await self._forward(ctx, unit, "completion/complete", raw)
+
+    def _prompt(self, name: str) -> Route:
+        route = self.fleet.routes.prompts.get(name)
+        if route is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name!r}")
+        return route
+
+    async def _set_level(self, ctx: Ctx, params: types.SetLevelRequestParams) -> dict[str, Any]:
+        for unit in self.fleet.units.values():
+            if unit.state is UnitState.READY and "logging" in unit.catalog.capabilities:
+                try:
+                    await self._forward(ctx, unit.name, "logging/setLevel", dict(ctx.params or {}))
+                except (MCPError, UnitError):
+                    continue  # one unit's refusal does not fail the client's request
+        return {}
+
+    async def _forward(self, ctx: Ctx, unit: str, method: str, raw: dict[str, Any]) -> Any:
+        with self.upstream.serving(unit, ctx.session, ctx.request_id):
+            try:
+                return await self.fleet.forward(unit, method, raw)
+            except UnitError as exc:
+                code = types.REQUEST_TIMEOUT if isinstance(exc, CallTimeoutError) else types.INTERNAL_ERROR
+                raise MCPError(code=code, message=str(exc), data={"server": unit}) from exc
+
+    # -- views -------------------------------------------------------------
+    def _record(self, category: str, *, matched: bool) -> None:
+        if self.demand is not None:
+            self.demand.record(category, matched)
+
+    def _category(self, route: Route) -> str:
+        unit = self.fleet.units.get(route.unit)
+        return unit.spec.category if unit is not None and unit.spec.category else route.public
+
+    def status(self) -> dict[str, Any]:
+        """Gateway, fleet and (when wired) VSM status as one JSON-able dict."""
+        out: dict[str, Any] = {
+            "gateway": {
+                "uptime_s": round(time.time() - self.started_at, 3),
+                "clients": len(self.upstream.sessions),
+                "tools": len(self.fleet.routes.tools),
+                "name_collisions_resolved": self.fleet.routes.collisions,
+                "dead_lettered": self.fleet.dead_lettered,
+            },
+            "units": self.fleet.status(),
+        }
+        if self.status_source is not None:
+            out["vsm"] = self.status_source.status()
+        return out
+
+    def variety(self) -> dict[str, Any]:
+        if self.status_source is None:
+            return {"detail": "no demand model is wired to this gateway"}
+        return self.status_source.variety()
+
+    def fleet_view(self) -> dict[str, Any]:
+        by_unit: dict[str, list[str]] = {}
+        for route in self.fleet.routes.tools.values():
+            by_unit.setdefault(route.unit, []).append(route.public)
+        return {
+            "units": [
+                {
+                    "name": u["name"],
+                    "state": u["state"],
+                    "target": u["target"],
+                    "tools": by_unit.get(u["name"], []),
+                }
+                for u in self.fleet.status()
+            ]
+        }
+
+
+def _json_result(payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "content": [{"type": "text", "text": json.dumps(payload, indent=2, default=str)}],
+        "structuredContent": payload,
+        "isError": False,
+    }

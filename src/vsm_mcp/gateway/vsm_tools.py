@@ -1,0 +1,96 @@
+"""The gateway's own tools and resources: the VSM seen through MCP.
+
+Only tools whose behaviour is real are listed. Names are reserved: a
+downstream tool can never take one (the routing table falls back).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VSM_STATUS = "vsm_status"
+VSM_VARIETY = "vsm_variety"
+VSM_SEARCH_TOOLS = "vsm_search_tools"
+VSM_CALL_TOOL = "vsm_call_tool"
+
+RESOURCE_STATUS = "vsm://status"
+RESOURCE_VARIETY = "vsm://variety"
+RESOURCE_FLEET = "vsm://fleet"
+
+_READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}
+
+VSM_TOOLS: list[dict[str, Any]] = [
+    {
+        "name": VSM_STATUS,
+        "title": "VSM status",
+        "description": "State of the viable system: every downstream server (unit) with its state, "
+        "calls, errors, restarts, breaker and latency, plus demand counters.",
+        "inputSchema": {"type": "object", "properties": {}, "additionalProperties": False},
+        "annotations": _READ_ONLY,
+    },
+    {
+        "name": VSM_VARIETY,
+        "title": "VSM variety",
+        "description": "Requisite variety now: entropy of recent demand, system variety, coverage, "
+        "the gap, and the most requested categories nothing answers.",
+        "inputSchema": {"type": "object", "properties": {}, "additionalProperties": False},
+        "annotations": _READ_ONLY,
+    },
+    {
+        "name": VSM_SEARCH_TOOLS,
+        "title": "Search tools",
+        "description": "Search every tool of every server behind this gateway by what it does; "
+        "returns names to call (directly or with vsm_call_tool) and their input schemas.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "what you want to do, in words"},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+            },
+            "required": ["query"],
+            "additionalProperties": False,
+        },
+        "annotations": _READ_ONLY,
+    },
+    {
+        "name": VSM_CALL_TOOL,
+        "title": "Call a tool",
+        "description": "Call any tool behind this gateway by name (as vsm_search_tools returns it). "
+        "A stable entry point for clients that do not refresh their tool list.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "arguments": {"type": "object", "default": {}},
+            },
+            "required": ["name"],
+            "additionalProperties": False,
+        },
+    },
+]
+
+VSM_TOOL_NAMES = frozenset(t["name"] for t in VSM_TOOLS)
+
+VSM_RESOURCES: list[dict[str, Any]] = [
+    {
+        "uri": RESOURCE_STATUS,
+        "name": "status",
+        "title": "VSM status",
+        "mimeType": "application/json",
+        "description": "the same as the vsm_status tool",
+    },
+    {
+        "uri": RESOURCE_VARIETY,
+        "name": "variety",
+        "title": "VSM variety",
+        "mimeType": "application/json",
+        "description": "the same as the vsm_variety tool",
+    },
+    {
+        "uri": RESOURCE_FLEET,
+        "name": "fleet",
+        "title": "Fleet",
+        "mimeType": "application/json",
+        "description": "downstream servers and the public names of their tools",
+    },
+]

@@ -1,0 +1,131 @@
+"""The gateway in front of a real probe server, spoken to by the SDK's client in-process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.gateway import Gateway, WindowDemand
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+@asynccontextmanager
+async def running(*specs: ServerSpec, **client: Any) -> AsyncIterator[tuple[Gateway, Client, WindowDemand]]:
+    demand = WindowDemand()
+    async with Fleet(specs) as fleet:
+        for spec in specs:
+            with anyio.fail_after(20):
+                await fleet.wait_ready(spec.name)
+        gateway = Gateway(fleet, demand=demand, status=demand)
+        async with Client(gateway.server, mode="legacy", **client) as c:
+            yield gateway, c, demand
+
+
+def _text(result: types.CallToolResult) -> str:
+    block = result.content[0]
+    assert isinstance(block, types.TextContent)
+    return block.text
+
+
+async def test_tools_are_listed_namespaced_next_to_the_vsm_tools(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    async with running(probe_spec("probe")) as (_, client, _):
+        names = [t.name for t in (await client.list_tools()).tools]
+    assert names[:4] == ["vsm_status", "vsm_variety", "vsm_search_tools", "vsm_call_tool"]
+    assert "probe__echo" in names
+    assert "probe__add" in names
+
+
+async def test_calls_are_proxied_and_feed_demand(probe_spec: Callable[..., ServerSpec]) -> None:
+    async with running(probe_spec("probe")) as (gateway, client, demand):
+        result = await client.call_tool("probe__echo", {"text": "hello"})
+        assert _text(result) == "hello"
+        assert result.structured_content == {"result": "hello"}
+        with pytest.raises(MCPError, match="Unknown tool: 'nope'") as info:
+            await client.call_tool("nope", {})
+        assert info.value.code == types.INVALID_PARAMS
+        bad = await client.call_tool("probe__add", {"a": "x", "b": 1})
+        assert bad.is_error is True
+        assert "valid integer" in _text(bad)
+        profile = demand.window.profile()
+        assert profile.counts == {"probe__echo": 1, "nope": 1, "probe__add": 1}
+        assert "nope" not in profile.capacity
+        assert "probe__echo" in profile.capacity
+        variety = json.loads(_text(await client.call_tool("vsm_variety", {})))
+        assert variety["coverage"] == pytest.approx(2 / 3)
+        assert variety["unmatched_categories"] == {"nope": 1}
+        status = json.loads(_text(await client.call_tool("vsm_status", {})))
+        assert status["units"][0]["name"] == "probe"
+        assert status["units"][0]["state"] == "ready"
+        assert status["units"][0]["calls"] == 2
+        assert gateway.fleet.unit("probe").stats.calls == 2
+
+
+async def test_search_finds_tools_and_records_misses(probe_spec: Callable[..., ServerSpec]) -> None:
+    async with running(probe_spec("probe")) as (_, client, demand):
+        found = await client.call_tool("vsm_search_tools", {"query": "add two integers"})
+        assert found.structured_content is not None
+        assert found.structured_content["tools"][0]["name"] == "probe__add"
+        assert found.structured_content["tools"][0]["inputSchema"]["required"] == ["a", "b"]
+        missed = await client.call_tool("vsm_search_tools", {"query": "translate klingon poetry"})
+        assert missed.structured_content == {"query": "translate klingon poetry", "matches": 0, "tools": []}
+        assert demand.window.profile().counts == {"probe__add": 1, "search:translate klingon poetry": 1}
+        via = await client.call_tool("vsm_call_tool", {"name": "probe__add", "arguments": {"a": 2, "b": 3}})
+        assert _text(via) == "5"
+
+
+async def test_progress_is_relayed_to_the_client(probe_spec: Callable[..., ServerSpec]) -> None:
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    async with running(probe_spec("probe")) as (_, client, _):
+        result = await client.call_tool(
+            "probe__slow", {"steps": 3, "step_s": 0.05}, progress_callback=on_progress
+        )
+    assert _text(result) == "done after 3 steps"
+    assert seen == [(1.0, 3.0, "step 1"), (2.0, 3.0, "step 2"), (3.0, 3.0, "step 3")]
+
+
+async def test_vsm_resources_are_readable(probe_spec: Callable[..., ServerSpec]) -> None:
+    async with running(probe_spec("probe")) as (_, client, _):
+        uris = [str(r.uri) for r in (await client.list_resources()).resources]
+        assert uris == ["vsm://status", "vsm://variety", "vsm://fleet"]
+        fleet = await client.read_resource("vsm://fleet")
+        block = fleet.contents[0]
+        assert isinstance(block, types.TextResourceContents)
+        view = json.loads(block.text)
+    assert view["units"][0]["name"] == "probe"
+    assert "probe__echo" in view["units"][0]["tools"]
+
+
+async def test_adding_a_server_sends_tools_list_changed(probe_spec: Callable[..., ServerSpec]) -> None:
+    changed = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    async with running(probe_spec("one"), message_handler=on_message) as (gateway, client, _):
+        await gateway.fleet.add(probe_spec("two"))
+        with anyio.fail_after(20):
+            await changed.wait()
+        names = [t.name for t in (await client.list_tools()).tools]
+        assert "two__echo" in names
+        assert "one__echo" in names
+        await gateway.fleet.remove("two")
+        names = [t.name for t in (await client.list_tools()).tools]
+        assert "two__echo" not in names
