@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vsm_mcp.core.hysteresis import HysteresisPolicy
 from vsm_mcp.errors import ConfigError
+from vsm_mcp.fleet.spec import ServerSpec
 
-_FILE_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("vsm_mcp_file_data", default=None)
+_FILE_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "vsm_mcp_file_data", default=None
+)
 
 
 def default_state_dir() -> Path:
@@ -103,6 +106,17 @@ class Settings(BaseSettings):
     algedonic: AlgedonicSettings = AlgedonicSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     audit: AuditSettings = AuditSettings()
+    servers: dict[str, ServerSpec] = Field(default_factory=dict)
+
+    @field_validator("servers", mode="before")
+    @classmethod
+    def _name_servers(cls, value: Any) -> Any:
+        # `[servers.NAME]` tables carry their name in the key, not in the table.
+        if isinstance(value, dict):
+            return {
+                key: {"name": key, **spec} if isinstance(spec, dict) else spec for key, spec in value.items()
+            }
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -134,3 +134,26 @@ def test_doctor_fails_when_state_dir_is_a_file(tmp_path: Path) -> None:
     assert checks["state dir"]["verdict"] == "fail"
     assert "--state-dir" in checks["state dir"]["fix"]
     assert result.exit_code == 1
+
+
+def test_servers_from_the_settings_file(tmp_path: Path) -> None:
+    from vsm_mcp.settings import load_settings
+
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[servers.time]\ncommand = "uvx"\nargs = ["mcp-server-time"]\n\n[servers.web]\nurl = "http://127.0.0.1:9/mcp"\n'
+    )
+    settings = load_settings(config)
+    assert settings.servers["time"].name == "time"
+    assert settings.servers["time"].transport == "stdio"
+    assert settings.servers["time"].args == ["mcp-server-time"]
+    assert settings.servers["web"].transport == "http"
+
+
+def test_a_server_with_command_and_url_is_refused_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[servers.both]\ncommand = "x"\nurl = "http://127.0.0.1:9/mcp"\n')
+    result = vsm("--config", str(config), "status")
+    assert result.returncode == 1
+    assert "servers.both" in result.stderr
+    assert "exactly one of 'command'" in result.stderr
