@@ -20,9 +20,16 @@ ENTRY = {
     "repository": {"url": "https://github.com/x/weather", "source": "github"},
     "launch": {"command": "npx", "args": ["-y", "weather-mcp@1.2.3"]},
     "packages": [
-        {"registryType": "npm", "identifier": "weather-mcp", "version": "1.2.3", "transport": {"type": "stdio"}}
+        {
+            "registryType": "npm",
+            "identifier": "weather-mcp",
+            "version": "1.2.3",
+            "transport": {"type": "stdio"},
+        }
     ],
-    "tools": [{"name": "get_forecast", "description": "Forecast for a city", "inputSchema": {"type": "object"}}],
+    "tools": [
+        {"name": "get_forecast", "description": "Forecast for a city", "inputSchema": {"type": "object"}}
+    ],
 }
 
 
@@ -48,7 +55,9 @@ def test_error_names_file_entry_and_field(tmp_path: Path) -> None:
 
 
 def test_duplicate_names_are_rejected() -> None:
-    with pytest.raises(CatalogError, match=r"entry 1 \('Weather'\): duplicate server name, first used by entry 0"):
+    with pytest.raises(
+        CatalogError, match=r"entry 1 \('Weather'\): duplicate server name, first used by entry 0"
+    ):
         parse_catalog([ENTRY, ENTRY], "dup.json")
 
 
@@ -78,8 +87,10 @@ def test_shipped_catalog_has_300_real_pinned_servers() -> None:
         package = entry.packages[0]
         assert package.version, entry.name
         assert entry.launch is not None
-        pinned = f"{package.identifier}@{package.version}" if package.registry_type == "npm" else (
-            f"{package.identifier}=={package.version}"
+        pinned = (
+            f"{package.identifier}@{package.version}"
+            if package.registry_type == "npm"
+            else (f"{package.identifier}=={package.version}")
         )
         assert pinned in entry.launch.args, entry.name
     filesystem = catalog.get("@modelcontextprotocol/server-filesystem")

@@ -11,8 +11,12 @@ def server(name: str, description: str, *tools: tuple[str, str]) -> ServerEntry:
 
 CATALOG = Catalog(
     (
-        server("Excel", "Read and write Excel workbooks", ("read_sheet", "Read a worksheet"), ("write_sheet", "")),
-        server("Charts", "Generate charts", ("bar_chart", "Draw a bar chart"), ("pie_chart", "Draw a pie chart")),
+        server(
+            "Excel", "Read and write Excel workbooks", ("read_sheet", "Read a worksheet"), ("write_sheet", "")
+        ),
+        server(
+            "Charts", "Generate charts", ("bar_chart", "Draw a bar chart"), ("pie_chart", "Draw a pie chart")
+        ),
         server("Files", "Filesystem access", ("write_file", "Write a file"), ("read_file", "Read a file")),
         server("Weather", "Weather forecasts", ("get_forecast", "Forecast for a city")),
         server("Clock", "Current time and timezone conversion", ("get_current_time", "Current time")),
@@ -22,7 +26,9 @@ CATALOG = Catalog(
 
 
 def test_each_aspect_of_a_task_gets_its_server() -> None:
-    result = Matcher(CATALOG).match("Read /root/sales.xlsx, plot a bar chart and save it as /root/figs/sale.png")
+    result = Matcher(CATALOG).match(
+        "Read /root/sales.xlsx, plot a bar chart and save it as /root/figs/sale.png"
+    )
     top3 = {s.name for s in result.servers[:3]}
     assert top3 == {"Excel", "Charts", "Files"}
     assert result.tools[0].tool in {"bar_chart", "read_sheet", "write_file"}

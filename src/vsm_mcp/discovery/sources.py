@@ -28,6 +28,7 @@ from vsm_mcp.discovery.packages import npm_search
 from vsm_mcp.discovery.refresh import entry_from_package
 from vsm_mcp.discovery.registry import OFFICIAL_REGISTRY, list_servers
 from vsm_mcp.discovery.resilience import CircuitBreaker, TtlCache
+from vsm_mcp.discovery.text import STOP_WORDS, words
 from vsm_mcp.errors import CatalogError, SourceError
 
 SOURCE_DEADLINE_S = 20.0  # a discovery round must not hang on one slow registry
@@ -56,17 +57,41 @@ class CatalogSource:
         return [entry for m in result.servers if (entry := self.catalog.get(m.name)) is not None]
 
 
+REGISTRY_SEARCH_WORDS = 3  # the registry matches substrings, so ask for a few telling words
+
+
+def search_words(query: str, count: int = REGISTRY_SEARCH_WORDS) -> list[str]:
+    """The longest distinct content words of ``query`` (a proxy for the most specific)."""
+    distinct = dict.fromkeys(w for w in words(query) if len(w) >= 3 and w not in STOP_WORDS)
+    return sorted(distinct, key=len, reverse=True)[:count]
+
+
 @dataclass(slots=True)
 class RegistrySource:
-    """The official MCP registry's ``/v0.1/servers?search=``."""
+    """The official MCP registry's ``/v0.1/servers?search=``, one search per telling word."""
 
     client: httpx.AsyncClient
     base_url: str = OFFICIAL_REGISTRY
     name: str = "mcp-registry"
 
     async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
-        entries = await list_servers(self.client, self.base_url, search=query, max_pages=1)
-        return entries[:limit]
+        terms = search_words(query)
+        found: list[list[ServerEntry]] = [[] for _ in terms]
+        failures: list[SourceError] = []
+
+        async def search(index: int, term: str) -> None:
+            try:
+                found[index] = await list_servers(self.client, self.base_url, search=term, max_pages=1)
+            except SourceError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as group:
+            for index, term in enumerate(terms):
+                group.start_soon(search, index, term)
+        if failures and len(failures) == len(terms):
+            raise failures[0]  # every search failed: the registry is down, let the breaker count it
+        merged = {entry.name: entry for entries in found for entry in entries}
+        return list(merged.values())[: limit * len(terms)]
 
 
 @dataclass(slots=True)

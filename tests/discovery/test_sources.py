@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+from tests.discovery.conftest import registry_item, serve_registry
+
+from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec
+from vsm_mcp.discovery.resilience import BreakerState, MemoryKeyValue, TtlCache
+from vsm_mcp.discovery.sources import CatalogSource, GuardedSource, RegistrySource, discover
+from vsm_mcp.errors import SourceError
+
+ITEMS = [
+    registry_item("io.github.a/pdf-forge", "Create and merge PDF documents", npm="pdf-forge"),
+    registry_item("io.github.b/weather-now", "Weather forecasts", npm="weather-now"),
+]
+OFFLINE = Catalog(
+    (
+        ServerEntry("chart-server", "Generate charts", (ToolSpec("bar_chart", "Draw a bar chart"),)),
+        ServerEntry("git-server", "Git repositories", (ToolSpec("git_log", "Show commits"),)),
+    )
+)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.anyio
+async def test_guarded_source_caches_answers_in_the_store() -> None:
+    kv = MemoryKeyValue()
+    async with serve_registry(ITEMS) as registry, httpx.AsyncClient(trust_env=False) as client:
+        source = GuardedSource(RegistrySource(client, registry.url), TtlCache(kv))
+        first = await source.candidates("pdf", 5)
+        second = await source.candidates("PDF ", 5)
+    assert [e.name for e in first] == ["io.github.a/pdf-forge"]
+    assert second == first
+    assert len(registry.requests) == 1
+    assert list(kv.data) == ["cache:discovery:mcp-registry:5:pdf"]
+
+
+@pytest.mark.anyio
+async def test_breaker_stops_calling_a_failing_registry() -> None:
+    async with serve_registry(ITEMS) as registry, httpx.AsyncClient(trust_env=False) as client:
+        registry.mode = "error"
+        source = GuardedSource(RegistrySource(client, registry.url))
+        for _ in range(3):
+            with pytest.raises(SourceError, match="HTTP 500"):
+                await source.candidates("pdf", 5)
+        with pytest.raises(SourceError, match="circuit open after 3 failures"):
+            await source.candidates("pdf", 5)
+    assert source.breaker.state is BreakerState.OPEN
+    assert len(registry.requests) == 3
+
+
+@pytest.mark.anyio
+async def test_discover_merges_sources_and_survives_a_dead_one() -> None:
+    async with serve_registry(ITEMS) as registry, httpx.AsyncClient(trust_env=False) as client:
+        dead = RegistrySource(client, closed_port_url(), name="dead-registry")
+        result = await discover(
+            [
+                CatalogSource(OFFLINE),
+                GuardedSource(RegistrySource(client, registry.url)),
+                GuardedSource(dead),
+            ],
+            "merge pdf documents and draw a bar chart",
+            limit=5,
+        )
+    assert {m.name for m in result.matches[:2]} == {"io.github.a/pdf-forge", "chart-server"}
+    assert result.origin["chart-server"] == "catalog"
+    assert result.origin["io.github.a/pdf-forge"] == "mcp-registry"
+    assert list(result.errors) == ["dead-registry"]
+    assert "ConnectError" in result.errors["dead-registry"]
