@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -234,14 +234,14 @@ def run_benchmark(
     config: MatcherConfig | None = None,
     synthetic: bool = True,
     cross: bool = True,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Every figure of `vsm-mcp bench match`, as a JSON-ready mapping."""
     catalog = load_catalog(catalog_path)
     tasks = load_tasks(tasks_path)
     config = config or MatcherConfig()
     matcher = Matcher(catalog, config)
     baseline = PlainBm25(catalog)
-    report: dict[str, object] = {"catalog": str(catalog_path), "tasks_file": str(tasks_path)}
+    report: dict[str, Any] = {"catalog": str(catalog_path), "tasks_file": str(tasks_path)}
     report.update(asdict(evaluate(matcher, tasks)))
     for key, value in asdict(evaluate(baseline, tasks)).items():
         if key != "tasks":
