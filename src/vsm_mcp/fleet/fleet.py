@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -65,11 +66,13 @@ class Fleet:
         dead_letters: DeadLetterSink | None = None,
         signals: SignalSink | None = None,
         reserved_names: Iterable[str] = (),
+        log_dir: Path | None = None,
     ) -> None:
         self._initial = [s for s in specs if s.enabled]
         self._dead_letters = dead_letters
         self._signals = signals
         self._reserved = frozenset(reserved_names)
+        self.log_dir = log_dir
         self._units: dict[str, Unit] = {}
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._tg: anyio.abc.TaskGroup | None = None
@@ -120,7 +123,11 @@ class Fleet:
             raise RuntimeError("Fleet.add needs the fleet to be running (async with Fleet(...))")
         if spec.name in self._units:
             raise ConfigError(f"a server named {spec.name!r} is already in the fleet")
-        unit = Unit(spec, self)
+        log_path = None
+        if self.log_dir is not None and spec.transport == "stdio":
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_path = self.log_dir / f"{spec.name}.log"
+        unit = Unit(spec, self, log_path=log_path)
         self._units[spec.name] = unit
         await self._tg.start(self._supervise, unit)
         return unit

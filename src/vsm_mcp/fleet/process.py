@@ -10,7 +10,8 @@ control the gateway needs:
 * the child asks the kernel for SIGKILL when the gateway dies
   (``PR_SET_PDEATHSIG`` through ``prctl`` in ``preexec_fn``), so children die
   with the gateway even when it is SIGKILLed;
-* stderr is kept line by line in a bounded ring (``vsm-mcp servers logs``);
+* stderr is kept line by line in a bounded ring, and appended to a log file
+  when one is given (``vsm-mcp servers logs``);
 * a stdout line that is not JSON-RPC is reported to the session as an
   exception and counted, never fatal;
 * `ChildProcess.gone` is set when stdout reaches EOF (the server exited or
@@ -32,6 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import mcp_types as types
@@ -87,6 +89,7 @@ class ChildProcess:
 async def spawn(
     spec: ServerSpec,
     stderr_ring: deque[str] | None = None,
+    stderr_log: Path | None = None,
 ) -> AsyncIterator[
     tuple[
         MemoryObjectReceiveStream[SessionMessage | Exception],
@@ -158,14 +161,25 @@ async def spawn(
 
     async def pump_stderr() -> None:
         assert proc.stderr is not None
-        while True:
-            try:
-                line = await proc.stderr.readline()
-            except (ValueError, ConnectionError):
-                return
-            if not line:
-                return
-            child.stderr.append(line.decode(errors="replace").rstrip("\n"))
+        log = stderr_log.open("a", encoding="utf-8") if stderr_log is not None else None
+        try:
+            if log is not None:
+                log.write(f"--- {spec.describe()} (pid {proc.pid})\n")
+            while True:
+                try:
+                    line = await proc.stderr.readline()
+                except (ValueError, ConnectionError):
+                    return
+                if not line:
+                    return
+                text = line.decode(errors="replace").rstrip("\n")
+                child.stderr.append(text)
+                if log is not None:
+                    log.write(text + "\n")
+                    log.flush()
+        finally:
+            if log is not None:
+                log.close()
 
     try:
         async with anyio.create_task_group() as tg:

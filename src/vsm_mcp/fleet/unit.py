@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
@@ -139,11 +140,13 @@ class Unit:
         spec: ServerSpec,
         observer: UnitObserver | None = None,
         *,
+        log_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.spec = spec
         self._observer = observer
+        self.log_path = log_path
         self._clock = clock
         self.state = UnitState.STARTING
         self.catalog = UnitCatalog()
@@ -258,7 +261,9 @@ class Unit:
             read: ReadStream[SessionMessage | Exception]
             write: WriteStream[SessionMessage]
             if self.spec.transport == "stdio":
-                read, write, child = await stack.enter_async_context(spawn(self.spec, self.stderr))
+                read, write, child = await stack.enter_async_context(
+                    spawn(self.spec, self.stderr, self.log_path)
+                )
                 self._child = child
                 gone = child.gone
             else:

@@ -1,0 +1,104 @@
+"""`vsm-mcp serve`: the gateway alone (no autonomous loop), over stdio or streamable HTTP.
+
+The fleet is the settings file's ``[servers.NAME]`` tables plus runtime
+changes made with ``vsm-mcp servers ...`` (kept in sync while serving).
+Failed calls go to the store's dead-letter queue; algedonic pain from units
+(crash loops) is recorded as alerts. SIGTERM or SIGINT stops the gateway and
+every downstream process; in stdio mode so does the client closing stdin.
+Nothing but MCP is ever written to stdout.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Annotated
+
+import anyio
+import anyio.abc
+import typer
+
+from vsm_mcp.cli.context import state_of
+from vsm_mcp.core.messages import AlgedonicAlert, AlgedonicSignal
+from vsm_mcp.errors import ConfigError
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.gateway import Gateway, WindowDemand
+from vsm_mcp.gateway.transport import MCP_PATH, parse_listen, serve_http, serve_stdio
+from vsm_mcp.gateway.vsm_tools import VSM_TOOL_NAMES
+from vsm_mcp.settings import Settings
+from vsm_mcp.store import SqliteStore
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``serve`` to the root app."""
+    root.command("serve")(serve)
+
+
+def serve(
+    ctx: typer.Context,
+    stdio: Annotated[bool, typer.Option("--stdio", help="Speak MCP on stdin/stdout.")] = False,
+    http: Annotated[
+        str | None, typer.Option("--http", metavar="HOST:PORT", help=f"Serve streamable HTTP at {MCP_PATH}.")
+    ] = None,
+) -> None:
+    """Run the MCP gateway in front of the configured servers."""
+    if stdio == (http is not None):
+        raise ConfigError("give exactly one of --stdio or --http HOST:PORT")
+    listen = parse_listen(http) if http is not None else None
+    settings = state_of(ctx).settings()
+    anyio.run(run_gateway, settings, listen)
+
+
+async def run_gateway(settings: Settings, listen: tuple[str, int] | None) -> None:
+    """Serve until a signal, or until the stdio client goes away."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    async with SqliteStore.open(settings.database_path) as store:
+
+        async def record_pain(signal_: AlgedonicSignal) -> None:
+            await store.record_alert(
+                AlgedonicAlert(
+                    source=signal_.source,
+                    kind=signal_.kind,
+                    valence=signal_.valence,
+                    severity=signal_.severity,
+                    count=1,
+                    first_at=signal_.at,
+                    last_at=signal_.at,
+                    detail=signal_.detail,
+                )
+            )
+
+        registry = FleetRegistry(store, settings.servers.values())
+        fleet = Fleet(
+            (await registry.desired()).values(),
+            dead_letters=store,
+            signals=record_pain,
+            reserved_names=VSM_TOOL_NAMES,
+            log_dir=settings.state_dir / "logs",
+        )
+        async with fleet, anyio.create_task_group() as tg:
+            demand = WindowDemand()
+            gateway = Gateway(fleet, demand=demand, status=demand)
+            tg.start_soon(_stop_on_signal, tg.cancel_scope)
+            tg.start_soon(registry.keep_in_sync, fleet)
+            if listen is None:
+                await serve_stdio(gateway)
+                tg.cancel_scope.cancel()
+            else:
+                host, port = listen
+                bound = await tg.start(serve_http, gateway, host, port)
+                print(f"vsm-mcp: MCP on http://{host}:{bound}{MCP_PATH}", file=sys.stderr, flush=True)
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+if __name__ == "__main__":  # `python -m vsm_mcp.cli.serve --stdio`, before the root app wires it
+    _standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(_standalone)
+    _standalone()

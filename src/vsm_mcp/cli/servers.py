@@ -1,0 +1,231 @@
+"""`vsm-mcp servers ...` and `vsm-mcp dlq ...`: the fleet and its dead letters, from the shell.
+
+Changes are persisted in the state database; a running gateway applies them
+within a second (`vsm_mcp.fleet.registry`). ``dlq replay`` starts the dead
+letter's server itself, calls the tool again and marks the letter replayed
+only when the call succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from vsm_mcp.cli.context import state_of
+from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.settings import Settings
+from vsm_mcp.store import SqliteStore
+
+#: How long `dlq replay` waits for a server to start before giving up on it.
+REPLAY_START_TIMEOUT_S = 60.0
+
+app = typer.Typer(help="Downstream MCP servers (System 1 units).", no_args_is_help=True)
+dlq_app = typer.Typer(help="Failed calls kept for inspection and replay.", no_args_is_help=True)
+_out = Console()
+_T = TypeVar("_T")
+
+
+def _with_registry(ctx: typer.Context, action: Callable[[FleetRegistry, Settings], Awaitable[_T]]) -> _T:
+    settings = state_of(ctx).settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> _T:
+        async with SqliteStore.open(settings.database_path) as store:
+            return await action(FleetRegistry(store, settings.servers.values()), settings)
+
+    return anyio.run(run)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Short name; tools appear as NAME__tool.")],
+    command: Annotated[list[str] | None, typer.Argument(help="-- COMMAND ARGS... (stdio server)")] = None,
+    *,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Streamable HTTP endpoint instead of a command.")
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="KEY=VALUE for the server (repeatable).")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="Tool name prefix ('' for none).")
+    ] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a server of the same name.")] = False,
+) -> None:
+    """Add a server: `vsm-mcp servers add time -- uvx mcp-server-time`."""
+    variables: dict[str, str] = {}
+    for item in env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--env expects KEY=VALUE, got {item!r}")
+        variables[key] = value
+    fields: dict[str, Any] = {"name": name, "env": variables, "namespace": namespace}
+    if command:
+        fields |= {"command": command[0], "args": command[1:]}
+    if url:
+        fields["url"] = url
+    try:
+        spec = ServerSpec.model_validate(fields)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+
+    async def action(registry: FleetRegistry, settings: Settings) -> None:
+        await registry.add(spec, replace=replace)
+
+    _with_registry(ctx, action)
+    _out.print(f"added {name}: {spec.describe()}")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The servers the gateway runs."""
+
+    async def action(registry: FleetRegistry, settings: Settings) -> list[dict[str, Any]]:
+        desired = await registry.desired()
+        return [
+            {
+                "name": s.name,
+                "source": "settings" if settings.servers.get(s.name) == s else "runtime",
+                "transport": s.transport,
+                "target": s.describe(),
+                "namespace": s.prefix,
+            }
+            for s in desired.values()
+        ]
+
+    rows = _with_registry(ctx, action)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "source", "transport", "target")
+    for row in rows:
+        table.add_row(row["name"], row["source"], row["transport"], row["target"])
+    _out.print(table)
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, name: str) -> None:
+    """Remove a server; a running gateway stops it and kills its processes."""
+
+    async def action(registry: FleetRegistry, settings: Settings) -> None:
+        await registry.remove(name)
+
+    _with_registry(ctx, action)
+    _out.print(f"removed {name}")
+
+
+@app.command("restart")
+def restart(ctx: typer.Context, name: str) -> None:
+    """Restart a server in the running gateway (also lifts a crash-loop failure)."""
+
+    async def action(registry: FleetRegistry, settings: Settings) -> int:
+        return await registry.request_restart(name)
+
+    number = _with_registry(ctx, action)
+    _out.print(f"restart #{number} of {name} requested")
+
+
+@app.command("logs")
+def logs(ctx: typer.Context, name: str, lines: Annotated[int, typer.Option("-n", "--lines")] = 50) -> None:
+    """The last stderr lines of a server (written by the running gateway)."""
+    settings = state_of(ctx).settings()
+    path: Path = settings.state_dir / "logs" / f"{name}.log"
+    if not path.exists():
+        raise UnknownUnitError(f"no log for {name!r} (looked for {path})")
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]:
+        print(line)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="Include replayed letters.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Failed calls, oldest first."""
+    settings = state_of(ctx).settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> list[dict[str, Any]]:
+        async with SqliteStore.open(settings.database_path) as store:
+            letters = await store.dead_letters(include_replayed=all_)
+        return [
+            {
+                "id": d.id,
+                "at": d.at,
+                "server": d.unit,
+                "tool": d.tool,
+                "arguments": d.arguments,
+                "attempts": d.attempts,
+                "error": d.error,
+                "replayed_at": d.replayed_at,
+            }
+            for d in letters
+        ]
+
+    rows = anyio.run(run)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "when", "server", "tool", "attempts", "error")
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["at"]))
+        table.add_row(str(row["id"]), when, row["server"], row["tool"], str(row["attempts"]), row["error"])
+    _out.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ctx: typer.Context,
+    ids: Annotated[list[int] | None, typer.Argument(help="Letters to replay (default: all).")] = None,
+) -> None:
+    """Call the failed tools again; a success marks the letter replayed."""
+    settings = state_of(ctx).settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> tuple[int, int]:
+        ok = failed = 0
+        async with SqliteStore.open(settings.database_path) as store:
+            letters = [d for d in await store.dead_letters() if not ids or d.id in ids]
+            desired = await FleetRegistry(store, settings.servers.values()).desired()
+            async with Fleet() as fleet:
+                for letter in letters:
+                    assert letter.id is not None
+                    spec = desired.get(letter.unit)
+                    if spec is None:
+                        _out.print(f"#{letter.id}: server {letter.unit!r} no longer exists; kept")
+                        failed += 1
+                        continue
+                    if letter.unit not in fleet.units:
+                        await fleet.add(spec)
+                    try:
+                        with anyio.fail_after(REPLAY_START_TIMEOUT_S):
+                            await fleet.wait_ready(letter.unit)
+                        result = await fleet.call_unit_tool(letter.unit, letter.tool, dict(letter.arguments))
+                    except (UnitError, TimeoutError) as exc:
+                        _out.print(f"#{letter.id}: {letter.unit}/{letter.tool} failed again: {exc}")
+                        failed += 1
+                        continue
+                    await store.mark_replayed(letter.id, time.time())
+                    flag = " (the tool reported an error)" if result.get("isError") else ""
+                    _out.print(f"#{letter.id}: {letter.unit}/{letter.tool} replayed{flag}")
+                    ok += 1
+        return ok, failed
+
+    ok, failed = anyio.run(run)
+    _out.print(f"{ok} replayed, {failed} still failing")
+    if failed:
+        raise typer.Exit(code=1)
