@@ -4,7 +4,8 @@ Endpoints (documented, public, no authentication):
 - npm: ``GET {registry}/{name}/latest`` (the latest version's manifest; scoped
   names are URL-encoded, ``@scope%2Fname``), and the search API
   ``GET {registry}/-/v1/search?text=&size=`` where it is reachable;
-- PyPI: ``GET {index}/pypi/{name}/json`` (``info`` of the latest release).
+- PyPI: ``GET {index}/pypi/{name}/json`` (``info`` of the latest release; its
+  README gives the tool names it lists, see `readme`).
 
 Invariants:
 - a package that does not exist is ``None``, never an error; a transport
@@ -22,6 +23,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vsm_mcp.discovery.readme import tools_from_readme
 from vsm_mcp.errors import SourceError
 
 NPM_REGISTRY = "https://registry.npmjs.org"
@@ -42,6 +44,7 @@ class PackageInfo:
     deprecated: bool
     repository: str | None
     keywords: tuple[str, ...] = ()
+    readme_tools: tuple[tuple[str, str], ...] = ()  # (name, description) listed in the README
 
     @property
     def launch_command(self) -> tuple[str, tuple[str, ...]]:
@@ -72,6 +75,7 @@ class _PypiInfo(BaseModel):
     name: str
     version: str
     summary: str | None = None
+    description: str | None = None  # the README
     license: str | None = None
     license_expression: str | None = None
     classifiers: list[str] = Field(default_factory=list)
@@ -136,6 +140,7 @@ def _pypi_info(info: _PypiInfo) -> PackageInfo:
         inactive,
         _clean_repository(repository),
         tuple(k.strip() for k in (info.keywords or "").replace(",", " ").split() if k.strip()),
+        tuple(tools_from_readme(info.description or "")),
     )
 
 

@@ -5,9 +5,10 @@ Input is a seed list of real MCP server packages (``data/seeds.json``:
 asked for the latest release; packages that do not exist are dropped, and
 each kept one becomes a catalog entry with the exact version, description,
 licence, deprecation flag, stdio transport, a pinned launch command
-(``npx -y pkg@ver`` / ``uvx pkg==ver``) and the tool *names* known for that
-package (from the previous catalog or from other catalogs given, matched by
-package identifier; descriptions are not copied).
+(``npx -y pkg@ver`` / ``uvx pkg==ver``) and its tools: those its own README
+lists (PyPI; npm manifests carry no README), else the tool *names* known for
+that package from the previous catalog or other catalogs given, matched by
+package identifier (their descriptions are not copied).
 
 Invariants:
 - seeds are fetched concurrently, at most ``FETCH_CONCURRENCY`` at a time;
@@ -148,6 +149,7 @@ async def refresh_catalog(
             report.missing.append(label)
         elif result.identifier not in seen:
             seen.add(result.identifier)
-            tools = known_tools.get((seed.registry, result.identifier.lower()), ())
+            readme = tuple(ToolSpec(name, description) for name, description in result.readme_tools)
+            tools = readme or known_tools.get((seed.registry, result.identifier.lower()), ())
             report.entries.append(entry_from_package(result, tools))
     return report
