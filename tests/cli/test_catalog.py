@@ -48,25 +48,34 @@ def test_show_unknown_server_is_a_user_error(tmp_path: Path) -> None:
 @pytest.mark.external
 def test_refresh_writes_a_catalog_from_live_metadata(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds.json"
-    seeds.write_text(json.dumps([{"registry": "pypi", "name": "mcp-server-time"}]))
-    tools = tmp_path / "tools.json"
-    tools.write_text(
+    seeds.write_text(
         json.dumps(
             [
-                {
-                    "name": "Time",
-                    "description": "",
-                    "launch": {"command": "uvx", "args": ["mcp-server-time"]},
-                    "tools": [{"name": "get_current_time", "description": "now"}],
-                }
+                {"registry": "pypi", "name": "mcp-server-time"},
+                {"registry": "npm", "name": "@modelcontextprotocol/server-memory"},
             ]
         )
     )
+    known = [
+        {
+            "name": "Memory",
+            "description": "",
+            "launch": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]},
+            "tools": [{"name": "create_entities", "description": "not copied"}],
+        }
+    ]
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps(known))
     out = tmp_path / "out.json"
     args = ["catalog", "refresh", "--seeds", str(seeds), "--output", str(out), "--tools-from", str(tools)]
     result = CliRunner().invoke(app(), args)
     assert result.exit_code == 0, result.output
-    written = json.loads(out.read_text())
-    assert [e["name"] for e in written] == ["mcp-server-time"]
-    assert written[0]["tools"] == [{"name": "get_current_time", "description": "", "inputSchema": {}}]
-    assert written[0]["launch"]["args"] == [f"mcp-server-time=={written[0]['packages'][0]['version']}"]
+    time_entry, memory = json.loads(out.read_text())
+    assert time_entry["name"] == "mcp-server-time"
+    assert [t["name"] for t in time_entry["tools"]] == ["get_current_time", "convert_time"]  # from its README
+    assert time_entry["launch"]["args"] == [f"mcp-server-time=={time_entry['packages'][0]['version']}"]
+    assert memory["tools"] == [{"name": "create_entities", "description": "", "inputSchema": {}}]
+    assert memory["launch"]["args"] == [
+        "-y",
+        f"@modelcontextprotocol/server-memory@{memory['packages'][0]['version']}",
+    ]
