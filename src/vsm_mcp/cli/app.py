@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vsm_mcp.cli import bench, inspect
+from vsm_mcp.cli import bench, catalog, inspect, match
 from vsm_mcp.cli.context import CliState
 from vsm_mcp.errors import VsmError
 
@@ -26,7 +26,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(bench.app, name="bench")
+app.add_typer(catalog.app, name="catalog")
 inspect.register(app)
+match.register(app)
 
 
 @app.callback()

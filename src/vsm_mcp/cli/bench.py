@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from vsm_mcp.bench import variety as variety_bench
+from vsm_mcp.cli import match as match_cli
 
 app = typer.Typer(help="Benchmarks that print measured ratios (compare, don't quote absolute times).")
+match_cli.register_bench(app)
 
 
 @app.command("variety")
