@@ -13,7 +13,9 @@ ALLOWED: dict[str, set[str]] = {
     "vsm": {"core", "vsm", "errors"},
     "store": {"core", "store", "errors"},
     "discovery": {"core", "discovery", "errors"},
-    "fleet": {"core", "vsm", "fleet", "errors"},
+    "sandbox": {"core", "sandbox", "errors"},
+    "fleet": {"core", "vsm", "sandbox", "fleet", "errors"},
+    "acquisition": {"core", "vsm", "sandbox", "fleet", "discovery", "acquisition", "errors"},
     "gateway": {"core", "vsm", "fleet", "discovery", "gateway", "errors"},
     "errors": set(),
 }
