@@ -127,8 +127,18 @@ def _raw(result: _Passthrough) -> dict[str, Any]:
     return dict(result.model_extra or {})
 
 
+#: `_meta` keys of this prefix are the upstream hop's protocol envelope (2026-07-28), never forwarded.
+_RESERVED_META_PREFIX = "io.modelcontextprotocol/"
+
+
 def raw_request(method: str, params: dict[str, Any] | None) -> types.Request[Any, Any]:
-    """A request whose params go on the wire exactly as given (faithful proxying)."""
+    """A request whose params go on the wire as given (faithful proxying), minus the caller's envelope."""
+    meta = params.get("_meta") if params else None
+    if params is not None and isinstance(meta, dict):
+        kept = {
+            k: v for k, v in meta.items() if not k.startswith(_RESERVED_META_PREFIX) and k != "progressToken"
+        }
+        params = {**params, "_meta": kept} if kept else {k: v for k, v in params.items() if k != "_meta"}
     return types.Request[Any, Any](method=method, params=params)
 
 

@@ -21,14 +21,25 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import mcp_types as types
+from mcp.server.caching import CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ToolsListChanged,
+)
+from mcp_types.methods import CACHEABLE_METHODS
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vsm_mcp.errors import CallTimeoutError, UnitError
 from vsm_mcp.fleet.fleet import Fleet
@@ -92,12 +103,17 @@ class Gateway:
         self.server = _GatewayServer(
             name,
             version=version,
+            # 2026-07-28 clients: results may be cached, but the fleet can change at any moment.
+            cache_hints={m: CacheHint(ttl_ms=0, scope="private") for m in CACHEABLE_METHODS},  # type: ignore[misc]
             instructions="VSM-MCP: many MCP servers behind one. Use vsm_search_tools to find a tool "
             "across all of them, then call it by name (or via vsm_call_tool).",
         )
+
         # Registered by method: handlers return wire dicts, passed through as the servers sent them
         # (and logging/setLevel this way avoids the constructor keyword's deprecation warning, SEP-2577).
-        add = self.server.add_request_handler
+        def add(method: str, params_type: type[Any], handler: Callable[[Ctx, Any], Awaitable[Any]]) -> None:
+            self.server.add_request_handler(method, params_type, _envelope(handler))
+
         add("tools/list", types.PaginatedRequestParams, self._list_tools)
         add("tools/call", types.CallToolRequestParams, self._call_tool)
         add("resources/list", types.PaginatedRequestParams, self._list_resources)
@@ -109,6 +125,11 @@ class Gateway:
         add("prompts/get", types.GetPromptRequestParams, self._get_prompt)
         add("completion/complete", types.CompleteRequestParams, self._complete)
         add("logging/setLevel", types.SetLevelRequestParams, self._set_level)
+        # 2026-07-28 clients hear about changes on a subscriptions/listen stream instead.
+        self.events = InMemorySubscriptionBus()
+        self.server.add_request_handler(
+            "subscriptions/listen", types.SubscriptionsListenRequestParams, ListenHandler(self.events)
+        )
         self.server.add_notification_handler(
             "notifications/initialized", types.NotificationParams, self._initialized
         )
@@ -124,6 +145,8 @@ class Gateway:
 
     async def fleet_changed(self) -> None:
         self._reindex()
+        for event in (ToolsListChanged(), ResourcesListChanged(), PromptsListChanged()):
+            await self.events.publish(event)
         self.list_changed_sent += await self.upstream.broadcast(lambda s: s.send_tool_list_changed())
         await self.upstream.broadcast(lambda s: s.send_resource_list_changed())
         await self.upstream.broadcast(lambda s: s.send_prompt_list_changed())
@@ -131,6 +154,7 @@ class Gateway:
     async def unit_notification(self, unit: str, notification: types.ServerNotification) -> None:
         if isinstance(notification, types.ResourceUpdatedNotification):
             await self.upstream.to_subscribers(notification.params.uri, notification)
+            await self.events.publish(ResourceUpdated(uri=notification.params.uri))
         elif isinstance(notification, types.LoggingMessageNotification | types.ElicitCompleteNotification):
             call = self.upstream.current(unit)
             if call is not None:
@@ -366,6 +390,18 @@ class Gateway:
                 for u in self.fleet.status()
             ]
         }
+
+
+def _envelope(handler: Callable[[Ctx, Any], Awaitable[Any]]) -> Callable[[Ctx, Any], Awaitable[Any]]:
+    """Complete a forwarded (handshake-era) wire result for a 2026-07-28 client: it needs ``resultType``."""
+
+    async def wrapped(ctx: Ctx, params: Any) -> Any:
+        result = await handler(ctx, params)
+        if isinstance(result, dict) and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            result.setdefault("resultType", "complete")
+        return result
+
+    return wrapped
 
 
 def _json_result(payload: dict[str, Any]) -> dict[str, Any]:
