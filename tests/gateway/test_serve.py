@@ -98,7 +98,7 @@ async def test_http_face_runtime_add_and_sigterm(
             Client(url) as modern,  # 2026-07-28: hears changes on a subscriptions/listen stream
         ):
             with anyio.fail_after(START_TIMEOUT_S):
-                while "probe__echo" not in [t.name for t in (await client.list_tools()).tools]:
+                while "probe__echo" not in [t.name for t in (await client.list_tools()).tools]:  # noqa: ASYNC110 - polls another process
                     await anyio.sleep(0.1)
             assert _text(await client.call_tool("probe__echo", {"text": "over http"})) == "over http"
             assert _text(await modern.call_tool("probe__echo", {"text": "modern"})) == "modern"
@@ -112,7 +112,7 @@ async def test_http_face_runtime_add_and_sigterm(
                         assert type(event).__name__ == "ToolsListChanged"
                         break
             with anyio.fail_after(START_TIMEOUT_S):
-                while "late__pid" not in [t.name for t in (await client.list_tools()).tools]:
+                while "late__pid" not in [t.name for t in (await client.list_tools()).tools]:  # noqa: ASYNC110 - polls another process
                     await anyio.sleep(0.1)
             assert _text(await client.call_tool("late__echo", {"text": "late"})) == "late"
             pids = await _unit_pids(client)
@@ -136,7 +136,7 @@ async def test_children_die_with_a_sigkilled_gateway(
     async with http_gateway(state) as (gateway, url):
         async with Client(url) as client:
             with anyio.fail_after(START_TIMEOUT_S):
-                while not (pids := await _unit_pids(client)):
+                while not (pids := await _unit_pids(client)):  # noqa: ASYNC110 - polls another process
                     await anyio.sleep(0.1)
         gateway.kill()
         with anyio.fail_after(5):
@@ -154,7 +154,7 @@ async def test_stdio_face(tmp_path: Path, probe_spec: Callable[..., ServerSpec],
     )
     async with Client(params) as client:
         with anyio.fail_after(START_TIMEOUT_S):
-            while not (pids := await _unit_pids(client)):
+            while not (pids := await _unit_pids(client)):  # noqa: ASYNC110 - polls another process
                 await anyio.sleep(0.1)
         assert _text(await client.call_tool("probe__echo", {"text": "over stdio"})) == "over stdio"
     with anyio.fail_after(5):
