@@ -66,3 +66,11 @@ def test_invalid_policy_is_refused() -> None:
         HysteresisPolicy(upper=0.2, lower=0.5)
     with pytest.raises(ValueError, match="persistence"):
         HysteresisPolicy(persist_events=0)
+
+
+def test_a_batch_counts_all_its_events_towards_persistence() -> None:
+    d = GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=10, persist_s=1000))
+    assert d.observe(reading(0.9), now=0, events=6) is None
+    event = d.observe(reading(0.9), now=1, events=4)
+    assert isinstance(event, GapDetected)
+    assert event.persisted_events == 10

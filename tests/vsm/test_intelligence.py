@@ -38,10 +38,11 @@ async def test_a_persistent_gap_is_one_proposal_naming_unmatched_demand_then_one
     assert [type(m) for m in sent] == [AcquisitionProposal, GapClosed]
     proposal = sent[0]
     assert isinstance(proposal, AcquisitionProposal)
-    # After the 4th batch: files x1, weather x3, maps x1 in the window; files answered.
-    assert proposal.unmatched == (("weather", 3), ("maps", 1))
+    # A batch counts all its events towards persistence: the gap opens with the 2nd batch
+    # (2 events) and persists 3 events after the 3rd: files x1, weather x2, maps x1; files answered.
+    assert proposal.unmatched == (("weather", 2), ("maps", 1))
     assert proposal.persisted_events == 3
-    assert proposal.reading.coverage == pytest.approx(1 / 5)
+    assert proposal.reading.coverage == pytest.approx(1 / 4)
     assert s4.proposals == 1
     assert stored == [
         DemandAggregate("files", 7200, 2, 2),  # 7300 s is in the same hour bucket

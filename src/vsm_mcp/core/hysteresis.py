@@ -73,8 +73,13 @@ class GapDetector:
         self._pending_events = 0
         self._pending_since = 0.0
 
-    def observe(self, reading: VarietyReading, now: float) -> GapDetected | GapCleared | None:
-        """Feed one reading; return an event when the state changes visibly."""
+    def observe(
+        self, reading: VarietyReading, now: float, events: int = 1
+    ) -> GapDetected | GapCleared | None:
+        """Feed the reading taken after ``events`` demand events; return an event on a visible change.
+
+        A batch of demand is judged once but counts as all its events towards persistence.
+        """
         gap = reading.gap
         policy = self.policy
         if self.state is GapState.DETECTED:
@@ -89,7 +94,7 @@ class GapDetector:
             self.state = GapState.PENDING
             self._pending_events = 0
             self._pending_since = now
-        self._pending_events += 1
+        self._pending_events += events
         elapsed = now - self._pending_since
         if self._pending_events >= policy.persist_events or elapsed >= policy.persist_s:
             self.state = GapState.DETECTED

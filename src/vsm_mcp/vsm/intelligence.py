@@ -88,7 +88,7 @@ class Intelligence:
             self._unflushed[(category, bucket)] += 1
             if category in answering:
                 self._unflushed_matched[(category, bucket)] += 1
-        event = self.detector.observe(self.window.reading(), now)
+        event = self.detector.observe(self.window.reading(), now, len(categories))
         if event is not None:
             self.last_event = event
         return event

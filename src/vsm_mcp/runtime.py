@@ -1,0 +1,332 @@
+"""`Runtime`: the composition root. It builds the store, the viable system, the
+fleet and the gateway, wires them, and runs them as one async context manager.
+
+Data flow (ARCHITECTURE.md draws it):
+
+* client request -> `Gateway` -> `ObservedFleet.call_tool` -> unit session;
+  the gateway feeds each request's demand category to `SystemDemand`, which
+  batches it onto the bus as `DemandObserved` for S4 (back-pressure, no drop);
+  each finished call becomes a `CallCompleted` for S1.
+* fleet changes -> S4 capacity (answerable categories), S1 unit registry, and
+  the store's capabilities table; unit state changes (sampled) -> S3 with the
+  unit's measured RSS.
+* unit pain (crash loop, ...) -> algedonic channel -> S5 -> store.
+* every `STATUS_EVERY_S` the recursive status is written to the store
+  (``status`` key) so `vsm-mcp status` shows the live system.
+
+Invariants: everything runs in the task groups entered here; leaving stops
+the gateway, then the fleet (every child process), then the VSM systems (S5
+stores the alerts still queued), then closes the store.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from vsm_mcp import report
+from vsm_mcp.core.messages import AlgedonicSignal, Capability, Priority
+from vsm_mcp.core.ports import Store
+from vsm_mcp.core.variety import UNLIMITED
+from vsm_mcp.errors import VsmError
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.fleet.unit import ProgressFn
+from vsm_mcp.gateway import Gateway
+from vsm_mcp.gateway.vsm_tools import VSM_TOOL_NAMES
+from vsm_mcp.settings import Settings
+from vsm_mcp.store import SqliteStore
+from vsm_mcp.vsm.audit import ProbeResult
+from vsm_mcp.vsm.control import Budget
+from vsm_mcp.vsm.events import CallCompleted, DemandObserved, UnitState, UnitStateChanged
+from vsm_mcp.vsm.viable import ViableConfig, ViableSystem
+
+#: Demand is handed to S4 in batches at most this old: the variety reading lags by at most this.
+DEMAND_FLUSH_S = 0.02
+#: A batch is sent at once when it reaches this size (bounded memory under bursts).
+DEMAND_BATCH_MAX = 512
+#: How often unit states are sampled for S3 and the live status is stored.
+STATUS_EVERY_S = 2.0
+#: The S3* ping probe's own limit; a unit slower than this fails the audit.
+AUDIT_PING_TIMEOUT_S = 5.0
+
+
+def viable_config(settings: Settings) -> ViableConfig:
+    """Map user settings onto the running systems' tunables."""
+    return ViableConfig(
+        alert_window_s=settings.algedonic.window_s,
+        max_alerts_per_s=settings.algedonic.max_alerts_per_s,
+        max_restarts=settings.supervision.max_restarts,
+        restart_within_s=settings.supervision.within_s,
+        audit_probability=settings.audit.probability,
+        audit_interval_s=settings.audit.interval_s,
+        demand_max_events=settings.variety.max_events,
+        demand_max_age_s=settings.variety.max_age_s,
+        hysteresis=settings.variety.hysteresis(),
+        budget=Budget(),
+    )
+
+
+def _rss_bytes(pid: int | None) -> int | None:
+    """Resident memory of a process from /proc (None when unknown or gone)."""
+    if pid is None:
+        return None
+    try:
+        with Path(f"/proc/{pid}/status").open() as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class ObservedFleet(Fleet):
+    """The fleet, reporting every tool call it completes to S1 as a `CallCompleted`."""
+
+    def __init__(self, system: ViableSystem, specs: Iterable[ServerSpec], **kwargs: Any) -> None:
+        super().__init__(specs, **kwargs)
+        self.system = system
+
+    async def call_tool(
+        self,
+        public: str,
+        arguments: dict[str, Any] | None,
+        *,
+        params: dict[str, Any] | None = None,
+        on_progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
+        route = self.routes.tools.get(public)
+        started = time.perf_counter()
+        error = ""
+        ok = False
+        try:
+            result = await super().call_tool(public, arguments, params=params, on_progress=on_progress)
+            ok = not result.get("isError", False)
+            if not ok:
+                error = "tool returned isError"
+            return result
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if route is not None:
+                self.system.bus.offer(
+                    "s1",
+                    CallCompleted(
+                        route.unit, route.name, ok, time.perf_counter() - started, time.time(), error
+                    ),
+                    sender="fleet",
+                )
+
+
+class SystemDemand:
+    """The gateway's `DemandSink` and `StatusSource`, backed by the viable system."""
+
+    def __init__(self, system: ViableSystem, fleet: Fleet, store: Store) -> None:
+        self._system = system
+        self._fleet = fleet
+        self._store = store
+        self._pending: list[str] = []
+        self._wake = anyio.Event()
+        self._capabilities_dirty = True
+        self.matched = 0
+        self.unmatched = 0
+
+    # -- DemandSink ----------------------------------------------------------
+    def record(self, category: str, matched: bool) -> None:
+        self._pending.append(category)
+        if matched:
+            self.matched += 1
+        else:
+            self.unmatched += 1
+        if len(self._pending) >= DEMAND_BATCH_MAX:
+            self._wake.set()
+
+    def set_capabilities(self, categories: Iterable[str]) -> None:
+        self._system.s4.set_capacity(dict.fromkeys(categories, UNLIMITED))
+        self._capabilities_dirty = True
+
+    # -- StatusSource ----------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            **self._system.status().to_dict(),
+            "demand": {"matched": self.matched, "unmatched": self.unmatched},
+        }
+
+    def variety(self) -> dict[str, Any]:
+        reading = self._system.s4.reading()
+        profile = self._system.s4.window.profile()
+        unmet = {c: n for c, n in profile.counts.items() if c not in profile.capacity}
+        return {
+            **report.reading_dict(reading),
+            "detector": self._system.s4.detector.state.value,
+            "unmatched_categories": dict(sorted(unmet.items(), key=lambda kv: (-kv[1], kv[0]))[:20]),
+        }
+
+    # -- running -----------------------------------------------------------------
+    async def run(self) -> None:
+        """Hand demand to S4 in batches and mirror capabilities into S1 and the store."""
+        try:
+            while True:
+                with anyio.move_on_after(DEMAND_FLUSH_S):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+                await self.flush()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Send pending demand now; sync capabilities if the fleet changed."""
+        if self._pending:
+            batch, self._pending = tuple(self._pending), []
+            await self._system.bus.publish("s4", DemandObserved(batch, time.time()), sender="gateway")
+        if self._capabilities_dirty:
+            self._capabilities_dirty = False
+            await self._sync_capabilities()
+
+    async def _sync_capabilities(self) -> None:
+        by_unit: dict[str, list[Capability]] = defaultdict(list)
+        for route in self._fleet.routes.tools.values():
+            unit = self._fleet.units.get(route.unit)
+            category = unit.spec.category if unit is not None and unit.spec.category else route.public
+            by_unit[route.unit].append(Capability(route.unit, route.name, category, route.description))
+        s1 = self._system.s1
+        for name in set(s1.units) - set(by_unit):
+            s1.deregister(name)
+        for name in self._fleet.units:
+            caps = by_unit.get(name, [])
+            s1.register(name, [c.tool for c in caps])
+            await self._store.put_capabilities(name, caps)
+        for name in {c.unit for c in await self._store.capabilities()} - set(self._fleet.units):
+            await self._store.put_capabilities(name, [])
+
+
+class Runtime:
+    """A running VSM-MCP: store, viable system, fleet and gateway, wired."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        system: ViableSystem,
+        fleet: ObservedFleet,
+        registry: FleetRegistry,
+        gateway: Gateway,
+        demand: SystemDemand,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.system = system
+        self.fleet = fleet
+        self.registry = registry
+        self.gateway = gateway
+        self.demand = demand
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: Settings, *, seed: int | None = None) -> AsyncIterator[Runtime]:
+        """Start everything; stop it all on exit (see the module invariants).
+
+        ``seed`` fixes S3*'s audit sampling (tests); by default it is unpredictable.
+
+        Raises:
+            StateError: the state directory or database cannot be used.
+        """
+        try:
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise VsmError(f"state directory {settings.state_dir} cannot be created: {exc.strerror}") from exc
+        async with SqliteStore.open(settings.database_path) as store:
+            registry = FleetRegistry(store, settings.servers.values())
+            fleets: list[Fleet] = []  # the probe needs the fleet, the fleet needs the system
+
+            async def probe(unit: str) -> ProbeResult:
+                return await _ping_probe(fleets[0], unit)
+
+            system = ViableSystem(
+                "vsm-mcp", store, probe=probe, rng=random.Random(seed), config=viable_config(settings)
+            )
+            async with system:
+
+                async def to_channel(signal: AlgedonicSignal) -> None:
+                    system.channel.emit(signal)
+
+                fleet = ObservedFleet(
+                    system,
+                    (await registry.desired()).values(),
+                    dead_letters=store,
+                    signals=to_channel,
+                    reserved_names=VSM_TOOL_NAMES,
+                    log_dir=settings.state_dir / "logs",
+                )
+                fleets.append(fleet)
+                async with fleet, anyio.create_task_group() as tg:
+                    demand = SystemDemand(system, fleet, store)
+                    gateway = Gateway(fleet, demand=demand, status=demand)
+                    runtime = cls(
+                        settings=settings,
+                        store=store,
+                        system=system,
+                        fleet=fleet,
+                        registry=registry,
+                        gateway=gateway,
+                        demand=demand,
+                    )
+                    tg.start_soon(demand.run)
+                    tg.start_soon(registry.keep_in_sync, fleet)
+                    tg.start_soon(runtime._sample_units)
+                    try:
+                        yield runtime
+                    finally:
+                        tg.cancel_scope.cancel()
+
+    async def _sample_units(self) -> None:
+        """Tell S3 about unit state changes (with measured RSS) and store the live status."""
+        seen: dict[str, str] = {}
+        while True:
+            now = time.time()
+            for name, unit in list(self.fleet.units.items()):
+                state = unit.state.value
+                if seen.get(name) != state:
+                    seen[name] = state
+                    await self.system.bus.publish(
+                        "s3",
+                        UnitStateChanged(name, UnitState(state), now, _rss_bytes(unit.pid)),
+                        priority=Priority.ROUTINE,
+                        sender="runtime",
+                    )
+            for name in set(seen) - set(self.fleet.units):
+                del seen[name]
+            await self.store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **self.live_status()})
+            await anyio.sleep(STATUS_EVERY_S)
+
+    def live_status(self) -> dict[str, Any]:
+        """The recursive VSM status plus the fleet's per-unit counters."""
+        return {"vsm": self.system.status().to_dict(), "fleet": self.fleet.status()}
+
+
+async def _ping_probe(fleet: Fleet, unit_name: str) -> ProbeResult:
+    """S3*: an MCP ping to one unit, timed."""
+    unit = fleet.units.get(unit_name)
+    if unit is None:
+        return ProbeResult("ping", False, "unit is gone")
+    started = time.perf_counter()
+    try:
+        with anyio.fail_after(AUDIT_PING_TIMEOUT_S):
+            await unit.request("ping", None, retry_safe=False)
+    except TimeoutError:
+        return ProbeResult("ping", False, f"no answer within {AUDIT_PING_TIMEOUT_S:g} s")
+    except Exception as exc:  # any failure of the probe is an audit finding, not a crash
+        return ProbeResult("ping", False, f"{type(exc).__name__}: {exc}")
+    return ProbeResult("ping", True, f"{(time.perf_counter() - started) * 1000:.1f} ms")

@@ -1,0 +1,127 @@
+"""The composition root end to end: a real probe server behind the gateway, the VSM fed by real calls."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from vsm_mcp import report
+from vsm_mcp.runtime import Runtime
+from vsm_mcp.settings import Settings, load_settings
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+PROBE = Path(__file__).resolve().parent / "fixtures" / "servers" / "probe_server.py"
+
+
+def settings_for(tmp_path: Path, **variety: object) -> Settings:
+    config = tmp_path / "config.toml"
+    lines = [
+        "[variety]",
+        *(f"{k} = {v}" for k, v in variety.items()),
+        "[servers.probe]",
+        f'command = "{sys.executable}"',
+        f'args = ["{PROBE}"]',
+        "start_timeout_s = 20",
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    return load_settings(config, state_dir=tmp_path / "state")
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[tuple[Runtime, Client]]:
+    async with Runtime.open(settings, seed=7) as runtime:
+        with anyio.fail_after(20):
+            await runtime.fleet.wait_ready("probe")
+        async with Client(runtime.gateway.server, mode="legacy") as client:
+            yield runtime, client
+
+
+async def wait_for(predicate: object) -> None:
+    """Poll a counter that other tasks advance (they signal no event), bounded by fail_after."""
+    assert callable(predicate)
+    with anyio.fail_after(10):
+        while not predicate():  # noqa: ASYNC110 - polled state has no event to wait on
+            await anyio.sleep(0.02)
+
+
+async def test_calls_feed_s1_and_s4_and_capabilities_reach_the_store(tmp_path: Path) -> None:
+    async with running(settings_for(tmp_path)) as (runtime, client):
+        for i in range(3):
+            result = await client.call_tool("probe__echo", {"text": f"hi {i}"})
+            assert result.is_error is False
+        with pytest.raises(MCPError):
+            await client.call_tool("translate_klingon", {})
+        s4 = runtime.system.s4
+        await wait_for(lambda: s4.reading().events == 4)
+        reading = s4.reading()
+        # 3 answered calls in one category, 1 unanswered: coverage 3/4
+        assert reading.coverage == 0.75
+        assert reading.categories == 2
+        await wait_for(lambda: runtime.system.s1.unit_stats("probe").calls == 3)
+        assert runtime.system.s1.unit_stats("probe").errors == 0
+        tools = {c.tool for c in await runtime.store.capabilities() if c.unit == "probe"}
+        assert {"echo", "add", "pid"} <= tools
+        variety = runtime.demand.variety()
+        assert variety["unmatched_categories"] == {"translate_klingon": 1}
+        assert variety["coverage"] == 0.75
+
+
+async def test_a_sustained_gap_reaches_s5_as_a_stored_decision(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, persist_events=3, persist_s=1000, gap_upper=0.5, gap_lower=0.2)
+    async with running(settings) as (runtime, client):
+        for _ in range(5):
+            with pytest.raises(MCPError):
+                await client.call_tool("translate_klingon", {"text": "nuqneH"})
+        await wait_for(lambda: runtime.system.s4.proposals == 1)
+
+        async def decided() -> bool:
+            return any(
+                d.subject.startswith("acquisition") or "klingon" in str(d.inputs)
+                for d in await runtime.store.decisions()
+            )
+
+        with anyio.fail_after(10):
+            while not await decided():  # noqa: ASYNC110 - polls the store
+                await anyio.sleep(0.05)
+        decisions = await runtime.store.decisions()
+        assert decisions[0].choice == "ask_operator"
+        assert "translate_klingon" in str(decisions[0].inputs)
+
+
+async def test_live_status_is_stored_for_the_cli(tmp_path: Path) -> None:
+    async with running(settings_for(tmp_path)) as (runtime, client):
+        await client.call_tool("probe__echo", {"text": "x"})
+
+        async def stored() -> object:
+            return await runtime.store.kv_get(report.LIVE_STATUS_KEY)
+
+        with anyio.fail_after(10):
+            while (  # noqa: ASYNC110 - polls the store
+                not isinstance(live := await stored(), dict)
+                or not live["fleet"]
+                or live["fleet"][0]["state"] != "ready"
+            ):
+                await anyio.sleep(0.1)
+        assert isinstance(live, dict)
+        assert live["vsm"]["name"] == "vsm-mcp"
+        assert [u["name"] for u in live["vsm"]["units"]] == ["probe"]
+        # the unit reports the same S1..S5 shape as the whole
+        assert set(live["vsm"]["units"][0]) == set(live["vsm"])
+    # after shutdown the CLI reads the same database
+    from typer.testing import CliRunner
+
+    from vsm_mcp.cli.app import app
+
+    args = ["--state-dir", str(tmp_path / "state"), "status", "--json"]
+    out = await anyio.to_thread.run_sync(lambda: CliRunner().invoke(app, args))
+    assert out.exit_code == 0, out.output
+    assert '"probe"' in out.output
