@@ -156,6 +156,7 @@ def run_suite(
     """
     scenarios = [scenario] if scenario else list_server_scenarios(tools)
     selection = ["--scenario", scenario] if scenario else ["--suite", "all"]
+    results_dir.mkdir(parents=True, exist_ok=True)
     log = results_dir / "suite-output.txt"
     with log.open("w", encoding="utf-8") as output:
         subprocess.run(

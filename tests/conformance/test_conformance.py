@@ -9,6 +9,8 @@ fixture server passes on its own, and no scenario gets worse through it.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -97,16 +99,29 @@ def _free_port() -> int:
         return port
 
 
-def _settings_file(directory: Path) -> Path:
-    settings = directory / "config.toml"
-    settings.write_text(
+def _write_settings(state_dir: Path) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "config.toml").write_text(
         "[servers.conformance]\n"
-        f"command = {str(sys.executable)!r}\n"
-        f"args = [{str(FIXTURE_SERVER)!r}, '--stdio']\n"
-        "namespace = ''\n",
+        f"command = {json.dumps(sys.executable)}\n"
+        f"args = {json.dumps([str(FIXTURE_SERVER), '--stdio'])}\n"
+        'namespace = ""\n',
         encoding="utf-8",
     )
-    return settings
+
+
+def _serve_command(state_dir: Path, port: int) -> list[str]:
+    """`vsm-mcp --state-dir DIR serve --http ...`, or the standalone module until the root app wires it."""
+    from typer.main import get_command
+
+    from vsm_mcp.cli.app import app
+
+    root = get_command(app)
+    listen = ["--http", f"127.0.0.1:{port}"]
+    if "serve" in getattr(root, "commands", {}):
+        entry = "from vsm_mcp.cli.app import main; main()"
+        return [sys.executable, "-c", entry, "--state-dir", str(state_dir), "serve", *listen]
+    return [sys.executable, "-m", "vsm_mcp.cli.serve", *listen]
 
 
 async def _wait_until_fronting(url: str, gateway: subprocess.Popen[str], tool: str) -> None:
@@ -138,22 +153,15 @@ def test_gateway_passes_every_scenario_the_fixture_passes(
 ) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/mcp"
-    command = [
-        sys.executable,
-        "-c",
-        "from vsm_mcp.cli.app import main; main()",
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--config",
-        str(_settings_file(tmp_path)),
-        "serve",
-        "--http",
-        f"127.0.0.1:{port}",
-    ]
+    state_dir = tmp_path / "state"
+    _write_settings(state_dir)
+    command = _serve_command(state_dir, port)
+    print("gateway:", " ".join(command))
+    environment = {**os.environ, "VSM_MCP_STATE_DIR": str(state_dir)}
     gateway_log = tmp_path / "gateway.log"
     with (
         gateway_log.open("w") as log,
-        process_group(command, stdout=log, stderr=subprocess.STDOUT) as gateway,
+        process_group(command, stdout=log, stderr=subprocess.STDOUT, env=environment) as gateway,
     ):
         try:
             anyio.run(_wait_until_fronting, url, gateway, "test_simple_text")
