@@ -68,6 +68,7 @@ async def test_calls_feed_s1_and_s4_and_capabilities_reach_the_store(tmp_path: P
         assert reading.categories == 2
         await wait_for(lambda: runtime.system.s1.unit_stats("probe").calls == 3)
         assert runtime.system.s1.unit_stats("probe").errors == 0
+        assert runtime.system.s2.public_names == len(runtime.fleet.routes.tools) > 0
         tools = {c.tool for c in await runtime.store.capabilities() if c.unit == "probe"}
         assert {"echo", "add", "pid"} <= tools
         variety = runtime.demand.variety()

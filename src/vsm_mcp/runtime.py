@@ -200,8 +200,10 @@ class SystemDemand:
             unit = self._fleet.units.get(route.unit)
             category = unit.spec.category if unit is not None and unit.spec.category else route.public
             by_unit[route.unit].append(Capability(route.unit, route.name, category, route.description))
+        routes = self._fleet.routes
+        self._system.s2.note_routing(public_names=len(routes.tools), collisions=routes.collisions)
         s1 = self._system.s1
-        for name in set(s1.units) - set(by_unit):
+        for name in set(s1.units) - set(self._fleet.units):
             s1.deregister(name)
         for name in self._fleet.units:
             caps = by_unit.get(name, [])

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vsm_mcp.cli import bench, catalog, inspect, match
+from vsm_mcp.cli import bench, catalog, inspect, match, serve, servers, up
 from vsm_mcp.cli.context import CliState
 from vsm_mcp.errors import VsmError
 
@@ -27,6 +27,10 @@ app = typer.Typer(
 )
 app.add_typer(bench.app, name="bench")
 app.add_typer(catalog.app, name="catalog")
+app.add_typer(servers.app, name="servers")
+app.add_typer(servers.dlq_app, name="dlq")
+up.register(app)
+serve.register(app)
 inspect.register(app)
 match.register(app)
 

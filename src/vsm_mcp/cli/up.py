@@ -1,0 +1,59 @@
+"""`vsm-mcp up`: the main job. The whole viable system, served over streamable HTTP.
+
+Embedded defaults only: the SQLite state in the state dir, the fleet from the
+settings file and `vsm-mcp servers add`, no external service. It runs until
+SIGTERM/SIGINT, then stops the gateway, every downstream process and the VSM
+systems, in that order (`Runtime`).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Annotated
+
+import anyio
+import typer
+
+from vsm_mcp.cli.context import state_of
+from vsm_mcp.gateway.transport import MCP_PATH, parse_listen, serve_http
+from vsm_mcp.runtime import Runtime
+from vsm_mcp.settings import Settings
+
+DEFAULT_LISTEN = "127.0.0.1:8765"
+
+
+def up(
+    ctx: typer.Context,
+    http: Annotated[
+        str, typer.Option("--http", metavar="HOST:PORT", help=f"Where to serve MCP ({MCP_PATH}).")
+    ] = DEFAULT_LISTEN,
+) -> None:
+    """Run VSM-MCP: gateway over streamable HTTP with S1-S5, S3* and the algedonic channel live."""
+    listen = parse_listen(http)
+    anyio.run(run_up, state_of(ctx).settings(), listen)
+
+
+async def run_up(settings: Settings, listen: tuple[str, int]) -> None:
+    """Serve until a signal."""
+    async with Runtime.open(settings) as runtime, anyio.create_task_group() as tg:
+        host, port = listen
+        bound = await tg.start(serve_http, runtime.gateway, host, port)
+        units = ", ".join(runtime.fleet.units) or "none yet (vsm-mcp servers add NAME -- CMD ...)"
+        print(
+            f"vsm-mcp up: MCP on http://{host}:{bound}{MCP_PATH}\n"
+            f"  state: {settings.state_dir}\n"
+            f"  units: {units}\n"
+            f"  watch: vsm-mcp --state-dir {settings.state_dir} status",
+            file=sys.stderr,
+            flush=True,
+        )
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                tg.cancel_scope.cancel()
+                break
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``up`` to the root app."""
+    root.command("up")(up)

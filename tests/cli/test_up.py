@@ -1,0 +1,93 @@
+"""`vsm-mcp up` as a user runs it: a real process, a real MCP client over HTTP, SIGTERM at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.streams.text import TextReceiveStream
+from mcp import Client
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+PROBE = Path(__file__).resolve().parents[1] / "fixtures" / "servers" / "probe_server.py"
+#: The gateway and a Python MCP server both start: generous on a shared 2-core machine.
+START_TIMEOUT_S = 40.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_up_serves_the_fleet_and_stops_every_child_on_sigterm(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "config.toml").write_text(f'[servers.probe]\ncommand = "{sys.executable}"\nargs = ["{PROBE}"]\n')
+    process = await anyio.open_process(
+        [sys.executable, "-c", "from vsm_mcp.cli.app import main; main()", "up", "--http", "127.0.0.1:0"],
+        env={**os.environ, "VSM_MCP_STATE_DIR": str(state)},
+    )
+    try:
+        assert process.stderr is not None
+        url = ""
+        with anyio.fail_after(START_TIMEOUT_S):
+            async for chunk in TextReceiveStream(process.stderr):
+                if "MCP on " in chunk:
+                    url = chunk.split("MCP on ", 1)[1].split()[0]
+                    break
+        assert url.startswith("http://127.0.0.1:")
+        assert url.endswith("/mcp")
+        async with Client(url) as client:
+            with anyio.fail_after(START_TIMEOUT_S):
+                while "probe__pid" not in [t.name for t in (await client.list_tools()).tools]:  # noqa: ASYNC110 - polls another process
+                    await anyio.sleep(0.1)
+            pid_result = await client.call_tool("probe__pid", {})
+            child = int(pid_result.content[0].text)  # type: ignore[union-attr]
+            echoed = await client.call_tool("probe__echo", {"text": "through up"})
+            assert echoed.content[0].text == "through up"  # type: ignore[union-attr]
+            # demand reaches S4 in batches at most DEMAND_FLUSH_S old
+            with anyio.fail_after(5):
+                while '"events": 2' not in (await client.call_tool("vsm_variety", {})).content[0].text:  # type: ignore[union-attr]  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+        assert _alive(child)
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(5):
+            assert await process.wait() == 0
+            while _alive(child):  # noqa: ASYNC110 - no event for another process's death
+                await anyio.sleep(0.05)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def test_up_refuses_a_bad_listen_address(tmp_path: Path) -> None:
+    import subprocess
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from vsm_mcp.cli.app import main; main()",
+            "--state-dir",
+            str(tmp_path),
+            "up",
+            "--http",
+            "nowhere",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "HOST:PORT" in result.stderr
+    assert "Traceback" not in result.stderr
