@@ -99,14 +99,17 @@ def _free_port() -> int:
         return port
 
 
-def _write_settings(state_dir: Path) -> None:
+def _write_settings(state_dir: Path, downstream: str) -> None:
+    """One `[servers.conformance]` table: the fixture over stdio, or the running fixture's URL."""
+    if downstream.startswith("http://"):
+        reach = f"url = {json.dumps(downstream)}\n"
+    else:
+        reach = (
+            f"command = {json.dumps(sys.executable)}\nargs = {json.dumps([str(FIXTURE_SERVER), '--stdio'])}\n"
+        )
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "config.toml").write_text(
-        "[servers.conformance]\n"
-        f"command = {json.dumps(sys.executable)}\n"
-        f"args = {json.dumps([str(FIXTURE_SERVER), '--stdio'])}\n"
-        'namespace = ""\n',
-        encoding="utf-8",
+        f'[servers.conformance]\n{reach}namespace = ""\n', encoding="utf-8"
     )
 
 
@@ -148,13 +151,19 @@ async def _wait_until_fronting(url: str, gateway: subprocess.Popen[str], tool: s
     strict=True,
     reason="vsm_mcp.gateway does not exist yet; this turns into a real test when it lands",
 )
+@pytest.mark.parametrize("downstream", ["stdio", "http"])
 def test_gateway_passes_every_scenario_the_fixture_passes(
-    suite_tools: SuiteTools, direct_results: dict[str, ScenarioResult], tmp_path: Path
+    suite_tools: SuiteTools,
+    direct_results: dict[str, ScenarioResult],
+    fixture_http_url: str,
+    downstream: str,
+    tmp_path: Path,
 ) -> None:
+    """The gateway fronts the fixture over stdio (a spawned unit) or over streamable HTTP (a URL unit)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}/mcp"
     state_dir = tmp_path / "state"
-    _write_settings(state_dir)
+    _write_settings(state_dir, fixture_http_url if downstream == "http" else "stdio")
     command = _serve_command(state_dir, port)
     print("gateway:", " ".join(command))
     environment = {**os.environ, "VSM_MCP_STATE_DIR": str(state_dir)}
