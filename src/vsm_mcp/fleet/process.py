@@ -14,8 +14,8 @@ control the gateway needs:
   when one is given (``vsm-mcp servers logs``);
 * a stdout line that is not JSON-RPC is reported to the session as an
   exception and counted, never fatal;
-* `ChildProcess.gone` is set when stdout reaches EOF (the server exited or
-  closed it), which is how a unit learns its server died.
+* `ChildProcess.gone` is set when the server exits (a pidfd turns readable)
+  or its stdout reaches EOF, which is how a unit learns its server died.
 
 Structured concurrency: the three pipe pumps run in a task group owned by the
 `spawn` context manager; leaving it always stops and reaps the process.
@@ -81,6 +81,7 @@ class ChildProcess:
     pid: int
     stderr: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_LINES))
     gone: anyio.Event = field(default_factory=anyio.Event)
+    exited: anyio.Event = field(default_factory=anyio.Event)
     garbage_lines: int = 0
     returncode: int | None = None
 
@@ -147,6 +148,21 @@ async def spawn(
                     break
         child.gone.set()
 
+    async def watch_exit() -> None:
+        # A pidfd turns readable when the process exits: no polling, and no waiting for a
+        # grandchild that still holds the stdout pipe open to notice the server died.
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            await proc.wait()
+        else:
+            try:
+                await anyio.wait_readable(pidfd)
+            finally:
+                os.close(pidfd)
+        child.exited.set()
+        child.gone.set()
+
     async def pump_stdin() -> None:
         assert proc.stdin is not None
         async with write_recv:
@@ -186,11 +202,12 @@ async def spawn(
             tg.start_soon(pump_stdout)
             tg.start_soon(pump_stdin)
             tg.start_soon(pump_stderr)
+            tg.start_soon(watch_exit)
             try:
                 yield read_recv, write_send, child
             finally:
                 with anyio.CancelScope(shield=True):
-                    await _stop(proc)
+                    await _stop(proc, child.exited)
                     child.returncode = proc.returncode
                 tg.cancel_scope.cancel()
     finally:
@@ -198,16 +215,16 @@ async def spawn(
             stream.close()
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """Close stdin, wait, SIGTERM the group, wait, SIGKILL the group; always reap."""
+async def _stop(proc: asyncio.subprocess.Process, exited: anyio.Event) -> None:
+    """Close stdin, wait, SIGTERM the group, wait, SIGKILL the group."""
     if proc.stdin is not None:
         with suppress(Exception):
             proc.stdin.close()
-    if not await _exited(proc, STDIN_CLOSE_GRACE_S):
+    if not await _exited(exited, STDIN_CLOSE_GRACE_S):
         _signal_group(proc.pid, signal.SIGTERM)
-        if not await _exited(proc, TERM_GRACE_S):
+        if not await _exited(exited, TERM_GRACE_S):
             _signal_group(proc.pid, signal.SIGKILL)
-            await _exited(proc, REAP_TIMEOUT_S)
+            await _exited(exited, REAP_TIMEOUT_S)
     # Descendants that outlived the leader are still in its group: take them too.
     _signal_group(proc.pid, signal.SIGKILL)
 
@@ -217,8 +234,8 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-async def _exited(proc: asyncio.subprocess.Process, within_s: float) -> bool:
+async def _exited(exited: anyio.Event, within_s: float) -> bool:
     with anyio.move_on_after(within_s):
-        await proc.wait()
+        await exited.wait()
         return True
     return False

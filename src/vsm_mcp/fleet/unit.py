@@ -173,6 +173,8 @@ class Unit:
         self._refresh = anyio.Event()
         self.ready_since: float | None = None
         self.stopped = anyio.Event()
+        #: Set when the current session goes away; a new event per session.
+        self.session_lost = anyio.Event()
 
     @property
     def name(self) -> str:
@@ -238,6 +240,7 @@ class Unit:
             async with self._open_session() as (session, gone):
                 catalog = await self._list_catalog(session)
                 self._session = session
+                self.session_lost = anyio.Event()
                 self.state = UnitState.READY
                 self.ready_since = self._clock()
                 self._ready.set()
@@ -256,6 +259,7 @@ class Unit:
 
     def _drop_session(self) -> None:
         self._session = None
+        self.session_lost.set()
         if self._ready.is_set():
             if (
                 self.ready_since is not None
@@ -429,6 +433,7 @@ class Unit:
         verdict = False
         self.stats.calls += 1
         started = anyio.current_time()
+        session: ClientSession | None = None
         try:
             session = await self._ready_session()
             result = await self._send(session, method, params, on_progress)
@@ -438,6 +443,9 @@ class Unit:
                 self.breaker.record_success()  # the server answered: it is alive
                 raise
             self._fail(f"{method}: connection closed")
+            if self._session is session:
+                self._drop_session()  # do not hand the dead session to the next call
+                self._probe_now.set()
             raise UnitUnavailableError(
                 f"server {self.name!r} went away during {method} (connection closed); it is being restarted"
             ) from exc

@@ -1,0 +1,87 @@
+"""The fleet: routing to real units, dead letters, and many kill cycles without leftovers."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from vsm_mcp.errors import ConfigError, UnitUnavailableError, UnknownUnitError
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.store import MemoryStore
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+def _text(result: dict[str, Any]) -> str:
+    return str(result["content"][0]["text"])
+
+
+async def test_unit_failures_are_dead_lettered_and_replayable(probe_spec: Callable[..., ServerSpec]) -> None:
+    store = MemoryStore()
+    async with Fleet([probe_spec("p")], dead_letters=store) as fleet:
+        with anyio.fail_after(20):
+            unit = await fleet.wait_ready("p")
+        assert list(fleet.routes.tools)[:2] == ["p__echo", "p__add"]
+        pid = unit.pid
+        assert pid is not None
+
+        async def kill_soon() -> None:
+            await anyio.sleep(0.3)
+            os.kill(pid, signal.SIGKILL)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(kill_soon)
+            with pytest.raises(UnitUnavailableError):
+                await fleet.call_tool("p__sleep", {"seconds": 5})
+        letters = await store.dead_letters()
+        assert [(d.unit, d.tool, d.arguments, d.attempts) for d in letters] == [
+            ("p", "sleep", {"seconds": 5}, 1)
+        ]
+        assert "went away during tools/call" in letters[0].error
+        with anyio.fail_after(20):
+            await fleet.wait_ready("p")
+        replayed = await fleet.call_unit_tool("p", letters[0].tool, {"seconds": 0.01})
+        assert _text(replayed) == "slept"
+        with pytest.raises(ConfigError, match="already in the fleet"):
+            await fleet.add(probe_spec("p"))
+        with pytest.raises(UnknownUnitError):
+            fleet.restart("nope")
+
+
+async def test_fifty_kill_cycles_leave_no_zombie_or_orphan(
+    probe_spec: Callable[..., ServerSpec], procs: Any
+) -> None:
+    cycles = 50
+    spec = probe_spec("p", "--grandchild", crash_loop_restarts=cycles + 10, backoff_max_s=0.05)
+    spawned: list[int] = []
+    async with Fleet([spec]) as fleet:
+        unit = fleet.unit("p")
+        for _ in range(cycles):
+            with anyio.fail_after(20):
+                await unit.wait_ready()
+            pid = unit.pid
+            lost = unit.session_lost
+            assert pid is not None
+            spawned.append(pid)
+            spawned.append(int(_text(await fleet.call_tool("p__child_pid", {}))))
+            os.kill(pid, signal.SIGKILL)
+            with anyio.fail_after(20):
+                await lost.wait()
+        with anyio.fail_after(20):
+            await unit.wait_ready()
+        assert unit.stats.restarts == cycles
+        last = unit.pid
+        assert last is not None
+        spawned.append(last)
+    assert len(set(spawned)) == 2 * cycles + 1
+    with anyio.fail_after(5):
+        while survivors := [p for p in spawned if procs.alive(p)]:  # noqa: ASYNC110 - the kernel has no event
+            await anyio.sleep(0.05)
+    assert survivors == []
+    assert procs.my_zombies() == []
