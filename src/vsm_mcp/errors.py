@@ -18,7 +18,9 @@ non-zero; anything else is a bug and keeps its traceback.
     │   ├── CallTimeoutError      a call exceeded its idle or absolute timeout
     │   └── UnknownUnitError      no unit of that name in the fleet
     ├── CatalogError           a catalog file or entry is invalid; names file and entry
-    └── SourceError            a discovery source (registry, npm, PyPI) failed or is open
+    ├── SourceError            a discovery source (registry, npm, PyPI) failed or is open
+    └── AcquisitionError       an acquisition failed and was rolled back; names the step and why
+        └── AcquisitionRefusedError  S5 policy (vetting, budget, operator) refused it; nothing installed
 """
 
 from __future__ import annotations
@@ -96,3 +98,30 @@ class CatalogError(VsmError):
 
 class SourceError(VsmError):
     """A discovery source failed (timeout, HTTP error, bad payload) or its breaker is open."""
+
+
+class AcquisitionError(VsmError):
+    """Acquiring a server failed at ``step``; everything it did was rolled back."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"acquisition failed at {step}: {reason} (rolled back)")
+        self.step = step
+        self.reason = reason
+
+
+class AcquisitionRefusedError(AcquisitionError):
+    """S5 refused the acquisition (vetting rule, budget or the operator); nothing was installed."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        VsmError.__init__(self, f"acquisition refused ({rule}): {reason}")
+        self.step = "vet"
+        self.rule = rule
+        self.reason = reason
+
+
+class SandboxError(VsmError):
+    """A downstream server cannot be launched as its sandbox profile demands."""
+
+
+class SandboxUnavailableError(SandboxError):
+    """bubblewrap cannot create sandboxes here and the profile forbids running unsandboxed."""
