@@ -19,8 +19,10 @@ non-zero; anything else is a bug and keeps its traceback.
     │   └── UnknownUnitError      no unit of that name in the fleet
     ├── CatalogError           a catalog file or entry is invalid; names file and entry
     ├── SourceError            a discovery source (registry, npm, PyPI) failed or is open
-    └── AcquisitionError       an acquisition failed and was rolled back; names the step and why
-        └── AcquisitionRefusedError  S5 policy (vetting, budget, operator) refused it; nothing installed
+    ├── AcquisitionError       an acquisition failed and was rolled back; names the step and why
+    │   └── AcquisitionRefusedError  S5 policy (vetting, budget, operator) refused it; nothing installed
+    └── SandboxError           a server cannot be launched as its sandbox profile demands
+        └── SandboxUnavailableError  no working bubblewrap and the profile forbids running unsandboxed
 """
 
 from __future__ import annotations

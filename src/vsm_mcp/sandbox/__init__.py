@@ -1,0 +1,26 @@
+"""The sandbox of downstream MCP servers: bubblewrap, resource limits, a scrubbed environment.
+
+    profile = SandboxProfile(prefix=server_dir, network=False)
+    plan = Sandbox(profile, Host.detect(state_dir)).wrap(command, args, env)
+    # launch plan.argv with env=plan.env, cwd=plan.cwd, start_new_session=True
+
+See `vsm_mcp.sandbox.bwrap` (what the server sees) and `vsm_mcp.sandbox.limits`
+(why limits are argv stages and not a preexec function).
+"""
+
+from __future__ import annotations
+
+from vsm_mcp.sandbox.launch import Host, LaunchPlan, bwrap_available, plan_launch, probe
+from vsm_mcp.sandbox.profile import Rlimits, SandboxProfile
+from vsm_mcp.sandbox.sandbox import Sandbox
+
+__all__ = [
+    "Host",
+    "LaunchPlan",
+    "Rlimits",
+    "Sandbox",
+    "SandboxProfile",
+    "bwrap_available",
+    "plan_launch",
+    "probe",
+]

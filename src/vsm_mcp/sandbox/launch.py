@@ -1,0 +1,221 @@
+"""From a server's command to a `LaunchPlan`: argv + environment + working directory.
+
+`plan_launch` is pure (everything it needs is in its arguments); `Sandbox`
+adds the few effects around it (create and own the writable directories,
+resolve the command on the sandbox's PATH, find interpreters that live in
+hidden places) and `Host.detect` probes this machine once.
+
+Invariants of a plan:
+
+* the environment is exactly: PATH, HOME (``<prefix>/home``), LANG, TMPDIR,
+  the npm and XDG caches inside the prefix, the profile's pass-through names,
+  and the declared env (which wins); nothing else of the gateway's environment;
+* no environment value appears in ``argv`` and ``repr(plan)`` shows no value;
+* the plan needs no ``preexec_fn``: limits and the privilege drop are argv
+  stages (see `vsm_mcp.sandbox.limits`). The launcher must start it in a new
+  session (``start_new_session=True``) and stop it by signalling the group.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from vsm_mcp.errors import SandboxError, SandboxUnavailableError
+from vsm_mcp.sandbox.bwrap import PRIVATE_TMP, Mounts, bwrap_argv
+from vsm_mcp.sandbox.limits import derived_uid, launcher_stages
+from vsm_mcp.sandbox.profile import SandboxProfile
+
+#: PATH entries after the server's own: the distribution's, never the gateway user's.
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+#: Host places no server sees (besides the state directory and the gateway user's home).
+HIDDEN_HOST_PATHS = ("/home", "/root", "/run", "/mnt", "/media", "/srv")
+#: A trivial sandbox must start at once; a hung bwrap is a broken bwrap.
+PROBE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchPlan:
+    """How to start one server: hand ``argv``, ``env`` and ``cwd`` to the launcher as they are."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(repr=False)
+    cwd: str
+    sandboxed: bool
+    #: The uid the server runs as, when the gateway (root) drops to it.
+    run_as: int | None = None
+
+    def describe(self) -> str:
+        """One loggable line: argv and the *names* of the environment (values may be secrets)."""
+        shape = "sandboxed" if self.sandboxed else "UNSANDBOXED"
+        return f"{shape}: {' '.join(self.argv)} [env: {', '.join(sorted(self.env))}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """What this machine offers the sandbox; `Host.detect` fills it in once."""
+
+    uid: int
+    #: A bwrap binary that created a trivial sandbox here, or None.
+    bwrap: str | None
+    #: Why bwrap is None ("" when it works).
+    bwrap_problem: str
+    prlimit: str
+    setpriv: str | None
+    hidden: tuple[Path, ...]
+    private_tmp: tuple[str, ...] = PRIVATE_TMP
+    lang: str = "C.UTF-8"
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def privileged(self) -> bool:
+        return self.uid == 0
+
+    @classmethod
+    def detect(cls, state_dir: Path | None = None, extra_hidden: Sequence[Path] = ()) -> Host:
+        """Probe this machine: tools on PATH, a real trivial sandbox, what to hide.
+
+        Raises:
+            SandboxError: ``prlimit`` (util-linux) is missing; no limits, no launch.
+        """
+        prlimit = shutil.which("prlimit")
+        if prlimit is None:
+            raise SandboxError("prlimit (util-linux) not found: resource limits cannot be applied")
+        hidden = [Path(p) for p in HIDDEN_HOST_PATHS if Path(p).is_dir()]
+        hidden += [Path.home(), *extra_hidden]
+        if state_dir is not None:
+            hidden.append(state_dir)
+        host = cls(
+            uid=os.geteuid(),
+            bwrap=None,
+            bwrap_problem="",
+            prlimit=prlimit,
+            setpriv=shutil.which("setpriv"),
+            hidden=tuple(dict.fromkeys(Path(os.path.realpath(p)) for p in hidden if Path(p).is_dir())),
+            private_tmp=tuple(p for p in PRIVATE_TMP if p == "/dev/shm" or Path(p).is_dir()),
+            lang=os.environ.get("LANG", "C.UTF-8"),
+            environ=dict(os.environ),
+        )
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            return _with_bwrap(host, None, "bwrap not found (apt-get install bubblewrap)")
+        return _with_bwrap(host, bwrap, probe(host, bwrap))
+
+
+def _with_bwrap(host: Host, bwrap: str | None, problem: str) -> Host:
+    return replace(host, bwrap=bwrap if not problem else None, bwrap_problem=problem)
+
+
+def probe(host: Host, bwrap: str) -> str:
+    """Run ``true`` in a sandbox shaped like a real launch; "" when it worked, else why not."""
+    with tempfile.TemporaryDirectory(prefix="vsm-mcp-probe-") as tmp:
+        profile = SandboxProfile(prefix=Path(tmp))
+        trial = replace(host, bwrap=bwrap)
+        plan = plan_launch("/bin/true", (), {}, profile, trial)
+        try:
+            proc = subprocess.run(
+                plan.argv,
+                env=dict(plan.env),
+                cwd=plan.cwd,
+                capture_output=True,
+                text=True,
+                timeout=PROBE_TIMEOUT_S,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bwrap cannot run: {exc}"
+    if proc.returncode != 0:
+        return f"bwrap cannot create a sandbox here: {proc.stderr.strip() or f'exit {proc.returncode}'}"
+    return ""
+
+
+def bwrap_available() -> bool:
+    """True when bubblewrap is installed *and* creates a sandbox on this machine."""
+    return Host.detect().bwrap is not None
+
+
+def server_env(
+    profile: SandboxProfile, host: Host, declared: Mapping[str, str], command_dir: Path
+) -> dict[str, str]:
+    """The complete environment of the server (module invariants)."""
+    path = [str(profile.prefix / "bin"), str(command_dir), *SYSTEM_PATH]
+    env = {
+        "PATH": ":".join(dict.fromkeys(path)),
+        "HOME": str(profile.home),
+        "LANG": host.lang,
+        "TMPDIR": "/tmp",
+        "npm_config_cache": str(profile.prefix / ".npm"),
+        "XDG_CACHE_HOME": str(profile.home / ".cache"),
+    }
+    env |= {name: host.environ[name] for name in profile.env_pass if name in host.environ}
+    env |= declared
+    return env
+
+
+def _outside(path: Path, writable: Sequence[Path]) -> list[Path]:
+    """``[path]`` unless it is already visible inside a writable path."""
+    return [] if any(path == w or w in path.parents for w in writable) else [path]
+
+
+def plan_launch(
+    command: str,
+    args: Sequence[str],
+    declared_env: Mapping[str, str],
+    profile: SandboxProfile,
+    host: Host,
+    *,
+    cwd: Path | None = None,
+    extra_read: Sequence[Path] = (),
+) -> LaunchPlan:
+    """Turn a resolved command (an absolute path) into the plan that launches it sandboxed.
+
+    Without a working bwrap, the plan runs the server unsandboxed (still with
+    its limits and scrubbed environment) if the profile allows it.
+
+    Raises:
+        SandboxUnavailableError: no working bwrap and ``unsandboxed_allowed`` is false.
+    """
+    workdir = cwd or profile.prefix
+    env = server_env(profile, host, declared_env, Path(command).parent)
+    uid: int | None = None
+    if host.privileged:
+        if host.setpriv is None:
+            raise SandboxError("the gateway runs as root but setpriv (util-linux) is missing: refusing")
+        uid = profile.run_as_uid or derived_uid(profile.prefix)
+    stages = launcher_stages(
+        profile.limits,
+        prlimit=host.prlimit,
+        setpriv=host.setpriv,
+        run_as=(uid, uid) if uid is not None else None,
+        # Per-sandbox counting needs a user namespace or a uid of the server's own.
+        nproc_enforceable=host.bwrap is not None or uid is not None,
+    )
+    server = [*stages, command, *args]
+    if host.bwrap is None:
+        if not profile.unsandboxed_allowed:
+            raise SandboxUnavailableError(
+                f"cannot sandbox {command}: {host.bwrap_problem or 'bwrap unusable'}; "
+                "this server's profile does not allow running unsandboxed (unsandboxed_allowed)"
+            )
+        return LaunchPlan(tuple(server), env, str(workdir), sandboxed=False, run_as=uid)
+    mounts = Mounts(
+        hidden=host.hidden,
+        read=(*profile.read_paths, *extra_read, *_outside(workdir, profile.writable)),
+        writable=profile.writable,
+        private_tmp=host.private_tmp,
+    )
+    argv = bwrap_argv(
+        host.bwrap,
+        mounts,
+        network=profile.network,
+        privileged=host.privileged,
+        chdir=workdir,
+        env=env,
+        command=server,
+    )
+    return LaunchPlan(tuple(argv), env, str(workdir), sandboxed=True, run_as=uid)

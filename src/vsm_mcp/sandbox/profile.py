@@ -1,0 +1,98 @@
+"""What a downstream server may touch: its sandbox profile, validated at the edge.
+
+A `SandboxProfile` is per server and immutable. Invariants:
+
+* every path is absolute and normalised (``..`` collapsed, no trailing slash);
+* the server's ``prefix`` is always writable (its code, its ``home``, its
+  npm/uv caches live there); ``data_dirs`` are the only other writable places;
+* ``read_paths`` are made visible read-only even where the sandbox hides the
+  host (home directories, the state directory, ``/run``);
+* ``env_pass`` names variables copied from the gateway's own environment; the
+  server's declared variables (and secrets from the store) are handed to
+  `Sandbox.wrap` by the caller. Nothing else reaches the server.
+
+Resource limits (`Rlimits`) were chosen by measurement on Node 20 and
+CPython 3.11 (see ``address_space_bytes`` below for why address space is off
+by default and ``data_bytes`` bounds memory instead).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+def _absolute(path: Path) -> Path:
+    if not path.is_absolute():
+        raise ValueError(f"sandbox path {str(path)!r} must be absolute")
+    return Path(os.path.normpath(path))
+
+
+AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
+
+
+class Rlimits(BaseModel):
+    """Kernel resource limits of every process of one server (``None``: not limited).
+
+    Soft and hard limits are equal except CPU time, where the hard limit is a
+    few seconds above the soft one: SIGXCPU first, SIGKILL if it is ignored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: RLIMIT_AS. Off by default: V8 reserves address space it never touches.
+    #: Measured on Node 20: ``node -e 1`` needs >= 800 MiB, and one
+    #: ``new WebAssembly.Memory`` needs >= 11 GiB (guard regions), so an AS cap
+    #: low enough to matter breaks node servers. Useful for Python-only servers.
+    address_space_bytes: int | None = Field(default=None, gt=0)
+    #: RLIMIT_DATA (Linux >= 4.7 counts private writable mappings, not
+    #: reservations): bounds real memory for node and python alike. Node dies
+    #: with "JavaScript heap out of memory", Python raises MemoryError.
+    data_bytes: int | None = Field(default=4 * GIB, gt=0)
+    #: RLIMIT_CPU per process: a runaway loop is stopped; the supervisor restarts it.
+    cpu_seconds: int | None = Field(default=3600, gt=0)
+    #: RLIMIT_NPROC: processes *and threads* (node starts ~11 threads, npx -> npm -> node a few more).
+    nproc: int | None = Field(default=256, gt=0)
+    #: RLIMIT_FSIZE: largest file a server may write.
+    fsize_bytes: int | None = Field(default=1 * GIB, gt=0)
+    #: RLIMIT_NOFILE: open file descriptors per process.
+    nofile: int | None = Field(default=4096, gt=0)
+
+
+class SandboxProfile(BaseModel):
+    """The sandbox of one downstream server (an S1 unit)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: The server's own directory: writable; HOME and the npm cache live inside it.
+    prefix: AbsolutePath
+    #: Declared data directories, writable.
+    data_dirs: tuple[AbsolutePath, ...] = ()
+    #: Extra paths made visible read-only (also inside otherwise hidden places).
+    read_paths: tuple[AbsolutePath, ...] = ()
+    #: Network namespace shared with the host only when True (loopback included).
+    network: bool = False
+    limits: Rlimits = Field(default_factory=Rlimits)
+    #: Names of gateway environment variables passed through (besides the declared env).
+    env_pass: tuple[str, ...] = ()
+    #: Policy: may this server run without a sandbox when bubblewrap is unusable?
+    unsandboxed_allowed: bool = False
+    #: When the gateway runs as root, the server runs as this uid/gid (``None``:
+    #: one derived from the prefix, so each server has its own process count).
+    run_as_uid: int | None = Field(default=None, gt=0)
+
+    @property
+    def home(self) -> Path:
+        """The server's private HOME (inside its prefix, so caches persist across restarts)."""
+        return self.prefix / "home"
+
+    @property
+    def writable(self) -> tuple[Path, ...]:
+        """Every path the server may write (besides its private /tmp)."""
+        return (self.prefix, *self.data_dirs)
