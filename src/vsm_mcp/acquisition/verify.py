@@ -33,7 +33,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from vsm_mcp.errors import AcquisitionError
 from vsm_mcp.fleet.process import spawn
 from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.fleet.unit import raw_request
 
 #: Handshake deadline for a freshly installed server (Node and Python start in well under 10 s here;
 #: the first start of a venv also compiles bytecode).
@@ -162,7 +161,10 @@ async def _check(spec: ServerSpec, read: Any, write: Any, start_timeout_s: float
                 cursor: str | None = None
                 for _ in range(100):  # a server that paginates forever cannot hang verification
                     page = await session.send_request(
-                        raw_request("tools/list", {"cursor": cursor} if cursor else None), _Raw
+                        types.Request[Any, Any](
+                            method="tools/list", params={"cursor": cursor} if cursor else None
+                        ),
+                        _Raw,
                     )
                     extra = page.model_extra or {}
                     tools.extend(t for t in extra.get("tools", []) if isinstance(t, dict))
