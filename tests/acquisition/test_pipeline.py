@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from vsm_mcp.acquisition.launch import SandboxLauncher
 from vsm_mcp.acquisition.pipeline import (
     INSTALLED_KEY,
     PINS_KEY,
@@ -40,6 +41,7 @@ def _acquirer(store: MemoryStore, tmp_path: Path, installer: ProbeInstaller, **k
         "known_names": {"mcp-server-probe", "other-mcp"},
         "state_dir": tmp_path,
         "policy": VettingPolicy(auto_approve=True),
+        "launcher": SandboxLauncher(tmp_path, mode="off"),
     } | kw
     return Acquirer(**options)  # type: ignore[arg-type]
 

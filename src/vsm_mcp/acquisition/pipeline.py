@@ -10,7 +10,8 @@ acquires the first one. Steps, each recorded:
    candidate, metadata), the alternatives with their scores, the rule and
    the rationale; ``ask`` goes to the `Approver` and its answer is stored too;
 3. **install** into ``<state>/servers/<unit>`` (`Installer`);
-4. **verify**: handshake, non-empty ``tools/list``, ping, tool pins;
+4. **sandbox** the install's command (`Launcher`), then **verify** exactly
+   that launch: handshake, non-empty ``tools/list``, ping, tool pins;
 5. **integrate**: into the running `Fleet` (when given; its listing must
    match the pins), persisted in the fleet registry (a running gateway picks
    it up), capabilities stored in the demand ``category``, pins stored.
@@ -37,6 +38,7 @@ from typing import Any, Protocol
 import anyio
 
 from vsm_mcp.acquisition.installer import Installation, Installer
+from vsm_mcp.acquisition.launch import Launch, Launcher, SandboxLauncher
 from vsm_mcp.acquisition.verify import Verification, pin_changes, verify
 from vsm_mcp.acquisition.vetting import Candidate, Outcome, ReleaseMetadata, Verdict, VettingPolicy, vet
 from vsm_mcp.core.messages import Capability, Decision
@@ -80,6 +82,7 @@ class Acquired:
     spec: ServerSpec
     installation: Installation
     verification: Verification
+    launch: Launch
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -138,6 +141,7 @@ class Acquirer:
         policy: VettingPolicy | None = None,
         approver: Approver | None = None,
         fleet: Fleet | None = None,
+        launcher: Launcher | None = None,
         verifier: Verifier = verify,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -150,6 +154,7 @@ class Acquirer:
         self.policy = policy or VettingPolicy()
         self.approver = approver or FixedAnswer(None)
         self.fleet = fleet
+        self.launcher = launcher or SandboxLauncher(state_dir)
         self.verifier = verifier
         self._wall_clock = wall_clock
 
@@ -206,12 +211,9 @@ class Acquirer:
             undo.append(("files", lambda: self.installer.remove(plan.prefix)))
             installation = await self.installer.install(plan.candidate, plan.prefix)
             timings["install"] = time.monotonic() - t
-            spec = ServerSpec(
-                name=plan.unit,
-                command=installation.command,
-                args=list(installation.args),
-                category=plan.category,
-            )
+            step = "sandbox"
+            launch = self.launcher.launch(plan.unit, installation, plan.category)
+            spec = launch.spec
             step = "verify"
             t = time.monotonic()
             verification = await self.verifier(spec)
@@ -244,9 +246,10 @@ class Acquirer:
                 "server": f"{verification.server_name} {verification.server_version}",
                 "license": metadata.license if metadata else None,
                 "resumed_install": installation.resumed,
+                "sandbox": launch.detail,
             },
         )
-        return Acquired(plan, spec, installation, verification, timings)
+        return Acquired(plan, spec, installation, verification, launch, timings)
 
     # -- S5 ------------------------------------------------------------------
     async def _check_budget(self, plan: AcquisitionPlan, policy: VettingPolicy) -> None:
