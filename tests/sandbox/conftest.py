@@ -146,6 +146,16 @@ def shape(request: pytest.FixtureRequest, layout: Layout) -> Shape:
     return Shape("user", replace(host, uid=NOBODY), launcher, NOBODY)
 
 
+@pytest.fixture
+def group_of() -> Any:
+    return sandbox_pids
+
+
+@pytest.fixture(name="alive")
+def alive_fixture() -> Any:
+    return alive
+
+
 def sandbox_pids(leader: int) -> set[int]:
     """Host pids of every process in ``leader``'s process group."""
     found = set()
@@ -171,3 +181,9 @@ def alive(pids: Sequence[int] | set[int]) -> set[int]:
         if state != "Z":
             still.add(pid)
     return still
+
+
+@pytest.fixture
+def native(layout: Layout) -> Shape:
+    """The shape this machine really has (root or not), with no test launcher in front."""
+    return Shape("root" if os.geteuid() == 0 else "user", detect_host(layout.state), (), None)
