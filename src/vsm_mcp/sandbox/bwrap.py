@@ -78,19 +78,24 @@ def mount_args(mounts: Mounts) -> list[str]:
     writable, read = set(mounts.writable), set(mounts.read) - set(mounts.writable)
     hidden = set(mounts.hidden) - writable - read
     kinds = {**{p: 0 for p in hidden}, **{p: 1 for p in read}, **{p: 2 for p in writable}}
-    covers = [*hidden, *(Path(t) for t in mounts.private_tmp)]
+    # Mount points so far, True for a tmpfs: a directory bwrap creates for a mount
+    # point on a tmpfs is 0700 (measured), so the server could not walk through it.
+    mounted = {Path(t): True for t in mounts.private_tmp}
     made: set[Path] = set()
     for path in sorted(kinds, key=lambda p: (len(p.parts), kinds[p], str(p))):
         if kinds[path] == 0:
             args += ["--perms", "0755", "--tmpfs", str(path)]
+            mounted[path] = True
             continue
-        # Directories bwrap would create on a tmpfs for the mount point are 0700
-        # (measured); the server, not root, must be able to walk through them.
         for parent in reversed(path.parents):
-            if parent not in made and any(cover in parent.parents for cover in covers):
-                made.add(parent)
+            covering = [m for m in mounted if m in parent.parents]
+            if parent in mounted or parent in made or not covering:
+                continue
+            if mounted[max(covering, key=lambda m: len(m.parts))]:
                 args += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
         args += ["--bind" if kinds[path] == 2 else "--ro-bind", str(path), str(path)]
+        mounted[path] = False
     for path in sorted(hidden, key=lambda p: (len(p.parts), str(p))):
         args += ["--remount-ro", str(path)]
     return args
