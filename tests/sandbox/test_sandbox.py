@@ -1,0 +1,90 @@
+"""Sandbox: command resolution, runtimes in hidden places, prepared directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vsm_mcp.errors import SandboxError
+from vsm_mcp.sandbox import Host, Sandbox, SandboxProfile
+from vsm_mcp.sandbox.launch import SYSTEM_PATH
+from vsm_mcp.sandbox.limits import derived_uid
+
+
+def _host(hidden: tuple[Path, ...], uid: int = 1000, path: str = "/usr/bin:/bin") -> Host:
+    return Host(
+        uid=uid,
+        bwrap="/usr/bin/bwrap",
+        bwrap_problem="",
+        prlimit="/usr/bin/prlimit",
+        setpriv="/usr/bin/setpriv",
+        hidden=hidden,
+        environ={"PATH": path},
+    )
+
+
+def _executable(path: Path, text: str = "#!/bin/sh\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def test_a_venv_script_brings_its_hidden_interpreter_along(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    interpreter = _executable(home / ".pyenv/versions/3.11/bin/python3.11", "")
+    prefix = tmp_path / "servers/time"
+    (prefix / "venv/bin").mkdir(parents=True)
+    (prefix / "venv/bin/python").symlink_to(interpreter)
+    script = _executable(prefix / "venv/bin/mcp-server-time", f"#!{prefix}/venv/bin/python\n")
+    sandbox = Sandbox(SandboxProfile(prefix=prefix), _host((home,)))
+    assert sandbox.runtime_paths(script) == [home / ".pyenv/versions/3.11"]
+
+
+def test_an_install_root_holding_hidden_things_is_not_exposed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    tool = _executable(home / ".local/bin/uvx", "")
+    state = home / ".local/state/vsm"
+    state.mkdir(parents=True)
+    sandbox = Sandbox(SandboxProfile(prefix=state / "servers/a"), _host((home, state)))
+    assert sandbox.runtime_paths(tool) == [home / ".local/bin"]  # not ~/.local, which holds the state
+
+
+def test_commands_resolve_on_the_sandbox_path_then_the_gateways(tmp_path: Path) -> None:
+    prefix = tmp_path / "p"
+    own = _executable(prefix / "bin/server")
+    gateway_bin = tmp_path / "gw-bin"
+    uvx = _executable(gateway_bin / "uvx")
+    sandbox = Sandbox(SandboxProfile(prefix=prefix), _host((), path=str(gateway_bin)))
+    assert sandbox.resolve("server", {}, None) == own
+    assert sandbox.resolve("uvx", {}, None) == uvx
+    assert sandbox.resolve("bin/server", {}, None) == own  # relative to the prefix
+    with pytest.raises(SandboxError, match="'nope' not found on the sandbox's PATH"):
+        sandbox.resolve("nope", {}, None)
+    with pytest.raises(SandboxError, match="does not exist or is not executable"):
+        sandbox.resolve("./missing", {}, None)
+
+
+def test_wrap_creates_the_writable_directories(tmp_path: Path) -> None:
+    prefix, data = tmp_path / "p", tmp_path / "data"
+    sandbox = Sandbox(SandboxProfile(prefix=prefix, data_dirs=(data,)), _host(()))
+    plan = sandbox.wrap("sh", ["-c", "true"])
+    assert (prefix / "home").is_dir() and data.is_dir()
+    expected = shutil.which("sh", path=":".join(SYSTEM_PATH))
+    assert plan.argv[-3:] == (expected, "-c", "true")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing directories to another uid needs root")
+def test_a_root_gateway_hands_the_writable_tree_to_the_server_uid(tmp_path: Path) -> None:
+    prefix = tmp_path / "p"
+    _executable(prefix / "node_modules/.bin/tool")
+    (prefix / "link").symlink_to("/etc/passwd")
+    sandbox = Sandbox(SandboxProfile(prefix=prefix), _host((), uid=0))
+    sandbox.prepare()
+    uid = derived_uid(prefix)
+    owners = {os.lstat(p).st_uid for p in [prefix, *prefix.rglob("*")]}
+    assert owners == {uid}
+    assert os.stat("/etc/passwd").st_uid == 0  # the symlink itself changed hands, not its target
