@@ -1,0 +1,111 @@
+"""Find and acquire capabilities on demand: what `vsm-mcp acquire` and the MCP tools
+``vsm_find_capability`` / ``vsm_acquire_capability`` call.
+
+`CapabilityService.find` ranks installable catalog servers for a query, with
+reasons; `CapabilityService.acquire` runs the `Acquirer` on the best one (or
+on a package named explicitly) for the demand category of the query. The
+category of a free-text query is ``search:<words>`` (lower-cased, single
+spaces), the gateway's category for a tool search nothing answered, so an
+acquisition made from the CLI answers the same demand a client expressed.
+
+`PromptApprover` is the `Approver` of an interactive front end: it asks one
+yes/no question (the CLI's ``typer.confirm``, or MCP elicitation through the
+gateway) and returns None when nobody can be asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+from vsm_mcp.acquisition.candidates import SEARCH_PREFIX, parse_ref, rank_candidates
+from vsm_mcp.acquisition.pipeline import Acquired, Acquirer, AcquisitionPlan
+from vsm_mcp.acquisition.vetting import Candidate, Verdict
+from vsm_mcp.discovery.matcher import Matcher
+from vsm_mcp.errors import AcquisitionRefusedError, ConfigError
+
+Ask = Callable[[str], Awaitable[bool | None]]
+
+
+def search_category(query: str) -> str:
+    """The demand category of a free-text query (the gateway's ``search:`` category)."""
+    return SEARCH_PREFIX + " ".join(query.lower().split())
+
+
+def describe_plan(plan: AcquisitionPlan, verdict: Verdict) -> str:
+    """The question put to a person: what would be installed, as what, and why it is asked."""
+    c = plan.candidate
+    return (
+        f"Install {c.ref} as server {plan.unit!r} (into {plan.prefix}) to answer {plan.category!r}? "
+        f"{verdict.rationale}" + (f" ({'; '.join(verdict.notes)})" if verdict.notes else "")
+    )
+
+
+class PromptApprover:
+    """Asks a person through ``ask`` (True/False, or None when nobody answered)."""
+
+    def __init__(self, ask: Ask) -> None:
+        self._ask = ask
+
+    async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> bool | None:
+        return await self._ask(describe_plan(plan, verdict))
+
+
+def candidate_json(candidate: Candidate, matcher: Matcher | None = None) -> dict[str, Any]:
+    """A candidate as ``vsm_find_capability`` returns it."""
+    entry = matcher.catalog.get(candidate.server) if matcher is not None else None
+    return {
+        "server": candidate.server,
+        "package": candidate.ref,
+        "registry": candidate.registry_type,
+        "score": candidate.score,
+        "reasons": list(candidate.reasons),
+        "license": entry.license if entry is not None else None,
+        "description": entry.description if entry is not None else "",
+        "tools": [t.name for t in entry.tools] if entry is not None else [],
+    }
+
+
+class CapabilityService:
+    """Ranked candidates and acquisitions over one `Acquirer` and the catalog matcher."""
+
+    def __init__(
+        self, acquirer: Acquirer, matcher: Matcher, *, registry_types: Collection[str] = ("npm", "pypi")
+    ) -> None:
+        self.acquirer = acquirer
+        self.matcher = matcher
+        self.registry_types = tuple(registry_types)
+
+    def find(self, query: str, *, limit: int = 5) -> list[Candidate]:
+        """Installable catalog servers for ``query``, best first."""
+        return rank_candidates(self.matcher, query, registry_types=self.registry_types, top_k=limit)
+
+    async def plan(
+        self, query: str, *, package: str | None = None, server: str | None = None, limit: int = 5
+    ) -> AcquisitionPlan:
+        """The plan for ``query``: an explicit package, a named catalog server, or the best match.
+
+        Raises:
+            ConfigError: ``package`` is malformed or ``server`` is not an installable catalog entry.
+            AcquisitionRefusedError: nothing matches.
+        """
+        if package is not None:
+            try:
+                candidates = [parse_ref(package, self.matcher.catalog)]
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        else:
+            candidates = self.find(query, limit=limit)
+            if server is not None:
+                chosen = [c for c in candidates if c.server == server]
+                if not chosen:
+                    raise ConfigError(f"{server!r} is not among the installable matches for {query!r}")
+                candidates = chosen + [c for c in candidates if c.server != server]
+        category = search_category(query) if query.strip() else (package or server or "")
+        if not category:
+            raise AcquisitionRefusedError("no_candidate", "nothing to acquire: give a query or a package")
+        return await self.acquirer.plan(candidates, query=query, category=category)
+
+    async def acquire(self, plan: AcquisitionPlan) -> Acquired:
+        """Run the pipeline on ``plan`` (see `Acquirer.acquire`)."""
+        return await self.acquirer.acquire(plan)
