@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,8 +29,8 @@ import pytest
 from vsm_mcp.sandbox import Host, LaunchPlan, Rlimits, Sandbox, SandboxProfile
 
 ESCAPE = Path(__file__).resolve().parents[1] / "fixtures" / "escape" / "attempt.py"
-#: The system interpreter: the escape program needs only the standard library.
-PYTHON = "/usr/bin/python3"
+#: The system interpreter (any uid may run it): the escape program needs only the standard library.
+PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 NOBODY = 65534
 #: A sandboxed attempt is a python start plus at most a second of work; 30 s means it hung.
 ATTEMPT_TIMEOUT_S = 30.0
