@@ -100,3 +100,15 @@ async def test_pypi_server_runs_under_the_default_limits(
     plan = native.sandbox(profile).wrap(str(server), ["--local-timezone", "UTC"])
     names, _ = await _session_calls(_params((), plan))
     assert names == ["convert_time", "get_current_time"]
+
+
+def test_npx_installs_into_the_prefix_cache_with_network_on(native: Any, layout: Any) -> None:
+    if shutil.which("npx") is None:
+        pytest.skip("npx is not installed")
+    profile = SandboxProfile(prefix=layout.prefix, network=True)
+    plan = native.sandbox(profile).wrap("npx", ["-y", "semver@7.6.3", "1.2.3", "-r", ">=1.0.0"])
+    proc = subprocess.run(
+        plan.argv, env=dict(plan.env), cwd=plan.cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert (proc.returncode, proc.stdout) == (0, "1.2.3\n"), proc.stderr
+    assert (layout.prefix / ".npm" / "_npx").is_dir()  # npm's cache is the server's, not the user's

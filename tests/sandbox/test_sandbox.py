@@ -88,3 +88,10 @@ def test_a_root_gateway_hands_the_writable_tree_to_the_server_uid(tmp_path: Path
     owners = {os.lstat(p).st_uid for p in [prefix, *prefix.rglob("*")]}
     assert owners == {uid}
     assert os.stat("/etc/passwd").st_uid == 0  # the symlink itself changed hands, not its target
+
+
+def test_detect_never_hides_system_roots(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/")
+    host = Host.detect(state_dir=Path("/usr"))
+    assert Path("/") not in host.hidden and Path("/usr") not in host.hidden
+    assert Path("/root") in host.hidden or not Path("/root").is_dir()

@@ -35,6 +35,11 @@ from vsm_mcp.sandbox.profile import SandboxProfile
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 #: Host places no server sees (besides the state directory and the gateway user's home).
 HIDDEN_HOST_PATHS = ("/home", "/root", "/run", "/mnt", "/media", "/srv")
+#: Never hidden, whatever HOME or the state directory say (hiding them would break the sandbox).
+SYSTEM_ROOTS = frozenset(
+    Path(p)
+    for p in ("/", "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/var", "/opt", "/tmp")
+)
 #: A trivial sandbox must start at once; a hung bwrap is a broken bwrap.
 PROBE_TIMEOUT_S = 10.0
 
@@ -96,7 +101,13 @@ class Host:
             bwrap_problem="",
             prlimit=prlimit,
             setpriv=shutil.which("setpriv"),
-            hidden=tuple(dict.fromkeys(Path(os.path.realpath(p)) for p in hidden if Path(p).is_dir())),
+            hidden=tuple(
+                dict.fromkeys(
+                    real
+                    for real in (Path(os.path.realpath(p)) for p in hidden if Path(p).is_dir())
+                    if real not in SYSTEM_ROOTS
+                )
+            ),
             private_tmp=tuple(p for p in PRIVATE_TMP if p == "/dev/shm" or Path(p).is_dir()),
             lang=os.environ.get("LANG", "C.UTF-8"),
             environ=dict(os.environ),
