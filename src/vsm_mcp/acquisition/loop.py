@@ -33,8 +33,8 @@ from vsm_mcp.vsm.events import AcquisitionProposal, GapClosed
 from vsm_mcp.vsm.intelligence import Intelligence
 from vsm_mcp.vsm.policy import Policy
 
-#: Servers acquired for one proposal: one per episode keeps growth deliberate.
-MAX_PER_PROPOSAL = 1
+#: Servers acquired for one proposal (one episode): growth stays deliberate, yet several unmet needs are met.
+MAX_PER_PROPOSAL = 3
 #: Candidates ranked per category (the first installable one not yet running is tried).
 CANDIDATES_PER_CATEGORY = 5
 
