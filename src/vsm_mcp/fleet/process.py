@@ -51,6 +51,8 @@ STDIN_CLOSE_GRACE_S = 0.5
 TERM_GRACE_S = 1.0
 #: Waiting for the kernel to report a SIGKILLed child; only an unkillable process exhausts it.
 REAP_TIMEOUT_S = 2.0
+#: How often a stopping unit checks whether its process has exited.
+EXIT_POLL_S = 0.01
 #: stderr lines kept per unit.
 STDERR_LINES = 500
 
@@ -220,11 +222,11 @@ async def _stop(proc: asyncio.subprocess.Process, exited: anyio.Event) -> None:
     if proc.stdin is not None:
         with suppress(Exception):
             proc.stdin.close()
-    if not await _exited(exited, STDIN_CLOSE_GRACE_S):
+    if not await _exited(proc, exited, STDIN_CLOSE_GRACE_S):
         _signal_group(proc.pid, signal.SIGTERM)
-        if not await _exited(exited, TERM_GRACE_S):
+        if not await _exited(proc, exited, TERM_GRACE_S):
             _signal_group(proc.pid, signal.SIGKILL)
-            await _exited(exited, REAP_TIMEOUT_S)
+            await _exited(proc, exited, REAP_TIMEOUT_S)
     # Descendants that outlived the leader are still in its group: take them too.
     _signal_group(proc.pid, signal.SIGKILL)
 
@@ -234,8 +236,11 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-async def _exited(exited: anyio.Event, within_s: float) -> bool:
+async def _exited(proc: asyncio.subprocess.Process, exited: anyio.Event, within_s: float) -> bool:
+    # Polled, not awaited: on the cancellation path the exit watcher task is already cancelled,
+    # and asyncio's own wait() also waits for pipes a surviving grandchild may hold.
     with anyio.move_on_after(within_s):
-        await exited.wait()
+        while not exited.is_set() and proc.returncode is None:  # noqa: ASYNC110 - see above
+            await anyio.sleep(EXIT_POLL_S)
         return True
     return False

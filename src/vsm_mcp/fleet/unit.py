@@ -38,7 +38,10 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared._stream_protocols import ReadStream, WriteStream
+from mcp.shared.dispatcher import CallOptions
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -131,15 +134,15 @@ def _raw(result: _Passthrough) -> dict[str, Any]:
 _RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 
 
-def raw_request(method: str, params: dict[str, Any] | None) -> types.Request[Any, Any]:
-    """A request whose params go on the wire as given (faithful proxying), minus the caller's envelope."""
+def forwarded_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The caller's params as they go downstream: unchanged but for the caller's envelope in ``_meta``."""
     meta = params.get("_meta") if params else None
     if params is not None and isinstance(meta, dict):
         kept = {
             k: v for k, v in meta.items() if not k.startswith(_RESERVED_META_PREFIX) and k != "progressToken"
         }
         params = {**params, "_meta": kept} if kept else {k: v for k, v in params.items() if k != "_meta"}
-    return types.Request[Any, Any](method=method, params=params)
+    return params
 
 
 class Unit:
@@ -166,6 +169,7 @@ class Unit:
         self._backoff = Backoff(spec.backoff_initial_s, spec.backoff_max_s, rand=rand)
         self._crash_loop = CrashLoop(spec.crash_loop_restarts, spec.crash_loop_window_s, clock=clock)
         self._session: ClientSession | None = None
+        self._dispatcher: JSONRPCDispatcher[Any] | None = None
         self._child: ChildProcess | None = None
         self._ready = anyio.Event()
         self._restart = anyio.Event()
@@ -290,10 +294,13 @@ class Unit:
                 )
                 gone = anyio.Event()
             passthrough = self._observer is not None
+            # Forwarded requests go through the dispatcher as wire dicts (the client upstream
+            # validates what it receives); the session owns the handshake, pings and callbacks.
+            dispatcher: JSONRPCDispatcher[Any] = JSONRPCDispatcher(read, write)
+            self._dispatcher = dispatcher
             session = await stack.enter_async_context(
                 ClientSession(
-                    read,
-                    write,
+                    dispatcher=dispatcher,
                     client_info=_CLIENT_INFO,
                     message_handler=self._on_message,
                     sampling_callback=self._on_sampling if passthrough else None,
@@ -364,7 +371,8 @@ class Unit:
             cursor: str | None = None
             for _ in range(1000):  # a server that paginates forever cannot hang the unit
                 params = {"cursor": cursor} if cursor else None
-                page = _raw(await session.send_request(raw_request(method, params), _Passthrough))
+                request = types.Request[Any, Any](method=method, params=params)
+                page = _raw(await session.send_request(request, _Passthrough))
                 items.extend(page.get(key, []))
                 cursor = page.get("nextCursor")
                 if not cursor:
@@ -499,12 +507,13 @@ class Unit:
             if on_progress is not None:
                 await on_progress(progress, total, message)
 
+        dispatcher = self._dispatcher
+        assert dispatcher is not None
+        opts: CallOptions = {"on_progress": progressed}
+        if session.protocol_version is not None:
+            opts["headers"] = {MCP_PROTOCOL_VERSION_HEADER: session.protocol_version}
         with scope:
-            return _raw(
-                await session.send_request(
-                    raw_request(method, params), _Passthrough, progress_callback=progressed
-                )
-            )
+            return await dispatcher.send_raw_request(method, forwarded_params(params), opts)
         self.stats.timeouts += 1
         self._probe_now.set()  # a hung server fails its ping and is restarted
         which = (

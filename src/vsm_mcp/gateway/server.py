@@ -25,8 +25,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import mcp_types as types
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheHint
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
@@ -133,6 +134,12 @@ class Gateway:
         self.server.add_notification_handler(
             "notifications/initialized", types.NotificationParams, self._initialized
         )
+        # The SDK's OpenTelemetry middleware is a no-op without an exporter but costs a span per
+        # message; a proxy pays it twice per call, so it is dropped (documented opt-out).
+        self.server.middleware = [
+            m for m in self.server.middleware if not isinstance(m, OpenTelemetryMiddleware)
+        ]
+        self.server.middleware.append(self._direct_route)
         fleet.listener = self
         self._reindex()
 
@@ -196,6 +203,32 @@ class Gateway:
 
     async def _list_tools(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
         return {"tools": [*VSM_TOOLS, *(r.definition for r in self.fleet.routes.tools.values())]}
+
+    async def _direct_route(self, ctx: Ctx, call_next: CallNext) -> HandlerResult:
+        """Forward a well-formed call of a routed tool as it came, and its result as it comes back.
+
+        Only for initialized handshake-era connections and params whose shape is beyond doubt;
+        everything else takes the SDK's full path (validation, ``_call_tool``). The client on the
+        other side validates the result, as it would talking to the server directly.
+        """
+        params = ctx.params
+        if (
+            ctx.method != "tools/call"
+            or ctx.request_id is None
+            or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+            or ctx.session.client_params is None
+            or not isinstance(params, dict)
+        ):
+            return await call_next(ctx)
+        name, arguments = params.get("name"), params.get("arguments", {})
+        if (
+            not isinstance(name, str)
+            or name not in self.fleet.routes.tools
+            or not isinstance(arguments, dict)
+        ):
+            return await call_next(ctx)
+        result: HandlerResult = await self._proxy_call(ctx, name, arguments, params)
+        return result
 
     async def _call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> Any:
         arguments = dict(params.arguments or {})

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import anyio
 import anyio.abc
 import uvicorn
-from mcp.server.stdio import stdio_server
 
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.gateway.server import Gateway
+from vsm_mcp.gateway.stdio import stdio_streams
 
 #: Endpoint path of the streamable HTTP transport.
 MCP_PATH = "/mcp"
@@ -39,7 +39,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 async def serve_stdio(gateway: Gateway) -> None:
     """Speak MCP on this process's stdin/stdout until the client closes stdin."""
     server = gateway.server
-    async with stdio_server() as (read, write):
+    async with stdio_streams() as (read, write):
         await server.run(read, write, server.create_initialization_options())
 
 
