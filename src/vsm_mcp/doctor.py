@@ -16,6 +16,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vsm_mcp.errors import SandboxError
+from vsm_mcp.sandbox.launch import Host
+
 #: A version probe of a local tool should answer at once; a hung tool is a failed check.
 PROBE_TIMEOUT_S = 10.0
 MIN_NODE_MAJOR = 18
@@ -94,39 +97,28 @@ def check_python_installers() -> Check:
     return Check("uv/pip", Verdict.FAIL, "neither uv nor pip works", "pip install uv")
 
 
-def check_bubblewrap() -> Check:
-    """bubblewrap can actually create a sandbox here (not only exist on PATH)."""
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
+def check_bubblewrap(state_dir: Path) -> Check:
+    """bubblewrap creates a sandbox shaped exactly like a real server launch (not only exists on PATH)."""
+    try:
+        host = Host.detect(state_dir)
+    except SandboxError as exc:
+        return Check("bubblewrap", Verdict.FAIL, str(exc), "apt-get install util-linux")
+    if host.bwrap is None and shutil.which("bwrap") is None:
         return Check(
             "bubblewrap",
             Verdict.WARN,
             "bwrap not found: downstream servers would run UNSANDBOXED (policy decides if that is allowed)",
             "apt-get install bubblewrap",
         )
-    code, out = _run(
-        [
-            bwrap,
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--unshare-all",
-            "--die-with-parent",
-            "true",
-        ]
-    )
-    if code != 0:
+    if host.bwrap is None:
         return Check(
             "bubblewrap",
             Verdict.FAIL,
-            f"bwrap is installed but cannot create a sandbox: {out}",
+            host.bwrap_problem,
             "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root",
         )
-    return Check("bubblewrap", Verdict.OK, f"{bwrap} creates sandboxes")
+    shape = "root: each server runs as its own uid" if host.privileged else "user namespace"
+    return Check("bubblewrap", Verdict.OK, f"{host.bwrap} creates sandboxes ({shape})")
 
 
 def check_state_dir(state_dir: Path) -> Check:
@@ -153,6 +145,6 @@ def diagnose(state_dir: Path) -> list[Check]:
         check_python(),
         check_node(),
         check_python_installers(),
-        check_bubblewrap(),
+        check_bubblewrap(state_dir),
         check_state_dir(state_dir),
     ]
