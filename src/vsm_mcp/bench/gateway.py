@@ -11,7 +11,9 @@ Three targets, all spoken to over stdio by the SDK's `Client` (handshake era):
 For each: ``calls`` sequential calls, then ``calls`` calls from 16 concurrent workers, after
 a warm-up; every latency is measured around the client's ``call_tool``. Memory: resident set
 of a gateway process with no server vs with ``units`` echo servers, per unit and per tool.
-Every number comes from these runs; nothing is estimated.
+``*_cpu_us_per_call`` is the CPU time (user + system, from /proc) of the process the client talks
+to (the echo server, the gateway, the FastMCP proxy) per call. Every number comes from these
+runs; nothing is estimated.
 """
 
 from __future__ import annotations
@@ -75,15 +77,36 @@ async def _client(command: list[str], env: dict[str, str] | None = None) -> Asyn
     params = StdioServerParameters(command=command[0], args=command[1:], env=env)
     async with Client(params, mode="legacy") as client:
         with anyio.fail_after(START_TIMEOUT_S):
-            while "echo" not in {t.name for t in (await client.list_tools()).tools}:
+            while "echo" not in {t.name for t in (await client.list_tools()).tools}:  # noqa: ASYNC110 - another process
                 await anyio.sleep(0.05)
         yield client
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
 
 
 async def _measure(client: Client, calls: int) -> dict[str, float]:
     for _ in range(WARMUP_CALLS):
         await client.call_tool("echo", {"text": "warm"})
     out: dict[str, float] = {}
+    # The process the client talks to, and its CPU time per call over both passes.
+    target = max(_children(os.getpid()), default=0)
+    cpu_before = _cpu_s(target) if target else 0.0
     latencies: list[float] = []
     start = time.perf_counter()
     for i in range(calls):
@@ -108,6 +131,10 @@ async def _measure(client: Client, calls: int) -> dict[str, float]:
             tg.start_soon(worker, w)
     elapsed = time.perf_counter() - start
     out |= _summary("concurrent_", per_worker * CONCURRENCY, elapsed, concurrent)
+    if target:
+        out["cpu_us_per_call"] = round(
+            (_cpu_s(target) - cpu_before) / (calls + per_worker * CONCURRENCY) * 1e6, 1
+        )
     return out
 
 

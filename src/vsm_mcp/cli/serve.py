@@ -10,6 +10,7 @@ Nothing but MCP is ever written to stdout.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from typing import Annotated
@@ -17,6 +18,8 @@ from typing import Annotated
 import anyio
 import anyio.abc
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.core.messages import AlgedonicAlert, AlgedonicSignal
@@ -33,6 +36,31 @@ from vsm_mcp.store import SqliteStore
 def register(root: typer.Typer) -> None:
     """Add ``serve`` to the root app."""
     root.command("serve")(serve)
+
+
+def register_bench(bench_app: typer.Typer) -> None:
+    """Add ``gateway`` to the ``vsm-mcp bench`` group."""
+    bench_app.command("gateway")(bench_gateway)
+
+
+def bench_gateway(
+    calls: Annotated[int, typer.Option(min=100, help="Calls per measured pass.")] = 2000,
+    units: Annotated[int, typer.Option(min=1, help="Echo servers for the memory measurement.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Direct vs through VSM-MCP vs through FastMCP's proxy: throughput, p50/p99, memory."""
+    from vsm_mcp.bench import gateway as gateway_bench
+
+    result = anyio.run(gateway_bench.run, calls, units)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"gateway benchmark ({calls} calls, stdio, echo server)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    Console().print(table)
 
 
 def serve(

@@ -1,0 +1,35 @@
+"""`vsm-mcp bench gateway` measures what it says, with every key the issue asks for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vsm_mcp.bench import gateway
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+async def test_bench_reports_throughput_latency_ratios_and_memory(tmp_path: Path) -> None:
+    result = await gateway.run(calls=200, units=2, fastmcp_python=tmp_path / "no-such-python")
+    for target in ("direct", "gateway"):
+        for key in (
+            "calls_per_s",
+            "p50_ms",
+            "p99_ms",
+            "concurrent_calls_per_s",
+            "concurrent_p50_ms",
+            "cpu_us_per_call",
+        ):
+            assert result[f"{target}_{key}"] > 0, key
+        assert result[f"{target}_p50_ms"] <= result[f"{target}_p99_ms"]
+    assert result["gateway_vs_direct_ratio"] == round(
+        result["gateway_calls_per_s"] / result["direct_calls_per_s"], 3
+    )
+    assert result["fastmcp_proxy_skipped"].startswith("FastMCP not installed at ")
+    assert "fastmcp_proxy_calls_per_s" not in result
+    assert result["memory_units"] == 2
+    assert result["memory_per_unit_kib"] == round(
+        (result["gateway_rss_kib_2_units"] - result["gateway_rss_kib_no_units"]) / 2, 1
+    )
