@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -203,3 +204,53 @@ async def test_stop_kills_the_whole_process_group(probe_spec: Callable[..., Serv
         while procs.alive(server_pid) or procs.alive(grandchild):  # noqa: ASYNC110 - the kernel has no event
             await anyio.sleep(0.02)
     assert procs.my_zombies() == []
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_http_unit_reconnects_after_its_server_comes_back(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    port = _free_port()
+    command = [*[probe_spec().command or ""], *probe_spec().args, "--http-port", str(port)]
+    spec = ServerSpec(
+        name="web",
+        url=f"http://127.0.0.1:{port}/mcp",
+        ping_interval_s=0.3,
+        ping_timeout_s=0.5,
+        backoff_initial_s=0.1,
+        backoff_max_s=0.3,
+        crash_loop_restarts=100,
+        start_timeout_s=5.0,
+    )
+    unit = Unit(spec)
+    async with anyio.create_task_group() as tg:
+        server = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            await tg.start(unit.run)
+            with anyio.fail_after(30):
+                await unit.wait_ready()
+            assert _text(await _call(unit, "echo", text="over http")) == "over http"
+            first_pid = _text(await _call(unit, "pid"))
+            lost = unit.session_lost
+            server.kill()
+            await server.wait()
+            with anyio.fail_after(10):
+                await lost.wait()  # the health ping noticed
+            server = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            with anyio.fail_after(30):
+                await unit.wait_ready()
+                result = await _call(unit, "pid", retry_safe=True)
+            assert _text(result) not in {first_pid, ""}
+            assert unit.stats.restarts >= 1
+        finally:
+            server.kill()
+            with anyio.CancelScope(shield=True):
+                await server.wait()
+            tg.cancel_scope.cancel()
