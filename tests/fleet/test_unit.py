@@ -254,3 +254,28 @@ async def test_http_unit_reconnects_after_its_server_comes_back(
             with anyio.CancelScope(shield=True):
                 await server.wait()
             tg.cancel_scope.cancel()
+
+
+async def test_breaker_opens_after_failures_and_a_probe_closes_it(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    spec = probe_spec("p", idle_timeout_s=0.3, breaker_failures=2, breaker_cooldown_s=0.5)
+    unit = Unit(spec)
+    async with anyio.create_task_group() as tg:
+        await tg.start(unit.run)
+        with anyio.fail_after(20):
+            await unit.wait_ready()
+        for _ in range(2):
+            with pytest.raises(CallTimeoutError):
+                await _call(unit, "sleep", seconds=2)
+        assert unit.breaker.state.value == "open"
+        start = time.monotonic()
+        with pytest.raises(UnitUnavailableError, match=r"keeps failing: circuit open, next probe in 0\.\d+s"):
+            await _call(unit, "echo", text="refused")
+        assert time.monotonic() - start < 0.05  # refused without touching the server
+        with anyio.fail_after(5):
+            await anyio.sleep(0.5)  # the cool-down itself is what is being tested
+            assert _text(await _call(unit, "echo", text="probe")) == "probe"
+        assert unit.breaker.state.value == "closed"
+        assert unit.stats.restarts == 0  # the server answered pings all along
+        tg.cancel_scope.cancel()
