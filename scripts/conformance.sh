@@ -59,12 +59,8 @@ case "$1" in
     STATE="$(mktemp -d)"
     printf '[servers.conformance]\ncommand = "%s"\nargs = ["%s", "--stdio"]\nnamespace = ""\n' \
       "${PYTHON}" "${ROOT}/tests/fixtures/conformance_server.py" >"${STATE}/config.toml"
-    if "${ROOT}/.venv/bin/vsm-mcp" serve --help >/dev/null 2>&1; then
-      SERVE=("${ROOT}/.venv/bin/vsm-mcp" --state-dir "${STATE}" serve)
-    else  # until the root command wires `serve`
-      SERVE=("${PYTHON}" -m vsm_mcp.cli.serve)
-    fi
-    VSM_MCP_STATE_DIR="${STATE}" "${SERVE[@]}" --http 127.0.0.1:0 >"${STATE}/gateway.log" 2>&1 &
+    SERVE=("${PYTHON}" -c "from vsm_mcp.cli.app import main; main()" --state-dir "${STATE}" serve)
+    "${SERVE[@]}" --http 127.0.0.1:0 >"${STATE}/gateway.log" 2>&1 &
     SERVER_PID=$!
     trap 'kill "${SERVER_PID}" 2>/dev/null || true; wait "${SERVER_PID}" 2>/dev/null; rm -rf "${STATE}"' EXIT
     # The gateway prints "vsm-mcp: MCP on URL" on stderr once it listens.

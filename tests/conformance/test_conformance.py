@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -114,17 +113,18 @@ def _write_settings(state_dir: Path, downstream: str) -> None:
 
 
 def _serve_command(state_dir: Path, port: int) -> list[str]:
-    """`vsm-mcp --state-dir DIR serve --http ...`, or the standalone module until the root app wires it."""
-    from typer.main import get_command
-
-    from vsm_mcp.cli.app import app
-
-    root = get_command(app)
-    listen = ["--http", f"127.0.0.1:{port}"]
-    if "serve" in getattr(root, "commands", {}):
-        entry = "from vsm_mcp.cli.app import main; main()"
-        return [sys.executable, "-c", entry, "--state-dir", str(state_dir), "serve", *listen]
-    return [sys.executable, "-m", "vsm_mcp.cli.serve", *listen]
+    """`vsm-mcp --state-dir DIR serve --http 127.0.0.1:PORT`, with this test's interpreter."""
+    entry = "from vsm_mcp.cli.app import main; main()"
+    return [
+        sys.executable,
+        "-c",
+        entry,
+        "--state-dir",
+        str(state_dir),
+        "serve",
+        "--http",
+        f"127.0.0.1:{port}",
+    ]
 
 
 async def _wait_until_fronting(url: str, gateway: subprocess.Popen[str], tool: str) -> None:
@@ -166,11 +166,10 @@ def test_gateway_passes_every_scenario_the_fixture_passes(
     _write_settings(state_dir, fixture_http_url if downstream == "http" else "stdio")
     command = _serve_command(state_dir, port)
     print("gateway:", " ".join(command))
-    environment = {**os.environ, "VSM_MCP_STATE_DIR": str(state_dir)}
     gateway_log = tmp_path / "gateway.log"
     with (
         gateway_log.open("w") as log,
-        process_group(command, stdout=log, stderr=subprocess.STDOUT, env=environment) as gateway,
+        process_group(command, stdout=log, stderr=subprocess.STDOUT) as gateway,
     ):
         try:
             anyio.run(_wait_until_fronting, url, gateway, "test_simple_text")
