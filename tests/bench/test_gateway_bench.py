@@ -30,6 +30,6 @@ async def test_bench_reports_throughput_latency_ratios_and_memory(tmp_path: Path
     assert result["fastmcp_proxy_skipped"].startswith("FastMCP not installed at ")
     assert "fastmcp_proxy_calls_per_s" not in result
     assert result["memory_units"] == 2
-    assert result["memory_per_unit_kib"] == round(
-        (result["gateway_rss_kib_2_units"] - result["gateway_rss_kib_no_units"]) / 2, 1
-    )
+    assert result["memory_tools"] == 2 * (1 + gateway.MEMORY_EXTRA_TOOLS)
+    small, big = result["gateway_rss_kib_2_units_2_tools"], result["gateway_rss_kib_2_units_50_tools"]
+    assert result["memory_per_tool_kib"] == round((big - small) / 48, 2)

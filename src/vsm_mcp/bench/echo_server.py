@@ -1,11 +1,12 @@
 """The downstream server of `vsm-mcp bench gateway`: one ``echo`` tool on the SDK's low-level Server.
 
 Deliberately lean (no schema inference, no argument models), so the benchmark
-measures the proxies, not the server. Run: ``python -m vsm_mcp.bench.echo_server``.
+measures the proxies, not the server. Run: ``python -m vsm_mcp.bench.echo_server [--extra-tools N]``.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import anyio
@@ -22,11 +23,12 @@ ECHO_TOOL: dict[str, Any] = {
 }
 
 
-def build() -> Server[Any]:
-    """The echo server."""
+def build(extra_tools: int = 0) -> Server[Any]:
+    """The echo server; ``extra_tools`` more tools (``echo_1``...) that echo too, to weigh a catalog."""
+    tools = [ECHO_TOOL] + [{**ECHO_TOOL, "name": f"echo_{i}"} for i in range(1, extra_tools + 1)]
 
     async def list_tools(ctx: ServerRequestContext[Any, Any], params: Any) -> dict[str, Any]:
-        return {"tools": [ECHO_TOOL]}
+        return {"tools": tools}
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -41,7 +43,8 @@ def build() -> Server[Any]:
 
 
 async def main() -> None:
-    server = build()
+    extra = int(sys.argv[sys.argv.index("--extra-tools") + 1]) if "--extra-tools" in sys.argv else 0
+    server = build(extra)
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
 

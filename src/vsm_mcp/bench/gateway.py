@@ -18,6 +18,7 @@ runs; nothing is estimated.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -32,6 +33,8 @@ import anyio
 from mcp import Client, StdioServerParameters
 
 CONCURRENCY = 16
+#: Tools per echo server in the memory measurement (1 + this many), so per-tool cost shows.
+MEMORY_EXTRA_TOOLS = 24
 WARMUP_CALLS = 200
 #: How long a target may take to start and list its tools.
 START_TIMEOUT_S = 60.0
@@ -57,15 +60,15 @@ def _echo_command() -> list[str]:
     return [sys.executable, "-m", "vsm_mcp.bench.echo_server"]
 
 
-def _gateway_env(state: Path, units: int) -> dict[str, str]:
+def _gateway_env(state: Path, units: int, extra_tools: int = 0) -> dict[str, str]:
     state.mkdir(parents=True, exist_ok=True)
     lines = []
     for i in range(units):
-        command = _echo_command()
+        command = [*_echo_command(), "--extra-tools", str(extra_tools)]
         lines += [
             f"[servers.echo{i}]",
-            f'command = "{command[0]}"',
-            f'args = ["{command[1]}", "{command[2]}"]',
+            f"command = {json.dumps(command[0])}",
+            f"args = {json.dumps(command[1:])}",
             'namespace = ""' if units == 1 else f'namespace = "e{i}"',
         ]
     (state / "config.toml").write_text("\n".join(lines) + "\n")
@@ -154,9 +157,9 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-async def _gateway_rss(units: int, state: Path) -> tuple[int, int]:
+async def _gateway_rss(units: int, extra_tools: int, state: Path) -> tuple[int, int]:
     """(gateway RSS in KiB once every unit is ready, tools listed)."""
-    env = _gateway_env(state, units)
+    env = _gateway_env(state, units, extra_tools)
     process = await anyio.open_process(
         [sys.executable, "-m", "vsm_mcp.cli.serve", "--http", "127.0.0.1:0"], env=env, stdout=None
     )
@@ -216,13 +219,18 @@ async def run(calls: int = 2000, units: int = 8, fastmcp_python: Path | None = N
             async with _client(command, env) as client:
                 measured = await _measure(client, calls)
             result |= {f"{name}_{key}": value for key, value in measured.items()}
-        rss0, _ = await _gateway_rss(0, Path(tmp) / "m0") if units else (0, 0)
-        rss_n, tools = await _gateway_rss(units, Path(tmp) / "mn")
+        # Three gateways: no server; `units` servers of 1 tool; `units` servers of 1 + MEMORY_EXTRA_TOOLS.
+        rss_empty, _ = await _gateway_rss(0, 0, Path(tmp) / "m0")
+        rss_small, small_tools = await _gateway_rss(units, 0, Path(tmp) / "m1")
+        rss_big, big_tools = await _gateway_rss(units, MEMORY_EXTRA_TOOLS, Path(tmp) / "m2")
+    per_tool = (rss_big - rss_small) / max(big_tools - small_tools, 1)
     result["memory_units"] = units
-    result["gateway_rss_kib_no_units"] = rss0
-    result[f"gateway_rss_kib_{units}_units"] = rss_n
-    result["memory_per_unit_kib"] = round((rss_n - rss0) / units, 1)
-    result["memory_per_tool_kib"] = round((rss_n - rss0) / max(tools, 1), 1)
+    result["memory_tools"] = big_tools
+    result["gateway_rss_kib_no_units"] = rss_empty
+    result[f"gateway_rss_kib_{units}_units_{small_tools}_tools"] = rss_small
+    result[f"gateway_rss_kib_{units}_units_{big_tools}_tools"] = rss_big
+    result["memory_per_tool_kib"] = round(per_tool, 2)
+    result["memory_per_unit_kib"] = round((rss_small - rss_empty) / units - per_tool * small_tools / units, 1)
     for mode in ("", "concurrent_"):
         direct = result[f"direct_{mode}calls_per_s"]
         result[f"gateway_vs_direct_{mode}ratio"] = round(result[f"gateway_{mode}calls_per_s"] / direct, 3)
