@@ -116,7 +116,7 @@ class DemandWindow:
             categories = categories[n - self._max_events :]
             first_index += n - self._max_events
         self._cats.extend(categories)
-        self._apply(Counter(categories), +1)
+        self._add(Counter(categories))
         excess = len(self._cats) - self._max_events
         if excess > 0:
             self._evict_front(excess)
@@ -184,22 +184,48 @@ class DemandWindow:
         if expired > 0:
             self._evict_front(expired)
 
-    def _apply(self, delta: Mapping[str, int], sign: int) -> None:
+    def _add(self, delta: Mapping[str, int]) -> None:
         counts = self._counts
+        get = counts.get
         table = self._table
-        cap = self._capacity
+        limit_of = self._capacity.get
         plogp = self._plogp
         matched = self._matched
         for category, k in delta.items():
-            old = counts.get(category, 0)
-            new = old + sign * k
+            old = get(category, 0)
+            new = old + k
+            counts[category] = new
+            plogp += table[new] - table[old]
+            limit = limit_of(category)
+            # matched += min(new, limit) - min(old, limit), without the two calls
+            if limit is not None:
+                if new <= limit:
+                    matched += k
+                elif old < limit:
+                    matched += limit - old
+        self._plogp = plogp
+        self._matched = matched
+
+    def _remove(self, delta: Mapping[str, int]) -> None:
+        counts = self._counts
+        table = self._table
+        limit_of = self._capacity.get
+        plogp = self._plogp
+        matched = self._matched
+        for category, k in delta.items():
+            old = counts[category]
+            new = old - k
             if new:
                 counts[category] = new
             else:
                 del counts[category]
             plogp += table[new] - table[old]
-            limit = cap.get(category, 0)
-            matched += min(new, limit) - min(old, limit)
+            limit = limit_of(category)
+            if limit is not None:
+                if old <= limit:
+                    matched -= k
+                elif new < limit:
+                    matched -= limit - new
         # A window emptied exactly resets the running sum, so float error never accumulates past it.
         self._plogp = plogp if counts else 0.0
         self._matched = matched
@@ -223,4 +249,4 @@ class DemandWindow:
                 self._matched -= 1
             return
         popleft = self._cats.popleft
-        self._apply(Counter([popleft() for _ in range(k)]), -1)
+        self._remove(Counter([popleft() for _ in range(k)]))
