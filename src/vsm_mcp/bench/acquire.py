@@ -20,6 +20,8 @@ fresh VSM state directory, so the install itself is repeated). ``ratio`` is
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import sys
 import tempfile
@@ -94,8 +96,19 @@ class Measurement:
     sandbox: str
 
 
+#: What a person's shell hands to ``uvx``/``npx`` besides the basics: certificate bundles and proxies
+#: (without them, a registry behind a TLS-inspecting proxy is unreachable).
+SHELL_PASSTHROUGH = re.compile(
+    r"^(SSL_CERT_(FILE|DIR)|NODE_EXTRA_CA_CERTS|REQUESTS_CA_BUNDLE|(HTTPS?|NO|ALL)_PROXY)$", re.I
+)
+
+
 def _caches(root: Path) -> dict[str, str]:
     return {"UV_CACHE_DIR": str(root / "uv"), "npm_config_cache": str(root / "npm")}
+
+
+def _shell_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if SHELL_PASSTHROUGH.match(k)}
 
 
 async def _vsm(

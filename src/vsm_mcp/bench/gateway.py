@@ -9,7 +9,8 @@ Three targets, all spoken to over stdio by the SDK's `Client` (handshake era):
   (scripts/install-test-servers.sh); skipped, and said so, when it is not installed.
 
 For each: ``calls`` sequential calls, then ``calls`` calls from 16 concurrent workers, after
-a warm-up; every latency is measured around the client's ``call_tool``. Memory: resident set
+a warm-up; every latency is measured around the client's ``call_tool``. ``repeat`` passes
+interleave the targets and each figure is the median over them. Memory: resident set
 of a gateway process with no server vs with ``units`` echo servers, per unit and per tool.
 ``*_cpu_us_per_call`` is the CPU time (user + system, from /proc) of the process the client talks
 to (the echo server, the gateway, the FastMCP proxy) per call. Every number comes from these
@@ -191,10 +192,13 @@ async def _gateway_rss(units: int, extra_tools: int, state: Path) -> tuple[int, 
             await process.wait()
 
 
-async def run(calls: int = 2000, units: int = 8, fastmcp_python: Path | None = None) -> dict[str, Any]:
+async def run(
+    calls: int = 2000, units: int = 8, fastmcp_python: Path | None = None, repeat: int = 3
+) -> dict[str, Any]:
     """Measure everything; returns the JSON document ``bench gateway --json`` prints."""
     result: dict[str, Any] = {
         "calls": calls,
+        "repeat": repeat,
         "concurrency": CONCURRENCY,
         "downstream": "vsm_mcp.bench.echo_server",
     }
@@ -215,10 +219,16 @@ async def run(calls: int = 2000, units: int = 8, fastmcp_python: Path | None = N
             result["fastmcp_proxy_skipped"] = (
                 f"FastMCP not installed at {python} (scripts/install-test-servers.sh)"
             )
-        for name, (command, env) in targets.items():
-            async with _client(command, env) as client:
-                measured = await _measure(client, calls)
-            result |= {f"{name}_{key}": value for key, value in measured.items()}
+        # Passes interleave the targets, so a burst of load on a shared machine hits all of them;
+        # each figure is the median over the passes.
+        passes: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+        for _ in range(repeat):
+            for name, (command, env) in targets.items():
+                async with _client(command, env) as client:
+                    passes[name].append(await _measure(client, calls))
+        for name, runs in passes.items():
+            for key in runs[0]:
+                result[f"{name}_{key}"] = round(statistics.median(r[key] for r in runs), 3)
         # Three gateways: no server; `units` servers of 1 tool; `units` servers of 1 + MEMORY_EXTRA_TOOLS.
         rss_empty, _ = await _gateway_rss(0, 0, Path(tmp) / "m0")
         rss_small, small_tools = await _gateway_rss(units, 0, Path(tmp) / "m1")
