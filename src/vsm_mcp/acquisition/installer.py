@@ -1,7 +1,7 @@
 """Install one pinned package into its own prefix under the state directory; never globally.
 
 * npm: ``npm install --prefix <prefix> --ignore-scripts --no-audit --no-fund
-  <pkg>@<version>``; the server runs as ``<prefix>/node_modules/.bin/<bin>``.
+  --prefer-offline <pkg>@<version>``; the server runs as ``<prefix>/node_modules/.bin/<bin>``.
 * PyPI: a virtual environment ``<prefix>/venv`` (``uv venv`` + ``uv pip
   install <pkg>==<version>``, or ``python -m venv`` + pip when uv is absent);
   the server runs as ``<prefix>/venv/bin/<console script>``.
@@ -163,7 +163,18 @@ class PackageInstaller:
         if self.npm is None:
             raise AcquisitionError("install", "npm is not installed (needed for npm packages)")
         spec = f"{candidate.identifier}@{candidate.version}"
-        argv = [self.npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error"]
+        # --prefer-offline: the version is pinned, so cached metadata is as good as fresh (a warm
+        # install drops from ~9 s to ~5 s here); anything missing is still fetched.
+        argv = [
+            self.npm,
+            "install",
+            "--prefix",
+            str(prefix),
+            "--no-audit",
+            "--no-fund",
+            "--prefer-offline",
+            "--loglevel=error",
+        ]
         if self.ignore_scripts:
             argv.append("--ignore-scripts")
         await self._run([*argv, spec], f"npm install {spec}")

@@ -53,7 +53,7 @@ from vsm_mcp.vsm.bus import Bus
 from vsm_mcp.vsm.intelligence import Intelligence
 
 #: One run (install included) must finish within this, or the case is reported failed.
-RUN_TIMEOUT_S = 300.0
+RUN_TIMEOUT_S = 240.0
 #: Demand events S4 must see before the gap counts as sustained in the bench.
 PERSIST_EVENTS = 5
 
@@ -170,7 +170,7 @@ async def _by_hand(case: Case, catalog: Catalog, caches: dict[str, str]) -> floa
         name="byhand",
         command=command,
         args=list(entry.launch.args),
-        env=caches,
+        env=_shell_env() | caches,
         start_timeout_s=RUN_TIMEOUT_S,
     )
     async with Fleet() as fleet:

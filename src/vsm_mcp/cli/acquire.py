@@ -230,3 +230,29 @@ def acquire(
     _out.print(f"tools: {', '.join(data['tools'])}")
     _out.print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in data["timings_s"].items()))
     _out.print(_gap_line("after", data["gap_after"]))
+
+
+def register_bench(bench: typer.Typer) -> None:
+    """Add ``acquire`` to the ``bench`` group."""
+    bench.command("acquire")(bench_acquire)
+
+
+def bench_acquire(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    registry: Annotated[
+        list[str] | None, typer.Option("--registry", help="Cases of these registries only (pypi, npm).")
+    ] = None,
+) -> None:
+    """Gap detected -> first successful call, cold and warm cache, beside uvx/npx by hand."""
+    from vsm_mcp.bench import acquire as acquire_bench
+
+    rows = acquire_bench.run(tuple(registry or ("pypi", "npm")))
+    if as_json:
+        typer.echo(json.dumps({"cases": rows}, indent=2))
+        return
+    for row in rows:
+        _out.print(
+            f"{row['case']} [{row['cache']}]: vsm {row['vsm_s']:.2f}s, by hand {row['by_hand_s']:.2f}s, "
+            f"ratio {row['ratio']:.2f}; gap {row['gap_before']:.3f} -> {row['gap_after']:.3f}; "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in row["vsm_steps_s"].items())
+        )
