@@ -1,0 +1,100 @@
+"""The MCP tools ``vsm_find_capability`` and ``vsm_acquire_capability``: definitions and handlers.
+
+The gateway may not import this package (layer rule), so the composition
+root hands a `CapabilityTools` to the gateway through a port; the gateway
+lists `CAPABILITY_TOOLS` next to its own tools and routes calls of these
+names to `CapabilityTools.call`, which returns the structured result (the
+gateway wraps it as text + ``structuredContent``). A refusal or failure is a
+`VsmError` whose message is the tool's error text. When the client supports
+elicitation, the gateway builds the acquirer's approver as
+``PromptApprover(ask)`` with ``ask`` eliciting a yes/no from the user.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vsm_mcp.acquisition.service import CapabilityService, candidate_json
+from vsm_mcp.errors import ConfigError
+
+VSM_FIND_CAPABILITY = "vsm_find_capability"
+VSM_ACQUIRE_CAPABILITY = "vsm_acquire_capability"
+
+CAPABILITY_TOOLS: list[dict[str, Any]] = [
+    {
+        "name": VSM_FIND_CAPABILITY,
+        "title": "Find a capability",
+        "description": "Rank installable MCP servers (from the offline catalog of real servers) for a need "
+        "described in words, with the reasons for each rank. Installs nothing.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "what you need to do, in words"},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+            },
+            "required": ["query"],
+            "additionalProperties": False,
+        },
+        "annotations": {"readOnlyHint": True, "openWorldHint": False},
+    },
+    {
+        "name": VSM_ACQUIRE_CAPABILITY,
+        "title": "Acquire a capability",
+        "description": "Vet, install (pinned, isolated prefix), sandbox, verify and add an MCP server for "
+        "a need; its tools then appear as SERVER__tool. Policy may ask the user first or refuse.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "the need, in words"},
+                "server": {"type": "string", "description": "a catalog server among the matches"},
+                "package": {"type": "string", "description": "exactly REGISTRY:NAME@VERSION instead"},
+            },
+            "required": ["query"],
+            "additionalProperties": False,
+        },
+        "annotations": {"readOnlyHint": False, "destructiveHint": False, "openWorldHint": True},
+    },
+]
+
+CAPABILITY_TOOL_NAMES = frozenset(t["name"] for t in CAPABILITY_TOOLS)
+
+
+class CapabilityTools:
+    """Handlers of the two tools over one `CapabilityService`."""
+
+    def __init__(self, service: CapabilityService) -> None:
+        self.service = service
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Run tool ``name``; returns its structured result.
+
+        Raises:
+            ConfigError: unknown tool or bad arguments.
+            AcquisitionError: refused, or failed and rolled back (the message says why).
+        """
+        query = arguments.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigError(f"{name}: 'query' must be a non-empty string")
+        if name == VSM_FIND_CAPABILITY:
+            limit = arguments.get("limit", 5)
+            if not isinstance(limit, int) or not 1 <= limit <= 20:
+                raise ConfigError(f"{name}: 'limit' must be an integer from 1 to 20")
+            found = self.service.find(query, limit=limit)
+            return {"query": query, "candidates": [candidate_json(c, self.service.matcher) for c in found]}
+        if name == VSM_ACQUIRE_CAPABILITY:
+            server, package = arguments.get("server"), arguments.get("package")
+            plan = await self.service.plan(
+                query,
+                server=server if isinstance(server, str) else None,
+                package=package if isinstance(package, str) else None,
+            )
+            acquired = await self.service.acquire(plan)
+            return {
+                "server": acquired.plan.unit,
+                "package": acquired.plan.candidate.ref,
+                "tools": [acquired.spec.public_name(str(t.get("name"))) for t in acquired.verification.tools],
+                "sandbox": acquired.launch.detail,
+                "category": acquired.plan.category,
+                "timings_s": {k: round(v, 3) for k, v in acquired.timings_s.items()},
+            }
+        raise ConfigError(f"unknown capability tool {name!r}")
