@@ -260,7 +260,8 @@ async def test_breaker_opens_after_failures_and_a_probe_closes_it(
     probe_spec: Callable[..., ServerSpec],
 ) -> None:
     spec = probe_spec("p", idle_timeout_s=0.3, breaker_failures=2, breaker_cooldown_s=0.5)
-    unit = Unit(spec)
+    observer = Signals()
+    unit = Unit(spec, observer)
     async with anyio.create_task_group() as tg:
         await tg.start(unit.run)
         with anyio.fail_after(20):
@@ -269,6 +270,8 @@ async def test_breaker_opens_after_failures_and_a_probe_closes_it(
             with pytest.raises(CallTimeoutError):
                 await _call(unit, "sleep", seconds=2)
         assert unit.breaker.state.value == "open"
+        assert [(p.kind, p.severity) for p in observer.received] == [("breaker_open", Severity.MEDIUM)]
+        assert observer.received[0].detail.startswith("circuit opened after 2 failed calls; last: server 'p'")
         start = time.monotonic()
         with pytest.raises(UnitUnavailableError, match=r"keeps failing: circuit open, next probe in 0\.\d+s"):
             await _call(unit, "echo", text="refused")

@@ -242,6 +242,11 @@ async def _stop(proc: asyncio.subprocess.Process, exited: anyio.Event) -> None:
             await _exited(proc, exited, REAP_TIMEOUT_S)
     # Descendants that outlived the leader are still in its group: take them too.
     _signal_group(proc.pid, signal.SIGKILL)
+    # The pidfd says "exited" before asyncio's child watcher has reaped the process; wait for
+    # the reap, so the subprocess transport closes itself instead of leaking (and warning).
+    with anyio.move_on_after(REAP_TIMEOUT_S):
+        while proc.returncode is None:  # noqa: ASYNC110 - set from the watcher thread, no event
+            await anyio.sleep(EXIT_POLL_S)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

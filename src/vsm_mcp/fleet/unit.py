@@ -450,7 +450,7 @@ class Unit:
                 verdict = True
                 self.breaker.record_success()  # the server answered: it is alive
                 raise
-            self._fail(f"{method}: connection closed")
+            await self._fail(f"{method}: connection closed")
             if self._session is session:
                 self._drop_session()  # do not hand the dead session to the next call
                 self._probe_now.set()
@@ -458,13 +458,8 @@ class Unit:
                 f"server {self.name!r} went away during {method} (connection closed); it is being restarted"
             ) from exc
         except UnitError as exc:
-            self._fail(str(exc))
+            await self._fail(str(exc))
             raise
-        except ValidationError as exc:
-            self._fail(f"{method}: invalid result")
-            raise UnitError(
-                f"server {self.name!r} returned an invalid {method} result: {exc.errors()[:1]}"
-            ) from exc
         else:
             verdict = True
             self.breaker.record_success()
@@ -474,10 +469,17 @@ class Unit:
             if not verdict and self.breaker.state is BreakerState.HALF_OPEN:
                 self.breaker.release_probe()
 
-    def _fail(self, why: str) -> None:
+    async def _fail(self, why: str) -> None:
         self.stats.errors += 1
         self.stats.last_error = why
+        trips = self.breaker.trips
         self.breaker.record_failure()
+        if self.breaker.trips > trips:
+            await self._emit(
+                "breaker_open",
+                Severity.MEDIUM,
+                f"circuit opened after {self.spec.breaker_failures} failed calls; last: {why}",
+            )
 
     async def _ready_session(self) -> ClientSession:
         if self._session is not None:
