@@ -32,6 +32,9 @@ from typing import Any
 import anyio
 
 from vsm_mcp import report
+from vsm_mcp.acquisition.loop import AcquisitionLoop
+from vsm_mcp.acquisition.pipeline import FixedAnswer
+from vsm_mcp.capability import capability_service
 from vsm_mcp.core.messages import AlgedonicSignal, Capability, Priority
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import UNLIMITED
@@ -47,6 +50,7 @@ from vsm_mcp.store import SqliteStore
 from vsm_mcp.vsm.audit import ProbeResult
 from vsm_mcp.vsm.control import Budget
 from vsm_mcp.vsm.events import CallCompleted, DemandObserved, UnitState, UnitStateChanged
+from vsm_mcp.vsm.policy import PolicyRules
 from vsm_mcp.vsm.viable import ViableConfig, ViableSystem
 
 #: Demand is handed to S4 in batches at most this old: the variety reading lags by at most this.
@@ -55,13 +59,17 @@ DEMAND_FLUSH_S = 0.02
 DEMAND_BATCH_MAX = 512
 #: How often unit states are sampled for S3 and the live status is stored.
 STATUS_EVERY_S = 2.0
+#: The inbox of the autonomous acquisition loop (it hands each proposal to S5, then acts on S5's rules).
+ACQUISITION_INBOX = "acquisition"
 #: The S3* ping probe's own limit; a unit slower than this fails the audit.
 AUDIT_PING_TIMEOUT_S = 5.0
 
 
-def viable_config(settings: Settings) -> ViableConfig:
+def viable_config(settings: Settings, *, autonomous: bool = False) -> ViableConfig:
     """Map user settings onto the running systems' tunables."""
     return ViableConfig(
+        proposals_to=ACQUISITION_INBOX if autonomous else "s5",
+        rules=PolicyRules(auto_approve_acquisition=settings.acquisition.auto_approve),
         alert_window_s=settings.algedonic.window_s,
         max_alerts_per_s=settings.algedonic.max_alerts_per_s,
         max_restarts=settings.supervision.max_restarts,
@@ -234,13 +242,21 @@ class Runtime:
         self.registry = registry
         self.gateway = gateway
         self.demand = demand
+        self.acquisition: AcquisitionLoop | None = None
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, settings: Settings, *, seed: int | None = None) -> AsyncIterator[Runtime]:
+    async def open(
+        cls, settings: Settings, *, seed: int | None = None, autonomous: bool = False
+    ) -> AsyncIterator[Runtime]:
         """Start everything; stop it all on exit (see the module invariants).
 
         ``seed`` fixes S3*'s audit sampling (tests); by default it is unpredictable.
+        ``autonomous`` runs the acquisition loop (when ``[acquisition] autonomous``
+        allows it): a sustained gap makes S4 propose, S5 decide, and an approved
+        acquisition installs, verifies and registers a server, which the fleet
+        then starts. Nobody can be asked from inside the loop, so only what S5
+        auto-approves is acquired; the rest is stored as a refused decision.
 
         Raises:
             StateError: the state directory or database cannot be used.
@@ -257,7 +273,11 @@ class Runtime:
                 return await _ping_probe(fleets[0], unit)
 
             system = ViableSystem(
-                "vsm-mcp", store, probe=probe, rng=random.Random(seed), config=viable_config(settings)
+                "vsm-mcp",
+                store,
+                probe=probe,
+                rng=random.Random(seed),
+                config=viable_config(settings, autonomous=autonomous),
             )
             async with system:
 
@@ -289,7 +309,20 @@ class Runtime:
                     tg.start_soon(registry.keep_in_sync, fleet)
                     tg.start_soon(runtime._sample_units)
                     try:
-                        yield runtime
+                        if autonomous:
+                            async with capability_service(settings, store, FixedAnswer(None)) as service:
+                                runtime.acquisition = AcquisitionLoop(
+                                    system.bus.inbox(ACQUISITION_INBOX),
+                                    acquirer=service.acquirer,
+                                    matcher=service.matcher,
+                                    s4=system.s4,
+                                    s5=system.s5,
+                                    registry_types=service.registry_types,
+                                )
+                                tg.start_soon(runtime.acquisition.run)
+                                yield runtime
+                        else:
+                            yield runtime
                     finally:
                         tg.cancel_scope.cancel()
 

@@ -12,13 +12,14 @@ import contextvars
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from vsm_mcp.acquisition.vetting import VettingPolicy
 from vsm_mcp.core.hysteresis import HysteresisPolicy
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.fleet.spec import ServerSpec
@@ -84,6 +85,41 @@ class AuditSettings(_Section):
     probability: float = Field(0.3, ge=0, le=1)
 
 
+class AcquisitionSettings(_Section):
+    """S5's policy for acquiring servers (vetting, budgets, sandbox) and whether `up` acquires by itself."""
+
+    registries: tuple[Literal["npm", "pypi"], ...] = ("npm", "pypi")
+    deny: tuple[str, ...] = ()
+    typosquat_distance: int = Field(2, ge=0)
+    typosquat_action: Literal["refuse", "ask"] = "refuse"
+    missing_license_action: Literal["ask", "refuse", "allow"] = "ask"
+    allow_deprecated: bool = False
+    auto_approve: bool = False
+    npm_ignore_scripts: bool = True
+    max_units: int = Field(20, ge=0)
+    max_installs_per_hour: int = Field(10, ge=0)
+    sandbox: Literal["require", "prefer", "off"] = "prefer"
+    network: bool = False
+    autonomous: bool = True
+
+    def policy(self, **overrides: Any) -> VettingPolicy:
+        """The vetting rules these settings describe (``overrides`` from command-line flags)."""
+        values: dict[str, Any] = {
+            "allowed_registries": frozenset(self.registries),
+            "deny": frozenset(self.deny),
+            "typosquat_distance": self.typosquat_distance,
+            "typosquat_action": self.typosquat_action,
+            "missing_license_action": self.missing_license_action,
+            "allow_deprecated": self.allow_deprecated,
+            "auto_approve": self.auto_approve,
+            "npm_ignore_scripts": self.npm_ignore_scripts,
+            "max_units": self.max_units,
+            "max_installs_per_hour": self.max_installs_per_hour,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return VettingPolicy(**values)
+
+
 class _FileSource(PydanticBaseSettingsSource):
     """Values read from the TOML file by `load_settings` (lowest priority but defaults)."""
 
@@ -106,6 +142,7 @@ class Settings(BaseSettings):
     algedonic: AlgedonicSettings = AlgedonicSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     audit: AuditSettings = AuditSettings()
+    acquisition: AcquisitionSettings = AcquisitionSettings()
     servers: dict[str, ServerSpec] = Field(default_factory=dict)
 
     @field_validator("servers", mode="before")

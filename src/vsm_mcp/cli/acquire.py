@@ -19,29 +19,19 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
-import httpx
 import typer
 from rich.console import Console
 
-from vsm_mcp.acquisition.candidates import known_names
-from vsm_mcp.acquisition.installer import PackageInstaller
-from vsm_mcp.acquisition.launch import SandboxLauncher, SandboxMode
-from vsm_mcp.acquisition.metadata import release_metadata
-from vsm_mcp.acquisition.pipeline import Acquired, Acquirer, Approver, FixedAnswer
-from vsm_mcp.acquisition.service import CapabilityService, PromptApprover, candidate_json
-from vsm_mcp.acquisition.vetting import ReleaseMetadata, VettingPolicy
+from vsm_mcp.acquisition.launch import SandboxMode
+from vsm_mcp.acquisition.pipeline import Acquired, Approver, FixedAnswer
+from vsm_mcp.acquisition.service import PromptApprover, candidate_json
+from vsm_mcp.capability import capability_service
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.core.messages import DemandAggregate
-from vsm_mcp.core.ports import Store
-from vsm_mcp.discovery.catalog import load_shipped_catalog
-from vsm_mcp.discovery.matcher import Matcher
-from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.report import reading_dict, stored_profile
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
@@ -80,38 +70,10 @@ class Options:
     yes: bool
     package: str | None
     server: str | None
-    registries: tuple[str, ...]
-    sandbox: SandboxMode
-    network: bool
-    auto_approve: bool
-
-
-@asynccontextmanager
-async def acquirer_for(
-    settings: Settings, store: Store, options: Options, approver: Approver
-) -> AsyncIterator[CapabilityService]:
-    """A `CapabilityService` over the real registries, installer and sandbox of ``settings``."""
-    catalog = load_shipped_catalog()
-    async with httpx.AsyncClient() as client:
-
-        async def metadata(registry_type: str, name: str, version: str) -> ReleaseMetadata | None:
-            return await release_metadata(client, registry_type, name, version)
-
-        policy = VettingPolicy(
-            allowed_registries=frozenset(options.registries), auto_approve=options.auto_approve
-        )
-        acquirer = Acquirer(
-            store=store,
-            registry=FleetRegistry(store, settings.servers.values()),
-            installer=PackageInstaller(ignore_scripts=policy.npm_ignore_scripts),
-            metadata=metadata,
-            known_names=known_names(catalog),
-            state_dir=settings.state_dir,
-            policy=policy,
-            approver=approver,
-            launcher=SandboxLauncher(settings.state_dir, mode=options.sandbox, network=options.network),
-        )
-        yield CapabilityService(acquirer, Matcher(catalog), registry_types=options.registries)
+    registries: tuple[str, ...] | None  # None: the [acquisition] settings decide
+    sandbox: SandboxMode | None
+    network: bool | None
+    auto_approve: bool | None
 
 
 async def run_acquire(settings: Settings, options: Options, approver: Approver) -> dict[str, Any]:
@@ -120,7 +82,15 @@ async def run_acquire(settings: Settings, options: Options, approver: Approver) 
     max_age = settings.variety.max_age_s or 3600.0
     async with (
         SqliteStore.open(settings.database_path) as store,
-        acquirer_for(settings, store, options, approver) as service,
+        capability_service(
+            settings,
+            store,
+            approver,
+            registries=options.registries,
+            sandbox=options.sandbox,
+            network=options.network,
+            auto_approve=options.auto_approve,
+        ) as service,
     ):
         plan = await service.plan(options.query, package=options.package, server=options.server)
         now = time.time()
@@ -194,25 +164,28 @@ def acquire(
         list[str] | None, typer.Option("--registry", help="Allowed registry types (npm, pypi; repeatable).")
     ] = None,
     sandbox: Annotated[
-        str, typer.Option("--sandbox", help="require | prefer (fall back to unsandboxed) | off")
-    ] = "prefer",
+        str | None,
+        typer.Option(
+            "--sandbox", help="require | prefer (fall back to unsandboxed) | off [default: settings]"
+        ),
+    ] = None,
     network: Annotated[bool, typer.Option("--network", help="Let the server use the network.")] = False,
     auto_approve: Annotated[
         bool, typer.Option("--auto-approve", help="S5 auto-approves catalog packages that pass vetting.")
     ] = False,
 ) -> None:
     """Acquire a server for a need: rank, vet, install, verify, register."""
-    if sandbox not in ("require", "prefer", "off"):
+    if sandbox is not None and sandbox not in ("require", "prefer", "off"):
         raise typer.BadParameter("--sandbox must be require, prefer or off")
     options = Options(
         query=query,
         yes=yes,
         package=package,
         server=server,
-        registries=tuple(registry or ("npm", "pypi")),
+        registries=tuple(registry) if registry else None,
         sandbox=sandbox,  # type: ignore[arg-type]
-        network=network,
-        auto_approve=auto_approve,
+        network=True if network else None,
+        auto_approve=True if auto_approve else None,
     )
     settings = state_of(ctx).settings()
     approver = approver_for(yes, interactive=sys.stdin.isatty() and not as_json)

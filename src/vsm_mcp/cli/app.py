@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vsm_mcp.cli import bench, catalog, inspect, match, serve, servers, up
+from vsm_mcp.cli import acquire, bench, catalog, inspect, match, serve, servers, up
 from vsm_mcp.cli.context import CliState
 from vsm_mcp.errors import VsmError
 
@@ -33,6 +33,7 @@ up.register(app)
 serve.register(app)
 inspect.register(app)
 match.register(app)
+acquire.register(app)
 
 
 @app.callback()

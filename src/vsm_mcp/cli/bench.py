@@ -10,10 +10,14 @@ from rich.console import Console
 from rich.table import Table
 
 from vsm_mcp.bench import variety as variety_bench
+from vsm_mcp.cli import acquire as acquire_cli
 from vsm_mcp.cli import match as match_cli
+from vsm_mcp.cli import serve as serve_cli
 
 app = typer.Typer(help="Benchmarks that print measured ratios (compare, don't quote absolute times).")
 match_cli.register_bench(app)
+acquire_cli.register_bench(app)
+serve_cli.register_bench(app)
 
 
 @app.command("variety")

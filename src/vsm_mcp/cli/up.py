@@ -36,7 +36,8 @@ def up(
 
 async def run_up(settings: Settings, listen: tuple[str, int]) -> None:
     """Serve until a signal."""
-    async with Runtime.open(settings) as runtime, anyio.create_task_group() as tg:
+    autonomous = settings.acquisition.autonomous
+    async with Runtime.open(settings, autonomous=autonomous) as runtime, anyio.create_task_group() as tg:
         host, port = listen
         bound = await tg.start(serve_http, runtime.gateway, host, port)
         units = ", ".join(runtime.fleet.units) or "none yet (vsm-mcp servers add NAME -- CMD ...)"

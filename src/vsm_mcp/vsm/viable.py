@@ -61,6 +61,8 @@ class ViableConfig:
     hysteresis: HysteresisPolicy = field(default_factory=HysteresisPolicy)
     budget: Budget = field(default_factory=Budget)
     rules: PolicyRules = field(default_factory=PolicyRules)
+    #: Where S4 sends its proposals: S5 itself, or an acquisition loop that hands them to S5 and acts.
+    proposals_to: str = "s5"
 
 
 class ViableSystem:
@@ -114,7 +116,13 @@ class ViableSystem:
         )
         window = DemandWindow(max_events=cfg.demand_max_events, max_age_s=cfg.demand_max_age_s, clock=clock)
         self.s4 = Intelligence(
-            bus.inbox("s4"), bus, store, window=window, detector=GapDetector(cfg.hysteresis), clock=clock
+            bus.inbox("s4"),
+            bus,
+            store,
+            window=window,
+            detector=GapDetector(cfg.hysteresis),
+            to=cfg.proposals_to,
+            clock=clock,
         )
         self.s5 = Policy(bus.inbox("s5"), store, rules=cfg.rules, wall_clock=wall_clock)
 

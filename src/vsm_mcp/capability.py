@@ -1,0 +1,68 @@
+"""Build the acquisition service (S4 ranking + S5 vetting + installer + sandbox) from settings.
+
+Shared by `vsm-mcp acquire` and the runtime's autonomous loop, so both apply
+one policy: the ``[acquisition]`` settings, with command-line flags on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+
+import httpx
+
+from vsm_mcp.acquisition.candidates import known_names
+from vsm_mcp.acquisition.installer import PackageInstaller
+from vsm_mcp.acquisition.launch import SandboxLauncher, SandboxMode
+from vsm_mcp.acquisition.metadata import release_metadata
+from vsm_mcp.acquisition.pipeline import Acquirer, Approver
+from vsm_mcp.acquisition.service import CapabilityService
+from vsm_mcp.acquisition.vetting import ReleaseMetadata
+from vsm_mcp.core.ports import Store
+from vsm_mcp.discovery.catalog import load_shipped_catalog
+from vsm_mcp.discovery.matcher import Matcher
+from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.settings import Settings
+
+
+@asynccontextmanager
+async def capability_service(
+    settings: Settings,
+    store: Store,
+    approver: Approver,
+    *,
+    registries: Collection[str] | None = None,
+    sandbox: SandboxMode | None = None,
+    network: bool | None = None,
+    auto_approve: bool | None = None,
+) -> AsyncIterator[CapabilityService]:
+    """A `CapabilityService` over the real registries, installer and sandbox of ``settings``."""
+    config = settings.acquisition
+    catalog = load_shipped_catalog()
+    policy = config.policy(
+        allowed_registries=frozenset(registries) if registries is not None else None,
+        auto_approve=auto_approve,
+    )
+    async with httpx.AsyncClient() as client:
+
+        async def metadata(registry_type: str, name: str, version: str) -> ReleaseMetadata | None:
+            return await release_metadata(client, registry_type, name, version)
+
+        acquirer = Acquirer(
+            store=store,
+            registry=FleetRegistry(store, settings.servers.values()),
+            installer=PackageInstaller(ignore_scripts=policy.npm_ignore_scripts),
+            metadata=metadata,
+            known_names=known_names(catalog),
+            state_dir=settings.state_dir,
+            policy=policy,
+            approver=approver,
+            launcher=SandboxLauncher(
+                settings.state_dir,
+                mode=sandbox or config.sandbox,
+                network=config.network if network is None else network,
+            ),
+        )
+        yield CapabilityService(
+            acquirer, Matcher(catalog), registry_types=tuple(sorted(policy.allowed_registries))
+        )
