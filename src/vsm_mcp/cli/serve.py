@@ -1,9 +1,11 @@
 """`vsm-mcp serve`: the gateway alone (no autonomous loop), over stdio or streamable HTTP.
 
-The fleet is the settings file's ``[servers.NAME]`` tables plus runtime
-changes made with ``vsm-mcp servers ...`` (kept in sync while serving).
-Failed calls go to the store's dead-letter queue; algedonic pain from units
-(crash loops) is recorded as alerts. SIGTERM or SIGINT stops the gateway and
+It runs the same `Runtime` as `vsm-mcp up` (store, S1-S5, S3*, algedonic
+channel) without the autonomous acquisition loop. The fleet is the settings
+file's ``[servers.NAME]`` tables plus runtime changes made with
+``vsm-mcp servers ...`` (kept in sync while serving). Failed calls go to the
+store's dead-letter queue; algedonic pain from units (crash loops) reaches S5
+and is stored as alerts. SIGTERM or SIGINT stops the gateway and
 every downstream process; in stdio mode so does the client closing stdin.
 Nothing but MCP is ever written to stdout.
 """
@@ -22,15 +24,10 @@ from rich.console import Console
 from rich.table import Table
 
 from vsm_mcp.cli.context import state_of
-from vsm_mcp.core.messages import AlgedonicAlert, AlgedonicSignal
 from vsm_mcp.errors import ConfigError
-from vsm_mcp.fleet.fleet import Fleet
-from vsm_mcp.fleet.registry import FleetRegistry
-from vsm_mcp.gateway import Gateway, WindowDemand
 from vsm_mcp.gateway.transport import MCP_PATH, parse_listen, serve_http, serve_stdio
-from vsm_mcp.gateway.vsm_tools import VSM_TOOL_NAMES
+from vsm_mcp.runtime import Runtime
 from vsm_mcp.settings import Settings
-from vsm_mcp.store import SqliteStore
 
 
 def register(root: typer.Typer) -> None:
@@ -80,44 +77,16 @@ def serve(
 
 
 async def run_gateway(settings: Settings, listen: tuple[str, int] | None) -> None:
-    """Serve until a signal, or until the stdio client goes away."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    async with SqliteStore.open(settings.database_path) as store:
-
-        async def record_pain(signal_: AlgedonicSignal) -> None:
-            await store.record_alert(
-                AlgedonicAlert(
-                    source=signal_.source,
-                    kind=signal_.kind,
-                    valence=signal_.valence,
-                    severity=signal_.severity,
-                    count=1,
-                    first_at=signal_.at,
-                    last_at=signal_.at,
-                    detail=signal_.detail,
-                )
-            )
-
-        registry = FleetRegistry(store, settings.servers.values())
-        fleet = Fleet(
-            (await registry.desired()).values(),
-            dead_letters=store,
-            signals=record_pain,
-            reserved_names=VSM_TOOL_NAMES,
-            log_dir=settings.state_dir / "logs",
-        )
-        async with fleet, anyio.create_task_group() as tg:
-            demand = WindowDemand()
-            gateway = Gateway(fleet, demand=demand, status=demand)
-            tg.start_soon(_stop_on_signal, tg.cancel_scope)
-            tg.start_soon(registry.keep_in_sync, fleet)
-            if listen is None:
-                await serve_stdio(gateway)
-                tg.cancel_scope.cancel()
-            else:
-                host, port = listen
-                bound = await tg.start(serve_http, gateway, host, port)
-                print(f"vsm-mcp: MCP on http://{host}:{bound}{MCP_PATH}", file=sys.stderr, flush=True)
+    """Serve until a signal, or until the stdio client goes away (the VSM runs; no acquisition loop)."""
+    async with Runtime.open(settings) as runtime, anyio.create_task_group() as tg:
+        tg.start_soon(_stop_on_signal, tg.cancel_scope)
+        if listen is None:
+            await serve_stdio(runtime.gateway)
+            tg.cancel_scope.cancel()
+        else:
+            host, port = listen
+            bound = await tg.start(serve_http, runtime.gateway, host, port)
+            print(f"vsm-mcp: MCP on http://{host}:{bound}{MCP_PATH}", file=sys.stderr, flush=True)
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:
