@@ -126,3 +126,42 @@ async def test_live_status_is_stored_for_the_cli(tmp_path: Path) -> None:
     out = await anyio.to_thread.run_sync(lambda: CliRunner().invoke(app, args))
     assert out.exit_code == 0, out.output
     assert '"probe"' in out.output
+
+
+async def test_outcomes_are_learned_per_server_and_category_and_persisted(tmp_path: Path) -> None:
+    from vsm_mcp.discovery.outcomes import OutcomeLedger
+
+    async with running(settings_for(tmp_path)) as (runtime, client):
+        for _ in range(3):
+            await client.call_tool("probe__echo", {"text": "x"})
+        bad = await client.call_tool("probe__add", {"a": "not a number", "b": 1})
+        assert bad.is_error is True
+        ledger = runtime.fleet.outcomes
+        assert ledger.tallies[("probe", "probe__echo")].successes == 3
+        assert ledger.tallies[("probe", "probe__add")].failures == 1
+        assert ledger.boost("probe", "probe__echo") > 0 > ledger.boost("probe", "probe__add")
+        # the sampler persists it within one round
+        with anyio.fail_after(10):
+            while ("probe", "probe__echo") not in (await OutcomeLedger.load(runtime.store)).tallies:  # noqa: ASYNC110 - polls the store
+                await anyio.sleep(0.1)
+
+
+async def test_audit_detects_a_changed_tool_definition_against_its_pin(tmp_path: Path) -> None:
+    from vsm_mcp.acquisition.pipeline import PINS_KEY
+    from vsm_mcp.acquisition.verify import pin_tools
+    from vsm_mcp.runtime import audit_probe
+
+    async with running(settings_for(tmp_path)) as (runtime, _):
+        unit = runtime.fleet.units["probe"]
+        pins = pin_tools(unit.catalog.tools)
+        await runtime.store.kv_put(PINS_KEY, {"probe": pins})
+        clean = await audit_probe(runtime.fleet, runtime.store, "probe")
+        assert (clean.check, clean.ok) == ("pinned_definitions", True)
+        # What verification pinned differs from what the server now lists: a rug pull.
+        await runtime.store.kv_put(PINS_KEY, {"probe": {**pins, "echo": "0" * 64}})
+        pulled = await audit_probe(runtime.fleet, runtime.store, "probe")
+        assert pulled.check == "pinned_definitions"
+        assert pulled.ok is False
+        assert "tool 'echo' changed its definition" in pulled.detail
+        gone = await audit_probe(runtime.fleet, runtime.store, "nobody")
+        assert (gone.ok, gone.detail) == (False, "unit is gone")

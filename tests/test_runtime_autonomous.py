@@ -47,6 +47,9 @@ async def test_unanswered_demand_makes_the_system_acquire_a_server_and_the_gap_c
             unit = loop.attempts[0].unit
             assert unit is not None
             with anyio.fail_after(60):
+                # the registry hands the new server to the running fleet within a sync interval
+                while unit not in runtime.fleet.units:  # noqa: ASYNC110 - polls the registry sync
+                    await anyio.sleep(0.1)
                 await runtime.fleet.wait_ready(unit)
                 while not any(n.endswith("get_current_time") for n in runtime.fleet.routes.tools):  # noqa: ASYNC110
                     await anyio.sleep(0.1)

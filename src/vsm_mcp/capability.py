@@ -21,6 +21,7 @@ from vsm_mcp.acquisition.vetting import ReleaseMetadata
 from vsm_mcp.core.ports import Store
 from vsm_mcp.discovery.catalog import load_shipped_catalog
 from vsm_mcp.discovery.matcher import Matcher
+from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.settings import Settings
 
@@ -35,10 +36,15 @@ async def capability_service(
     sandbox: SandboxMode | None = None,
     network: bool | None = None,
     auto_approve: bool | None = None,
+    outcomes: OutcomeLedger | None = None,
 ) -> AsyncIterator[CapabilityService]:
-    """A `CapabilityService` over the real registries, installer and sandbox of ``settings``."""
+    """A `CapabilityService` over the real registries, installer and sandbox of ``settings``.
+
+    ``outcomes`` is the learned ledger the ranking uses (loaded from the store when not given).
+    """
     config = settings.acquisition
     catalog = load_shipped_catalog()
+    ledger = outcomes if outcomes is not None else await OutcomeLedger.load(store)
     policy = config.policy(
         allowed_registries=frozenset(registries) if registries is not None else None,
         auto_approve=auto_approve,
@@ -64,5 +70,7 @@ async def capability_service(
             ),
         )
         yield CapabilityService(
-            acquirer, Matcher(catalog), registry_types=tuple(sorted(policy.allowed_registries))
+            acquirer,
+            Matcher(catalog, outcomes=ledger),
+            registry_types=tuple(sorted(policy.allowed_registries)),
         )

@@ -33,11 +33,13 @@ import anyio
 
 from vsm_mcp import report
 from vsm_mcp.acquisition.loop import AcquisitionLoop
-from vsm_mcp.acquisition.pipeline import FixedAnswer
+from vsm_mcp.acquisition.pipeline import INSTALLED_KEY, PINS_KEY, FixedAnswer
+from vsm_mcp.acquisition.verify import pin_changes
 from vsm_mcp.capability import capability_service
 from vsm_mcp.core.messages import AlgedonicSignal, Capability, Priority
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import UNLIMITED
+from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.errors import VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
@@ -98,11 +100,18 @@ def _rss_bytes(pid: int | None) -> int | None:
 
 
 class ObservedFleet(Fleet):
-    """The fleet, reporting every tool call it completes to S1 as a `CallCompleted`."""
+    """The fleet, reporting every tool call it completes to S1 (`CallCompleted`) and to the
+    outcome ledger (which catalog server served which demand category, and how well)."""
 
-    def __init__(self, system: ViableSystem, specs: Iterable[ServerSpec], **kwargs: Any) -> None:
+    def __init__(
+        self, system: ViableSystem, specs: Iterable[ServerSpec], *, outcomes: OutcomeLedger, **kwargs: Any
+    ) -> None:
         super().__init__(specs, **kwargs)
         self.system = system
+        self.outcomes = outcomes
+        self.outcomes_dirty = False
+        #: unit name -> the catalog server it was acquired as (units added by hand keep their own name)
+        self.catalog_names: dict[str, str] = {}
 
     async def call_tool(
         self,
@@ -127,6 +136,10 @@ class ObservedFleet(Fleet):
             raise
         finally:
             if route is not None:
+                unit = self.units.get(route.unit)
+                category = unit.spec.category if unit is not None and unit.spec.category else route.public
+                self.outcomes.record(self.catalog_names.get(route.unit, route.unit), category, ok)
+                self.outcomes_dirty = True
                 self.system.bus.offer(
                     "s1",
                     CallCompleted(
@@ -203,6 +216,13 @@ class SystemDemand:
             await self._sync_capabilities()
 
     async def _sync_capabilities(self) -> None:
+        installed = await self._store.kv_get(INSTALLED_KEY)
+        if isinstance(installed, dict) and isinstance(self._fleet, ObservedFleet):
+            self._fleet.catalog_names = {
+                unit: str(record["server"])
+                for unit, record in installed.items()
+                if isinstance(record, dict) and record.get("server")
+            }
         by_unit: dict[str, list[Capability]] = defaultdict(list)
         for route in self._fleet.routes.tools.values():
             unit = self._fleet.units.get(route.unit)
@@ -270,7 +290,7 @@ class Runtime:
             fleets: list[Fleet] = []  # the probe needs the fleet, the fleet needs the system
 
             async def probe(unit: str) -> ProbeResult:
-                return await _ping_probe(fleets[0], unit)
+                return await audit_probe(fleets[0], store, unit)
 
             system = ViableSystem(
                 "vsm-mcp",
@@ -284,9 +304,11 @@ class Runtime:
                 async def to_channel(signal: AlgedonicSignal) -> None:
                     system.channel.emit(signal)
 
+                ledger = await OutcomeLedger.load(store)
                 fleet = ObservedFleet(
                     system,
                     (await registry.desired()).values(),
+                    outcomes=ledger,
                     dead_letters=store,
                     signals=to_channel,
                     reserved_names=VSM_TOOL_NAMES,
@@ -310,7 +332,9 @@ class Runtime:
                     tg.start_soon(runtime._sample_units)
                     try:
                         if autonomous:
-                            async with capability_service(settings, store, FixedAnswer(None)) as service:
+                            async with capability_service(
+                                settings, store, FixedAnswer(None), outcomes=ledger
+                            ) as service:
                                 runtime.acquisition = AcquisitionLoop(
                                     system.bus.inbox(ACQUISITION_INBOX),
                                     acquirer=service.acquirer,
@@ -344,6 +368,9 @@ class Runtime:
             for name in set(seen) - set(self.fleet.units):
                 del seen[name]
             await self.store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **self.live_status()})
+            if self.fleet.outcomes_dirty:
+                self.fleet.outcomes_dirty = False
+                await self.fleet.outcomes.save(self.store)
             await anyio.sleep(STATUS_EVERY_S)
 
     def live_status(self) -> dict[str, Any]:
@@ -351,8 +378,9 @@ class Runtime:
         return {"vsm": self.system.status().to_dict(), "fleet": self.fleet.status()}
 
 
-async def _ping_probe(fleet: Fleet, unit_name: str) -> ProbeResult:
-    """S3*: an MCP ping to one unit, timed."""
+async def audit_probe(fleet: Fleet, store: Store, unit_name: str) -> ProbeResult:
+    """S3*: an MCP ping to one unit, then, for an acquired unit, a fresh `tools/list` checked
+    against the definitions pinned at verification (rug-pull detection)."""
     unit = fleet.units.get(unit_name)
     if unit is None:
         return ProbeResult("ping", False, "unit is gone")
@@ -360,8 +388,18 @@ async def _ping_probe(fleet: Fleet, unit_name: str) -> ProbeResult:
     try:
         with anyio.fail_after(AUDIT_PING_TIMEOUT_S):
             await unit.request("ping", None, retry_safe=False)
+            pinned = await store.kv_get(PINS_KEY)
+            pins = pinned.get(unit_name) if isinstance(pinned, dict) else None
+            if not isinstance(pins, dict) or not pins:
+                return ProbeResult("ping", True, f"{(time.perf_counter() - started) * 1000:.1f} ms")
+            listed = await unit.request("tools/list", None, retry_safe=True)
     except TimeoutError:
         return ProbeResult("ping", False, f"no answer within {AUDIT_PING_TIMEOUT_S:g} s")
     except Exception as exc:  # any failure of the probe is an audit finding, not a crash
         return ProbeResult("ping", False, f"{type(exc).__name__}: {exc}")
-    return ProbeResult("ping", True, f"{(time.perf_counter() - started) * 1000:.1f} ms")
+    changed = pin_changes({str(k): str(v) for k, v in pins.items()}, listed.get("tools") or [])
+    if changed:
+        return ProbeResult(
+            "pinned_definitions", False, "tool definitions changed since verification: " + ", ".join(changed)
+        )
+    return ProbeResult("pinned_definitions", True, f"{len(pins)} pinned tools unchanged")

@@ -386,6 +386,7 @@ class Acquirer:
             spec.name,
             {
                 "ref": plan.candidate.ref,
+                "server": plan.candidate.server,
                 "prefix": str(plan.prefix),
                 "category": plan.category,
                 "query": plan.query,
