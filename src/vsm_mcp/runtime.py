@@ -313,6 +313,7 @@ class Runtime:
                     signals=to_channel,
                     reserved_names=VSM_TOOL_NAMES,
                     log_dir=settings.state_dir / "logs",
+                    sandbox=settings.sandbox_policy(),
                 )
                 fleets.append(fleet)
                 async with fleet, anyio.create_task_group() as tg:

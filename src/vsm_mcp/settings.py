@@ -22,7 +22,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from vsm_mcp.acquisition.vetting import VettingPolicy
 from vsm_mcp.core.hysteresis import HysteresisPolicy
 from vsm_mcp.errors import ConfigError
-from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.fleet.confinement import SandboxPolicy
+from vsm_mcp.fleet.spec import SandboxMode, ServerSpec
 
 _FILE_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "vsm_mcp_file_data", default=None
@@ -120,6 +121,28 @@ class AcquisitionSettings(_Section):
         return VettingPolicy(**values)
 
 
+class SandboxSettings(_Section):
+    """The sandbox of stdio servers whose spec leaves the choice open (``[servers.NAME.sandbox]``).
+
+    ``prefer`` (default): bubblewrap when it works here, otherwise run with
+    resource limits and a scrubbed environment only, flagged UNSANDBOXED.
+    ``require``: never run unsandboxed (the unit fails, with algedonic pain).
+    ``off``: run commands as written. ``network`` defaults to on because
+    hand-configured launchers (``uvx``, ``npx -y``) download at first start
+    and most servers call remote APIs; turn it off here or per server.
+    Acquired servers carry their own choice from ``[acquisition]``.
+    """
+
+    mode: SandboxMode = "prefer"
+    network: bool = True
+
+    def policy(self, state_dir: Path) -> SandboxPolicy:
+        """The fleet's policy: these defaults, prefixes in ``<state>/servers``, the state dir hidden."""
+        return SandboxPolicy(
+            mode=self.mode, network=self.network, servers_dir=state_dir / "servers", state_dir=state_dir
+        )
+
+
 class _FileSource(PydanticBaseSettingsSource):
     """Values read from the TOML file by `load_settings` (lowest priority but defaults)."""
 
@@ -143,6 +166,7 @@ class Settings(BaseSettings):
     supervision: SupervisionSettings = SupervisionSettings()
     audit: AuditSettings = AuditSettings()
     acquisition: AcquisitionSettings = AcquisitionSettings()
+    sandbox: SandboxSettings = SandboxSettings()
     servers: dict[str, ServerSpec] = Field(default_factory=dict)
 
     @field_validator("servers", mode="before")
@@ -165,6 +189,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _FileSource(settings_cls))
+
+    def sandbox_policy(self) -> SandboxPolicy:
+        """How the fleet sandboxes the servers of this state directory (``[sandbox]``)."""
+        return self.sandbox.policy(self.state_dir)
 
     @property
     def database_path(self) -> Path:

@@ -138,10 +138,10 @@ async def test_integration_into_a_running_fleet_and_rollback_of_it(tmp_path: Pat
         assert pid is not None
 
         # A second unit whose listing no longer matches its pins (a verifier that saw other tools) is undone.
-        async def lying_verifier(spec: object) -> object:
+        async def lying_verifier(spec: object, plan: object) -> object:
             from vsm_mcp.acquisition.verify import verify
 
-            real = await verify(spec)  # type: ignore[arg-type]
+            real = await verify(spec, plan)  # type: ignore[arg-type]
             return type(real)(**{**{f: getattr(real, f) for f in real.__slots__}, "pins": {"echo": "0" * 64}})
 
         liar = _acquirer(store, tmp_path, ProbeInstaller(), fleet=fleet, verifier=lying_verifier)

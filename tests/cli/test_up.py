@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from anyio.streams.text import TextReceiveStream
 from mcp import Client
@@ -25,6 +26,33 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def _open_session(http: httpx.AsyncClient, url: str) -> dict[str, str]:
+    """Initialize a 2025-11-25 session with raw HTTP; returns the headers of its later requests."""
+    accept = {"accept": "application/json, text/event-stream"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    opened = await http.post(url, json=init, headers=accept)
+    assert opened.status_code == 200
+    headers = {
+        **accept,
+        "mcp-session-id": opened.headers["mcp-session-id"],
+        "mcp-protocol-version": "2025-11-25",
+    }
+    ready = await http.post(
+        url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers
+    )
+    assert ready.status_code == 202
+    return headers
 
 
 async def test_up_serves_the_fleet_and_stops_every_child_on_sigterm(tmp_path: Path) -> None:
@@ -49,20 +77,37 @@ async def test_up_serves_the_fleet_and_stops_every_child_on_sigterm(tmp_path: Pa
             with anyio.fail_after(START_TIMEOUT_S):
                 while "probe__pid" not in [t.name for t in (await client.list_tools()).tools]:  # noqa: ASYNC110 - polls another process
                     await anyio.sleep(0.1)
-            pid_result = await client.call_tool("probe__pid", {})
-            child = int(pid_result.content[0].text)  # type: ignore[union-attr]
+            await client.call_tool("probe__pid", {})
             echoed = await client.call_tool("probe__echo", {"text": "through up"})
             assert echoed.content[0].text == "through up"  # type: ignore[union-attr]
             # demand reaches S4 in batches at most DEMAND_FLUSH_S old
             with anyio.fail_after(5):
                 while '"events": 2' not in (await client.call_tool("vsm_variety", {})).content[0].text:  # type: ignore[union-attr]  # noqa: ASYNC110
                     await anyio.sleep(0.05)
+            # The host pid of the server's process group leader (bwrap when sandboxed: the
+            # server's own `pid` tool answers with its pid inside the sandbox's pid namespace).
+            status = (await client.call_tool("vsm_status", {})).structured_content
+            assert status is not None
+            child = next(u["pid"] for u in status["units"] if u["name"] == "probe")
+            assert isinstance(child, int)
+            assert next(u["sandbox"] for u in status["units"] if u["name"] == "probe") == "bwrap, network"
         assert _alive(child)
-        process.send_signal(signal.SIGTERM)
+        async with httpx.AsyncClient(timeout=START_TIMEOUT_S) as http:
+            # A 2025-11-25 client keeps its session's GET stream open across the SIGTERM.
+            session = await _open_session(http, url)
+            async with http.stream("GET", url, headers=session) as stream:
+                assert stream.status_code == 200
+                process.send_signal(signal.SIGTERM)
+                with anyio.fail_after(5):
+                    tail = [line async for line in stream.aiter_lines()]
+        assert [line for line in tail if line.startswith("data:")] == []  # ended by the gateway, cleanly
         with anyio.fail_after(5):
             assert await process.wait() == 0
             while _alive(child):  # noqa: ASYNC110 - no event for another process's death
                 await anyio.sleep(0.05)
+        stderr = "".join([chunk async for chunk in TextReceiveStream(process.stderr)])
+        assert "Traceback" not in stderr
+        assert "ERROR" not in stderr
     finally:
         if process.returncode is None:
             process.kill()

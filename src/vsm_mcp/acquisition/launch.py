@@ -1,37 +1,41 @@
-"""How an acquired server is launched: its install's command, inside the sandbox.
+"""How an acquired server is launched: its install's plain command, with a sandbox section.
 
 `SandboxLauncher` turns an `Installation` into the `ServerSpec` that is
-verified, run by the fleet and persisted: the command is wrapped by
-`vsm_mcp.sandbox.Sandbox` (bubblewrap with the host hidden except the
-server's own prefix, no network unless allowed, resource limits, a scrubbed
-environment, a derived uid when the gateway is root), so verification runs
-exactly what the gateway will run.
+verified, persisted and run by the fleet. The spec holds the install's plain
+command (inside its prefix) and a ``sandbox`` section (mode, network, prefix),
+never a wrapped bubblewrap command line nor any environment value: the fleet
+wraps it at every start (`vsm_mcp.fleet.confinement`), so a secret never
+reaches the store, and a spec stays valid if bubblewrap comes or goes (the
+mode then decides). The `Launch` also carries the plan of that spec on this
+host, made by the same `Confinement` code the fleet uses, so verification
+runs exactly what the gateway will run.
 
-Modes: ``require`` refuses to launch without a working bubblewrap;
-``prefer`` (default) falls back to running unsandboxed and says so in the
-result; ``off`` never sandboxes (tests of pipeline logic).
+Modes: ``require`` refuses to launch without a working bubblewrap (here, and
+later in the fleet); ``prefer`` (default) falls back to running unsandboxed
+and says so in the result; ``off`` never sandboxes (tests of pipeline logic).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from vsm_mcp.acquisition.installer import Installation
 from vsm_mcp.errors import AcquisitionError, SandboxError
-from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.sandbox import Host, Sandbox, SandboxProfile
+from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
+from vsm_mcp.fleet.spec import SandboxMode, SandboxSpec, ServerSpec
+from vsm_mcp.sandbox import Host, LaunchPlan
 
-SandboxMode = Literal["require", "prefer", "off"]
+__all__ = ["Launch", "Launcher", "SandboxLauncher", "SandboxMode"]
 
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """The spec to run, and whether (and how) it is sandboxed."""
+    """The spec to store and run, its plan on this host, and whether (and how) it is sandboxed."""
 
     spec: ServerSpec
+    plan: LaunchPlan
     sandboxed: bool
     detail: str
 
@@ -49,46 +53,50 @@ class Launcher(Protocol):
 
 
 class SandboxLauncher:
-    """The real launcher: wraps the command with the sandbox of the server's prefix."""
+    """The real launcher: the install's command, sandboxed in the server's prefix."""
 
     def __init__(self, state_dir: Path, *, mode: SandboxMode = "prefer", network: bool = False) -> None:
         self.state_dir = state_dir
-        self.mode = mode
+        self.mode: SandboxMode = mode
         self.network = network
+        self.confinement = Confinement(
+            SandboxPolicy(mode=mode, network=network, servers_dir=state_dir / "servers", state_dir=state_dir)
+        )
 
-    @cached_property
+    @property
     def host(self) -> Host:
         """This machine's sandbox facilities (probed once: bwrap runs a trivial sandbox)."""
-        return Host.detect(self.state_dir)
+        return self.confinement.host()
+
+    def spec(self, unit: str, installation: Installation, category: str) -> ServerSpec:
+        """The spec that is stored: plain command, sandbox section, no environment."""
+        sandbox = (
+            SandboxSpec(mode="off")
+            if self.mode == "off"
+            else SandboxSpec(mode=self.mode, network=self.network, prefix=installation.prefix.resolve())
+        )
+        return ServerSpec(
+            name=unit,
+            command=installation.command,
+            args=list(installation.args),
+            category=category,
+            sandbox=sandbox,
+        )
 
     def launch(self, unit: str, installation: Installation, category: str) -> Launch:
-        plain = ServerSpec(
-            name=unit, command=installation.command, args=list(installation.args), category=category
-        )
-        if self.mode == "off":
-            return Launch(plain, False, "sandbox off")
-        profile = SandboxProfile(
-            prefix=installation.prefix.resolve(),
-            network=self.network,
-            unsandboxed_allowed=self.mode == "prefer",
-        )
+        spec = self.spec(unit, installation, category)
         try:
-            plan = Sandbox(profile, self.host).wrap(installation.command, installation.args)
+            confined = self.confinement.plan_now(spec)
         except SandboxError as exc:
             raise AcquisitionError("sandbox", str(exc)) from exc
-        spec = ServerSpec(
-            name=unit,
-            command=plan.argv[0],
-            args=list(plan.argv[1:]),
-            env=dict(plan.env),
-            cwd=plan.cwd,
-            category=category,
-        )
+        plan = confined.plan
+        if self.mode == "off":
+            return Launch(spec, plan, False, "sandbox off")
         if not plan.sandboxed:
             why = self.host.bwrap_problem or "absent"
             return Launch(
-                spec, False, f"UNSANDBOXED (limits and scrubbed environment only): bubblewrap {why}"
+                spec, plan, False, f"UNSANDBOXED (limits and scrubbed environment only): bubblewrap {why}"
             )
         network = "with network" if self.network else "no network"
         uid = f", uid {plan.run_as}" if plan.run_as is not None else ""
-        return Launch(spec, True, f"bubblewrap, only {installation.prefix} writable, {network}{uid}")
+        return Launch(spec, plan, True, f"bubblewrap, only {installation.prefix} writable, {network}{uid}")

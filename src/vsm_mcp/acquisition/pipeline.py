@@ -10,8 +10,10 @@ acquires the first one. Steps, each recorded:
    candidate, metadata), the alternatives with their scores, the rule and
    the rationale; ``ask`` goes to the `Approver` and its answer is stored too;
 3. **install** into ``<state>/servers/<unit>`` (`Installer`);
-4. **sandbox** the install's command (`Launcher`), then **verify** exactly
-   that launch: handshake, non-empty ``tools/list``, ping, tool pins;
+4. **sandbox**: the spec to store (the install's plain command plus a sandbox
+   section, no environment values) and its launch plan on this host
+   (`Launcher`), then **verify** exactly that plan: handshake, non-empty
+   ``tools/list``, ping, tool pins;
 5. **integrate**: into the running `Fleet` (when given; its listing must
    match the pins), persisted in the fleet registry (a running gateway picks
    it up), capabilities stored in the demand ``category``, pins stored.
@@ -47,6 +49,7 @@ from vsm_mcp.errors import AcquisitionError, AcquisitionRefusedError, ConfigErro
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.sandbox import LaunchPlan
 
 #: Stored tool pins: ``{unit: {tool: sha256}}``.
 PINS_KEY = "acquisition.pins"
@@ -59,7 +62,7 @@ BUDGET_LOOKBACK = 1000
 SUBJECT_PREFIX = "acquire:"
 
 MetadataFetch = Callable[[str, str, str], Awaitable[ReleaseMetadata | None]]
-Verifier = Callable[[ServerSpec], Awaitable[Verification]]
+Verifier = Callable[[ServerSpec, LaunchPlan], Awaitable[Verification]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +219,7 @@ class Acquirer:
             spec = launch.spec
             step = "verify"
             t = time.monotonic()
-            verification = await self.verifier(spec)
+            verification = await self.verifier(spec, launch.plan)
             timings["verify"] = time.monotonic() - t
             step = "integrate"
             t = time.monotonic()

@@ -2,7 +2,8 @@
 
 One short-lived session, through the fleet's own process control
 (`vsm_mcp.fleet.process.spawn`: own process group, killed on exit, dies with
-the gateway) and the SDK's `ClientSession`: the MCP handshake, a non-empty
+the gateway) running the very `LaunchPlan` the fleet will run (sandboxed as
+the spec's sandbox section says) and the SDK's `ClientSession`: the MCP handshake, a non-empty
 ``tools/list`` (every page), and a ``ping``. Each tool's definition is pinned
 as the SHA-256 of the canonical JSON (sorted keys, no spaces) of its
 ``name``, ``description`` and ``inputSchema``, so a later listing that
@@ -30,9 +31,10 @@ from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from vsm_mcp.errors import AcquisitionError
+from vsm_mcp.errors import AcquisitionError, SandboxError
 from vsm_mcp.fleet.process import spawn
 from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.sandbox import LaunchPlan
 
 #: Handshake deadline for a freshly installed server (Node and Python start in well under 10 s here;
 #: the first start of a venv also compiles bytecode).
@@ -100,8 +102,10 @@ def _stderr_tail(lines: deque[str]) -> str:
     return (" | ".join(kept))[-400:] if kept else "no stderr output"
 
 
-async def verify(spec: ServerSpec, *, start_timeout_s: float = VERIFY_START_TIMEOUT_S) -> Verification:
-    """Start ``spec`` once, check it speaks MCP and has tools, pin them, stop it.
+async def verify(
+    spec: ServerSpec, plan: LaunchPlan | None = None, *, start_timeout_s: float = VERIFY_START_TIMEOUT_S
+) -> Verification:
+    """Start ``spec`` once (as ``plan`` when given), check it speaks MCP and has tools, pin them, stop it.
 
     Raises:
         AcquisitionError: (step ``verify``) the server did not start, answer, list tools or ping.
@@ -110,7 +114,10 @@ async def verify(spec: ServerSpec, *, start_timeout_s: float = VERIFY_START_TIME
     outcome: Verification | None = None
     failure = ""
     try:
-        async with spawn(spec, stderr) as (read, write, child), anyio.create_task_group() as tg:
+        async with (
+            spawn(spec, stderr, plan=plan) as (read, write, child),
+            anyio.create_task_group() as tg,
+        ):
 
             async def watch_exit() -> None:
                 nonlocal failure
@@ -135,7 +142,7 @@ async def verify(spec: ServerSpec, *, start_timeout_s: float = VERIFY_START_TIME
 
             tg.start_soon(watch_exit)
             tg.start_soon(check)
-    except OSError as exc:
+    except (OSError, SandboxError) as exc:
         raise AcquisitionError("verify", f"cannot start {spec.command}: {exc}") from exc
     if outcome is None:
         raise AcquisitionError("verify", failure or "the server stopped during verification")

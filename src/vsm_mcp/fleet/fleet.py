@@ -10,7 +10,10 @@ all of them. Invariants:
   per rebuild that changed anything;
 * a call that fails for a reason that is the unit's (not the server's own
   error answer) is written to the dead-letter sink with its arguments and the
-  number of attempts, so it can be listed and replayed.
+  number of attempts, so it can be listed and replayed;
+* every stdio unit is launched through the fleet's one `Confinement` (one
+  sandbox policy, the host probed once), so sandboxing is a property of the
+  server applied at each start, never baked into its spec.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import mcp_types as types
 
 from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter
 from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
+from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.routing import RoutingTable
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.unit import ProgressFn, Unit
@@ -67,12 +71,14 @@ class Fleet:
         signals: SignalSink | None = None,
         reserved_names: Iterable[str] = (),
         log_dir: Path | None = None,
+        sandbox: SandboxPolicy | None = None,
     ) -> None:
         self._initial = [s for s in specs if s.enabled]
         self._dead_letters = dead_letters
         self._signals = signals
         self._reserved = frozenset(reserved_names)
         self.log_dir = log_dir
+        self.confinement = Confinement(sandbox)
         self._units: dict[str, Unit] = {}
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._tg: anyio.abc.TaskGroup | None = None
@@ -127,7 +133,7 @@ class Fleet:
         if self.log_dir is not None and spec.transport == "stdio":
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log_path = self.log_dir / f"{spec.name}.log"
-        unit = Unit(spec, self, log_path=log_path)
+        unit = Unit(spec, self, log_path=log_path, confinement=self.confinement)
         self._units[spec.name] = unit
         await self._tg.start(self._supervise, unit)
         return unit
@@ -294,6 +300,7 @@ class Fleet:
                     "transport": unit.spec.transport,
                     "target": unit.spec.describe(),
                     "pid": unit.pid,
+                    "sandbox": unit.sandbox,
                     "tools": len(unit.catalog.tools),
                     "calls": s.calls,
                     "errors": s.errors,

@@ -12,6 +12,9 @@ control the gateway needs:
   with the gateway even when it is SIGKILLed;
 * stderr is kept line by line in a bounded ring, and appended to a log file
   when one is given (``vsm-mcp servers logs``);
+* what runs is a `LaunchPlan` (argv, environment, working directory) made by
+  `vsm_mcp.fleet.confinement` from the spec, sandboxed or not; the log file
+  gets the plan's description (environment names only, never values);
 * a stdout line that is not JSON-RPC is reported to the session as an
   exception and counted, never fatal;
 * `ChildProcess.gone` is set when the server exits (a pidfd turns readable)
@@ -38,10 +41,11 @@ from pathlib import Path
 import anyio
 import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
+from vsm_mcp.fleet.confinement import Confinement
 from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.sandbox import LaunchPlan
 
 #: Longest stdout line accepted (one JSON-RPC message); large tool results fit.
 MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -95,6 +99,8 @@ async def spawn(
     spec: ServerSpec,
     stderr_ring: deque[str] | None = None,
     stderr_log: Path | None = None,
+    *,
+    plan: LaunchPlan | None = None,
 ) -> AsyncIterator[
     tuple[
         MemoryObjectReceiveStream[SessionMessage | Exception],
@@ -102,21 +108,22 @@ async def spawn(
         ChildProcess,
     ]
 ]:
-    """Start ``spec``'s command and yield the SDK stream pair and the process handle.
+    """Start ``plan`` (by default: ``spec`` as a bare `Confinement` plans it, honouring the
+    spec's own sandbox section) and yield the SDK stream pair and the process handle.
 
     Raises:
         OSError: the command cannot be started (not found, not executable).
+        SandboxError: the spec's sandbox cannot be set up (see `Confinement.plan`).
     """
     assert spec.command is not None
-    env = get_default_environment() | spec.env
+    launch = plan if plan is not None else (await Confinement().plan(spec)).plan
     proc = await asyncio.create_subprocess_exec(
-        spec.command,
-        *spec.args,
+        *launch.argv,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=spec.cwd,
+        env=dict(launch.env),
+        cwd=launch.cwd,
         start_new_session=True,
         preexec_fn=_die_with_parent_fn(),
         limit=MAX_LINE_BYTES,
@@ -195,7 +202,7 @@ async def spawn(
         log = stderr_log.open("a", encoding="utf-8") if stderr_log is not None else None
         try:
             if log is not None:
-                log.write(f"--- {spec.describe()} (pid {proc.pid})\n")
+                log.write(f"--- {spec.name}: {launch.describe()} (pid {proc.pid})\n")
             while True:
                 try:
                     line = await proc.stderr.readline()

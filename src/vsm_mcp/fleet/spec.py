@@ -9,7 +9,12 @@ treated as an immutable value. Invariants:
   split back unambiguously;
 * ``namespace`` is the prefix of the unit's public tool names: ``None`` means
   the unit's name, ``""`` exposes the downstream names unchanged (collisions
-  are still resolved by the routing table).
+  are still resolved by the routing table);
+* ``sandbox`` is only for stdio servers. ``None`` (and every ``None`` field
+  inside it) means the fleet's policy default (the ``[sandbox]`` settings);
+  the spec holds the plain command and never a wrapped one, nor any value of
+  the sandbox's own environment: the fleet wraps it at each launch
+  (`vsm_mcp.fleet.confinement`).
 """
 
 from __future__ import annotations
@@ -19,10 +24,37 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vsm_mcp.sandbox.profile import AbsolutePath, Rlimits
+
 #: Separator between a unit's namespace and a downstream tool name.
 NAMESPACE_SEPARATOR = "__"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+
+#: ``require``: bubblewrap or nothing (the unit fails); ``prefer``: bubblewrap, else run
+#: unsandboxed (limits and a scrubbed environment only) and say so; ``off``: no sandbox.
+SandboxMode = Literal["require", "prefer", "off"]
+
+
+class SandboxSpec(BaseModel):
+    """How one stdio server is sandboxed (the `[servers.NAME.sandbox]` table)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: ``None``: the policy default (``[sandbox] mode``).
+    mode: SandboxMode | None = None
+    #: Share the host's network (loopback included); ``None``: the policy default.
+    network: bool | None = None
+    #: The server's own writable directory (its HOME and caches); ``None``: ``<state>/servers/NAME``.
+    prefix: AbsolutePath | None = None
+    #: Further writable directories (what the server works on).
+    data_dirs: tuple[AbsolutePath, ...] = ()
+    #: Paths made visible read-only even where the sandbox hides the host (homes, ``/run``).
+    read_paths: tuple[AbsolutePath, ...] = ()
+    #: Names of the gateway's environment variables passed through (values never stored).
+    env_pass: tuple[str, ...] = ()
+    #: Resource limits; a partial table overrides only the limits it names.
+    limits: Rlimits = Field(default_factory=Rlimits)
 
 
 class ServerSpec(BaseModel):
@@ -41,6 +73,7 @@ class ServerSpec(BaseModel):
     namespace: str | None = None
     category: str | None = None
     enabled: bool = True
+    sandbox: SandboxSpec | None = None
 
     # Timeouts of one call: the idle clock restarts on every progress notification.
     call_timeout_s: float = Field(default=300.0, gt=0)
@@ -84,6 +117,8 @@ class ServerSpec(BaseModel):
             raise ValueError(f"server {self.name!r}: transport 'stdio' needs 'command'")
         if self.transport == "http" and self.url is None:
             raise ValueError(f"server {self.name!r}: transport 'http' needs 'url'")
+        if self.sandbox is not None and self.transport != "stdio":
+            raise ValueError(f"server {self.name!r}: a sandbox applies to stdio servers only")
         if self.namespace and NAMESPACE_SEPARATOR in self.namespace:
             raise ValueError(f"server {self.name!r}: namespace must not contain {NAMESPACE_SEPARATOR!r}")
         if self.idle_timeout_s > self.call_timeout_s:

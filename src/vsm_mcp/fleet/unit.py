@@ -10,6 +10,11 @@ Invariants:
   killed) and, after an exponential back-off with jitter, started again.
   ``crash_loop_restarts`` restarts within ``crash_loop_window_s`` mark the unit
   FAILED and send algedonic pain; it then waits for an operator restart.
+* A stdio server is launched as its `Confinement` plans it, at every start.
+  When its sandbox policy forbids running without bubblewrap and there is
+  none, nothing is started: the unit goes FAILED at once with the reason and
+  sends algedonic pain (never a silent unsandboxed run); falling back to an
+  unsandboxed run (``prefer``) sends low-severity pain once.
 * The catalog survives a restart: it is replaced (and observers told) only
   when a fresh listing differs, so a quick restart does not make clients'
   tool lists flap.
@@ -46,7 +51,14 @@ from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
-from vsm_mcp.errors import CallTimeoutError, UnitError, UnitUnavailableError
+from vsm_mcp.errors import (
+    CallTimeoutError,
+    SandboxError,
+    SandboxUnavailableError,
+    UnitError,
+    UnitUnavailableError,
+)
+from vsm_mcp.fleet.confinement import Confined, Confinement
 from vsm_mcp.fleet.process import ChildProcess, spawn
 from vsm_mcp.fleet.resilience import Backoff, BreakerState, CircuitBreaker, CrashLoop
 from vsm_mcp.fleet.spec import ServerSpec
@@ -154,12 +166,19 @@ class Unit:
         observer: UnitObserver | None = None,
         *,
         log_path: Path | None = None,
+        confinement: Confinement | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.spec = spec
         self._observer = observer
         self.log_path = log_path
+        self._confinement = confinement or Confinement()
+        #: How the current (or last) process was launched; None before the first stdio launch.
+        self.confined: Confined | None = None
+        #: Why the sandbox policy refused the last launch (the unit is then FAILED).
+        self.sandbox_refusal = ""
+        self._warned_unsandboxed = False
         self._clock = clock
         self.state = UnitState.STARTING
         self.catalog = UnitCatalog()
@@ -190,6 +209,17 @@ class Unit:
         return self._child.pid if self._child is not None and self._session is not None else None
 
     @property
+    def sandbox(self) -> str:
+        """How the server runs: ``bwrap, no network``, ``off``, ``UNSANDBOXED (...)``, ``REFUSED: ...``."""
+        if self.spec.transport != "stdio":
+            return "-"
+        if self.sandbox_refusal:
+            return f"REFUSED: {self.sandbox_refusal}"
+        if self.confined is None:
+            return f"not started ({self._confinement.intent(self.spec)})"
+        return self.confined.summary
+
+    @property
     def garbage_lines(self) -> int:
         """Non-JSON-RPC stdout lines seen from the current process."""
         return self._child.garbage_lines if self._child is not None else 0
@@ -208,6 +238,11 @@ class Unit:
                     self.breaker.record_success()
                 self.state = UnitState.STARTING
                 reason = await self._run_once()
+                if self.sandbox_refusal:
+                    self.stats.last_error = reason
+                    self.state = UnitState.FAILED
+                    await self._emit("sandbox_unavailable", Severity.HIGH, reason)
+                    continue
                 self.stats.restarts += 1
                 self.stats.last_error = reason
                 if self._crash_loop.record_restart():
@@ -253,7 +288,17 @@ class Unit:
                     await self._notify_catalog()
                 reason = await self._watch(session, gone)
                 self._drop_session()  # no new call may pick the dying session while it is torn down
-        except (OSError, MCPError, TimeoutError, ValidationError, anyio.BrokenResourceError) as exc:
+        except SandboxUnavailableError as exc:
+            self.sandbox_refusal = str(exc)
+            reason = f"not started: {exc}"
+        except (
+            OSError,
+            MCPError,
+            TimeoutError,
+            ValidationError,
+            anyio.BrokenResourceError,
+            SandboxError,  # the command is not found or the prefix cannot be prepared
+        ) as exc:
             reason = f"start failed: {type(exc).__name__}: {exc}"
         except ExceptionGroup as group:
             reason = f"session failed: {group.exceptions[0]!r}"
@@ -279,8 +324,14 @@ class Unit:
             read: ReadStream[SessionMessage | Exception]
             write: WriteStream[SessionMessage]
             if self.spec.transport == "stdio":
+                self.sandbox_refusal = ""
+                confined = await self._confinement.plan(self.spec)
+                self.confined = confined
+                if confined.mode != "off" and not confined.plan.sandboxed and not self._warned_unsandboxed:
+                    self._warned_unsandboxed = True
+                    await self._emit("unsandboxed", Severity.LOW, f"running {confined.summary}")
                 read, write, child = await stack.enter_async_context(
-                    spawn(self.spec, self.stderr, self.log_path)
+                    spawn(self.spec, self.stderr, self.log_path, plan=confined.plan)
                 )
                 self._child = child
                 gone = child.gone

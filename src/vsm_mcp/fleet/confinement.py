@@ -1,0 +1,176 @@
+"""Sandboxing as a property of a server, applied by the fleet at every launch.
+
+A stdio `ServerSpec` holds the plain command (and its declared env); at each
+start `Confinement.plan` turns it into the `LaunchPlan` that is run: the
+spec's ``sandbox`` section over the policy's defaults (the ``[sandbox]``
+settings) gives a `SandboxProfile`, and `Sandbox(profile, host).wrap` gives
+argv, environment and working directory. Nothing of the wrapped command line
+or of the sandbox's environment is ever written back into a spec.
+
+Invariants:
+
+* the host is probed at most once per `Confinement` (`Host.detect`, with the
+  state directory hidden), on the first sandboxed launch, so a fleet whose
+  servers are all ``off`` never probes;
+* ``off`` runs the command as written, with the MCP SDK's default
+  environment plus the declared env (what any MCP client does);
+* ``require`` never degrades: without a working bubblewrap `plan` raises
+  `SandboxUnavailableError` and nothing is started;
+* ``prefer`` degrades to resource limits and a scrubbed environment, and the
+  result says ``UNSANDBOXED`` (logged as a warning);
+* environment values live only in the plan handed to the process; what is
+  logged or shown is `LaunchPlan.describe` and `Confined.summary` (names only).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+from mcp.client.stdio import get_default_environment
+
+from vsm_mcp.errors import SandboxError
+from vsm_mcp.fleet.spec import SandboxMode, SandboxSpec, ServerSpec
+from vsm_mcp.sandbox import Host, LaunchPlan, Sandbox, SandboxProfile
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxPolicy:
+    """The defaults for servers whose spec leaves a sandbox choice open, and where prefixes live.
+
+    The library default is ``off`` with no prefix directory: a bare `Fleet`
+    runs servers as written. The composition root (`vsm_mcp.runtime`) builds
+    the policy from the ``[sandbox]`` settings instead.
+    """
+
+    mode: SandboxMode = "off"
+    network: bool = True
+    #: A server's prefix defaults to ``servers_dir / NAME``.
+    servers_dir: Path | None = None
+    #: Hidden from every server (the gateway's database and secrets live there).
+    state_dir: Path | None = None
+    #: This machine's sandbox facilities; ``None``: `Host.detect` on first use.
+    host: Host | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Confined:
+    """The launch of one server, and what it amounts to."""
+
+    plan: LaunchPlan
+    mode: SandboxMode
+    network: bool
+
+    @property
+    def summary(self) -> str:
+        """One short phrase for listings: ``bwrap, no network``, ``off``, ``UNSANDBOXED (...)``."""
+        if self.mode == "off":
+            return "off"
+        if self.plan.sandboxed:
+            return f"bwrap, {'network' if self.network else 'no network'}"
+        return "UNSANDBOXED (no working bwrap; limits and scrubbed env only)"
+
+
+class Confinement:
+    """Plans the launches of stdio servers under one `SandboxPolicy`."""
+
+    def __init__(self, policy: SandboxPolicy | None = None) -> None:
+        self.policy = policy or SandboxPolicy()
+        self._host = self.policy.host
+        self._detect_lock = threading.Lock()
+
+    def mode(self, spec: ServerSpec) -> SandboxMode:
+        """The effective mode of ``spec`` (its own, else the policy's)."""
+        own = spec.sandbox.mode if spec.sandbox is not None else None
+        return own or self.policy.mode
+
+    def network(self, spec: ServerSpec) -> bool:
+        """Whether ``spec`` shares the host's network (its own choice, else the policy's)."""
+        own = spec.sandbox.network if spec.sandbox is not None else None
+        return self.policy.network if own is None else own
+
+    def intent(self, spec: ServerSpec) -> str:
+        """What the policy asks for ``spec``, without probing anything: ``prefer, no network``."""
+        if spec.transport != "stdio":
+            return "-"
+        mode = self.mode(spec)
+        if mode == "off":
+            return "off"
+        return f"{mode}, {'network' if self.network(spec) else 'no network'}"
+
+    def profile(self, spec: ServerSpec) -> SandboxProfile | None:
+        """The sandbox profile of ``spec``; ``None`` when its mode is ``off``.
+
+        Raises:
+            SandboxError: the server needs a prefix and neither the spec nor the policy gives one.
+        """
+        mode = self.mode(spec)
+        if mode == "off":
+            return None
+        own = spec.sandbox or SandboxSpec()
+        prefix = own.prefix
+        if prefix is None:
+            if self.policy.servers_dir is None:
+                raise SandboxError(
+                    f"server {spec.name!r} is to be sandboxed but has no prefix: "
+                    "set its sandbox prefix or give the fleet a servers directory"
+                )
+            prefix = self.policy.servers_dir / spec.name
+        return SandboxProfile(
+            prefix=prefix.resolve(),
+            data_dirs=own.data_dirs,
+            read_paths=own.read_paths,
+            network=self.network(spec),
+            limits=own.limits,
+            env_pass=own.env_pass,
+            unsandboxed_allowed=mode == "prefer",
+        )
+
+    def host(self) -> Host:
+        """This machine's sandbox facilities, probed once (blocking: a trivial bwrap sandbox runs).
+
+        Raises:
+            SandboxError: ``prlimit`` is missing, so no limits can be applied.
+        """
+        with self._detect_lock:
+            if self._host is None:
+                self._host = Host.detect(self.policy.state_dir)
+                if self._host.bwrap is None:
+                    logger.warning("bubblewrap unusable here: %s", self._host.bwrap_problem)
+            return self._host
+
+    def plan_now(self, spec: ServerSpec) -> Confined:
+        """The launch of ``spec`` (blocking: may probe the host and prepare the prefix).
+
+        Raises:
+            SandboxUnavailableError: no working bwrap and the mode is ``require``.
+            SandboxError: the command cannot be found or the prefix prepared.
+        """
+        assert spec.command is not None, "only stdio servers are launched"
+        mode, network = self.mode(spec), self.network(spec)
+        profile = self.profile(spec)
+        if profile is None:
+            plain = LaunchPlan(
+                argv=(spec.command, *spec.args),
+                env=get_default_environment() | spec.env,
+                cwd=os.path.abspath(spec.cwd) if spec.cwd is not None else os.getcwd(),
+                sandboxed=False,
+            )
+            return Confined(plain, mode, network)
+        plan = Sandbox(profile, self.host()).wrap(spec.command, spec.args, spec.env, spec.cwd)
+        confined = Confined(plan, mode, network)
+        if plan.sandboxed:
+            logger.info("server %s: %s", spec.name, plan.describe())
+        else:
+            logger.warning("server %s runs %s: %s", spec.name, confined.summary, plan.describe())
+        return confined
+
+    async def plan(self, spec: ServerSpec) -> Confined:
+        """`plan_now` in a worker thread, so probing and preparing never block the event loop."""
+        return await anyio.to_thread.run_sync(self.plan_now, spec)
