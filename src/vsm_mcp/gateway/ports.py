@@ -2,7 +2,8 @@
 
 The gateway never imports the running VSM systems' concrete classes: it feeds
 demand into a `DemandSink` (S4's demand window in production) and reads
-`StatusSource` dicts for its status tools and resources. `WindowDemand` is a
+`StatusSource` dicts for its status tools and resources. Tools from layers the
+gateway may not import (capability acquisition) reach it as `ExtraTools`. `WindowDemand` is a
 real, minimal implementation over `core.window.DemandWindow`, used when the
 gateway runs alone (tests, `vsm-mcp serve` without the full runtime).
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from typing import Any, Protocol
+
+from mcp.server.context import ServerRequestContext
 
 from vsm_mcp.core.variety import UNLIMITED
 from vsm_mcp.core.window import DemandWindow
@@ -35,6 +38,29 @@ class StatusSource(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     def variety(self) -> dict[str, Any]: ...
+
+
+class ExtraTools(Protocol):
+    """More tools of the gateway's own, listed right after the VSM tools.
+
+    Their names are reserved like the VSM tools' (the composition root
+    reserves them in the fleet, so no downstream tool can take one). A call's
+    ``query`` argument is demand exactly like a `vsm_search_tools` query.
+    """
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """The tools as ``tools/list`` shows them (wire dicts with name, description, inputSchema)."""
+        ...
+
+    async def call(
+        self, name: str, arguments: dict[str, Any], ctx: ServerRequestContext[Any, Any]
+    ) -> dict[str, Any]:
+        """Run tool ``name`` for the client of ``ctx``; returns its structured result.
+
+        The gateway returns it as text + ``structuredContent``; a raised `VsmError`
+        becomes a tool result with ``isError`` and the error's message.
+        """
+        ...
 
 
 class WindowDemand:

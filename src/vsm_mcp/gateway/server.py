@@ -11,7 +11,9 @@ unit is serving. Invariants:
 * every ``tools/call`` feeds the demand sink exactly once: a routed call is
   matched demand in its tool's category, an unknown name is unmatched demand;
   so is a `vsm_search_tools` query with no good match;
-* the VSM tools' names are reserved and always win;
+* the VSM tools' names are reserved and always win, and so are the names of
+  the `ExtraTools` (capability acquisition), listed right after them; a call
+  of one with a ``query`` is demand like a `vsm_search_tools` query;
 * a unit's failure reaches the client as one JSON-RPC error naming the
   server and the reason (`REQUEST_TIMEOUT` for timeouts, `INTERNAL_ERROR`
   otherwise).
@@ -42,11 +44,11 @@ from mcp.shared.subscriptions import (
 from mcp_types.methods import CACHEABLE_METHODS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from vsm_mcp.errors import CallTimeoutError, UnitError
+from vsm_mcp.errors import CallTimeoutError, UnitError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.unit import UnitState
-from vsm_mcp.gateway.ports import DemandSink, StatusSource
+from vsm_mcp.gateway.ports import DemandSink, ExtraTools, StatusSource
 from vsm_mcp.gateway.search import ToolIndex
 from vsm_mcp.gateway.upstream import Upstream
 from vsm_mcp.gateway.vsm_tools import (
@@ -91,12 +93,16 @@ class Gateway:
         *,
         demand: DemandSink | None = None,
         status: StatusSource | None = None,
+        extra: ExtraTools | None = None,
         name: str = "vsm-mcp",
         version: str = "0.1.0",
     ) -> None:
         self.fleet = fleet
         self.demand = demand
         self.status_source = status
+        self.extra = extra
+        self.extra_tools = extra.definitions() if extra is not None else []
+        self.extra_names = frozenset(str(t["name"]) for t in self.extra_tools)
         self.upstream = Upstream()
         self.index = ToolIndex(())
         self.started_at = time.time()
@@ -128,8 +134,9 @@ class Gateway:
         add("logging/setLevel", types.SetLevelRequestParams, self._set_level)
         # 2026-07-28 clients hear about changes on a subscriptions/listen stream instead.
         self.events = InMemorySubscriptionBus()
+        self.listen = ListenHandler(self.events)  # `close()` ends the listen streams when the face stops
         self.server.add_request_handler(
-            "subscriptions/listen", types.SubscriptionsListenRequestParams, ListenHandler(self.events)
+            "subscriptions/listen", types.SubscriptionsListenRequestParams, self.listen
         )
         self.server.add_notification_handler(
             "notifications/initialized", types.NotificationParams, self._initialized
@@ -202,7 +209,13 @@ class Gateway:
         self.upstream.connected(ctx.session)
 
     async def _list_tools(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
-        return {"tools": [*VSM_TOOLS, *(r.definition for r in self.fleet.routes.tools.values())]}
+        return {
+            "tools": [
+                *VSM_TOOLS,
+                *self.extra_tools,
+                *(r.definition for r in self.fleet.routes.tools.values()),
+            ]
+        }
 
     async def _direct_route(self, ctx: Ctx, call_next: CallNext) -> HandlerResult:
         """Forward a well-formed call of a routed tool as it came, and its result as it comes back.
@@ -234,6 +247,8 @@ class Gateway:
         arguments = dict(params.arguments or {})
         if params.name in VSM_TOOL_NAMES:
             return await self._vsm_tool(ctx, params.name, arguments)
+        if params.name in self.extra_names:
+            return await self._extra_tool(ctx, params.name, arguments)
         return await self._proxy_call(ctx, params.name, arguments, dict(ctx.params or {}))
 
     async def _proxy_call(self, ctx: Ctx, name: str, arguments: dict[str, Any], raw: dict[str, Any]) -> Any:
@@ -266,10 +281,7 @@ class Gateway:
             query = str(arguments.get("query", ""))
             limit = int(arguments.get("limit", 10))
             hits = self.index.search(query, limit=max(1, min(limit, 50)))
-            if hits:
-                self._record(self._category(self.fleet.routes.tools[hits[0].name]), matched=True)
-            else:
-                self._record(f"search:{' '.join(query.lower().split())}", matched=False)
+            self._record_query(query, hits[0].name if hits else None)
             tools = [
                 {
                     "name": h.name,
@@ -286,11 +298,24 @@ class Gateway:
         inner = arguments.get("arguments") or {}
         if target in VSM_TOOL_NAMES:
             return await self._vsm_tool(ctx, target, dict(inner))
+        if target in self.extra_names:
+            return await self._extra_tool(ctx, target, dict(inner))
         raw = {"name": target, "arguments": inner}
         meta = (ctx.params or {}).get("_meta")
         if meta is not None:
             raw["_meta"] = meta
         return await self._proxy_call(ctx, target, dict(inner), raw)
+
+    async def _extra_tool(self, ctx: Ctx, name: str, arguments: dict[str, Any]) -> Any:
+        assert self.extra is not None
+        query = arguments.get("query")
+        if isinstance(query, str):
+            hits = self.index.search(query, limit=1)
+            self._record_query(query, hits[0].name if hits else None)
+        try:
+            return _json_result(await self.extra.call(name, arguments, ctx))
+        except VsmError as exc:
+            return {"content": [{"type": "text", "text": str(exc)}], "isError": True}
 
     # -- handlers: resources -------------------------------------------------
     async def _list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
@@ -382,6 +407,13 @@ class Gateway:
     def _record(self, category: str, *, matched: bool) -> None:
         if self.demand is not None:
             self.demand.record(category, matched)
+
+    def _record_query(self, query: str, best: str | None) -> None:
+        """A need in words: matched demand in the best tool's category, else unmatched ``search:<words>``."""
+        if best is not None:
+            self._record(self._category(self.fleet.routes.tools[best]), matched=True)
+        else:
+            self._record(f"search:{' '.join(query.lower().split())}", matched=False)
 
     def _category(self, route: Route) -> str:
         unit = self.fleet.units.get(route.unit)

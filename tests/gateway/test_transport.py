@@ -1,0 +1,152 @@
+"""The gateway's streamable HTTP face, spoken to with raw httpx: SSE priming and resumption (SEP-1699)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.gateway import Gateway
+from vsm_mcp.gateway.events import EventLog
+from vsm_mcp.gateway.transport import MCP_PATH, RETRY_INTERVAL_MS, serve_http
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+VERSION = "2025-11-25"
+ACCEPT = "application/json, text/event-stream"
+
+
+@asynccontextmanager
+async def live(spec: ServerSpec, log: EventLog) -> AsyncIterator[str]:
+    async with Fleet([spec]) as fleet, anyio.create_task_group() as tg:
+        with anyio.fail_after(20):
+            await fleet.wait_ready(spec.name)
+        port = await tg.start(
+            lambda task_status: serve_http(Gateway(fleet), "127.0.0.1", 0, log=log, task_status=task_status)
+        )
+        try:
+            yield f"http://127.0.0.1:{port}{MCP_PATH}"
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
+    """SSE events of a streamed response as field dicts."""
+    event: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if event:
+                yield event
+            event = {}
+            continue
+        field, _, value = line.partition(":")
+        event[field] = value.removeprefix(" ")
+
+
+def _rpc(method: str, params: dict[str, Any] | None = None, id: int | None = None) -> dict[str, Any]:
+    msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        msg["params"] = params
+    if id is not None:
+        msg["id"] = id
+    return msg
+
+
+async def _open_session(http: httpx.AsyncClient, url: str) -> tuple[str, list[dict[str, str]]]:
+    init = _rpc(
+        "initialize",
+        {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        id=1,
+    )
+    async with http.stream("POST", url, json=init, headers={"accept": ACCEPT}) as response:
+        assert response.status_code == 200
+        session = response.headers["mcp-session-id"]
+        events = [e async for e in _events(response)]
+    headers = {"accept": ACCEPT, "mcp-session-id": session, "mcp-protocol-version": VERSION}
+    done = await http.post(url, json=_rpc("notifications/initialized"), headers=headers)
+    assert done.status_code == 202
+    return session, events
+
+
+async def test_a_2025_11_25_client_is_primed_with_an_event_id_and_retry(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    async with live(probe_spec("probe"), EventLog()) as url, httpx.AsyncClient(timeout=20) as http:
+        _, events = await _open_session(http, url)
+    priming, answer = events
+    assert priming == {"id": priming["id"], "data": "", "retry": str(RETRY_INTERVAL_MS)}
+    assert priming["id"].isdecimal()
+    assert int(answer["id"]) > int(priming["id"])
+    assert json.loads(answer["data"])["result"]["serverInfo"]["name"] == "vsm-mcp"
+
+
+async def test_a_dropped_call_stream_is_resumed_with_last_event_id(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    log = EventLog()
+    async with live(probe_spec("probe"), log) as url, httpx.AsyncClient(timeout=20) as http:
+        session, _ = await _open_session(http, url)
+        headers = {"accept": ACCEPT, "mcp-session-id": session, "mcp-protocol-version": VERSION}
+        call = _rpc(
+            "tools/call",
+            {
+                "name": "probe__slow",
+                "arguments": {"steps": 3, "step_s": 0.2},
+                "_meta": {"progressToken": "p"},
+            },
+            id=2,
+        )
+        seen: list[dict[str, str]] = []
+        with anyio.fail_after(20):
+            async with http.stream("POST", url, json=call, headers=headers) as response:
+                async for event in _events(response):
+                    seen.append(event)
+                    if event.get("data"):
+                        break  # the connection drops after the first progress notification
+        priming, first = seen
+        assert priming["data"] == "" and priming["retry"] == str(RETRY_INTERVAL_MS)
+        assert json.loads(first["data"])["params"]["progress"] == 1
+        # Everything after `first` happens while no one listens; wait until the call has answered.
+        with anyio.fail_after(20):
+            while True:
+                kept = log.after(int(first["id"]))
+                if kept is not None and any(getattr(m, "id", None) == 2 for _, m in kept[1]):
+                    break
+                await anyio.sleep(0.02)
+        resumed: list[dict[str, str]] = []
+        with anyio.fail_after(20):
+            async with http.stream("GET", url, headers={**headers, "last-event-id": first["id"]}) as response:
+                assert response.status_code == 200
+                async for event in _events(response):
+                    if event.get("data"):
+                        resumed.append(event)
+                        if "result" in json.loads(event["data"]):
+                            break
+    messages = [json.loads(e["data"]) for e in resumed]
+    assert [m["params"]["progress"] for m in messages[:-1]] == [2, 3]
+    assert [m["params"]["progressToken"] for m in messages[:-1]] == ["p", "p"]
+    assert messages[-1]["id"] == 2
+    assert messages[-1]["result"]["content"][0]["text"] == "done after 3 steps"
+    ids = [int(e["id"]) for e in resumed]
+    assert ids == sorted(ids) and ids[0] > int(first["id"])
+
+
+async def test_another_session_cannot_replay_a_session_s_events(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    async with live(probe_spec("probe"), EventLog()) as url, httpx.AsyncClient(timeout=20) as http:
+        _, events_a = await _open_session(http, url)
+        session_b, _ = await _open_session(http, url)
+        headers = {"accept": ACCEPT, "mcp-session-id": session_b, "mcp-protocol-version": VERSION}
+        with anyio.fail_after(20):
+            response = await http.get(url, headers={**headers, "last-event-id": events_a[0]["id"]})
+    assert response.status_code == 200
+    assert "serverInfo" not in response.text
+    assert response.text.strip() == ""
