@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,9 +32,11 @@ class ProbeInstaller:
         self.installs.append(candidate.ref)
         await anyio.Path(prefix / "bin").mkdir(parents=True, exist_ok=True)
         launcher = prefix / "bin" / "server"
-        flags = " ".join(shlex.quote(f) for f in self.flags.get(candidate.identifier, ()))
+        argv = [sys.executable, str(PROBE), *self.flags.get(candidate.identifier, ())]
+        # A Python shebang (not /bin/sh): the sandbox follows a command's interpreter chain to
+        # make it visible, so this venv's interpreter runs even when it lives in a hidden home.
         await anyio.Path(launcher).write_text(
-            f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(PROBE))} {flags}\n"
+            f"#!{sys.executable}\nimport os\nos.execv({sys.executable!r}, {argv!r})\n"
         )
         os.chmod(launcher, 0o755)
         await anyio.Path(prefix / MARKER).write_text(json.dumps({"identifier": candidate.identifier}))

@@ -55,12 +55,26 @@ class Launcher(Protocol):
 class SandboxLauncher:
     """The real launcher: the install's command, sandboxed in the server's prefix."""
 
-    def __init__(self, state_dir: Path, *, mode: SandboxMode = "prefer", network: bool = False) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        mode: SandboxMode = "prefer",
+        network: bool = False,
+        host: Host | None = None,
+    ) -> None:
+        """``host``: this machine's sandbox facilities when already known (else probed on first use)."""
         self.state_dir = state_dir
         self.mode: SandboxMode = mode
         self.network = network
         self.confinement = Confinement(
-            SandboxPolicy(mode=mode, network=network, servers_dir=state_dir / "servers", state_dir=state_dir)
+            SandboxPolicy(
+                mode=mode,
+                network=network,
+                servers_dir=state_dir / "servers",
+                state_dir=state_dir,
+                host=host,
+            )
         )
 
     @property

@@ -33,7 +33,7 @@ from pathlib import Path
 import anyio.to_thread
 from mcp.client.stdio import get_default_environment
 
-from vsm_mcp.errors import SandboxError
+from vsm_mcp.errors import SandboxError, SandboxUnavailableError
 from vsm_mcp.fleet.spec import SandboxMode, SandboxSpec, ServerSpec
 from vsm_mcp.sandbox import Host, LaunchPlan, Sandbox, SandboxProfile
 
@@ -163,7 +163,15 @@ class Confinement:
                 sandboxed=False,
             )
             return Confined(plain, mode, network)
-        plan = Sandbox(profile, self.host()).wrap(spec.command, spec.args, spec.env, spec.cwd)
+        host = self.host()
+        try:
+            plan = Sandbox(profile, host).wrap(spec.command, spec.args, spec.env, spec.cwd)
+        except SandboxUnavailableError as exc:
+            raise SandboxUnavailableError(
+                f"cannot sandbox server {spec.name!r}: {host.bwrap_problem or 'bwrap unusable'}; "
+                f'its sandbox mode is "require" (install bubblewrap, or set mode = "prefer" '
+                "to let it run unsandboxed)"
+            ) from exc
         confined = Confined(plan, mode, network)
         if plan.sandboxed:
             logger.info("server %s: %s", spec.name, plan.describe())

@@ -482,7 +482,9 @@ class Unit:
     ) -> dict[str, Any]:
         if self.state is UnitState.FAILED:
             raise UnitUnavailableError(
-                f"server {self.name!r} is failed after a crash loop ({self.stats.last_error}); "
+                f"server {self.name!r} is failed "
+                f"{'by its sandbox policy' if self.sandbox_refusal else 'after a crash loop'} "
+                f"({self.stats.last_error}); "
                 f"restart it with: vsm-mcp servers restart {self.name}"
             )
         if not self.breaker.admit():

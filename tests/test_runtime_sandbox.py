@@ -1,0 +1,139 @@
+"""Configured servers are sandboxed by the running gateway, as the ``[sandbox]`` settings say.
+
+Through the composition root and the gateway (an MCP client calls the
+server's tools): with the default policy a configured server writes only to
+its prefix and declared data dirs; with ``mode = "require"`` and no bubblewrap
+the unit fails, nothing runs, and a pain alert is stored.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from vsm_mcp.core.messages import AlgedonicAlert, Severity, Valence
+from vsm_mcp.fleet.unit import UnitState
+from vsm_mcp.runtime import Runtime
+from vsm_mcp.sandbox import Host
+from vsm_mcp.settings import Settings, load_settings
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = ROOT / "tests" / "fixtures" / "escape" / "sandboxed_server.py"
+#: Gateway, VSM and a server started through bwrap on a busy 2-core box.
+READY_TIMEOUT_S = 30.0
+#: S5 stores an alert as soon as the channel hands it over (urgent lane); generous for CI.
+ALERT_TIMEOUT_S = 15.0
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    # Not under /tmp: a sandbox has a private /tmp, which would hide an escape instead of the sandbox
+    # preventing it. .tools/ is git-ignored.
+    (ROOT / ".tools").mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="sandbox-test-", dir=ROOT / ".tools"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def settings_for(base: Path, *lines: str) -> Settings:
+    config = base / "config.toml"
+    body = [
+        "[servers.box]",
+        f'command = "{sys.executable}"',
+        f'args = ["{SERVER}"]',
+        "start_timeout_s = 20",
+        *lines,
+    ]
+    config.write_text("\n".join(body) + "\n")
+    return load_settings(config, state_dir=base / "state")
+
+
+@pytest.mark.external
+async def test_a_configured_server_writes_only_in_its_prefix_and_data_dirs(base: Path) -> None:
+    if Host.detect(base).bwrap is None:
+        pytest.skip("bubblewrap is not installed") if shutil.which("bwrap") is None else pytest.fail(
+            "bwrap broken"
+        )
+    data, outside = base / "data", base / "outside"
+    for directory in (data, outside):
+        directory.mkdir()
+        directory.chmod(0o777)  # only the sandbox (not file permissions) may stop a write here
+    settings = settings_for(base, "[servers.box.sandbox]", f'data_dirs = ["{data}"]')
+    state = settings.state_dir
+    prefix = state / "servers" / "box"
+    targets = {
+        "prefix": prefix / "x",
+        "data": data / "x",
+        "outside": outside / "x",
+        "state": state / "evil",
+        "repo": ROOT / "escaped-from-sandbox",
+    }
+    try:
+        async with Runtime.open(settings, seed=7) as runtime:
+            with anyio.fail_after(READY_TIMEOUT_S):
+                await runtime.fleet.wait_ready("box")
+            async with Client(runtime.gateway.server, mode="legacy") as client:
+                answers = {}
+                for name, path in targets.items():
+                    result = await client.call_tool("box__write", {"path": str(path)})
+                    answers[name] = result.structured_content
+            assert runtime.fleet.status()[0]["sandbox"] == "bwrap, network"
+        assert answers == {
+            "prefix": {"result": "ok"},
+            "data": {"result": "ok"},
+            "outside": {"result": "EROFS"},
+            "state": {"result": "EROFS"},
+            "repo": {"result": "EROFS"},
+        }
+        assert (prefix / "x").read_text() == "escaped\n"
+        assert (data / "x").read_text() == "escaped\n"
+        assert not (outside / "x").exists()
+        assert not (state / "evil").exists()
+        assert not targets["repo"].exists()
+    finally:
+        targets["repo"].unlink(missing_ok=True)
+
+
+async def test_require_without_bwrap_fails_the_unit_and_stores_a_pain_alert(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PATH with the util-linux tools the sandbox needs, and no bubblewrap.
+    tools = base / "bin"
+    tools.mkdir()
+    for name in ("prlimit", "setpriv"):
+        found = shutil.which(name)
+        assert found is not None, f"{name} (util-linux) is needed"
+        (tools / name).symlink_to(found)
+    monkeypatch.setenv("PATH", str(tools))
+    settings = settings_for(base, "[sandbox]", 'mode = "require"')
+    async with Runtime.open(settings, seed=7) as runtime:
+        unit = runtime.fleet.unit("box")
+
+        async def sandbox_alerts() -> list[AlgedonicAlert]:
+            return [a for a in await runtime.store.alerts() if a.kind == "sandbox_unavailable"]
+
+        with anyio.fail_after(ALERT_TIMEOUT_S):
+            while not await sandbox_alerts():  # noqa: ASYNC110 - polls the store
+                await anyio.sleep(0.05)
+        assert unit.state is UnitState.FAILED
+        assert unit.pid is None
+        [alert] = await sandbox_alerts()
+        assert (alert.source, alert.valence, alert.severity) == ("unit:box", Valence.PAIN, Severity.HIGH)
+        assert alert.detail == unit.stats.last_error
+        assert alert.detail == (
+            "not started: cannot sandbox server 'box': bwrap not found (apt-get install bubblewrap); "
+            'its sandbox mode is "require" (install bubblewrap, or set mode = "prefer" to let it run unsandboxed)'
+        )
+        assert runtime.fleet.status()[0]["state"] == "failed"
