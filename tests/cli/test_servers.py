@@ -30,7 +30,7 @@ def test_add_list_restart_remove(tmp_path: Path) -> None:
         tmp_path, "servers", "add", "time", "--env", "TZ=UTC", "--", "uvx", "mcp-server-time", "-x"
     )
     assert code == 0, out
-    assert "added time: uvx mcp-server-time -x" in out
+    assert "added time: uvx mcp-server-time -x (sandbox: prefer, network)" in out
     code, out, _ = _vsm(tmp_path, "servers", "list", "--json")
     assert json.loads(out) == [
         {
@@ -39,6 +39,8 @@ def test_add_list_restart_remove(tmp_path: Path) -> None:
             "transport": "stdio",
             "target": "uvx mcp-server-time -x",
             "namespace": "time",
+            "sandbox": "prefer, network",
+            "running": None,
         }
     ]
     code, out, error = _vsm(tmp_path, "servers", "add", "time", "--", "other")
@@ -101,3 +103,75 @@ def test_dlq_list_and_replay(tmp_path: Path) -> None:
     assert [d["id"] for d in remaining] == [2]
     replayed = json.loads(_vsm(tmp_path, "dlq", "list", "--all", "--json")[1])
     assert replayed[0]["replayed_at"] is not None
+
+
+def test_add_with_its_own_sandbox_choices_stores_them_and_list_shows_them(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    code, out, _ = _vsm(
+        tmp_path,
+        "servers",
+        "add",
+        "files",
+        "--sandbox",
+        "require",
+        "--no-network",
+        "--data-dir",
+        str(data),
+        "--",
+        "npx",
+        "-y",
+        "@modelcontextprotocol/server-filesystem",
+        str(data),
+    )
+    assert code == 0, out
+    assert "(sandbox: require, no network)" in " ".join(out.split())  # rich wraps long lines
+
+    async def stored() -> object:
+        async with SqliteStore.open(tmp_path / "state.db") as store:
+            return await store.kv_get("fleet.servers")
+
+    spec = anyio.run(stored)
+    assert isinstance(spec, dict)
+    assert spec["files"]["sandbox"] == {"mode": "require", "network": False, "data_dirs": [str(data)]}
+    [row] = json.loads(_vsm(tmp_path, "servers", "list", "--json")[1])
+    assert (row["sandbox"], row["running"]) == ("require, no network", None)
+    _, _, error = _vsm(tmp_path, "servers", "add", "x", "--sandbox", "maybe", "--", "true")
+    assert isinstance(error, ConfigError)
+    assert str(error) == "--sandbox must be require, prefer or off, got 'maybe'"
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_list_shows_how_a_running_gateway_runs_each_server(tmp_path: Path) -> None:
+    from vsm_mcp import report
+    from vsm_mcp.runtime import Runtime
+    from vsm_mcp.settings import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[servers.probe]\ncommand = "{sys.executable}"\nargs = ["{PROBE}"]\n'
+        "[servers.plain]\n"
+        f'command = "{sys.executable}"\nargs = ["{PROBE}"]\n'
+        '[servers.plain.sandbox]\nmode = "off"\n'
+    )
+    settings = load_settings(config, state_dir=tmp_path)
+
+    async def units_reported(store: SqliteStore) -> bool:
+        live = await store.kv_get(report.LIVE_STATUS_KEY)
+        return isinstance(live, dict) and all(
+            u["state"] == "ready"
+            for u in live["fleet"]  # type: ignore[union-attr]
+        )
+
+    async with Runtime.open(settings, seed=1) as runtime:
+        with anyio.fail_after(30):
+            await runtime.fleet.wait_ready("probe")
+            await runtime.fleet.wait_ready("plain")
+            while not await units_reported(runtime.store):  # noqa: ASYNC110 - polls the stored status
+                await anyio.sleep(0.1)
+        code, out, _ = await anyio.to_thread.run_sync(
+            lambda: _vsm(tmp_path, "--config", str(config), "servers", "list", "--json")
+        )
+    assert code == 0, out
+    rows = {r["name"]: (r["sandbox"], r["running"]) for r in json.loads(out)}
+    assert rows == {"plain": ("off", "off"), "probe": ("prefer, network", "bwrap, network")}

@@ -1,7 +1,11 @@
 """`vsm-mcp servers ...` and `vsm-mcp dlq ...`: the fleet and its dead letters, from the shell.
 
 Changes are persisted in the state database; a running gateway applies them
-within a second (`vsm_mcp.fleet.registry`). ``dlq replay`` starts the dead
+within a second (`vsm_mcp.fleet.registry`). A stdio server is sandboxed as the
+``[sandbox]`` settings say unless ``servers add`` is given its own choice
+(``--sandbox``, ``--network/--no-network``, ``--data-dir``); ``servers list``
+shows what a running gateway reports (``bwrap, no network``, ``UNSANDBOXED``,
+``REFUSED``) or else what the policy asks for. ``dlq replay`` starts the dead
 letter's server itself, calls the tool again and marks the letter replayed
 only when the call succeeds.
 """
@@ -20,8 +24,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from vsm_mcp import report
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
+from vsm_mcp.fleet.confinement import Confinement
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.spec import ServerSpec
@@ -30,6 +36,8 @@ from vsm_mcp.store import SqliteStore
 
 #: How long `dlq replay` waits for a server to start before giving up on it.
 REPLAY_START_TIMEOUT_S = 60.0
+#: A running gateway stores its live status every 2 s; older than this, nobody is running.
+LIVE_STATUS_MAX_AGE_S = 10.0
 
 app = typer.Typer(help="Downstream MCP servers (System 1 units).", no_args_is_help=True)
 dlq_app = typer.Typer(help="Failed calls kept for inspection and replay.", no_args_is_help=True)
@@ -64,6 +72,21 @@ def add(
         str | None, typer.Option("--namespace", help="Tool name prefix ('' for none).")
     ] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace a server of the same name.")] = False,
+    sandbox: Annotated[
+        str | None,
+        typer.Option(
+            "--sandbox",
+            help="require | prefer (bubblewrap, else unsandboxed) | off  [default: settings [sandbox] mode]",
+        ),
+    ] = None,
+    network: Annotated[
+        bool | None,
+        typer.Option("--network/--no-network", help="Share the host network  [default: settings]"),
+    ] = None,
+    data_dir: Annotated[
+        list[Path] | None,
+        typer.Option("--data-dir", help="A directory the server may write besides its prefix (repeatable)."),
+    ] = None,
 ) -> None:
     """Add a server: `vsm-mcp servers add time -- uvx mcp-server-time`."""
     variables: dict[str, str] = {}
@@ -77,24 +100,39 @@ def add(
         fields |= {"command": command[0], "args": command[1:]}
     if url:
         fields["url"] = url
+    if sandbox is not None and sandbox not in ("require", "prefer", "off"):
+        raise ConfigError(f"--sandbox must be require, prefer or off, got {sandbox!r}")
+    if sandbox is not None or network is not None or data_dir:
+        own: dict[str, Any] = {"mode": sandbox, "network": network}
+        own["data_dirs"] = [str(d.expanduser().absolute()) for d in data_dir or []]
+        fields["sandbox"] = {k: v for k, v in own.items() if v is not None}
     try:
         spec = ServerSpec.model_validate(fields)
     except ValidationError as exc:
         raise ConfigError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
 
-    async def action(registry: FleetRegistry, settings: Settings) -> None:
-        await registry.add(spec, replace=replace)
+    settings = _with_registry(ctx, lambda registry, settings: _added(registry, settings, spec, replace))
+    intent = Confinement(settings.sandbox_policy()).intent(spec)
+    _out.print(f"added {name}: {spec.describe()}" + (f" (sandbox: {intent})" if spec.command else ""))
 
-    _with_registry(ctx, action)
-    _out.print(f"added {name}: {spec.describe()}")
+
+async def _added(registry: FleetRegistry, settings: Settings, spec: ServerSpec, replace: bool) -> Settings:
+    await registry.add(spec, replace=replace)
+    return settings
 
 
 @app.command("list")
 def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The servers the gateway runs."""
 
-    async def action(registry: FleetRegistry, settings: Settings) -> list[dict[str, Any]]:
-        desired = await registry.desired()
+    settings = state_of(ctx).settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> list[dict[str, Any]]:
+        async with SqliteStore.open(settings.database_path) as store:
+            desired = await FleetRegistry(store, settings.servers.values()).desired()
+            running = _running_sandboxes(await store.kv_get(report.LIVE_STATUS_KEY))
+        confinement = Confinement(settings.sandbox_policy())
         return [
             {
                 "name": s.name,
@@ -102,18 +140,37 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
                 "transport": s.transport,
                 "target": s.describe(),
                 "namespace": s.prefix,
+                "sandbox": confinement.intent(s),
+                "running": running.get(s.name),
             }
             for s in desired.values()
         ]
 
-    rows = _with_registry(ctx, action)
+    rows = anyio.run(run)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("name", "source", "transport", "target")
+    table = Table("name", "source", "transport", "sandbox", "target")
     for row in rows:
-        table.add_row(row["name"], row["source"], row["transport"], row["target"])
+        shown = row["running"] or (f"{row['sandbox']} (not running)" if row["sandbox"] != "-" else "-")
+        table.add_row(row["name"], row["source"], row["transport"], shown, row["target"])
     _out.print(table)
+
+
+def _running_sandboxes(live: Any) -> dict[str, str]:
+    """Unit name -> how a running gateway runs it (from its live status; empty when none runs)."""
+    if not isinstance(live, dict) or not isinstance(live.get("at"), int | float):
+        return {}
+    if time.time() - float(live["at"]) > LIVE_STATUS_MAX_AGE_S:
+        return {}
+    units = live.get("fleet")
+    if not isinstance(units, list):
+        return {}
+    return {
+        str(u["name"]): str(u["sandbox"])
+        for u in units
+        if isinstance(u, dict) and "name" in u and isinstance(u.get("sandbox"), str)
+    }
 
 
 @app.command("remove")
@@ -201,7 +258,7 @@ def dlq_replay(
         async with SqliteStore.open(settings.database_path) as store:
             letters = [d for d in await store.dead_letters() if not ids or d.id in ids]
             desired = await FleetRegistry(store, settings.servers.values()).desired()
-            async with Fleet() as fleet:
+            async with Fleet(sandbox=settings.sandbox_policy()) as fleet:
                 for letter in letters:
                     assert letter.id is not None
                     spec = desired.get(letter.unit)
