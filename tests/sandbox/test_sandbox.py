@@ -53,6 +53,22 @@ def test_an_install_root_holding_hidden_things_is_not_exposed(tmp_path: Path) ->
     assert sandbox.runtime_paths(tool) == [home / ".local/bin"]  # not ~/.local, which holds the state
 
 
+def test_a_networked_server_can_read_a_resolver_config_that_links_into_a_hidden_place(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    stub = run / "systemd/resolve/stub-resolv.conf"
+    stub.parent.mkdir(parents=True)
+    stub.write_text("nameserver 127.0.0.53\n")
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "resolv.conf").symlink_to(stub)
+    (etc / "hosts").write_text("127.0.0.1 localhost\n")  # a plain file: visible with the host root
+    files = (etc / "resolv.conf", etc / "hosts")
+    profile = SandboxProfile(prefix=tmp_path / "servers/a", network=True)
+    assert Sandbox(profile, _host((run,))).network_paths(files) == [run / "systemd/resolve"]
+    offline = profile.model_copy(update={"network": False})
+    assert Sandbox(offline, _host((run,))).network_paths(files) == []
+
+
 def test_commands_resolve_on_the_sandbox_path_then_the_gateways(tmp_path: Path) -> None:
     prefix = tmp_path / "p"
     own = _executable(prefix / "bin/server")

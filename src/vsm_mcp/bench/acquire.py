@@ -45,6 +45,7 @@ from vsm_mcp.core.hysteresis import GapDetected, GapDetector, HysteresisPolicy
 from vsm_mcp.core.window import DemandWindow
 from vsm_mcp.discovery.catalog import Catalog, load_shipped_catalog
 from vsm_mcp.discovery.matcher import Matcher
+from vsm_mcp.fleet.confinement import SandboxPolicy
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.spec import ServerSpec
@@ -118,7 +119,14 @@ async def _vsm(
     with tempfile.TemporaryDirectory(prefix="vsm-bench-state-") as tmp:
         state = Path(tmp)
         category = search_category(case.query)
-        async with MemoryStore.open() as store, Bus() as bus, httpx.AsyncClient() as client, Fleet() as fleet:
+        # The acquired spec carries its own sandbox section; the policy hides the state dir.
+        policy = SandboxPolicy(servers_dir=state / "servers", state_dir=state)
+        async with (
+            MemoryStore.open() as store,
+            Bus() as bus,
+            httpx.AsyncClient() as client,
+            Fleet(sandbox=policy) as fleet,
+        ):
             s4 = Intelligence(
                 bus.inbox("s4"),
                 bus,

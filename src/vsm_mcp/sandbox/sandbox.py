@@ -7,7 +7,10 @@ The effects `plan_launch` leaves out happen here, each idempotent:
 * the command is resolved to an absolute path (the sandbox's PATH first,
   then the gateway's), and every directory its interpreter chain lives in
   (a venv's python symlinked into ``~/.pyenv``, a shebang's ``node``) is
-  made visible read-only when the sandbox would otherwise hide it.
+  made visible read-only when the sandbox would otherwise hide it;
+* with the network on, the resolver configuration is readable: where
+  ``/etc/resolv.conf`` links into a hidden place (systemd-resolved's stub in
+  ``/run``), the directory it points to is made visible read-only.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from vsm_mcp.sandbox.profile import SandboxProfile
 
 #: Symlink hops and shebang interpreters followed when looking for a command's runtime.
 MAX_RUNTIME_HOPS = 16
+#: Files a networked server reads to resolve names; often links into /run (hidden).
+RESOLVER_FILES = (Path("/etc/resolv.conf"), Path("/etc/hosts"), Path("/etc/nsswitch.conf"))
 
 
 def _within(path: Path, parent: Path) -> bool:
@@ -71,7 +76,7 @@ class Sandbox:
             self.profile,
             self.host,
             cwd=workdir,
-            extra_read=self.runtime_paths(executable),
+            extra_read=[*self.runtime_paths(executable), *self.network_paths()],
         )
 
     def prepare(self) -> None:
@@ -118,6 +123,19 @@ class Sandbox:
                 todo.append(Path(os.path.normpath(path.parent / os.readlink(path))))
             elif (interpreter := _shebang(path)) is not None:
                 todo.append(interpreter)
+        return needed
+
+    def network_paths(self, files: Sequence[Path] = RESOLVER_FILES) -> list[Path]:
+        """Read-only binds so a networked server can resolve names (none without network)."""
+        if not self.profile.network:
+            return []
+        visible = (*self.profile.writable, *self.profile.read_paths)
+        needed: list[Path] = []
+        for file in files:
+            target = Path(os.path.realpath(file))
+            exposed = target == file or not self._hidden(target) or any(_within(target, v) for v in visible)
+            if not exposed and target.parent not in needed:
+                needed.append(target.parent)
         return needed
 
     def _hidden(self, path: Path) -> bool:
