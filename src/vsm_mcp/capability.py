@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
+from functools import partial
 
+import anyio
 import httpx
 
 from vsm_mcp.acquisition.candidates import known_names
@@ -43,7 +45,8 @@ async def capability_service(
     ``outcomes`` is the learned ledger the ranking uses (loaded from the store when not given).
     """
     config = settings.acquisition
-    catalog = load_shipped_catalog()
+    # Loading and indexing the catalog takes seconds of CPU: off the event loop, which keeps serving.
+    catalog = await anyio.to_thread.run_sync(load_shipped_catalog)
     ledger = outcomes if outcomes is not None else await OutcomeLedger.load(store)
     policy = config.policy(
         allowed_registries=frozenset(registries) if registries is not None else None,
@@ -69,8 +72,9 @@ async def capability_service(
                 network=config.network if network is None else network,
             ),
         )
+        matcher = await anyio.to_thread.run_sync(partial(Matcher, catalog, outcomes=ledger))
         yield CapabilityService(
             acquirer,
-            Matcher(catalog, outcomes=ledger),
+            matcher,
             registry_types=tuple(sorted(policy.allowed_registries)),
         )

@@ -33,9 +33,11 @@ import anyio
 
 from vsm_mcp import report
 from vsm_mcp.acquisition.loop import AcquisitionLoop
-from vsm_mcp.acquisition.pipeline import INSTALLED_KEY, PINS_KEY, FixedAnswer
+from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
+from vsm_mcp.acquisition.pipeline import INSTALLED_KEY, PINS_KEY
 from vsm_mcp.acquisition.verify import pin_changes
 from vsm_mcp.capability import capability_service
+from vsm_mcp.capability_face import CapabilityFace
 from vsm_mcp.core.messages import AlgedonicSignal, Capability, Priority
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import UNLIMITED
@@ -254,6 +256,7 @@ class Runtime:
         registry: FleetRegistry,
         gateway: Gateway,
         demand: SystemDemand,
+        capabilities: CapabilityFace,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -262,6 +265,7 @@ class Runtime:
         self.registry = registry
         self.gateway = gateway
         self.demand = demand
+        self.capabilities = capabilities
         self.acquisition: AcquisitionLoop | None = None
 
     @classmethod
@@ -311,14 +315,15 @@ class Runtime:
                     outcomes=ledger,
                     dead_letters=store,
                     signals=to_channel,
-                    reserved_names=VSM_TOOL_NAMES,
+                    reserved_names=VSM_TOOL_NAMES | CAPABILITY_TOOL_NAMES,
                     log_dir=settings.state_dir / "logs",
                     sandbox=settings.sandbox_policy(),
                 )
                 fleets.append(fleet)
                 async with fleet, anyio.create_task_group() as tg:
                     demand = SystemDemand(system, fleet, store)
-                    gateway = Gateway(fleet, demand=demand, status=demand)
+                    capabilities = CapabilityFace(fleet, registry)
+                    gateway = Gateway(fleet, demand=demand, status=demand, extra=capabilities)
                     runtime = cls(
                         settings=settings,
                         store=store,
@@ -327,29 +332,54 @@ class Runtime:
                         registry=registry,
                         gateway=gateway,
                         demand=demand,
+                        capabilities=capabilities,
                     )
                     tg.start_soon(demand.run)
                     tg.start_soon(registry.keep_in_sync, fleet)
                     tg.start_soon(runtime._sample_units)
                     try:
+                        # The loop needs the service at once; the MCP tools wait for it (the catalog
+                        # takes a couple of seconds to index, and a client should not wait for that).
                         if autonomous:
-                            async with capability_service(
-                                settings, store, FixedAnswer(None), outcomes=ledger
-                            ) as service:
-                                runtime.acquisition = AcquisitionLoop(
-                                    system.bus.inbox(ACQUISITION_INBOX),
-                                    acquirer=service.acquirer,
-                                    matcher=service.matcher,
-                                    s4=system.s4,
-                                    s5=system.s5,
-                                    registry_types=service.registry_types,
-                                )
-                                tg.start_soon(runtime.acquisition.run)
-                                yield runtime
+                            await tg.start(runtime._serve_capabilities, ledger, autonomous)
                         else:
-                            yield runtime
+                            tg.start_soon(runtime._serve_capabilities, ledger, autonomous)
+                        yield runtime
                     finally:
                         tg.cancel_scope.cancel()
+
+    async def _serve_capabilities(
+        self,
+        ledger: OutcomeLedger,
+        autonomous: bool,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Build the one `CapabilityService` (for the MCP tools and, when autonomous, the loop) and keep it."""
+        capabilities = self.capabilities
+        try:
+            async with capability_service(
+                self.settings, self.store, capabilities.approver, outcomes=ledger
+            ) as service:
+                capabilities.attach(service)
+                if autonomous:
+                    self.acquisition = AcquisitionLoop(
+                        self.system.bus.inbox(ACQUISITION_INBOX),
+                        acquirer=service.acquirer,
+                        matcher=service.matcher,
+                        s4=self.system.s4,
+                        s5=self.system.s5,
+                        registry_types=service.registry_types,
+                    )
+                    task_status.started()
+                    await self.acquisition.run()
+                else:
+                    task_status.started()
+                    await anyio.sleep_forever()
+        except (VsmError, OSError) as exc:
+            capabilities.fail(str(exc))
+            if autonomous:
+                raise
 
     async def _sample_units(self) -> None:
         """Tell S3 about unit state changes (with measured RSS) and store the live status."""

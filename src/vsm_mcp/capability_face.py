@@ -1,0 +1,213 @@
+"""The capability tools on the gateway's MCP face: ``vsm_find_capability`` and ``vsm_acquire_capability``.
+
+The gateway may not import the acquisition layer, so the composition root
+hands it a `CapabilityFace` as its `ExtraTools`. The face is listed at once;
+the `CapabilityService` behind it (catalog, registries, installer, sandbox)
+is attached when the runtime has built it, and a call waits for that.
+
+Asking a person: when vetting says ``ask`` (S5 does not auto-approve), the
+question goes to the user of the client that called, as MCP elicitation (one
+yes/no form) on that client's request, if it declared the elicitation
+capability on a connection that can carry a server-to-client request.
+Otherwise nobody can be asked, and the call is refused with a message naming
+the two ways to approve: ``vsm-mcp acquire "QUERY" --yes`` from a terminal,
+or ``[acquisition] auto_approve = true`` for vetted catalog packages.
+
+Invariants:
+
+* the approver is bound per call (a context variable), so concurrent calls
+  from different clients each ask their own user, and the autonomous loop
+  (outside any call) asks nobody;
+* ``vsm_find_capability`` works offline (the shipped catalog);
+* an acquisition returns once its unit is ready in the running fleet, so the
+  new ``SERVER__tool`` names are listed (``tools/list_changed`` sent) by the
+  time the client reads the result; acquiring a package that already runs
+  installs nothing and names the unit that serves it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOLS, VSM_ACQUIRE_CAPABILITY, CapabilityTools
+from vsm_mcp.acquisition.pipeline import AcquisitionPlan
+from vsm_mcp.acquisition.service import Ask, CapabilityService, PromptApprover
+from vsm_mcp.acquisition.vetting import Verdict
+from vsm_mcp.errors import AcquisitionRefusedError, ConfigError, VsmError
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.registry import FleetRegistry
+
+#: Building the service loads and indexes the shipped catalog (about 2 s on one core).
+SERVICE_READY_TIMEOUT_S = 60.0
+#: A unit just verified to start must be ready in the fleet within this.
+UNIT_READY_TIMEOUT_S = 60.0
+
+#: The one question put to the user: accepting the form approves (the box is ticked by default).
+APPROVAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "approve": {
+            "type": "boolean",
+            "title": "Install this server",
+            "description": "untick or decline to refuse",
+            "default": True,
+        }
+    },
+    "required": ["approve"],
+}
+
+
+@dataclass(slots=True)
+class _Caller:
+    """Who called, for the approver: how to ask them (None: nobody) and why not, if not."""
+
+    ask: Ask | None
+    why_not: str = ""
+
+
+_CALLER: ContextVar[_Caller | None] = ContextVar("vsm_mcp_capability_caller", default=None)
+
+
+class CallerApprover:
+    """The `Approver` of the runtime's one `CapabilityService`: asks whoever is calling now, if anyone."""
+
+    async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> bool | None:
+        caller = _CALLER.get()
+        if caller is None or caller.ask is None:
+            return None
+        return await PromptApprover(caller.ask).approve(plan, verdict)
+
+
+def _caller(ctx: ServerRequestContext[Any, Any]) -> _Caller:
+    """How to ask the client of ``ctx``, through MCP elicitation on its request."""
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return _Caller(None, f"a {ctx.protocol_version} connection carries no server-to-client request")
+    wants = types.ClientCapabilities(elicitation=types.ElicitationCapability())
+    if not ctx.session.check_client_capability(wants):
+        return _Caller(None, "this client did not declare the MCP elicitation capability")
+    caller = _Caller(None)
+
+    async def ask(question: str) -> bool | None:
+        try:
+            answer = await ctx.session.elicit_form(
+                question, APPROVAL_SCHEMA, related_request_id=ctx.request_id
+            )
+        except MCPError as exc:
+            caller.why_not = f"the client could not ask its user ({exc.message})"
+            return None
+        if answer.action != "accept":
+            return False  # declined, or dismissed without an answer
+        return (answer.content or {}).get("approve", True) is True
+
+    caller.ask = ask
+    return caller
+
+
+class CapabilityFace:
+    """`ExtraTools` for the gateway: the capability tools over the runtime's service and fleet."""
+
+    def __init__(self, fleet: Fleet, registry: FleetRegistry) -> None:
+        self.fleet = fleet
+        self.registry = registry
+        self.approver = CallerApprover()
+        self.service: CapabilityService | None = None
+        self._tools: CapabilityTools | None = None
+        self._ready = anyio.Event()
+        self._unavailable = ""
+
+    def attach(self, service: CapabilityService) -> None:
+        """The service is built: calls may run."""
+        self.service = service
+        self._tools = CapabilityTools(service)
+        self._ready.set()
+
+    def fail(self, reason: str) -> None:
+        """The service cannot be built: every call says ``reason``."""
+        self._unavailable = reason
+        self._ready.set()
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return CAPABILITY_TOOLS
+
+    async def call(
+        self, name: str, arguments: dict[str, Any], ctx: ServerRequestContext[Any, Any]
+    ) -> dict[str, Any]:
+        """Run a capability tool for the client of ``ctx``.
+
+        Raises:
+            VsmError: bad arguments, refused (the message says how to approve), or failed and rolled back.
+        """
+        with anyio.move_on_after(SERVICE_READY_TIMEOUT_S):
+            await self._ready.wait()
+        if self._tools is None or self.service is None:
+            raise VsmError(
+                f"{name}: capability acquisition is unavailable: {self._unavailable or 'not ready'}"
+            )
+        if name != VSM_ACQUIRE_CAPABILITY:
+            return await self._tools.call(name, arguments)
+        caller = _caller(ctx)
+        token = _CALLER.set(caller)
+        try:
+            return await self._acquire(self.service, self._tools, arguments, caller)
+        finally:
+            _CALLER.reset(token)
+
+    async def _acquire(
+        self, service: CapabilityService, tools: CapabilityTools, arguments: dict[str, Any], caller: _Caller
+    ) -> dict[str, Any]:
+        query = arguments.get("query")
+        if isinstance(query, str) and query.strip():
+            server, package = arguments.get("server"), arguments.get("package")
+            plan = await service.plan(
+                query,
+                server=server if isinstance(server, str) else None,
+                package=package if isinstance(package, str) else None,
+            )
+            existing = await service.acquirer.installed_unit(plan.candidate)
+            if existing is not None:
+                return {
+                    "server": existing,
+                    "package": plan.candidate.ref,
+                    "already_installed": True,
+                    "tools": [r.public for r in self.fleet.routes.tools.values() if r.unit == existing],
+                }
+        try:
+            result = await tools.call(VSM_ACQUIRE_CAPABILITY, arguments)
+        except AcquisitionRefusedError as exc:
+            if exc.rule == "operator" and (caller.ask is None or caller.why_not):
+                raise AcquisitionRefusedError(
+                    "operator",
+                    f"S5 asks a person to approve this, but nobody can be asked: "
+                    f"{caller.why_not or 'this client cannot be asked'}. Approve it with "
+                    f'`vsm-mcp acquire "{query}" --yes`, or let S5 approve vetted catalog packages '
+                    "with `[acquisition] auto_approve = true` in the settings file",
+                ) from exc
+            raise
+        await self._wait_ready(str(result["server"]))
+        return {**result, "already_installed": False}
+
+    async def _wait_ready(self, unit: str) -> None:
+        """Start ``unit`` in the running fleet now (the registry sync would within a second) and wait."""
+        spec = (await self.registry.desired()).get(unit)
+        if spec is None:
+            raise VsmError(f"{unit!r} was acquired but is not in the fleet registry")
+        if unit not in self.fleet.units:
+            with contextlib.suppress(ConfigError):  # the registry sync added it first
+                await self.fleet.add(spec)
+        try:
+            with anyio.fail_after(UNIT_READY_TIMEOUT_S):
+                await self.fleet.wait_ready(unit)
+        except TimeoutError:
+            raise VsmError(
+                f"{unit!r} was acquired but did not become ready within {UNIT_READY_TIMEOUT_S:g} s; "
+                f"see `vsm-mcp servers logs {unit}`"
+            ) from None
