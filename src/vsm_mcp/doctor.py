@@ -97,17 +97,28 @@ def check_python_installers() -> Check:
     return Check("uv/pip", Verdict.FAIL, "neither uv nor pip works", "pip install uv")
 
 
-def check_bubblewrap(state_dir: Path) -> Check:
-    """bubblewrap creates a sandbox shaped exactly like a real server launch (not only exists on PATH)."""
+def check_bubblewrap(state_dir: Path, mode: str = "prefer") -> Check:
+    """bubblewrap creates a sandbox shaped exactly like a real server launch (not only exists on PATH).
+
+    ``mode`` is the ``[sandbox]`` default: with ``require``, no bubblewrap means
+    the servers will not start (FAIL); with ``prefer`` they run UNSANDBOXED (WARN).
+    """
     try:
         host = Host.detect(state_dir)
     except SandboxError as exc:
         return Check("bubblewrap", Verdict.FAIL, str(exc), "apt-get install util-linux")
     if host.bwrap is None and shutil.which("bwrap") is None:
+        if mode == "require":
+            return Check(
+                "bubblewrap",
+                Verdict.FAIL,
+                'bwrap not found and [sandbox] mode = "require": stdio servers will not start',
+                'apt-get install bubblewrap (or set [sandbox] mode = "prefer")',
+            )
         return Check(
             "bubblewrap",
             Verdict.WARN,
-            "bwrap not found: downstream servers would run UNSANDBOXED (policy decides if that is allowed)",
+            f'bwrap not found: stdio servers would run UNSANDBOXED ([sandbox] mode = "{mode}")',
             "apt-get install bubblewrap",
         )
     if host.bwrap is None:
@@ -139,12 +150,12 @@ def check_state_dir(state_dir: Path) -> Check:
     return Check("state dir", Verdict.OK, f"{state_dir} is writable")
 
 
-def diagnose(state_dir: Path) -> list[Check]:
-    """Run every check, in a fixed order."""
+def diagnose(state_dir: Path, *, sandbox_mode: str = "prefer") -> list[Check]:
+    """Run every check, in a fixed order (``sandbox_mode``: the ``[sandbox]`` default mode)."""
     return [
         check_python(),
         check_node(),
         check_python_installers(),
-        check_bubblewrap(state_dir),
+        check_bubblewrap(state_dir, sandbox_mode),
         check_state_dir(state_dir),
     ]

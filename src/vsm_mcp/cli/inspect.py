@@ -111,7 +111,8 @@ def variety(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Check Python, node/npx, uv/pip, bubblewrap and the state dir; say how to fix each."""
-    checks = diagnose(state_of(ctx).settings().state_dir)
+    settings = state_of(ctx).settings()
+    checks = diagnose(settings.state_dir, sandbox_mode=settings.sandbox.mode)
     failed = any(c.verdict is Verdict.FAIL for c in checks)
     if as_json:
         typer.echo(
