@@ -33,3 +33,27 @@ def test_public_names_follow_the_namespace() -> None:
 def test_idle_timeout_cannot_exceed_the_absolute_one() -> None:
     with pytest.raises(ValidationError, match="idle_timeout_s"):
         ServerSpec(name="x", command="t", idle_timeout_s=10, call_timeout_s=5)
+
+
+def test_a_sandbox_section_is_for_stdio_servers_with_absolute_paths() -> None:
+    with pytest.raises(ValidationError, match="a sandbox applies to stdio servers only"):
+        ServerSpec(name="x", url="http://h/mcp", sandbox={"mode": "require"})  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="sandbox path 'data' must be absolute"):
+        ServerSpec(name="x", command="t", sandbox={"data_dirs": ["data"]})  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="Input should be 'require', 'prefer' or 'off'"):
+        ServerSpec(name="x", command="t", sandbox={"mode": "maybe"})  # type: ignore[arg-type]
+
+
+def test_a_partial_limits_table_overrides_only_what_it_names() -> None:
+    spec = ServerSpec.model_validate(
+        {"name": "x", "command": "t", "sandbox": {"limits": {"nproc": 512}, "data_dirs": ["/srv/a/../b"]}}
+    )
+    assert spec.sandbox is not None
+    assert (spec.sandbox.limits.nproc, spec.sandbox.limits.data_bytes) == (512, 4 * 1024**3)
+    assert [str(p) for p in spec.sandbox.data_dirs] == ["/srv/b"]
+    assert (spec.sandbox.mode, spec.sandbox.network, spec.sandbox.prefix) == (None, None, None)
+    # What is stored names only what was chosen: the rest stays the policy's.
+    assert spec.model_dump(mode="json", exclude_defaults=True)["sandbox"] == {
+        "data_dirs": ["/srv/b"],
+        "limits": {"nproc": 512},
+    }
