@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 import pytest
+from mcp import Client
 
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.gateway import Gateway
 from vsm_mcp.gateway.events import EventLog
-from vsm_mcp.gateway.transport import MCP_PATH, RETRY_INTERVAL_MS, serve_http
+from vsm_mcp.gateway.transport import HTTP_SHUTDOWN_S, MCP_PATH, RETRY_INTERVAL_MS, serve_http
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -150,3 +153,40 @@ async def test_another_session_cannot_replay_a_session_s_events(
     assert response.status_code == 200
     assert "serverInfo" not in response.text
     assert response.text.strip() == ""
+
+
+async def test_stopping_ends_open_streams_at_once_and_quietly(
+    probe_spec: Callable[..., ServerSpec], capfd: pytest.CaptureFixture[str]
+) -> None:
+    spec = probe_spec("probe")
+    async with Fleet([spec]) as fleet, anyio.create_task_group() as tg:
+        with anyio.fail_after(20):
+            await fleet.wait_ready(spec.name)
+        serving = anyio.CancelScope()
+        stopped = anyio.Event()
+
+        async def run(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            with serving:
+                await serve_http(Gateway(fleet), "127.0.0.1", 0, task_status=task_status)
+            stopped.set()
+
+        url = f"http://127.0.0.1:{await tg.start(run)}{MCP_PATH}"
+        async with httpx.AsyncClient(timeout=20) as http, Client(url) as modern:
+            session, _ = await _open_session(http, url)
+            headers = {"accept": ACCEPT, "mcp-session-id": session, "mcp-protocol-version": VERSION}
+            async with (
+                http.stream("GET", url, headers=headers) as stream,
+                modern.listen(tools_list_changed=True) as events,
+            ):
+                assert stream.status_code == 200
+                started = time.monotonic()
+                serving.cancel()
+                with anyio.fail_after(HTTP_SHUTDOWN_S):
+                    assert [e async for e in _events(stream)] == []
+                    assert [e async for e in events] == []
+                    await stopped.wait()
+                took = time.monotonic() - started
+    assert took < 1.5  # nothing waited for the graceful-shutdown timeout
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "ERROR" not in err
