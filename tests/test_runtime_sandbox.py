@@ -137,3 +137,44 @@ async def test_require_without_bwrap_fails_the_unit_and_stores_a_pain_alert(
             'its sandbox mode is "require" (install bubblewrap, or set mode = "prefer" to let it run unsandboxed)'
         )
         assert runtime.fleet.status()[0]["state"] == "failed"
+
+
+def _server_pids(group: int) -> list[int]:
+    """Host pids in process group ``group`` running the fixture server itself (not bwrap)."""
+    found = []
+    for p in Path("/proc").iterdir():
+        try:
+            argv = (p / "cmdline").read_bytes().split(b"\0")
+            pgrp = (p / "stat").read_text().rsplit(")", 1)[1].split()[2]
+        except (OSError, IndexError):
+            continue
+        if pgrp == str(group) and str(SERVER).encode() in argv and not argv[0].endswith(b"bwrap"):
+            found.append(int(p.name))
+    return found
+
+
+def _vm_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+@pytest.mark.external
+async def test_s3_gets_the_memory_of_the_whole_sandbox_not_of_bwrap(base: Path) -> None:
+    if Host.detect(base).bwrap is None:
+        pytest.skip("bubblewrap is not installed") if shutil.which("bwrap") is None else pytest.fail(
+            "bwrap broken"
+        )
+    from vsm_mcp.runtime import _rss_bytes
+
+    async with Runtime.open(settings_for(base), seed=7) as runtime:
+        with anyio.fail_after(READY_TIMEOUT_S):
+            unit = await runtime.fleet.wait_ready("box")
+        leader = unit.pid
+        assert leader is not None
+        [server] = _server_pids(leader)
+        assert server != leader  # bwrap leads the group; the server runs inside
+        measured = _rss_bytes(leader)
+        assert measured is not None
+        assert measured >= _vm_rss(server) > _vm_rss(leader)

@@ -21,12 +21,12 @@ stores the alerts still queued), then closes the store.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -88,17 +88,30 @@ def viable_config(settings: Settings, *, autonomous: bool = False) -> ViableConf
 
 
 def _rss_bytes(pid: int | None) -> int | None:
-    """Resident memory of a process from /proc (None when unknown or gone)."""
+    """Resident memory of a unit's whole process group from /proc (None when unknown or gone).
+
+    ``pid`` leads the group (the fleet starts each server in a session of its own). The group
+    is what the server costs: a sandboxed server's leader is bwrap, the server runs below it,
+    and an ``npx`` launcher's node runs below npm.
+    """
     if pid is None:
         return None
-    try:
-        with Path(f"/proc/{pid}/status").open() as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
+    page = os.sysconf("SC_PAGE_SIZE")
+    total, found = 0, False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pid:  # fields: state, ppid, pgrp, ...
+                continue
+            with open(f"/proc/{entry.name}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+            found = True
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return total if found else None
 
 
 class ObservedFleet(Fleet):
