@@ -119,6 +119,14 @@ def test_off_runs_the_command_as_written_and_never_probes_the_host(tmp_path: Pat
     assert confinement._host is None
 
 
+def test_a_spec_stored_as_a_bwrap_command_line_is_refused_not_wrapped_twice(tmp_path: Path) -> None:
+    legacy = ServerSpec(name="old", command="/usr/bin/bwrap", args=["--ro-bind", "/", "/", "--", "true"])
+    with pytest.raises(
+        SandboxError, match=r"remove it \(vsm-mcp servers remove old\) and acquire or add it again"
+    ):
+        Confinement(policy(tmp_path)).plan_now(legacy)
+
+
 # -- the fleet's launch path, real bubblewrap -------------------------------------------
 
 

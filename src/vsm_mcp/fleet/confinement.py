@@ -18,6 +18,8 @@ Invariants:
   `SandboxUnavailableError` and nothing is started;
 * ``prefer`` degrades to resource limits and a scrubbed environment, and the
   result says ``UNSANDBOXED`` (logged as a warning);
+* a spec whose command is itself ``bwrap`` (stored by an older version) is
+  refused, never wrapped twice;
 * environment values live only in the plan handed to the process; what is
   logged or shown is `LaunchPlan.describe` and `Confined.summary` (names only).
 """
@@ -155,6 +157,11 @@ class Confinement:
         assert spec.command is not None, "only stdio servers are launched"
         mode, network = self.mode(spec), self.network(spec)
         profile = self.profile(spec)
+        if profile is not None and Path(spec.command).name == "bwrap":
+            raise SandboxError(
+                f"server {spec.name!r} is stored as a bubblewrap command line (an older vsm-mcp wrote it): "
+                f"remove it (vsm-mcp servers remove {spec.name}) and acquire or add it again"
+            )
         if profile is None:
             plain = LaunchPlan(
                 argv=(spec.command, *spec.args),
