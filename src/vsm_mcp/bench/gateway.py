@@ -159,7 +159,7 @@ def _rss_kib(pid: int) -> int:
 
 
 async def _gateway_rss(units: int, extra_tools: int, state: Path) -> tuple[int, int]:
-    """(gateway RSS in KiB once every unit is ready, tools listed)."""
+    """(gateway RSS in KiB once every unit is ready, tools listed, the gateway's own included)."""
     env = _gateway_env(state, units, extra_tools)
     process = await anyio.open_process(
         [sys.executable, "-m", "vsm_mcp.cli.serve", "--http", "127.0.0.1:0"], env=env, stdout=None
@@ -182,7 +182,7 @@ async def _gateway_rss(units: int, extra_tools: int, state: Path) -> tuple[int, 
                     if len(units_up) == units:
                         break
                     await anyio.sleep(0.1)
-            tools = len((await client.list_tools()).tools) - 4  # minus the VSM tools
+            tools = len((await client.list_tools()).tools)
             for _ in range(3 * units):  # let every session settle
                 await client.call_tool("vsm_status", {})
             return _rss_kib(process.pid), tools
@@ -230,9 +230,11 @@ async def run(
             for key in runs[0]:
                 result[f"{name}_{key}"] = round(statistics.median(r[key] for r in runs), 3)
         # Three gateways: no server; `units` servers of 1 tool; `units` servers of 1 + MEMORY_EXTRA_TOOLS.
-        rss_empty, _ = await _gateway_rss(0, 0, Path(tmp) / "m0")
+        rss_empty, own_tools = await _gateway_rss(0, 0, Path(tmp) / "m0")
         rss_small, small_tools = await _gateway_rss(units, 0, Path(tmp) / "m1")
         rss_big, big_tools = await _gateway_rss(units, MEMORY_EXTRA_TOOLS, Path(tmp) / "m2")
+        small_tools -= own_tools  # the VSM tools every gateway lists
+        big_tools -= own_tools
     per_tool = (rss_big - rss_small) / max(big_tools - small_tools, 1)
     result["memory_units"] = units
     result["memory_tools"] = big_tools

@@ -1,8 +1,8 @@
 """A downstream MCP server as a child process, bridged to SDK message streams.
 
-The framing is the SDK's (``mcp_types.jsonrpc_message_adapter`` and
-`SessionMessage`); what this module adds over `mcp.client.stdio` is process
-control the gateway needs:
+The framing is the SDK's, read and written by the session itself through
+`vsm_mcp.fleet.wire` (no pump tasks on the call path); what this module adds
+over `mcp.client.stdio` is process control the gateway needs:
 
 * the child runs in its own session and process group, and the whole group is
   killed when the unit stops (close stdin, SIGTERM after a grace period,
@@ -17,11 +17,13 @@ control the gateway needs:
   gets the plan's description (environment names only, never values);
 * a stdout line that is not JSON-RPC is reported to the session as an
   exception and counted, never fatal;
-* `ChildProcess.gone` is set when the server exits (a pidfd turns readable)
-  or its stdout reaches EOF, which is how a unit learns its server died.
+* `ChildProcess.gone` is set when the server exits (a pidfd turns readable),
+  its stdout reaches EOF or its stdin breaks, which is how a unit learns its
+  server died.
 
-Structured concurrency: the three pipe pumps run in a task group owned by the
-`spawn` context manager; leaving it always stops and reaps the process.
+Structured concurrency: the stderr pump and the exit watcher run in a task
+group owned by the `spawn` context manager; leaving it always stops and reaps
+the process.
 """
 
 from __future__ import annotations
@@ -39,12 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-import mcp_types as types
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.shared.message import SessionMessage
 
 from vsm_mcp.fleet.confinement import Confinement
 from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.fleet.wire import LineReader, LineWriter
 from vsm_mcp.sandbox import LaunchPlan
 
 #: Longest stdout line accepted (one JSON-RPC message); large tool results fit.
@@ -55,8 +55,6 @@ STDIN_CLOSE_GRACE_S = 0.5
 TERM_GRACE_S = 1.0
 #: Waiting for the kernel to report a SIGKILLed child; only an unkillable process exhausts it.
 REAP_TIMEOUT_S = 2.0
-#: Most messages written to a server's stdin in one go.
-WRITE_BATCH = 64
 #: How often a stopping unit checks whether its process has exited.
 EXIT_POLL_S = 0.01
 #: stderr lines kept per unit.
@@ -101,13 +99,7 @@ async def spawn(
     stderr_log: Path | None = None,
     *,
     plan: LaunchPlan | None = None,
-) -> AsyncIterator[
-    tuple[
-        MemoryObjectReceiveStream[SessionMessage | Exception],
-        MemoryObjectSendStream[SessionMessage],
-        ChildProcess,
-    ]
-]:
+) -> AsyncIterator[tuple[LineReader, LineWriter, ChildProcess]]:
     """Start ``plan`` (by default: ``spec`` as a bare `Confinement` plans it, honouring the
     spec's own sandbox section) and yield the SDK stream pair and the process handle.
 
@@ -131,33 +123,14 @@ async def spawn(
     child = ChildProcess(pid=proc.pid)
     if stderr_ring is not None:
         child.stderr = stderr_ring
-    read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
-    write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](16)
+    assert proc.stdout is not None and proc.stdin is not None
 
-    async def pump_stdout() -> None:
-        assert proc.stdout is not None
-        async with read_send:
-            while True:
-                try:
-                    line = await proc.stdout.readline()
-                except (ValueError, ConnectionError):
-                    break  # a line over the limit or a broken pipe: the session cannot continue
-                if not line:
-                    break
-                if not line.strip():
-                    continue
-                try:
-                    message: SessionMessage | Exception = SessionMessage(
-                        types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-                    )
-                except ValueError as exc:
-                    child.garbage_lines += 1
-                    message = exc
-                try:
-                    await read_send.send(message)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    break
-        child.gone.set()
+    def garbage() -> None:
+        child.garbage_lines += 1
+
+    # The session reads and writes the pipes itself (no pump tasks): see `vsm_mcp.fleet.wire`.
+    read = LineReader(proc.stdout, on_eof=child.gone.set, on_garbage=garbage)
+    write = LineWriter(proc.stdin, on_broken=child.gone.set)
 
     async def watch_exit() -> None:
         # A pidfd turns readable when the process exits: no polling, and no waiting for a
@@ -173,29 +146,6 @@ async def spawn(
                 os.close(pidfd)
         child.exited.set()
         child.gone.set()
-
-    async def pump_stdin() -> None:
-        assert proc.stdin is not None
-        async with write_recv:
-            async for session_message in write_recv:
-                # Messages already queued go out in the same write: one syscall and one wake-up
-                # of the server for a burst of concurrent calls.
-                batch = [session_message]
-                while len(batch) < WRITE_BATCH:
-                    try:
-                        batch.append(write_recv.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                data = b"".join(
-                    m.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
-                    for m in batch
-                )
-                try:
-                    proc.stdin.write(data)
-                    await proc.stdin.drain()
-                except (ConnectionError, RuntimeError):
-                    child.gone.set()
-                    return
 
     async def pump_stderr() -> None:
         assert proc.stderr is not None
@@ -221,20 +171,17 @@ async def spawn(
 
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(pump_stdout)
-            tg.start_soon(pump_stdin)
             tg.start_soon(pump_stderr)
             tg.start_soon(watch_exit)
             try:
-                yield read_recv, write_send, child
+                yield read, write, child
             finally:
                 with anyio.CancelScope(shield=True):
                     await _stop(proc, child.exited)
                     child.returncode = proc.returncode
                 tg.cancel_scope.cancel()
     finally:
-        for stream in (read_send, read_recv, write_send, write_recv):
-            stream.close()
+        await read.aclose()
 
 
 async def _stop(proc: asyncio.subprocess.Process, exited: anyio.Event) -> None:

@@ -1,13 +1,15 @@
-"""The gateway's stdin/stdout, served by the SDK's `stdio_server` over event-loop pipes.
+"""The gateway's stdin/stdout as the SDK's stream pair, over event-loop pipes and no relay tasks.
 
 The SDK's default stdio transport reads and writes through worker threads (a
-thread hop per line); a proxy pays that on every message, so here the same
-SDK transport (its framing and parsing) is given lines from asyncio pipe
-streams instead. Invariants, as in the SDK: while serving, fd 0 is the null
-device and fd 1 is stderr, so nothing else (a stray print, a child process)
-can read the client's input or corrupt the wire; both are restored on exit.
-When stdin or stdout is not a pipe, socket or terminal (e.g. a regular
-file), the SDK's own threaded transport is used unchanged.
+thread hop per line) and relays every message through a task and a memory
+stream; a proxy pays that on every message. Here the server's receive loop
+reads and parses the client's lines itself and a send writes its line on the
+spot (`vsm_mcp.fleet.wire`: the SDK's framing and parsing, minus the hops).
+Invariants, as in the SDK: while serving, fd 0 is the null device and fd 1 is
+stderr, so nothing else (a stray print, a child process) can read the
+client's input or corrupt the wire; both are restored on exit. When stdin or
+stdout is not a pipe, socket or terminal (e.g. a regular file), the SDK's own
+threaded transport is used unchanged.
 """
 
 from __future__ import annotations
@@ -16,49 +18,15 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import Any, cast
+from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.stdio import stdio_server
-from mcp.shared.message import SessionMessage
+
+from vsm_mcp.fleet.wire import LineReader, LineWriter
 
 #: Longest line accepted from the client (one JSON-RPC message).
 MAX_LINE_BYTES = 64 * 1024 * 1024
-
-Streams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage]]
-
-
-class _Lines:
-    """``async for line in stdin`` over an asyncio reader."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
-
-    def __aiter__(self) -> _Lines:
-        return self
-
-    async def __anext__(self) -> str:
-        try:
-            line = await self._reader.readline()
-        except (ValueError, ConnectionError):
-            raise StopAsyncIteration from None
-        if not line:
-            raise StopAsyncIteration
-        return line.decode("utf-8", errors="replace")
-
-
-class _Out:
-    """``await stdout.write(text)`` / ``await stdout.flush()`` over an asyncio writer."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-
-    async def write(self, text: str) -> None:
-        self._writer.write(text.encode("utf-8"))
-
-    async def flush(self) -> None:
-        await self._writer.drain()
 
 
 @asynccontextmanager
@@ -90,8 +58,11 @@ async def stdio_streams() -> AsyncIterator[Any]:
         os.dup2(null, 0)
         os.close(null)
         os.dup2(2, 1)
-        async with stdio_server(stdin=cast(Any, _Lines(reader)), stdout=cast(Any, _Out(writer))) as streams:
-            yield streams
+        write = LineWriter(writer)
+        try:
+            yield LineReader(reader), write
+        finally:
+            await write.aclose()  # lines still queued go out before the pipe closes
     finally:
         for transport in transports:
             transport.close()

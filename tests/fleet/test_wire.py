@@ -1,0 +1,135 @@
+"""The session's own pipe streams: SDK framing, garbage as exceptions, one write per loop turn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp.shared.message import SessionMessage
+
+from vsm_mcp.fleet.wire import HIGH_WATER_BYTES, LineReader, LineWriter
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def pipe_reader(data: bytes, limit: int = 2**16) -> AsyncIterator[asyncio.StreamReader]:
+    """A StreamReader over a real pipe that already holds ``data`` and is closed after it."""
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(r, "rb", buffering=0)
+    )
+    try:
+        yield reader
+    finally:
+        transport.close()
+
+
+@asynccontextmanager
+async def pipe_writer() -> AsyncIterator[tuple[asyncio.StreamWriter, int]]:
+    """A StreamWriter over a real pipe, and the pipe's read end (non-blocking)."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(w, "wb", buffering=0)
+    )
+    try:
+        yield asyncio.StreamWriter(transport, protocol, None, loop), r
+    finally:
+        transport.close()
+        os.close(r)
+
+
+def _request(i: int) -> SessionMessage:
+    return SessionMessage(types.JSONRPCRequest(jsonrpc="2.0", id=i, method="ping"))
+
+
+async def test_reader_parses_lines_skips_blank_ones_and_hands_garbage_over_as_exceptions() -> None:
+    eofs: list[int] = []
+    garbage: list[int] = []
+    data = b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n\n   \nnot json\n{"jsonrpc":"2.0","id":1,"result":{}}'
+    async with pipe_reader(data) as reader:
+        stream = LineReader(reader, on_eof=lambda: eofs.append(1), on_garbage=lambda: garbage.append(1))
+        items = [item async for item in stream]
+        with pytest.raises(anyio.EndOfStream):
+            await stream.receive()
+    assert len(items) == 3
+    first, second, third = items
+    assert isinstance(first, SessionMessage) and isinstance(first.message, types.JSONRPCRequest)
+    assert first.message.method == "ping"
+    assert isinstance(second, ValueError)
+    assert isinstance(third, SessionMessage) and isinstance(third.message, types.JSONRPCResponse)
+    assert garbage == [1]
+    assert eofs == [1]  # once, though receive was called again after the end
+
+
+async def test_reader_ends_on_a_line_over_the_limit() -> None:
+    eofs: list[int] = []
+    async with pipe_reader(b"x" * 200 + b"\n", limit=64) as reader:
+        stream = LineReader(reader, on_eof=lambda: eofs.append(1))
+        assert [item async for item in stream] == []
+    assert eofs == [1]
+
+
+async def test_lines_sent_in_one_loop_turn_go_out_in_one_write_in_order() -> None:
+    async with pipe_writer() as (writer, r):
+        stream = LineWriter(writer)
+        for i in range(3):
+            await stream.send(_request(i))
+        with pytest.raises(BlockingIOError):
+            os.read(r, 65536)  # nothing written yet: the flush runs after this turn
+        with anyio.fail_after(5):
+            await anyio.wait_readable(r)
+        data = os.read(r, 65536)
+    lines = data.decode().splitlines()
+    assert [types.jsonrpc_message_adapter.validate_json(line).id for line in lines] == [0, 1, 2]  # type: ignore[union-attr]
+    assert data.endswith(b"\n")
+
+
+async def test_send_waits_while_the_pipe_is_full_and_resumes_once_drained() -> None:
+    async with pipe_writer() as (writer, r):
+        stream = LineWriter(writer)
+        big = SessionMessage(
+            types.JSONRPCResponse(jsonrpc="2.0", id=1, result={"text": "y" * (HIGH_WATER_BYTES * 4)})
+        )
+        done = anyio.Event()
+
+        async def send() -> None:
+            await stream.send(big)
+            done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send)
+            await anyio.sleep(0.05)
+            assert not done.is_set()  # a 256 KiB line does not fit the pipe: back-pressure
+            received = b""
+            with anyio.fail_after(5):
+                while not received.endswith(b"\n"):
+                    await anyio.wait_readable(r)
+                    received += os.read(r, 1 << 20)
+                await done.wait()
+    assert len(received) > HIGH_WATER_BYTES * 4
+
+
+async def test_send_after_close_or_a_broken_pipe_raises_and_reports_it() -> None:
+    broken: list[int] = []
+    async with pipe_writer() as (writer, _):
+        stream = LineWriter(writer, on_broken=lambda: broken.append(1))
+        await stream.aclose()
+        with pytest.raises(anyio.ClosedResourceError):
+            await stream.send(_request(1))
+        stream = LineWriter(writer, on_broken=lambda: broken.append(1))
+        writer.transport.close()
+        with pytest.raises(anyio.BrokenResourceError):
+            await stream.send(_request(2))
+    assert broken == [1]
