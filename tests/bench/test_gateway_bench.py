@@ -24,6 +24,14 @@ async def test_bench_reports_throughput_latency_ratios_and_memory(tmp_path: Path
         ):
             assert result[f"{target}_{key}"] > 0, key
         assert result[f"{target}_p50_ms"] <= result[f"{target}_p99_ms"]
+        for mode in ("", "concurrent_"):
+            parts = [result[f"{target}_{mode}{p}_cpu_us_per_call"] for p in ("client", "proxy", "server")]
+            assert parts[0] > 0 and parts[2] > 0, (target, mode)
+            assert result[f"{target}_{mode}total_cpu_us_per_call"] == pytest.approx(sum(parts), abs=0.2)
+            assert result[f"{target}_{mode}cpu_bound_calls_per_s"] > 0
+    assert result["direct_proxy_cpu_us_per_call"] == 0  # nothing between client and server
+    assert result["gateway_proxy_cpu_us_per_call"] > 0
+    assert result["downstream_sandbox"] == "off"
     assert result["gateway_vs_direct_ratio"] == round(
         result["gateway_calls_per_s"] / result["direct_calls_per_s"], 3
     )

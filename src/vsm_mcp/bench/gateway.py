@@ -8,13 +8,22 @@ Three targets, all spoken to over stdio by the SDK's `Client` (handshake era):
 * fastmcp: FastMCP 4's ``create_proxy`` fronting that server, run from its own venv
   (scripts/install-test-servers.sh); skipped, and said so, when it is not installed.
 
+The echo server is the same program in all three, unsandboxed in all three (the gateway's is
+configured with ``sandbox.mode = "off"``), so only the proxy differs.
+
 For each: ``calls`` sequential calls, then ``calls`` calls from 16 concurrent workers, after
 a warm-up; every latency is measured around the client's ``call_tool``. ``repeat`` passes
 interleave the targets and each figure is the median over them. Memory: resident set
 of a gateway process with no server vs with ``units`` echo servers, per unit and per tool.
-``*_cpu_us_per_call`` is the CPU time (user + system, from /proc) of the process the client talks
-to (the echo server, the gateway, the FastMCP proxy) per call. Every number comes from these
-runs; nothing is estimated.
+
+CPU, per call and per phase (``concurrent_`` prefix for the concurrent one), user + system
+time from /proc: ``*_client_cpu_us_per_call`` (this process, the client),
+``*_proxy_cpu_us_per_call`` (the gateway or FastMCP; 0 when direct),
+``*_server_cpu_us_per_call`` (the echo server), their sum ``*_total_cpu_us_per_call``, and
+``*_cpu_bound_calls_per_s``, the most those CPU costs allow on ``cores`` CPUs (sequential:
+one process at a time; concurrent: the busiest process fills one core, or all fill every
+core). ``*_cpu_us_per_call`` is the process the client talks to over both phases. Every
+number comes from these runs; nothing is estimated.
 """
 
 from __future__ import annotations
@@ -32,8 +41,11 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from rich.table import Table
 
 CONCURRENCY = 16
+#: CPUs this process may run on, shared by the three processes (client, proxy, server).
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 #: Tools per echo server in the memory measurement (1 + this many), so per-tool cost shows.
 MEMORY_EXTRA_TOOLS = 24
 WARMUP_CALLS = 200
@@ -61,7 +73,8 @@ def _echo_command() -> list[str]:
     return [sys.executable, "-m", "vsm_mcp.bench.echo_server"]
 
 
-def _gateway_env(state: Path, units: int, extra_tools: int = 0) -> dict[str, str]:
+def _gateway_env(state: Path, units: int, extra_tools: int = 0, sandbox: str | None = None) -> dict[str, str]:
+    """A state dir whose config runs ``units`` echo servers; ``sandbox`` overrides their sandbox mode."""
     state.mkdir(parents=True, exist_ok=True)
     lines = []
     for i in range(units):
@@ -72,6 +85,8 @@ def _gateway_env(state: Path, units: int, extra_tools: int = 0) -> dict[str, str
             f"args = {json.dumps(command[1:])}",
             'namespace = ""' if units == 1 else f'namespace = "e{i}"',
         ]
+        if sandbox is not None:
+            lines += [f"[servers.echo{i}.sandbox]", f"mode = {json.dumps(sandbox)}"]
     (state / "config.toml").write_text("\n".join(lines) + "\n")
     return {**os.environ, "VSM_MCP_STATE_DIR": str(state)}
 
@@ -87,9 +102,18 @@ async def _client(command: list[str], env: dict[str, str] | None = None) -> Asyn
 
 
 def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu_s() -> float:
+    """User + system CPU seconds of this process (the client), all threads."""
+    times = os.times()
+    return times.user + times.system
 
 
 def _children(pid: int) -> list[int]:
@@ -104,13 +128,74 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
+    return found
+
+
+def _processes() -> tuple[int, int]:
+    """(the process the client talks to, the echo server behind it; the same process when direct).
+
+    The echo server is the deepest descendant running `echo_server` (a sandbox launcher's
+    command line names it too).
+    """
+    target = max(_children(os.getpid()), default=0)
+    echo = [
+        pid for pid in [target, *_descendants(target)] if pid if b"vsm_mcp.bench.echo_server" in _cmdline(pid)
+    ]
+    return target, echo[-1] if echo else 0
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+class _CpuMeter:
+    """CPU seconds of the client, the proxy (none when direct) and the echo server over one phase."""
+
+    def __init__(self, target: int, server: int) -> None:
+        self.proxy = target if target != server else 0
+        self.server = server
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        return (
+            _self_cpu_s(),
+            _cpu_s(self.proxy) if self.proxy else 0.0,
+            _cpu_s(self.server) if self.server else 0.0,
+        )
+
+    def per_call(self, prefix: str, calls: int) -> dict[str, float]:
+        now = self._read()
+        client, proxy, server = ((b - a) / calls * 1e6 for a, b in zip(self._start, now, strict=True))
+        out = {
+            f"{prefix}client_cpu_us_per_call": round(client, 1),
+            f"{prefix}proxy_cpu_us_per_call": round(proxy, 1),
+            f"{prefix}server_cpu_us_per_call": round(server, 1),
+            f"{prefix}total_cpu_us_per_call": round(client + proxy + server, 1),
+        }
+        # What the CPUs allow at most, a measured bound to read the throughput against: one call at
+        # a time, the processes take turns; concurrently, the busiest one fills a core or all of
+        # them fill every core.
+        total = client + proxy + server
+        if total > 0:
+            bound = 1e6 / total if not prefix else min(1e6 / max(client, proxy, server), CORES * 1e6 / total)
+            out[f"{prefix}cpu_bound_calls_per_s"] = round(bound, 1)
+        return out
+
+
 async def _measure(client: Client, calls: int) -> dict[str, float]:
     for _ in range(WARMUP_CALLS):
         await client.call_tool("echo", {"text": "warm"})
     out: dict[str, float] = {}
-    # The process the client talks to, and its CPU time per call over both passes.
-    target = max(_children(os.getpid()), default=0)
-    cpu_before = _cpu_s(target) if target else 0.0
+    target, server = _processes()
+    meter = _CpuMeter(target, server)
+    all_before = _cpu_s(target)
     latencies: list[float] = []
     start = time.perf_counter()
     for i in range(calls):
@@ -119,6 +204,7 @@ async def _measure(client: Client, calls: int) -> dict[str, float]:
         latencies.append(time.perf_counter() - t)
     elapsed = time.perf_counter() - start
     out |= _summary("", calls, elapsed, latencies)
+    out |= meter.per_call("", calls)
 
     concurrent: list[float] = []
     per_worker = max(1, calls // CONCURRENCY)
@@ -129,16 +215,18 @@ async def _measure(client: Client, calls: int) -> dict[str, float]:
             await client.call_tool("echo", {"text": f"w{w}-{i}"})
             concurrent.append(time.perf_counter() - t)
 
+    meter = _CpuMeter(target, server)
     start = time.perf_counter()
     async with anyio.create_task_group() as tg:
         for w in range(CONCURRENCY):
             tg.start_soon(worker, w)
     elapsed = time.perf_counter() - start
     out |= _summary("concurrent_", per_worker * CONCURRENCY, elapsed, concurrent)
-    if target:
-        out["cpu_us_per_call"] = round(
-            (_cpu_s(target) - cpu_before) / (calls + per_worker * CONCURRENCY) * 1e6, 1
-        )
+    out |= meter.per_call("concurrent_", per_worker * CONCURRENCY)
+    # The process the client talks to, over both phases (the echo server when direct).
+    out["cpu_us_per_call"] = round(
+        (_cpu_s(target) - all_before) / (calls + per_worker * CONCURRENCY) * 1e6, 1
+    )
     return out
 
 
@@ -200,14 +288,17 @@ async def run(
         "calls": calls,
         "repeat": repeat,
         "concurrency": CONCURRENCY,
+        "cores": CORES,
         "downstream": "vsm_mcp.bench.echo_server",
+        # The gateway's echo server runs unsandboxed, exactly as the direct and FastMCP ones do.
+        "downstream_sandbox": "off",
     }
     with tempfile.TemporaryDirectory(prefix="vsm-bench-") as tmp:
         targets: dict[str, tuple[list[str], dict[str, str] | None]] = {
             "direct": (_echo_command(), None),
             "gateway": (
                 [sys.executable, "-m", "vsm_mcp.cli.serve", "--stdio"],
-                _gateway_env(Path(tmp) / "gw", 1),
+                _gateway_env(Path(tmp) / "gw", 1, sandbox="off"),
             ),
         }
         python = fastmcp_python or default_fastmcp_python()
@@ -250,3 +341,58 @@ async def run(
             fast = result[f"fastmcp_proxy_{mode}calls_per_s"]
             result[f"gateway_vs_fastmcp_{mode}ratio"] = round(result[f"gateway_{mode}calls_per_s"] / fast, 3)
     return result
+
+
+#: The issue's targets: gateway throughput against direct, and against FastMCP's proxy.
+TARGET_VS_DIRECT = 0.85
+TARGET_VS_FASTMCP = 3.0
+
+
+def render(result: dict[str, Any]) -> list[Table]:
+    """The result as tables: throughput beside the CPU each process spent per call, then the ratios."""
+    names = [n for n in ("direct", "gateway", "fastmcp_proxy") if f"{n}_calls_per_s" in result]
+    speed = Table(
+        title=f"{result['calls']} calls per phase, stdio, echo server, medians of {result['repeat']}"
+    )
+    speed.add_column("target")
+    for mode in ("sequential", f"{result['concurrency']} concurrent"):
+        speed.add_column(f"{mode} calls/s", justify="right")
+        speed.add_column("p50 ms", justify="right")
+        speed.add_column("p99 ms", justify="right")
+    for name in names:
+        row = [name]
+        for mode in ("", "concurrent_"):
+            row += [str(result[f"{name}_{mode}{key}"]) for key in ("calls_per_s", "p50_ms", "p99_ms")]
+        speed.add_row(*row)
+
+    cpu = Table(
+        title=f"CPU µs per call (user+system, /proc) on {result['cores']} cores; bound = what the CPUs allow"
+    )
+    cpu.add_column("target")
+    for mode in ("seq", "conc"):
+        for part in ("client", "proxy", "server", "total", "bound calls/s"):
+            cpu.add_column(f"{mode} {part}", justify="right")
+    for name in names:
+        row = [name]
+        for mode in ("", "concurrent_"):
+            for part in ("client", "proxy", "server", "total"):
+                row.append(str(result.get(f"{name}_{mode}{part}_cpu_us_per_call", "-")))
+            row.append(str(result.get(f"{name}_{mode}cpu_bound_calls_per_s", "-")))
+        cpu.add_row(*row)
+
+    ratios = Table(title="gateway throughput ratios (target)")
+    ratios.add_column("against")
+    ratios.add_column("sequential", justify="right")
+    ratios.add_column(f"{result['concurrency']} concurrent", justify="right")
+    ratios.add_column("target", justify="right")
+    for other, target in (("direct", TARGET_VS_DIRECT), ("fastmcp", TARGET_VS_FASTMCP)):
+        if f"gateway_vs_{other}_ratio" in result:
+            seq, conc = result[f"gateway_vs_{other}_ratio"], result[f"gateway_vs_{other}_concurrent_ratio"]
+            ratios.add_row(other, f"{seq:.3f}x", f"{conc:.3f}x", f">= {target:g}x")
+    ratios.add_row(
+        "memory",
+        f"{result['memory_per_unit_kib']} KiB/unit",
+        f"{result['memory_per_tool_kib']} KiB/tool",
+        f"{result['memory_units']} units, {result['memory_tools']} tools",
+    )
+    return [speed, cpu, ratios]

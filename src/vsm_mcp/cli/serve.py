@@ -21,7 +21,6 @@ import anyio
 import anyio.abc
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.errors import ConfigError
@@ -53,12 +52,9 @@ def bench_gateway(
     if as_json:
         print(json.dumps(result))
         return
-    table = Table(title=f"gateway benchmark ({calls} calls, stdio, echo server)")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    Console().print(table)
+    console = Console()
+    for table in gateway_bench.render(result):
+        console.print(table)
 
 
 def serve(
