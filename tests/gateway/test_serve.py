@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -144,12 +145,17 @@ async def test_children_die_with_a_sigkilled_gateway(
                 await anyio.sleep(0.02)
 
 
-async def test_stdio_face(tmp_path: Path, probe_spec: Callable[..., ServerSpec], procs: Any) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_stdio_face(
+    loop: str, tmp_path: Path, probe_spec: Callable[..., ServerSpec], procs: Any
+) -> None:
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        pytest.skip("uvloop (the optional extra vsm-mcp[speed]) is not installed")
     state = tmp_path / "state"
     _config(state, {"probe": probe_spec("probe")})
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "vsm_mcp.cli.serve", "--stdio"],
+        args=["-m", "vsm_mcp.cli.serve", "--stdio", "--loop", loop],
         env={"VSM_MCP_STATE_DIR": str(state)},
     )
     async with Client(params) as client:
