@@ -496,7 +496,7 @@ class Unit:
         started = anyio.current_time()
         session: ClientSession | None = None
         try:
-            session = await self._ready_session()
+            session = self._session if self._session is not None else await self._ready_session()
             result = await self._send(session, method, params, on_progress)
         except MCPError as exc:
             if exc.code != types.CONNECTION_CLOSED:
@@ -565,7 +565,7 @@ class Unit:
         dispatcher = self._dispatcher
         assert dispatcher is not None
         opts: CallOptions = {"on_progress": progressed}
-        if session.protocol_version is not None:
+        if self.spec.transport != "stdio" and session.protocol_version is not None:
             opts["headers"] = {MCP_PROTOCOL_VERSION_HEADER: session.protocol_version}
         with scope:
             return await dispatcher.send_raw_request(method, forwarded_params(params), opts)

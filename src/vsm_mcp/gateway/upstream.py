@@ -16,9 +16,10 @@ outside any call, resource updates). Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Coroutine
+from contextlib import suppress
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -48,18 +49,12 @@ class Upstream:
     def connected(self, session: ServerSession) -> None:
         self.sessions.append(session)
 
-    @contextmanager
-    def serving(
-        self, unit: str, session: ServerSession, request_id: types.RequestId | None
-    ) -> Iterator[None]:
-        """Mark a call as being served by ``unit`` for the duration of the block."""
-        call = InflightCall(session, request_id)
-        calls = self.inflight.setdefault(unit, [])
-        calls.append(call)
-        try:
-            yield
-        finally:
-            calls.remove(call)
+    def serving(self, unit: str, session: ServerSession, request_id: types.RequestId | None) -> _Serving:
+        """Mark a call as being served by ``unit`` for the duration of a ``with`` block.
+
+        A plain context manager object, not a generator: this runs on every proxied call.
+        """
+        return _Serving(self.inflight.setdefault(unit, []), InflightCall(session, request_id))
 
     def current(self, unit: str) -> InflightCall | None:
         """The most recent call ``unit`` is serving, else None."""
@@ -97,6 +92,27 @@ class Upstream:
         for session in list(self.subscriptions.get(uri, [])):
             delivered += await _deliver(lambda s: s.send_notification(notification), session)
         return delivered
+
+
+class _Serving:
+    """The ``with`` block of `Upstream.serving`: the call is in ``calls`` inside it."""
+
+    __slots__ = ("_call", "_calls")
+
+    def __init__(self, calls: list[InflightCall], call: InflightCall) -> None:
+        self._calls = calls
+        self._call = call
+
+    def __enter__(self) -> None:
+        self._calls.append(self._call)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self._calls.remove(self._call)
 
 
 async def _deliver(
