@@ -21,6 +21,9 @@ Invariants:
 * A call waits at most `READY_WAIT_S` for a (re)starting unit, is bounded by
   an idle timeout that every progress notification resets and by an absolute
   timeout, and is refused while the circuit breaker is open.
+* Progress notifications a server sends before its result reach the caller
+  before that result (the result waits up to `PROGRESS_RELAY_WAIT_S` for
+  their relay), whatever order the event loop runs the relays in.
 """
 
 from __future__ import annotations
@@ -68,7 +71,37 @@ READY_WAIT_S = 5.0
 #: Pause before retrying a safe call, so a dying unit is seen dead and not called again at once.
 RETRY_PAUSE_S = 0.05
 
+#: Longest a result waits for the relay of progress notifications sent before it (a client that
+#: does not take a notification this long gets the result anyway).
+PROGRESS_RELAY_WAIT_S = 2.0
+
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
+class _Relays:
+    """The progress notifications of one call being relayed to its caller right now."""
+
+    __slots__ = ("active", "done")
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.done: anyio.Event | None = None
+
+    async def run(self, relay: ProgressFn, progress: float, total: float | None, message: str | None) -> None:
+        self.active += 1
+        try:
+            await relay(progress, total, message)
+        finally:
+            self.active -= 1
+            if not self.active and self.done is not None:
+                self.done.set()
+
+    async def drain(self) -> None:
+        """Return once no relay is under way (at most `PROGRESS_RELAY_WAIT_S`)."""
+        if self.active:
+            self.done = anyio.Event()
+            with anyio.move_on_after(PROGRESS_RELAY_WAIT_S):
+                await self.done.wait()
 
 
 class _Passthrough(BaseModel):
@@ -557,18 +590,26 @@ class Unit:
         hard = anyio.current_time() + absolute
         scope = anyio.CancelScope(deadline=min(anyio.current_time() + idle, hard))
 
+        relays = _Relays()
+
         async def progressed(progress: float, total: float | None, message: str | None) -> None:
             scope.deadline = min(anyio.current_time() + idle, hard)
             if on_progress is not None:
-                await on_progress(progress, total, message)
+                await relays.run(on_progress, progress, total, message)
 
         dispatcher = self._dispatcher
         assert dispatcher is not None
         opts: CallOptions = {"on_progress": progressed}
         if self.spec.transport != "stdio" and session.protocol_version is not None:
             opts["headers"] = {MCP_PROTOCOL_VERSION_HEADER: session.protocol_version}
+        result: dict[str, Any] | None = None
         with scope:
-            return await dispatcher.send_raw_request(method, forwarded_params(params), opts)
+            result = await dispatcher.send_raw_request(method, forwarded_params(params), opts)
+        if result is not None:
+            # The SDK relays each progress notification in a task of its own: the result waits
+            # for those of them still under way, so the caller sees them before the result.
+            await relays.drain()
+            return result
         self.stats.timeouts += 1
         self._probe_now.set()  # a hung server fails its ping and is restarted
         which = (
