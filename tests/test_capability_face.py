@@ -78,7 +78,9 @@ async def test_find_ranks_catalog_servers_with_reasons_offline(tmp_path: Path) -
         assert len(scores) == 3 and scores == sorted(scores, reverse=True)
         # The need is demand nothing in the fleet answers yet.
         assert runtime.demand.unmatched == 1
-        await runtime.demand.flush()
+        with anyio.fail_after(5):  # demand reaches S4 in batches, over the bus
+            while runtime.system.s4.reading().events < 1:  # noqa: ASYNC110 - S4 counts, it signals no event
+                await anyio.sleep(0.02)
         variety = runtime.demand.variety()
         assert variety["unmatched_categories"] == {f"search:{QUERY}": 1}
         # Through vsm_call_tool as well (the stable entry point).
@@ -109,6 +111,14 @@ async def test_a_client_without_elicitation_is_refused_with_how_to_approve(tmp_p
         assert "`[acquisition] auto_approve = true`" in text
         assert await runtime.registry.desired() == {}
         assert not [n for n in (await client.list_tools()).tools if "__" in n.name]
+        # A 2026-07-28 client has no back-channel for elicitation at all.
+        async with Client(runtime.gateway.server) as modern:
+            with anyio.fail_after(60):
+                refused = await modern.call_tool("vsm_acquire_capability", {"query": QUERY})
+        assert refused.is_error is True
+        assert "nobody can be asked: a 2026-07-28 connection carries no server-to-client request. " in _text(
+            refused
+        )
     assert _installed(settings) == []
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-from functools import partial
 
 import anyio
 import httpx
@@ -45,7 +44,7 @@ async def capability_service(
     ``outcomes`` is the learned ledger the ranking uses (loaded from the store when not given).
     """
     config = settings.acquisition
-    # Loading and indexing the catalog takes seconds of CPU: off the event loop, which keeps serving.
+    # Parsing and validating the catalog (0.2 s of CPU measured, more on a busy host): off the event loop.
     catalog = await anyio.to_thread.run_sync(load_shipped_catalog)
     ledger = outcomes if outcomes is not None else await OutcomeLedger.load(store)
     policy = config.policy(
@@ -72,9 +71,10 @@ async def capability_service(
                 network=config.network if network is None else network,
             ),
         )
-        matcher = await anyio.to_thread.run_sync(partial(Matcher, catalog, outcomes=ledger))
         yield CapabilityService(
             acquirer,
-            matcher,
+            # On the event loop: indexing stems words with discovery's one shared (not thread-safe)
+            # Snowball stemmer, which the gateway's tool search uses at the same time.
+            Matcher(catalog, outcomes=ledger),
             registry_types=tuple(sorted(policy.allowed_registries)),
         )
