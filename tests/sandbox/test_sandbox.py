@@ -111,3 +111,19 @@ def test_detect_never_hides_system_roots(monkeypatch: pytest.MonkeyPatch) -> Non
     host = Host.detect(state_dir=Path("/usr"))
     assert Path("/") not in host.hidden and Path("/usr") not in host.hidden
     assert Path("/root") in host.hidden or not Path("/root").is_dir()
+
+
+def test_the_program_file_a_command_runs_is_readable_even_from_a_private_tmp(tmp_path: Path) -> None:
+    # A checkout under /tmp: the sandbox gives the server an empty /tmp, so the script's directory
+    # must be bound read-only, or `python /tmp/.../server.py` finds nothing.
+    checkout = tmp_path / "checkout"
+    script = _executable(checkout / "servers/server.py", "print('hi')\n")
+    state = tmp_path / "state"
+    (state / "secret.txt").parent.mkdir(parents=True)
+    (state / "secret.txt").write_text("no")
+    host = _host((state,))
+    host = Host(**{**{f: getattr(host, f) for f in host.__dataclass_fields__}, "protected": (state,)})
+    sandbox = Sandbox(SandboxProfile(prefix=state / "servers/a"), host)
+    assert sandbox.program_paths([str(script), "--flag", "not-a-file"], None) == [checkout / "servers"]
+    # never a protected place, even when the command names a file there
+    assert sandbox.program_paths([str(state / "secret.txt")], None) == []

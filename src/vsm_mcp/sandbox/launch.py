@@ -74,6 +74,8 @@ class Host:
     setpriv: str | None
     hidden: tuple[Path, ...]
     private_tmp: tuple[str, ...] = PRIVATE_TMP
+    #: Hidden on purpose (the state dir, other servers' places): never re-exposed for a command's files.
+    protected: tuple[Path, ...] = ()
     lang: str = "C.UTF-8"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -109,6 +111,9 @@ class Host:
                 )
             ),
             private_tmp=tuple(p for p in PRIVATE_TMP if p == "/dev/shm" or Path(p).is_dir()),
+            protected=tuple(
+                Path(os.path.realpath(p)) for p in (*([state_dir] if state_dir else []), *extra_hidden)
+            ),
             lang=os.environ.get("LANG", "C.UTF-8"),
             environ=dict(os.environ),
         )

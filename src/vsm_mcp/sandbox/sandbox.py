@@ -76,7 +76,11 @@ class Sandbox:
             self.profile,
             self.host,
             cwd=workdir,
-            extra_read=[*self.runtime_paths(executable), *self.network_paths()],
+            extra_read=[
+                *self.runtime_paths(executable),
+                *self.program_paths(args, workdir),
+                *self.network_paths(),
+            ],
         )
 
     def prepare(self) -> None:
@@ -125,6 +129,27 @@ class Sandbox:
                 todo.append(interpreter)
         return needed
 
+    def program_paths(self, args: Sequence[str], cwd: Path | None) -> list[Path]:
+        """Read-only binds of the directories of the files the command is given to run
+        (``python /some/checkout/server.py``) when they would be hidden: the server must be
+        able to read its own program. Never a protected place (the state dir)."""
+        visible = (*self.profile.writable, *self.profile.read_paths)
+        needed: list[Path] = []
+        for arg in args:
+            if not arg or arg.startswith("-"):
+                continue
+            candidate = Path(arg) if os.path.isabs(arg) else (cwd or self.profile.prefix) / arg
+            if not candidate.is_file():
+                continue
+            directory = Path(os.path.realpath(candidate)).parent
+            if not self._hidden(directory) or any(_within(directory, v) for v in visible):
+                continue
+            if any(_within(directory, p) or _within(p, directory) for p in self.host.protected):
+                continue
+            if directory not in needed:
+                needed.append(directory)
+        return needed
+
     def network_paths(self, files: Sequence[Path] = RESOLVER_FILES) -> list[Path]:
         """Read-only binds so a networked server can resolve names (none without network)."""
         if not self.profile.network:
@@ -139,7 +164,10 @@ class Sandbox:
         return needed
 
     def _hidden(self, path: Path) -> bool:
-        return any(_within(path, hidden) for hidden in self.host.hidden)
+        """Invisible inside: under a hidden place, or under a private tmp (an empty tmpfs there)."""
+        return any(_within(path, hidden) for hidden in self.host.hidden) or any(
+            _within(path, Path(tmp)) for tmp in self.host.private_tmp
+        )
 
     def _install_root(self, executable: Path) -> Path:
         """``X`` for ``X/bin/exe`` (its libraries sit next to bin), unless X holds hidden things."""
