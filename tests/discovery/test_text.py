@@ -19,3 +19,29 @@ def test_cjk_runs_become_bigrams() -> None:
 
 def test_plain_analyzer_keeps_everything() -> None:
     assert analyze_plain("The Charts of MCP") == ["the", "charts", "of", "mcp"]
+
+
+def test_stemming_from_many_threads_agrees_with_one_thread() -> None:
+    import threading
+
+    from vsm_mcp.discovery import text
+
+    words = [
+        f"{w}{suffix}"
+        for w in ("connect", "run", "search", "index", "translat")
+        for suffix in ("ing", "ed", "s", "ion", "er")
+    ]
+    words = [f"{w}{i}x" for i in range(400) for w in words[:5]] + words
+    expected = {w: text.stem.__wrapped__(w) for w in words}
+    text.stem.cache_clear()
+    results: list[dict[str, str]] = []
+
+    def work() -> None:
+        results.append({w: text.stem.__wrapped__(w) for w in words})
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == expected for r in results)

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 import snowballstemmer
@@ -207,7 +208,9 @@ STOP_WORDS: frozenset[str] = frozenset(
     ]
 )
 
-_stemmer = snowballstemmer.stemmer("english")
+# A Snowball stemmer keeps state while it stems, so it is not thread-safe: one per thread
+# (the catalog can be indexed in a worker thread while the event loop stems a tool search).
+_stemmers = threading.local()
 
 
 @lru_cache(maxsize=65536)
@@ -215,7 +218,10 @@ def stem(word: str) -> str:
     """Snowball (English) stem of a lower-case word; CJK and digits unchanged."""
     if word.isdigit() or _CJK.match(word):
         return word
-    return str(_stemmer.stemWord(word))
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        stemmer = _stemmers.english = snowballstemmer.stemmer("english")
+    return str(stemmer.stemWord(word))
 
 
 def split_identifiers(text: str) -> str:
