@@ -127,3 +127,20 @@ def test_the_program_file_a_command_runs_is_readable_even_from_a_private_tmp(tmp
     assert sandbox.program_paths([str(script), "--flag", "not-a-file"], None) == [checkout / "servers"]
     # never a protected place, even when the command names a file there
     assert sandbox.program_paths([str(state / "secret.txt")], None) == []
+
+
+def test_an_npm_package_in_a_hidden_prefix_brings_its_whole_prefix(tmp_path: Path) -> None:
+    prefix = tmp_path / "checkout/.tools/npm"
+    entry = _executable(prefix / "node_modules/@scope/server/dist/index.js", "#!/bin/sh\n")
+    (prefix / "node_modules/.bin").mkdir(parents=True)
+    (prefix / "node_modules/.bin/server").symlink_to(entry)
+    sandbox = Sandbox(SandboxProfile(prefix=tmp_path / "state/servers/a"), _host((tmp_path / "state",)))
+    # the package imports its dependencies from node_modules: the whole npm prefix must be readable
+    assert sandbox.runtime_paths(prefix / "node_modules/.bin/server") == [prefix]
+
+
+def test_node_running_a_package_file_from_a_hidden_prefix_gets_the_prefix(tmp_path: Path) -> None:
+    prefix = tmp_path / "checkout/.tools/npm"
+    entry = _executable(prefix / "node_modules/@scope/server/dist/index.js", "")
+    sandbox = Sandbox(SandboxProfile(prefix=tmp_path / "state/servers/a"), _host((tmp_path / "state",)))
+    assert sandbox.program_paths([str(entry)], None) == [prefix]

@@ -251,7 +251,8 @@ def _rss_kib(pid: int) -> int:
 
 async def _gateway_rss(units: int, extra_tools: int, state: Path) -> tuple[int, int]:
     """(gateway RSS in KiB once every unit is ready, tools listed, the gateway's own included)."""
-    env = _gateway_env(state, units, extra_tools)
+    # unsandboxed like every other echo server here: the memory is the gateway's, not bwrap's
+    env = _gateway_env(state, units, extra_tools, sandbox="off")
     process = await anyio.open_process(
         [sys.executable, "-m", "vsm_mcp.cli.serve", "--http", "127.0.0.1:0"], env=env, stdout=None
     )

@@ -141,7 +141,7 @@ class Sandbox:
             candidate = Path(arg) if os.path.isabs(arg) else (cwd or self.profile.prefix) / arg
             if not candidate.is_file():
                 continue
-            directory = Path(os.path.realpath(candidate)).parent
+            directory = self._install_root(Path(os.path.realpath(candidate)))
             if not self._hidden(directory) or any(_within(directory, v) for v in visible):
                 continue
             if any(_within(directory, p) or _within(p, directory) for p in self.host.protected):
@@ -170,9 +170,12 @@ class Sandbox:
         )
 
     def _install_root(self, executable: Path) -> Path:
-        """``X`` for ``X/bin/exe`` (its libraries sit next to bin), unless X holds hidden things."""
+        """``X`` for ``X/bin/exe`` (its libraries sit next to bin), the npm prefix ``X`` for
+        ``X/node_modules/...`` (a package needs its dependencies beside it), unless X holds hidden things."""
         directory = executable.parent
         root = directory.parent if directory.name == "bin" else directory
+        if "node_modules" in executable.parts:
+            root = Path(*executable.parts[: executable.parts.index("node_modules")])
         if any(_within(hidden, root) for hidden in self.host.hidden):
             return directory
         return root
