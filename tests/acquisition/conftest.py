@@ -32,7 +32,12 @@ class ProbeInstaller:
         self.installs.append(candidate.ref)
         await anyio.Path(prefix / "bin").mkdir(parents=True, exist_ok=True)
         launcher = prefix / "bin" / "server"
-        argv = [sys.executable, str(PROBE), *self.flags.get(candidate.identifier, ())]
+        # The server's program lives in its prefix, as a real install's would: visible inside the
+        # sandbox wherever the checkout is (a checkout under /tmp is hidden there).
+        program = prefix / "lib" / PROBE.name
+        await anyio.Path(program.parent).mkdir(parents=True, exist_ok=True)
+        await anyio.Path(program).write_text(await anyio.Path(PROBE).read_text())
+        argv = [sys.executable, str(program), *self.flags.get(candidate.identifier, ())]
         # A Python shebang (not /bin/sh): the sandbox follows a command's interpreter chain to
         # make it visible, so this venv's interpreter runs even when it lives in a hidden home.
         await anyio.Path(launcher).write_text(

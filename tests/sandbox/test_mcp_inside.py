@@ -58,7 +58,11 @@ async def test_sdk_server_answers_inside_the_sandbox(shape: Any, layout: Any) ->
     else:
         # uid 65534 cannot enter root's home where this venv's interpreter lives: use the system one.
         command, env = shape.python, {"API_TOKEN": "s3cret", "PYTHONPATH": str(SITE_PACKAGES)}
-    plan = shape.sandbox(layout.profile()).wrap(command, [str(SERVER)], env)
+    profile = layout.profile()
+    if shape.owner is not None:
+        # the venv's packages, declared readable: a checkout under /tmp is hidden inside otherwise
+        profile = profile.model_copy(update={"read_paths": (*profile.read_paths, SITE_PACKAGES)})
+    plan = shape.sandbox(profile).wrap(command, [str(SERVER)], env)
     names, (environ, whoami) = await _session_calls(_params(shape.launcher, plan), "environ", "whoami")
     assert names == ["connect", "environ", "whoami", "write"]
     expected = {"PATH", "HOME", "LANG", "TMPDIR", "npm_config_cache", "XDG_CACHE_HOME", "PWD", *env}
