@@ -508,7 +508,7 @@ class Unit:
                 if not retry_safe or attempt > self.spec.retries or self.state is UnitState.FAILED:
                     raise
                 self.stats.retries += 1
-                await anyio.sleep(RETRY_PAUSE_S * (1 + random.random()))
+                await anyio.sleep(RETRY_PAUSE_S * (1 + random.random()))  # jitter: spread retries out
 
     async def _attempt(
         self, method: str, params: dict[str, Any] | None, on_progress: ProgressFn | None
