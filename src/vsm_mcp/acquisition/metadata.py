@@ -22,10 +22,9 @@ from urllib.parse import quote
 import httpx
 
 from vsm_mcp.acquisition.vetting import ReleaseMetadata
+from vsm_mcp.discovery.packages import NPM_REGISTRY, PYPI_INDEX, get_json
 from vsm_mcp.errors import SourceError
 
-NPM_REGISTRY = "https://registry.npmjs.org"
-PYPI_INDEX = "https://pypi.org"
 #: One metadata document; a registry slower than this is treated as down for this acquisition.
 METADATA_TIMEOUT_S = 20.0
 #: npm lifecycle scripts that run during `npm install` (disabled with --ignore-scripts).
@@ -33,19 +32,8 @@ NPM_INSTALL_SCRIPTS = ("preinstall", "install", "postinstall", "prepare")
 
 
 async def _get(client: httpx.AsyncClient, url: str, what: str) -> Any | None:
-    try:
-        response = await client.get(url, timeout=METADATA_TIMEOUT_S, follow_redirects=True)
-    except httpx.HTTPError as exc:
-        raise SourceError(f"{what}: {type(exc).__name__}: {exc}") from exc
-    if response.status_code == 404:
-        return None
-    if response.status_code != 200:
-        raise SourceError(f"{what}: HTTP {response.status_code}")
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise SourceError(f"{what}: response is not JSON") from exc
-    if not isinstance(data, dict):
+    data = await get_json(client, url, what, request_timeout_s=METADATA_TIMEOUT_S)
+    if data is not None and not isinstance(data, dict):
         raise SourceError(f"{what}: expected a JSON object")
     return data
 

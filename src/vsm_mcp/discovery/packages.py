@@ -144,9 +144,16 @@ def _pypi_info(info: _PypiInfo) -> PackageInfo:
     )
 
 
-async def _get_json(client: httpx.AsyncClient, url: str, what: str) -> Any | None:
+async def get_json(
+    client: httpx.AsyncClient, url: str, what: str, *, request_timeout_s: float = METADATA_TIMEOUT_S
+) -> Any | None:
+    """GET a registry JSON document; None on 404.
+
+    Raises:
+        SourceError: transport failure, another HTTP status, or a body that is not JSON.
+    """
     try:
-        response = await client.get(url, timeout=METADATA_TIMEOUT_S, follow_redirects=True)
+        response = await client.get(url, timeout=request_timeout_s, follow_redirects=True)
     except httpx.HTTPError as exc:
         raise SourceError(f"{what}: {type(exc).__name__}: {exc}") from exc
     if response.status_code == 404:
@@ -167,7 +174,7 @@ async def npm_package(
     Raises:
         SourceError: the registry failed, timed out or answered something unexpected.
     """
-    data = await _get_json(client, f"{registry}/{quote(name, safe='@')}/latest", f"npm {name}")
+    data = await get_json(client, f"{registry}/{quote(name, safe='@')}/latest", f"npm {name}")
     if data is None:
         return None
     try:
@@ -182,7 +189,7 @@ async def pypi_package(client: httpx.AsyncClient, name: str, index: str = PYPI_I
     Raises:
         SourceError: the index failed, timed out or answered something unexpected.
     """
-    data = await _get_json(client, f"{index}/pypi/{quote(name)}/json", f"pypi {name}")
+    data = await get_json(client, f"{index}/pypi/{quote(name)}/json", f"pypi {name}")
     if data is None:
         return None
     try:
@@ -210,7 +217,7 @@ async def npm_search(
         SourceError: the search API failed, timed out or answered something unexpected.
     """
     url = f"{registry}/-/v1/search?text={quote(text)}&size={size}"
-    data = await _get_json(client, url, f"npm search {text!r}")
+    data = await get_json(client, url, f"npm search {text!r}")
     if data is None:
         return []
     try:
