@@ -4,6 +4,8 @@ for fleet, gateway and runtime tests (fixtures `probe_spec` and `procs`)."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -82,3 +84,19 @@ def probe_spec_fixture() -> Callable[..., ServerSpec]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def test_servers() -> Path:
+    """The pinned third-party test servers (server-everything, mcp-server-time), installed once."""
+    root = Path(__file__).resolve().parents[1]
+    cache = Path(os.environ.get("VSM_MCP_TEST_SERVERS", root / ".tools" / "test-servers"))
+    everything = cache / "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+    time_server = cache / "time-venv/bin/mcp-server-time"
+    if not (everything.exists() and time_server.exists()):
+        if shutil.which("npm") is None or shutil.which("node") is None:
+            pytest.skip("node/npm are not installed: cannot install @modelcontextprotocol/server-everything")
+        subprocess.run(
+            [str(root / "scripts/install-test-servers.sh"), "--no-fastmcp"], check=True, timeout=900
+        )
+    return cache

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,20 +26,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.external]
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
-
-
-@pytest.fixture(scope="session")
-def test_servers() -> Path:
-    cache = Path(os.environ.get("VSM_MCP_TEST_SERVERS", ROOT / ".tools" / "test-servers"))
-    everything = cache / "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
-    time_server = cache / "time-venv/bin/mcp-server-time"
-    if not (everything.exists() and time_server.exists()):
-        if shutil.which("npm") is None or shutil.which("node") is None:
-            pytest.skip("node/npm are not installed: cannot install @modelcontextprotocol/server-everything")
-        subprocess.run(
-            [str(ROOT / "scripts/install-test-servers.sh"), "--no-fastmcp"], check=True, timeout=900
-        )
-    return cache
 
 
 def _write_config(state: Path, cache: Path) -> None:

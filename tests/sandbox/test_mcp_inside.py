@@ -70,20 +70,6 @@ async def test_sdk_server_answers_inside_the_sandbox(shape: Any, layout: Any) ->
     assert whoami["result"] == [(plan.run_as or os.geteuid()) if shape.owner is None else shape.owner] * 2
 
 
-@pytest.fixture(scope="module")
-def test_servers() -> Path:
-    cache = Path(os.environ.get("VSM_MCP_TEST_SERVERS", ROOT / ".tools" / "test-servers"))
-    everything = cache / "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
-    time_server = cache / "time-venv/bin/mcp-server-time"
-    if not (everything.exists() and time_server.exists()):
-        if shutil.which("npm") is None or shutil.which("node") is None:
-            pytest.skip("node/npm are not installed: cannot install @modelcontextprotocol/server-everything")
-        subprocess.run(
-            [str(ROOT / "scripts/install-test-servers.sh"), "--no-fastmcp"], check=True, timeout=900
-        )
-    return cache
-
-
 async def test_node_server_runs_under_the_default_limits(
     native: Any, layout: Any, test_servers: Path
 ) -> None:
