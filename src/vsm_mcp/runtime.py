@@ -45,6 +45,7 @@ from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.errors import VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.unit import ProgressFn
 from vsm_mcp.gateway import Gateway
@@ -151,17 +152,18 @@ class ObservedFleet(Fleet):
             raise
         finally:
             if route is not None:
-                unit = self.units.get(route.unit)
-                category = unit.spec.category if unit is not None and unit.spec.category else route.public
-                self.outcomes.record(self.catalog_names.get(route.unit, route.unit), category, ok)
-                self.outcomes_dirty = True
-                self.system.bus.offer(
-                    "s1",
-                    CallCompleted(
-                        route.unit, route.name, ok, time.perf_counter() - started, time.time(), error
-                    ),
-                    sender="fleet",
-                )
+                self._completed(route, ok, time.perf_counter() - started, error)
+
+    def _completed(self, route: Route, ok: bool, elapsed_s: float, error: str) -> None:
+        unit = self.units.get(route.unit)
+        category = unit.spec.category if unit is not None and unit.spec.category else route.public
+        self.outcomes.record(self.catalog_names.get(route.unit, route.unit), category, ok)
+        self.outcomes_dirty = True
+        self.system.bus.offer(
+            "s1",
+            CallCompleted(route.unit, route.name, ok, elapsed_s, time.time(), error),
+            sender="fleet",
+        )
 
 
 class SystemDemand:

@@ -24,7 +24,7 @@ def test_uvloop_is_used_when_installed_and_refused_in_one_line_when_not() -> Non
     if UVLOOP:
         assert loop_options("uvloop") == {"use_uvloop": True}
     else:
-        with pytest.raises(ConfigError, match=r"vsm-mcp\[speed\]"):
+        with pytest.raises(ConfigError, match="pip install uvloop"):
             loop_options("uvloop")
 
 

@@ -19,16 +19,23 @@ from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.gateway import Gateway
 
+from .conftest import Connect
+
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 @asynccontextmanager
-async def gateway_over(spec: ServerSpec) -> AsyncIterator[tuple[Fleet, Client]]:
+async def gateway_over(spec: ServerSpec, connect: Connect) -> AsyncIterator[tuple[Fleet, Client]]:
+    """The gateway over ``spec``, on the face under test (both faces give the same answers;
+    on the stdio face the test's first tool call took the express lane)."""
     async with Fleet([spec]) as fleet:
         with anyio.fail_after(20):
             await fleet.wait_ready(spec.name)
-        async with Client(Gateway(fleet).server, mode="legacy") as client:
+        gateway = Gateway(fleet)
+        async with connect(gateway) as client:
             yield fleet, client
+            relay = gateway.express
+            assert relay is None or relay.relayed >= 1
 
 
 def _text(result: types.CallToolResult) -> str:
@@ -38,9 +45,9 @@ def _text(result: types.CallToolResult) -> str:
 
 
 async def test_a_killed_server_is_a_clear_error_within_2s_and_serves_within_5s(
-    probe_spec: Callable[..., ServerSpec],
+    probe_spec: Callable[..., ServerSpec], connect: Connect
 ) -> None:
-    async with gateway_over(probe_spec("p")) as (fleet, client):
+    async with gateway_over(probe_spec("p"), connect) as (fleet, client):
         pid = fleet.unit("p").pid
         assert pid is not None
         errors: list[tuple[MCPError, float]] = []
@@ -71,9 +78,12 @@ async def test_a_killed_server_is_a_clear_error_within_2s_and_serves_within_5s(
 
 
 async def test_a_hung_server_is_a_timeout_error_and_is_restarted(
-    probe_spec: Callable[..., ServerSpec],
+    probe_spec: Callable[..., ServerSpec], connect: Connect
 ) -> None:
-    async with gateway_over(probe_spec("p", idle_timeout_s=1.0, call_timeout_s=3.0)) as (fleet, client):
+    async with gateway_over(probe_spec("p", idle_timeout_s=1.0, call_timeout_s=3.0), connect) as (
+        fleet,
+        client,
+    ):
         pid = fleet.unit("p").pid
         with pytest.raises(MCPError) as info:
             await client.call_tool("p__hang", {})
@@ -85,8 +95,10 @@ async def test_a_hung_server_is_a_timeout_error_and_is_restarted(
         assert fleet.unit("p").stats.restarts == 1
 
 
-async def test_cancellation_reaches_the_server(probe_spec: Callable[..., ServerSpec]) -> None:
-    async with gateway_over(probe_spec("p")) as (fleet, client):
+async def test_cancellation_reaches_the_server(
+    probe_spec: Callable[..., ServerSpec], connect: Connect
+) -> None:
+    async with gateway_over(probe_spec("p"), connect) as (fleet, client):
         with anyio.move_on_after(0.5):
             await client.call_tool("p__sleep", {"seconds": 30})
         unit = fleet.unit("p")
@@ -97,10 +109,31 @@ async def test_cancellation_reaches_the_server(probe_spec: Callable[..., ServerS
         assert unit.stats.restarts == 0
 
 
-async def test_garbage_on_stdout_does_not_break_the_session(probe_spec: Callable[..., ServerSpec]) -> None:
-    async with gateway_over(probe_spec("p", "--garbage")) as (fleet, client):
+async def test_garbage_on_stdout_does_not_break_the_session(
+    probe_spec: Callable[..., ServerSpec], connect: Connect
+) -> None:
+    async with gateway_over(probe_spec("p", "--garbage"), connect) as (fleet, client):
         for i in range(5):
             assert _text(await client.call_tool("p__echo", {"text": str(i)})) == str(i)
         unit: Any = fleet.unit("p")
         assert unit.garbage_lines == 6  # one before the handshake, one per echo
         assert unit.stats.restarts == 0
+
+
+async def test_a_read_only_call_is_retried_up_to_the_units_budget(
+    probe_spec: Callable[..., ServerSpec], connect: Connect
+) -> None:
+    # `crash` is annotated read-only and SIGKILLs its server on every call: each face makes
+    # 1 + retries (2) attempts, then answers with the unit's error; no face makes more.
+    spec = probe_spec("p", crash_loop_restarts=10)
+    async with gateway_over(spec, connect) as (fleet, client):
+        unit = fleet.unit("p")
+        with anyio.fail_after(30), pytest.raises(MCPError) as info:
+            await client.call_tool("p__crash", {})
+        assert info.value.code == types.INTERNAL_ERROR
+        assert info.value.message == (
+            "server 'p' went away during tools/call (connection closed); it is being restarted"
+        )
+        assert (unit.stats.calls, unit.stats.retries, unit.stats.errors) == (3, 2, 3)
+        with anyio.fail_after(10):
+            assert _text(await client.call_tool("p__echo", {"text": "back"})) == "back"

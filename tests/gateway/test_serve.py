@@ -150,7 +150,7 @@ async def test_stdio_face(
     loop: str, tmp_path: Path, probe_spec: Callable[..., ServerSpec], procs: Any
 ) -> None:
     if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        pytest.skip("uvloop (the optional extra vsm-mcp[speed]) is not installed")
+        pytest.skip("uvloop is not installed on this platform")
     state = tmp_path / "state"
     _config(state, {"probe": probe_spec("probe")})
     params = StdioServerParameters(

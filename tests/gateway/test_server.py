@@ -17,19 +17,27 @@ from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.gateway import Gateway, WindowDemand
 
+from .conftest import Connect
+
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 @asynccontextmanager
-async def running(*specs: ServerSpec, **client: Any) -> AsyncIterator[tuple[Gateway, Client, WindowDemand]]:
+async def running(
+    *specs: ServerSpec, connect: Connect | None = None, **client: Any
+) -> AsyncIterator[tuple[Gateway, Client, WindowDemand]]:
     demand = WindowDemand()
     async with Fleet(specs) as fleet:
         for spec in specs:
             with anyio.fail_after(20):
                 await fleet.wait_ready(spec.name)
         gateway = Gateway(fleet, demand=demand, status=demand)
-        async with Client(gateway.server, mode="legacy", **client) as c:
-            yield gateway, c, demand
+        if connect is None:
+            async with Client(gateway.server, mode="legacy", **client) as c:
+                yield gateway, c, demand
+        else:
+            async with connect(gateway, **client) as c:
+                yield gateway, c, demand
 
 
 def _text(result: types.CallToolResult) -> str:
@@ -48,8 +56,10 @@ async def test_tools_are_listed_namespaced_next_to_the_vsm_tools(
     assert "probe__add" in names
 
 
-async def test_calls_are_proxied_and_feed_demand(probe_spec: Callable[..., ServerSpec]) -> None:
-    async with running(probe_spec("probe")) as (gateway, client, demand):
+async def test_calls_are_proxied_and_feed_demand(
+    probe_spec: Callable[..., ServerSpec], connect: Connect, face: str
+) -> None:
+    async with running(probe_spec("probe"), connect=connect) as (gateway, client, demand):
         result = await client.call_tool("probe__echo", {"text": "hello"})
         assert _text(result) == "hello"
         assert result.structured_content == {"result": "hello"}
@@ -71,6 +81,8 @@ async def test_calls_are_proxied_and_feed_demand(probe_spec: Callable[..., Serve
         assert status["units"][0]["state"] == "ready"
         assert status["units"][0]["calls"] == 2
         assert gateway.fleet.unit("probe").stats.calls == 2
+        # Over stdio the two routed calls took the express lane; the unknown one did not.
+        assert (gateway.express.relayed if gateway.express else 0) == (2 if face == "stdio" else 0)
 
 
 async def test_search_finds_tools_and_records_misses(probe_spec: Callable[..., ServerSpec]) -> None:
@@ -86,13 +98,15 @@ async def test_search_finds_tools_and_records_misses(probe_spec: Callable[..., S
         assert _text(via) == "5"
 
 
-async def test_progress_is_relayed_to_the_client(probe_spec: Callable[..., ServerSpec]) -> None:
+async def test_progress_is_relayed_to_the_client(
+    probe_spec: Callable[..., ServerSpec], connect: Connect
+) -> None:
     seen: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, total, message))
 
-    async with running(probe_spec("probe")) as (_, client, _):
+    async with running(probe_spec("probe"), connect=connect) as (_, client, _):
         result = await client.call_tool(
             "probe__slow", {"steps": 3, "step_s": 0.05}, progress_callback=on_progress
         )

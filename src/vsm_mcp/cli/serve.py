@@ -12,6 +12,7 @@ Nothing but MCP is ever written to stdout.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import signal
@@ -69,7 +70,7 @@ def serve(
         typer.Option(
             "--loop",
             metavar="auto|asyncio|uvloop",
-            help="Event loop: uvloop is faster per message (optional extra vsm-mcp[speed]); "
+            help="Event loop: uvloop (a dependency) is faster per message; "
             "auto uses it when installed.",
         ),
     ] = "auto",
@@ -94,13 +95,17 @@ def loop_options(loop: str) -> dict[str, bool]:
         return {"use_uvloop": False}
     installed = importlib.util.find_spec("uvloop") is not None
     if loop == "uvloop" and not installed:
-        raise ConfigError("--loop uvloop: uvloop is not installed (pip install 'vsm-mcp[speed]')")
+        raise ConfigError("--loop uvloop: uvloop is not installed (pip install uvloop)")
     return {"use_uvloop": installed}
 
 
 async def run_gateway(settings: Settings, listen: tuple[str, int] | None) -> None:
     """Serve until a signal, or until the stdio client goes away (the VSM runs; no acquisition loop)."""
     async with Runtime.open(settings) as runtime, anyio.create_task_group() as tg:
+        # Everything built at start (catalog, search index, SDK models) lives as long as the
+        # process: keep it out of the collector's generations, so a collection per few hundred
+        # calls does not walk it (and stall a call).
+        gc.freeze()
         tg.start_soon(_stop_on_signal, tg.cancel_scope)
         if listen is None:
             await serve_stdio(runtime.gateway)

@@ -11,6 +11,10 @@ all of them. Invariants:
 * a call that fails for a reason that is the unit's (not the server's own
   error answer) is written to the dead-letter sink with its arguments and the
   number of attempts, so it can be listed and replayed;
+* a call taken on a unit's express lane (`express_call`) is counted, reported
+  (`_completed`) and dead-lettered like one on the full path; when its unit
+  went away under it, a read-only or idempotent tool's call is retried on the
+  full path, in a task of the fleet's, and answers from there;
 * every stdio unit is launched through the fleet's one `Confinement` (one
   sandbox policy, the host probed once), so sandboxing is a property of the
   server applied at each start, never baked into its spec.
@@ -18,8 +22,10 @@ all of them. Invariants:
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -27,17 +33,34 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 import mcp_types as types
+from mcp.shared.exceptions import MCPError
 
 from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter
-from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
+from vsm_mcp.errors import ConfigError, UnitError, UnitUnavailableError, UnknownUnitError
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
-from vsm_mcp.fleet.routing import RoutingTable
+from vsm_mcp.fleet.express import Outcome, ProgressSink, Ticket
+from vsm_mcp.fleet.routing import Route, RoutingTable
 from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.fleet.unit import ProgressFn, Unit
+from vsm_mcp.fleet.unit import RETRY_PAUSE_S, ProgressFn, Unit, forwarded_params
 
 SignalSink = Callable[[AlgedonicSignal], Awaitable[None]]
+#: How an express call answers its caller: the result, the server's error, or the unit's failure.
+Reply = Callable[[dict[str, Any] | types.ErrorData | UnitError], None]
 #: A unit being removed gets this long to stop (its process group is killed within it).
 UNIT_STOP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _ExpressCall:
+    """What a failed express call needs to be retried, reported or dead-lettered."""
+
+    route: Route
+    unit: Unit
+    params: dict[str, Any]
+    reply: Reply
+    progress: ProgressSink | None
+    started: float
+    ticket: Ticket
 
 
 class DeadLetterSink(Protocol):
@@ -192,6 +215,118 @@ class Fleet:
             route.unit, route.name, wire, retry_safe=route.retry_safe, on_progress=on_progress
         )
 
+    def express_call(
+        self,
+        public: str,
+        params: dict[str, Any],
+        *,
+        reply: Reply,
+        progress: ProgressSink | None = None,
+    ) -> Ticket | None:
+        """Call the tool published as ``public`` on its unit's express lane, without waiting.
+
+        ``params`` are the caller's raw ``tools/call`` params; the server is asked for progress
+        when they carry a progress token. ``reply`` is called once, from a callback or a task of
+        the fleet's (unless the call is cancelled through the ticket). Returns None, having done
+        nothing, when the call must take `call_tool` instead (no such tool, or the unit's lane
+        cannot take it now).
+        """
+        route = self.routes.tools.get(public)
+        unit = self._units.get(route.unit) if route is not None else None
+        if route is None or unit is None or self._tg is None:
+            return None
+        meta = params.get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        wire = forwarded_params({**params, "name": route.name}) or {}
+        ticket = Ticket()
+        started = time.perf_counter()
+        tg = self._tg
+
+        def done(outcome: Outcome) -> None:
+            ticket.lane_cancel = None
+            if isinstance(outcome, UnitError):
+                failed = _ExpressCall(route, unit, params, reply, progress, started, ticket)
+                tg.start_soon(self._express_failed, failed, outcome)
+            elif isinstance(outcome, types.JSONRPCResponse):
+                ok = not outcome.result.get("isError", False)
+                self._completed(
+                    route, ok, time.perf_counter() - started, "" if ok else "tool returned isError"
+                )
+                reply(outcome.result)
+            else:
+                self._completed(
+                    route, False, time.perf_counter() - started, f"MCPError: {outcome.error.message}"
+                )
+                reply(outcome.error)
+
+        call = unit.express(wire, done, progress if token is not None else None, token)
+        if call is None:
+            return None
+        ticket.lane_cancel = lambda reason: unit.express_cancel(call, reason)
+        return ticket
+
+    async def _express_failed(self, call: _ExpressCall, error: UnitError) -> None:
+        route, unit = call.route, call.unit
+        await unit.express_failed(error)
+        if (
+            isinstance(error, UnitUnavailableError)
+            and route.retry_safe
+            and unit.spec.retries > 0
+            and not call.ticket.cancelled
+        ):
+            unit.stats.retries += 1
+            await anyio.sleep(RETRY_PAUSE_S * (1 + random.random()))  # jitter, as on the full path
+            if not call.ticket.cancelled:
+                await self._express_retry(call)
+            return
+        self._completed(route, False, time.perf_counter() - call.started, f"{type(error).__name__}: {error}")
+        arguments = call.params.get("arguments") or {}
+        await self._dead_letter(unit.name, route.name, arguments, str(error), attempts=1)
+        if not call.ticket.cancelled:
+            call.reply(error)
+
+    async def _express_retry(self, call: _ExpressCall) -> None:
+        """Retry on the full path a safe call whose unit went away under the lane (the lane's
+        attempt counts against the unit's retry budget), reporting and dead-lettering it there."""
+        meta = call.params.get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        progress = call.progress
+
+        async def relay(value: float, total: float | None, message: str | None) -> None:
+            if progress is not None:
+                sent = {"progressToken": token, "progress": value, "total": total, "message": message}
+                progress({k: v for k, v in sent.items() if v is not None})
+
+        route = call.route
+        wire = {**call.params, "name": route.name, "arguments": call.params.get("arguments") or {}}
+        ok, error = False, ""
+        with anyio.CancelScope() as scope:
+            call.ticket.scope = scope
+            try:
+                result = await self._call_unit(
+                    route.unit,
+                    route.name,
+                    wire,
+                    retry_safe=True,
+                    on_progress=relay if token is not None else None,
+                    tried=1,
+                )
+            except MCPError as exc:
+                error = f"MCPError: {exc.error.message}"
+                call.reply(exc.error)
+            except UnitError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                call.reply(exc)
+            else:
+                ok = not result.get("isError", False)
+                error = "" if ok else "tool returned isError"
+                call.reply(result)
+            finally:
+                self._completed(route, ok, time.perf_counter() - call.started, error)
+
+    def _completed(self, route: Route, ok: bool, elapsed_s: float, error: str) -> None:
+        """A tool call through the fleet ended (express lane or full path); for observers."""
+
     async def call_unit_tool(self, unit: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Call a tool by its downstream name (dead-letter replay)."""
         return await self._call_unit(unit, tool, {"name": tool, "arguments": arguments}, retry_safe=False)
@@ -204,13 +339,16 @@ class Fleet:
         *,
         retry_safe: bool,
         on_progress: ProgressFn | None = None,
+        tried: int = 0,
     ) -> dict[str, Any]:
         unit = self.unit(unit_name)
         retries_before = unit.stats.retries
         try:
-            return await unit.request("tools/call", wire, retry_safe=retry_safe, on_progress=on_progress)
+            return await unit.request(
+                "tools/call", wire, retry_safe=retry_safe, on_progress=on_progress, tried=tried
+            )
         except UnitError as exc:
-            attempts = 1 + unit.stats.retries - retries_before
+            attempts = tried + 1 + unit.stats.retries - retries_before
             await self._dead_letter(unit_name, tool, wire.get("arguments") or {}, str(exc), attempts=attempts)
             raise
 

@@ -24,6 +24,9 @@ Invariants:
 * Progress notifications a server sends before its result reach the caller
   before that result (the result waits up to `PROGRESS_RELAY_WAIT_S` for
   their relay), whatever order the event loop runs the relays in.
+* A stdio session also carries an `ExpressLane` (`express`): tool calls sent
+  and answered on the wire itself, under the same breaker, timeouts and
+  counters; it ends with the session, failing the calls still under way.
 """
 
 from __future__ import annotations
@@ -62,9 +65,11 @@ from vsm_mcp.errors import (
     UnitUnavailableError,
 )
 from vsm_mcp.fleet.confinement import Confined, Confinement
+from vsm_mcp.fleet.express import DoneFn, ExpressLane, LaneCall, Outcome, ProgressSink
 from vsm_mcp.fleet.process import ChildProcess, spawn
 from vsm_mcp.fleet.resilience import Backoff, BreakerState, CircuitBreaker, CrashLoop
 from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.fleet.wire import LineReader, LineWriter
 
 #: How long a call waits for a starting or restarting unit; within the 5 s a client tolerates.
 READY_WAIT_S = 5.0
@@ -222,6 +227,8 @@ class Unit:
         self._crash_loop = CrashLoop(spec.crash_loop_restarts, spec.crash_loop_window_s, clock=clock)
         self._session: ClientSession | None = None
         self._dispatcher: JSONRPCDispatcher[Any] | None = None
+        self._wire: tuple[LineReader, LineWriter] | None = None
+        self._express: ExpressLane | None = None
         self._child: ChildProcess | None = None
         self._ready = anyio.Event()
         self._restart = anyio.Event()
@@ -312,6 +319,8 @@ class Unit:
             async with self._open_session() as (session, gone):
                 catalog = await self._list_catalog(session)
                 self._session = session
+                if self._wire is not None:
+                    self._express = self._open_lane(*self._wire)
                 self.session_lost = anyio.Event()
                 self.state = UnitState.READY
                 self.ready_since = self._clock()
@@ -341,6 +350,9 @@ class Unit:
 
     def _drop_session(self) -> None:
         self._session = None
+        if self._express is not None:
+            lane, self._express = self._express, None
+            lane.close("connection closed")
         self.session_lost.set()
         if self._ready.is_set():
             if (
@@ -363,9 +375,12 @@ class Unit:
                 if confined.mode != "off" and not confined.plan.sandboxed and not self._warned_unsandboxed:
                     self._warned_unsandboxed = True
                     await self._emit("unsandboxed", Severity.LOW, f"running {confined.summary}")
-                read, write, child = await stack.enter_async_context(
+                line_read, line_write, child = await stack.enter_async_context(
                     spawn(self.spec, self.stderr, self.log_path, plan=confined.plan)
                 )
+                read, write = line_read, line_write
+                self._wire = (line_read, line_write)
+                stack.callback(setattr, self, "_wire", None)
                 self._child = child
                 gone = child.gone
             else:
@@ -483,6 +498,63 @@ class Unit:
             ),
         )
 
+    # -- express lane --------------------------------------------------------
+    def _open_lane(self, read: LineReader, write: LineWriter) -> ExpressLane:
+        def timed_out() -> None:
+            self.stats.timeouts += 1
+            self._probe_now.set()  # a hung server fails its ping and is restarted
+
+        lane = ExpressLane(
+            self.name,
+            write,
+            idle_timeout_s=self.spec.idle_timeout_s,
+            call_timeout_s=self.spec.call_timeout_s,
+            on_timeout=timed_out,
+        )
+        read.intercept = lane.intercept
+        return lane
+
+    def express(
+        self,
+        params: dict[str, Any],
+        done: DoneFn,
+        progress: ProgressSink | None = None,
+        token: types.ProgressToken | None = None,
+    ) -> LaneCall | None:
+        """Start ``tools/call`` with ``params`` (as they go downstream) on the express lane.
+
+        Returns None, having sent nothing, when only `request` can take the call now: no stdio
+        session is up, its pipe is congested, or the breaker is not closed. ``done`` gets the
+        server's answer (the breaker has recorded it) or a `UnitError`, for which the caller
+        owes `express_failed`.
+        """
+        lane = self._express
+        if lane is None or self.breaker.state is not BreakerState.CLOSED:
+            return None
+        started = self._clock()
+
+        def finished(outcome: Outcome) -> None:
+            if not isinstance(outcome, UnitError):
+                self.breaker.record_success()  # the server answered: it is alive
+                if isinstance(outcome, types.JSONRPCResponse):
+                    self.stats.latency_total_s += self._clock() - started
+            done(outcome)
+
+        call = lane.start(params, finished, progress, token)
+        if call is not None:
+            self.stats.calls += 1
+        return call
+
+    def express_cancel(self, call: LaneCall, reason: str | None = None) -> None:
+        """The caller gave up on a lane call: the server is told, no outcome follows."""
+        lane = self._express
+        if lane is not None:
+            lane.cancel(call, reason)
+
+    async def express_failed(self, error: UnitError) -> None:
+        """Count a lane call that ended with ``error`` (breaker, counters, pain on a trip)."""
+        await self._fail(str(error))
+
     # -- calls -------------------------------------------------------------
     async def request(
         self,
@@ -491,15 +563,17 @@ class Unit:
         *,
         retry_safe: bool,
         on_progress: ProgressFn | None = None,
+        tried: int = 0,
     ) -> dict[str, Any]:
-        """Send one request to the server; returns its wire result.
+        """Send one request to the server; returns its wire result. ``tried``: attempts already
+        made elsewhere (the express lane), counted against the retry budget.
 
         Raises:
             MCPError: the server answered with an error (passed through unchanged).
             UnitUnavailableError: the unit is down, failed, or its breaker is open.
             CallTimeoutError: no result within the idle or the absolute timeout.
         """
-        attempt = 0
+        attempt = tried
         while True:
             attempt += 1
             try:

@@ -11,6 +11,9 @@ with the SDK transports' options). Invariants:
 
 * a line that is not JSON-RPC is handed to the session as an exception (the
   SDK's contract for garbage) and counted, never fatal; blank lines are skipped;
+* a parsed message the ``intercept`` hook takes (returns True for) never reaches
+  the session: the express lane (`vsm_mcp.fleet.express`) takes its own
+  responses and progress this way, in wire order with everything else;
 * `LineReader` ends (``EndOfStream``) at EOF, on a line over the reader's
   limit, or on a broken pipe, and then calls ``on_eof`` once;
 * every line a `LineWriter` accepted is written whole and in send order;
@@ -19,7 +22,8 @@ with the SDK transports' options). Invariants:
 * a send blocks only while the pipe's buffer is above `HIGH_WATER_BYTES`
   (back-pressure); after the pipe broke (``on_broken`` is then called) or the
   writer closed, it raises ``BrokenResourceError`` / ``ClosedResourceError``
-  like a memory stream.
+  like a memory stream; `LineWriter.send_nowait` queues without waiting (for
+  callbacks, which cannot wait) and says whether the line was taken.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ HIGH_WATER_BYTES = 64 * 1024
 class LineReader:
     """``ReadStream[SessionMessage | Exception]`` over an asyncio `StreamReader`."""
 
-    __slots__ = ("_eof", "_on_eof", "_on_garbage", "_reader")
+    __slots__ = ("_eof", "_on_eof", "_on_garbage", "_reader", "intercept")
 
     def __init__(
         self,
@@ -52,6 +56,8 @@ class LineReader:
         self._on_eof = on_eof
         self._on_garbage = on_garbage
         self._eof = False
+        #: Called with each parsed message before the session sees it; True means "taken".
+        self.intercept: Callable[[types.JSONRPCMessage], bool] | None = None
 
     async def receive(self) -> SessionMessage | Exception:
         while not self._eof:
@@ -65,11 +71,14 @@ class LineReader:
             if line.isspace():
                 continue
             try:
-                return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+                message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
             except ValueError as exc:
                 if self._on_garbage is not None:
                     self._on_garbage()
                 return exc
+            if self.intercept is not None and self.intercept(message):
+                continue
+            return SessionMessage(message)
         raise anyio.EndOfStream
 
     def _end(self) -> None:
@@ -115,6 +124,28 @@ class LineWriter:
         self._queued_bytes = 0
         self._closed = False
 
+    @property
+    def congested(self) -> bool:
+        """More than `HIGH_WATER_BYTES` waits to go out (a `send` would wait)."""
+        return self._queued_bytes + self._writer.transport.get_write_buffer_size() > HIGH_WATER_BYTES
+
+    def send_nowait(self, message: types.JSONRPCMessage) -> bool:
+        """Queue ``message`` without waiting for the pipe to drain; False when the writer is
+        closed or the pipe broke (the message is then dropped)."""
+        if self._closed:
+            return False
+        if self._writer.transport.is_closing():
+            self._broken()
+            return False
+        self._queue(message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n")
+        return True
+
+    def _queue(self, line: bytes) -> None:
+        if not self._queued:
+            self._loop.call_soon(self._flush)
+        self._queued.append(line)
+        self._queued_bytes += len(line)
+
     async def send(self, item: SessionMessage, /) -> None:
         if self._closed:
             raise anyio.ClosedResourceError
@@ -122,11 +153,7 @@ class LineWriter:
         if transport.is_closing():
             self._broken()
             raise anyio.BrokenResourceError
-        line = item.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
-        if not self._queued:
-            self._loop.call_soon(self._flush)
-        self._queued.append(line)
-        self._queued_bytes += len(line)
+        self._queue(item.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n")
         if self._queued_bytes + transport.get_write_buffer_size() > HIGH_WATER_BYTES:
             self._flush()
             try:

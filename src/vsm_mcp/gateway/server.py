@@ -48,6 +48,7 @@ from vsm_mcp.errors import CallTimeoutError, UnitError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.unit import UnitState
+from vsm_mcp.gateway.express import ExpressRelay, unit_error_data
 from vsm_mcp.gateway.ports import DemandSink, ExtraTools, StatusSource
 from vsm_mcp.gateway.search import ToolIndex
 from vsm_mcp.gateway.upstream import Upstream
@@ -104,6 +105,8 @@ class Gateway:
         self.extra_tools = extra.definitions() if extra is not None else []
         self.extra_names = frozenset(str(t["name"]) for t in self.extra_tools)
         self.upstream = Upstream()
+        #: The stdio face's express relay while one is serving (`gateway.express`).
+        self.express: ExpressRelay | None = None
         self.index = ToolIndex(())
         self.started_at = time.time()
         self.list_changed_sent = 0
@@ -260,7 +263,7 @@ class Gateway:
                 message=f"Unknown tool: {name!r}. Use {VSM_SEARCH_TOOLS} to find one of the "
                 f"{len(self.fleet.routes.tools)} tools behind this gateway.",
             )
-        self._record(self._category(route), matched=True)
+        self.note_call(route)
 
         async def progress(value: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(value, total, message)
@@ -269,8 +272,7 @@ class Gateway:
             try:
                 return await self.fleet.call_tool(name, arguments, params=raw, on_progress=progress)
             except UnitError as exc:
-                code = types.REQUEST_TIMEOUT if isinstance(exc, CallTimeoutError) else types.INTERNAL_ERROR
-                raise MCPError(code=code, message=str(exc), data={"server": route.unit}) from exc
+                raise MCPError.from_error_data(unit_error_data(exc, route.unit)) from exc
 
     async def _vsm_tool(self, ctx: Ctx, name: str, arguments: dict[str, Any]) -> Any:
         if name == VSM_STATUS:
@@ -404,6 +406,10 @@ class Gateway:
                 raise MCPError(code=code, message=str(exc), data={"server": unit}) from exc
 
     # -- views -------------------------------------------------------------
+    def note_call(self, route: Route) -> None:
+        """A call of ``route``'s tool is matched demand in its category."""
+        self._record(self._category(route), matched=True)
+
     def _record(self, category: str, *, matched: bool) -> None:
         if self.demand is not None:
             self.demand.record(category, matched)

@@ -32,40 +32,24 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 @asynccontextmanager
 async def stdio_streams() -> AsyncIterator[Any]:
     """Yield the SDK's (read, write) stream pair for this process's stdin/stdout."""
-    loop = asyncio.get_running_loop()
-    wire_in, wire_out = os.dup(0), os.dup(1)
     saved_in, saved_out = os.dup(0), os.dup(1)
-    transports: list[asyncio.BaseTransport] = []
     try:
-        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
         try:
-            read_transport, _ = await loop.connect_read_pipe(
-                lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(wire_in, "rb", buffering=0)
-            )
-            transports.append(read_transport)
-            write_transport, write_protocol = await loop.connect_write_pipe(
-                asyncio.streams.FlowControlMixin, os.fdopen(wire_out, "wb", buffering=0)
-            )
-            transports.append(write_transport)
+            pair = pipe_streams(os.dup(0), os.dup(1))
+            streams = await pair.__aenter__()
         except (ValueError, OSError):
-            for transport in transports:
-                transport.close()
-            async with stdio_server() as streams:
-                yield streams
+            async with stdio_server() as sdk_streams:
+                yield sdk_streams
             return
-        writer = asyncio.StreamWriter(write_transport, write_protocol, reader, loop)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
         os.dup2(2, 1)
-        write = LineWriter(writer)
         try:
-            yield LineReader(reader), write
+            yield streams
         finally:
-            await write.aclose()  # lines still queued go out before the pipe closes
+            await pair.__aexit__(None, None, None)
     finally:
-        for transport in transports:
-            transport.close()
         with suppress(OSError):
             os.dup2(saved_in, 0)
             os.dup2(saved_out, 1)
@@ -73,3 +57,38 @@ async def stdio_streams() -> AsyncIterator[Any]:
             with suppress(OSError):
                 os.close(fd)
         await anyio.lowlevel.checkpoint()
+
+
+@asynccontextmanager
+async def pipe_streams(read_fd: int, write_fd: int) -> AsyncIterator[tuple[LineReader, LineWriter]]:
+    """Yield the SDK's stream pair over two pipe (or socket, terminal) descriptors, which it owns.
+
+    Raises:
+        ValueError, OSError: a descriptor is not a pipe, socket or terminal (both are closed).
+    """
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.BaseTransport] = []
+    files = [os.fdopen(read_fd, "rb", buffering=0), os.fdopen(write_fd, "wb", buffering=0)]
+    try:
+        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), files[0]
+        )
+        transports.append(read_transport)
+        write_transport, write_protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, files[1]
+        )
+        transports.append(write_transport)
+    except BaseException:
+        for transport in transports:
+            transport.close()
+        for file in files[len(transports) :]:
+            file.close()
+        raise
+    write = LineWriter(asyncio.StreamWriter(write_transport, write_protocol, reader, loop))
+    try:
+        yield LineReader(reader), write
+    finally:
+        await write.aclose()  # lines still queued go out before the pipe closes
+        for transport in transports:
+            transport.close()

@@ -35,7 +35,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from vsm_mcp.errors import ConfigError
+from vsm_mcp.fleet.wire import LineReader, LineWriter
 from vsm_mcp.gateway.events import EventLog
+from vsm_mcp.gateway.express import ExpressRelay
 from vsm_mcp.gateway.server import Gateway
 from vsm_mcp.gateway.stdio import stdio_streams
 
@@ -62,9 +64,22 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 async def serve_stdio(gateway: Gateway) -> None:
     """Speak MCP on this process's stdin/stdout until the client closes stdin."""
-    server = gateway.server
     async with stdio_streams() as (read, write):
+        await serve_streams(gateway, read, write)
+
+
+async def serve_streams(gateway: Gateway, read: Any, write: Any) -> None:
+    """Speak MCP on a stdio-shaped stream pair until it ends; over `LineReader` / `LineWriter`
+    (pipes) plain tool calls take the express lane (`gateway.express`)."""
+    server = gateway.server
+    if isinstance(read, LineReader) and isinstance(write, LineWriter):
+        relay = ExpressRelay(gateway, write)
+        read.intercept = relay.intercept
+        gateway.express = relay
+    try:
         await server.run(read, write, server.create_initialization_options())
+    finally:
+        gateway.express = None
 
 
 class ResumableSessions(StreamableHTTPSessionManager):

@@ -1,0 +1,129 @@
+"""The upstream half of the express lane: plain tool calls on the stdio face skip the SDK's session.
+
+`serve_stdio` installs `ExpressRelay.intercept` on the client's `LineReader`.
+Once the client's handshake is done (the relay sees ``initialize`` with a
+handshake-era protocol version, then ``notifications/initialized``, and passes
+both on to the session), a ``tools/call`` of a routed tool
+whose params are only ``name``, ``arguments`` and ``_meta`` is handed to
+`Fleet.express_call` and answered on the client's `LineWriter` as the SDK's
+typed `JSONRPCResponse` / `JSONRPCError` with the client's own id; the
+server's progress goes back with the client's own token. Every other message
+(and such a call the fleet cannot take on a lane right now) goes to the SDK's
+server session unchanged. Invariants:
+
+* a relayed call feeds the demand sink exactly once, as on the full path;
+* a relayed call is answered exactly once, unless the client cancelled it
+  (``notifications/cancelled`` for its id), which is passed downstream and
+  then ends it silently, as the SDK's session does;
+* a request id already in flight here is never taken twice (the SDK's session
+  gets the duplicate and answers it as it answers any);
+* a unit's failure reaches the client as the full path reports it
+  (`unit_error_data`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from vsm_mcp.errors import CallTimeoutError, UnitError
+from vsm_mcp.fleet.express import Ticket
+from vsm_mcp.fleet.wire import LineWriter
+
+if TYPE_CHECKING:
+    from vsm_mcp.gateway.server import Gateway
+
+#: The only params a relayed call may carry; anything else (a task request, ...) takes the full path.
+_PLAIN_PARAMS = frozenset({"name", "arguments", "_meta"})
+
+
+class ExpressRelay:
+    """Relays plain tool calls from the stdio client to the fleet's express lanes."""
+
+    def __init__(self, gateway: Gateway, writer: LineWriter) -> None:
+        self._gateway = gateway
+        self._writer = writer
+        #: Set once the client's handshake is done (handshake-era connections only).
+        self.armed = False
+        self._handshake: object = None
+        self._inflight: dict[types.RequestId, Ticket] = {}
+        #: Calls taken on the lane so far.
+        self.relayed = 0
+
+    def intercept(self, message: types.JSONRPCMessage) -> bool:
+        """`LineReader.intercept` on the client's input: take plain tool calls and their cancels."""
+        if not self.armed:
+            self._watch_handshake(message)
+            return False
+        if isinstance(message, types.JSONRPCRequest):
+            return message.method == "tools/call" and self._call(message)
+        if isinstance(message, types.JSONRPCNotification) and message.method == "notifications/cancelled":
+            params = message.params or {}
+            request_id = params.get("requestId")
+            ticket = self._inflight.pop(request_id, None) if isinstance(request_id, str | int) else None
+            if ticket is None:
+                return False
+            reason = params.get("reason")
+            ticket.cancel(reason if isinstance(reason, str) else None)
+            return True
+        return False
+
+    def _watch_handshake(self, message: types.JSONRPCMessage) -> None:
+        if isinstance(message, types.JSONRPCRequest) and message.method == "initialize":
+            self._handshake = (message.params or {}).get("protocolVersion")
+        elif (
+            isinstance(message, types.JSONRPCNotification)
+            and message.method == "notifications/initialized"
+            and isinstance(self._handshake, str)
+            and self._handshake not in MODERN_PROTOCOL_VERSIONS
+        ):
+            self.armed = True
+
+    def _call(self, request: types.JSONRPCRequest) -> bool:
+        params = request.params
+        request_id = request.id
+        if not isinstance(params, dict) or request_id in self._inflight or not params.keys() <= _PLAIN_PARAMS:
+            return False
+        name, meta = params.get("name"), params.get("_meta")
+        if not isinstance(name, str) or not isinstance(params.get("arguments", {}), dict):
+            return False
+        if meta is not None and not isinstance(meta, dict):
+            return False
+        gateway = self._gateway
+        route = gateway.fleet.routes.tools.get(name)
+        if route is None:
+            return False  # unknown: the full path says so and records unmatched demand
+
+        def reply(outcome: dict[str, Any] | types.ErrorData | UnitError) -> None:
+            if self._inflight.pop(request_id, None) is None:
+                return  # cancelled by the client: no answer
+            message: types.JSONRPCMessage
+            if isinstance(outcome, dict):
+                message = types.JSONRPCResponse(jsonrpc="2.0", id=request_id, result=outcome)
+            else:
+                error = (
+                    outcome if isinstance(outcome, types.ErrorData) else unit_error_data(outcome, route.unit)
+                )
+                message = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
+            self._writer.send_nowait(message)
+
+        ticket = gateway.fleet.express_call(name, params, reply=reply, progress=self._progress)
+        if ticket is None:
+            return False
+        self._inflight[request_id] = ticket
+        self.relayed += 1
+        gateway.note_call(route)
+        return True
+
+    def _progress(self, params: dict[str, Any]) -> None:
+        self._writer.send_nowait(
+            types.JSONRPCNotification(jsonrpc="2.0", method="notifications/progress", params=params)
+        )
+
+
+def unit_error_data(error: UnitError, unit: str) -> types.ErrorData:
+    """A unit's failure as the client sees it: `REQUEST_TIMEOUT` for timeouts, else `INTERNAL_ERROR`."""
+    code = types.REQUEST_TIMEOUT if isinstance(error, CallTimeoutError) else types.INTERNAL_ERROR
+    return types.ErrorData(code=code, message=str(error), data={"server": unit})

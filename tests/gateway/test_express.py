@@ -1,0 +1,165 @@
+"""The stdio face's express relay: which calls it takes, and the wire a client sees from it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.gateway import Gateway
+from vsm_mcp.gateway.stdio import pipe_streams
+from vsm_mcp.gateway.transport import serve_streams
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+class RawClient:
+    """A client that writes JSON-RPC lines to the stdio face and reads its lines back, unparsed by any SDK."""
+
+    def __init__(self, write_fd: int, read_fd: int) -> None:
+        self.write_fd, self.read_fd = write_fd, read_fd
+        self.buffer = b""
+
+    def send(self, message: dict[str, Any]) -> None:
+        os.write(self.write_fd, json.dumps(message).encode() + b"\n")
+
+    async def receive(self) -> dict[str, Any]:
+        with anyio.fail_after(10):
+            while b"\n" not in self.buffer:
+                await anyio.wait_readable(self.read_fd)
+                self.buffer += os.read(self.read_fd, 1 << 16)
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return dict(json.loads(line))
+
+    async def handshake(self, version: str = "2025-11-25") -> None:
+        self.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": version,
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+            }
+        )
+        assert (await self.receive())["id"] == 1
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+
+@asynccontextmanager
+async def raw_face(spec: ServerSpec) -> AsyncIterator[tuple[Gateway, RawClient]]:
+    to_gateway_r, to_gateway_w = os.pipe()
+    to_client_r, to_client_w = os.pipe()
+    os.set_blocking(to_client_r, False)
+    async with Fleet([spec]) as fleet:
+        with anyio.fail_after(20):
+            await fleet.wait_ready(spec.name)
+        gateway = Gateway(fleet)
+
+        async def serve() -> None:
+            async with pipe_streams(to_gateway_r, to_client_w) as (read, write):
+                await serve_streams(gateway, read, write)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            try:
+                yield gateway, RawClient(to_gateway_w, to_client_r)
+            finally:
+                os.close(to_gateway_w)  # the client goes away: the face ends
+        os.close(to_client_r)
+
+
+def _call(request_id: Any, name: str, **arguments: Any) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+
+
+async def test_a_relayed_call_is_answered_with_the_clients_own_id_and_the_servers_result(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    async with raw_face(probe_spec("p")) as (gateway, client):
+        await client.handshake()
+        client.send(_call("req-7", "p__echo", text="hi"))
+        answer = await client.receive()
+        assert gateway.express is not None and gateway.express.relayed == 1
+    assert answer == {
+        "jsonrpc": "2.0",
+        "id": "req-7",
+        "result": {
+            "content": [{"type": "text", "text": "hi"}],
+            "structuredContent": {"result": "hi"},
+            "isError": False,
+        },
+    }
+
+
+async def test_nothing_is_relayed_before_the_handshake_is_done(probe_spec: Callable[..., ServerSpec]) -> None:
+    async with raw_face(probe_spec("p")) as (gateway, client):
+        client.send(_call(5, "p__echo", text="too early"))
+        early = await client.receive()
+        assert gateway.express is not None and gateway.express.relayed == 0
+    assert early["id"] == 5
+    assert "error" in early  # the SDK's session answers it, as it answers any request before initialize
+
+
+async def test_an_id_already_in_flight_goes_to_the_session_and_both_are_answered(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    async with raw_face(probe_spec("p")) as (gateway, client):
+        await client.handshake()
+        client.send(_call(2, "p__sleep", seconds=0.5))
+        client.send(_call(2, "p__echo", text="twin"))
+        first, second = await client.receive(), await client.receive()
+        assert gateway.express is not None and gateway.express.relayed == 1
+    assert (first["id"], first["result"]["content"][0]["text"]) == (2, "twin")
+    assert (second["id"], second["result"]["content"][0]["text"]) == (2, "slept")
+
+
+async def test_calls_with_extra_params_or_odd_shapes_take_the_full_path(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    async with raw_face(probe_spec("p")) as (gateway, client):
+        await client.handshake()
+        client.send({**_call(3, "p__echo", text="x"), "params": {"name": "p__echo", "arguments": [1]}})
+        client.send(_call(4, "nope"))
+        client.send({**_call(5, "vsm_status"), "params": {"name": "vsm_status"}})
+        answers = {(a := await client.receive())["id"]: a for _ in range(3)}
+        assert gateway.express is not None and gateway.express.relayed == 0
+    assert answers[3]["error"]["code"] == -32602  # the SDK's validation: arguments must be an object
+    assert answers[4]["error"]["message"].startswith("Unknown tool: 'nope'")
+    assert "result" in answers[5]
+
+
+async def test_a_modern_client_is_never_relayed(probe_spec: Callable[..., ServerSpec]) -> None:
+    async with Fleet([probe_spec("p")]) as fleet:
+        with anyio.fail_after(20):
+            await fleet.wait_ready("p")
+        gateway = Gateway(fleet)
+        to_gateway_r, to_gateway_w = os.pipe()
+        to_client_r, to_client_w = os.pipe()
+
+        async def serve() -> None:
+            async with pipe_streams(to_gateway_r, to_client_w) as (read, write):
+                await serve_streams(gateway, read, write)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            async with Client(pipe_streams(to_client_r, to_gateway_w), mode="2026-07-28") as client:
+                result = await client.call_tool("p__echo", {"text": "modern"})
+                assert gateway.express is not None
+                assert (gateway.express.armed, gateway.express.relayed) == (False, 0)
+    assert result.content[0].text == "modern"  # type: ignore[union-attr]
