@@ -70,8 +70,7 @@ def serve(
         typer.Option(
             "--loop",
             metavar="auto|asyncio|uvloop",
-            help="Event loop: uvloop (a dependency) is faster per message; "
-            "auto uses it when installed.",
+            help="Event loop: uvloop (a dependency) is faster per message; auto uses it when installed.",
         ),
     ] = "auto",
 ) -> None:
