@@ -21,12 +21,13 @@ stores the alerts still queued), then closes the store.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anyio
@@ -42,7 +43,7 @@ from vsm_mcp.core.messages import AlgedonicSignal, Capability, Priority
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import UNLIMITED
 from vsm_mcp.discovery.outcomes import OutcomeLedger
-from vsm_mcp.errors import VsmError
+from vsm_mcp.errors import BusClosedError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.routing import Route
@@ -54,7 +55,7 @@ from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
 from vsm_mcp.vsm.audit import ProbeResult
 from vsm_mcp.vsm.control import Budget
-from vsm_mcp.vsm.events import CallCompleted, DemandObserved, UnitState, UnitStateChanged
+from vsm_mcp.vsm.events import CallCompleted, CallsCompleted, DemandObserved, UnitState, UnitStateChanged
 from vsm_mcp.vsm.policy import PolicyRules
 from vsm_mcp.vsm.viable import ViableConfig, ViableSystem
 
@@ -117,7 +118,11 @@ def _rss_bytes(pid: int | None) -> int | None:
 
 class ObservedFleet(Fleet):
     """The fleet, reporting every tool call it completes to S1 (`CallCompleted`) and to the
-    outcome ledger (which catalog server served which demand category, and how well)."""
+    outcome ledger (which catalog server served which demand category, and how well).
+
+    The calls that finish in one turn of the event loop reach S1 as one message (a
+    `CallsCompleted` when there are several), sent at the end of that turn: under load one
+    wake-up of S1 counts many calls."""
 
     def __init__(
         self, system: ViableSystem, specs: Iterable[ServerSpec], *, outcomes: OutcomeLedger, **kwargs: Any
@@ -128,6 +133,7 @@ class ObservedFleet(Fleet):
         self.outcomes_dirty = False
         #: unit name -> the catalog server it was acquired as (units added by hand keep their own name)
         self.catalog_names: dict[str, str] = {}
+        self._finished: list[CallCompleted] = []
 
     async def call_tool(
         self,
@@ -159,11 +165,16 @@ class ObservedFleet(Fleet):
         category = unit.spec.category if unit is not None and unit.spec.category else route.public
         self.outcomes.record(self.catalog_names.get(route.unit, route.unit), category, ok)
         self.outcomes_dirty = True
-        self.system.bus.offer(
-            "s1",
-            CallCompleted(route.unit, route.name, ok, elapsed_s, time.time(), error),
-            sender="fleet",
-        )
+        if not self._finished:
+            asyncio.get_running_loop().call_soon(self._report)
+        self._finished.append(CallCompleted(route.unit, route.name, ok, elapsed_s, time.time(), error))
+
+    def _report(self) -> None:
+        batch, self._finished = self._finished, []
+        with suppress(BusClosedError):  # the systems stopped first: nobody is counting any more
+            self.system.bus.offer(
+                "s1", batch[0] if len(batch) == 1 else CallsCompleted(tuple(batch)), sender="fleet"
+            )
 
 
 class SystemDemand:

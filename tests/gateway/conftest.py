@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
+import mcp_types as types
 import pytest
 from mcp import Client
 
@@ -44,7 +45,9 @@ async def _stdio_face(gateway: Gateway, **client: Any) -> AsyncIterator[Client]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(serve)
         # The client's end closing is the client going away: the face then ends by itself.
-        async with Client(pipe_streams(to_client_r, to_gateway_w), mode="legacy", **client) as connected:
+        async with Client(
+            pipe_streams(to_client_r, to_gateway_w, expects=types.JSONRPCResponse), mode="legacy", **client
+        ) as connected:
             yield connected
 
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import mcp_types as types
 import pytest
 from mcp import Client
 
@@ -158,7 +159,9 @@ async def test_a_modern_client_is_never_relayed(probe_spec: Callable[..., Server
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(serve)
-            async with Client(pipe_streams(to_client_r, to_gateway_w), mode="2026-07-28") as client:
+            async with Client(
+                pipe_streams(to_client_r, to_gateway_w, expects=types.JSONRPCResponse), mode="2026-07-28"
+            ) as client:
                 result = await client.call_tool("p__echo", {"text": "modern"})
                 assert gateway.express is not None
                 assert (gateway.express.armed, gateway.express.relayed) == (False, 0)

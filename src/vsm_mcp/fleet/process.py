@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import mcp_types as types
 
 from vsm_mcp.fleet.confinement import Confinement
 from vsm_mcp.fleet.spec import ServerSpec
@@ -129,7 +130,7 @@ async def spawn(
         child.garbage_lines += 1
 
     # The session reads and writes the pipes itself (no pump tasks): see `vsm_mcp.fleet.wire`.
-    read = LineReader(proc.stdout, on_eof=child.gone.set, on_garbage=garbage)
+    read = LineReader(proc.stdout, on_eof=child.gone.set, on_garbage=garbage, expects=types.JSONRPCResponse)
     write = LineWriter(proc.stdin, on_broken=child.gone.set)
 
     async def watch_exit() -> None:

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anyio
+import mcp_types as types
 from mcp.server.stdio import stdio_server
 
 from vsm_mcp.fleet.wire import LineReader, LineWriter
@@ -60,8 +61,14 @@ async def stdio_streams() -> AsyncIterator[Any]:
 
 
 @asynccontextmanager
-async def pipe_streams(read_fd: int, write_fd: int) -> AsyncIterator[tuple[LineReader, LineWriter]]:
-    """Yield the SDK's stream pair over two pipe (or socket, terminal) descriptors, which it owns.
+async def pipe_streams(
+    read_fd: int,
+    write_fd: int,
+    *,
+    expects: type[types.JSONRPCRequest] | type[types.JSONRPCResponse] = types.JSONRPCRequest,
+) -> AsyncIterator[tuple[LineReader, LineWriter]]:
+    """Yield the SDK's stream pair over two pipe (or socket, terminal) descriptors, which it owns;
+    ``expects``: what mostly arrives (a server's face gets requests, a client answers).
 
     Raises:
         ValueError, OSError: a descriptor is not a pipe, socket or terminal (both are closed).
@@ -87,7 +94,7 @@ async def pipe_streams(read_fd: int, write_fd: int) -> AsyncIterator[tuple[LineR
         raise
     write = LineWriter(asyncio.StreamWriter(write_transport, write_protocol, reader, loop))
     try:
-        yield LineReader(reader), write
+        yield LineReader(reader, expects=expects), write
     finally:
         await write.aclose()  # lines still queued go out before the pipe closes
         for transport in transports:

@@ -13,6 +13,7 @@ from vsm_mcp.vsm.coordination import Coordination
 from vsm_mcp.vsm.events import (
     AcquisitionProposal,
     CallCompleted,
+    CallsCompleted,
     ControlReport,
     DemandObserved,
     GapClosed,
@@ -33,6 +34,7 @@ __all__ = [
     "Budget",
     "Bus",
     "CallCompleted",
+    "CallsCompleted",
     "ChildState",
     "ChildStatus",
     "Control",

@@ -51,6 +51,13 @@ class CallCompleted:
 
 
 @dataclass(frozen=True, slots=True)
+class CallsCompleted:
+    """Tool calls that finished in one turn of the event loop, in the order they finished."""
+
+    calls: tuple[CallCompleted, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class UnitStateChanged:
     """A unit changed state; ``rss_bytes`` is its measured resident memory, if known."""
 

@@ -2,7 +2,8 @@
 
 Invariants:
 
-* Counters change only on a `CallCompleted` (received on S1's inbox, or
+* Counters change only on a `CallCompleted` (received on S1's inbox, alone or
+  in a `CallsCompleted` batch, or
   recorded directly with `Operations.record`): calls, errors and latency per
   unit and per tool are measured, never estimated.
 * An error-rate spike is judged over each unit's last ``spike_window`` calls:
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
 from vsm_mcp.vsm.algedonic import SignalSink
 from vsm_mcp.vsm.bus import Inbox
-from vsm_mcp.vsm.events import CallCompleted
+from vsm_mcp.vsm.events import CallCompleted, CallsCompleted
 from vsm_mcp.vsm.status import SystemStatus, ViableStatus
 
 #: Calls per unit over which an error-rate spike is judged.
@@ -185,10 +186,14 @@ class Operations:
         return self._units[unit].spiking
 
     async def run(self) -> None:
-        """Count every `CallCompleted` that arrives, until the inbox closes."""
+        """Count every `CallCompleted` that arrives (alone or in `CallsCompleted`), until the inbox closes."""
         async for envelope in self._inbox:
-            if isinstance(envelope.payload, CallCompleted):
-                self.record(envelope.payload)
+            payload = envelope.payload
+            if isinstance(payload, CallCompleted):
+                self.record(payload)
+            elif isinstance(payload, CallsCompleted):
+                for call in payload.calls:
+                    self.record(call)
 
     def status(self) -> SystemStatus:
         """Totals over all units."""
