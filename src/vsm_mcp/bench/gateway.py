@@ -344,6 +344,12 @@ async def run(
     result[f"gateway_rss_kib_{units}_units_{big_tools}_tools"] = rss_big
     result["memory_per_tool_kib"] = round(per_tool, 2)
     result["memory_per_unit_kib"] = round((rss_small - rss_empty) / units - per_tool * small_tools / units, 1)
+    # The ceiling of "vs FastMCP": a proxy that cost nothing would be the direct connection.
+    if "fastmcp_proxy_calls_per_s" in result:
+        for mode in ("", "concurrent_"):
+            result[f"direct_vs_fastmcp_{mode}ratio"] = round(
+                result[f"direct_{mode}calls_per_s"] / result[f"fastmcp_proxy_{mode}calls_per_s"], 3
+            )
     for gateway in ("gateway", "gateway_asyncio"):
         if f"{gateway}_calls_per_s" not in result:
             continue
@@ -407,6 +413,13 @@ def render(result: dict[str, Any]) -> list[Table]:
                 seq = result[f"{gateway}_vs_{other}_ratio"]
                 conc = result[f"{gateway}_vs_{other}_concurrent_ratio"]
                 ratios.add_row(f"{gateway} vs {other}", f"{seq:.3f}x", f"{conc:.3f}x", f">= {target:g}x")
+    if "direct_vs_fastmcp_ratio" in result:
+        ratios.add_row(
+            "direct vs fastmcp (a free proxy's ceiling)",
+            f"{result['direct_vs_fastmcp_ratio']:.3f}x",
+            f"{result['direct_vs_fastmcp_concurrent_ratio']:.3f}x",
+            "",
+        )
     ratios.add_row(
         "memory",
         f"{result['memory_per_unit_kib']} KiB/unit",

@@ -240,13 +240,18 @@ class Fleet:
         wire = forwarded_params({**params, "name": route.name}) or {}
         ticket = Ticket()
         started = time.perf_counter()
-        tg = self._tg
 
         def done(outcome: Outcome) -> None:
             ticket.lane_cancel = None
             if isinstance(outcome, UnitError):
                 failed = _ExpressCall(route, unit, params, reply, progress, started, ticket)
-                tg.start_soon(self._express_failed, failed, outcome)
+                tg = self._tg
+                try:
+                    if tg is None:
+                        raise RuntimeError("the fleet has stopped")
+                    tg.start_soon(self._express_failed, failed, outcome)
+                except RuntimeError:  # the fleet is stopping: answer now, count no more
+                    reply(outcome)
             elif isinstance(outcome, types.JSONRPCResponse):
                 ok = not outcome.result.get("isError", False)
                 self._completed(
