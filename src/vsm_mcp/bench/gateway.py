@@ -7,6 +7,9 @@ Three targets, all spoken to over stdio by the SDK's `Client` (handshake era):
   (uvloop; namespace "", so the tool is ``echo`` everywhere); its calls take the express lane
   (`vsm_mcp.gateway.express`); and the same with ``--loop asyncio`` as ``gateway_asyncio``
   (an A/B of the event loop; ratios for both);
+* relay_floor: `vsm_mcp.bench.relay_floor` fronting that server: a relay that only parses,
+  re-ids and re-serialises each message with the SDK's types (no routing, accounting,
+  timeouts or supervision), so the cost of what the gateway does beyond that shows;
 * fastmcp: FastMCP 4's ``create_proxy`` fronting that server, run from its own venv
   (scripts/install-test-servers.sh); skipped, and said so, when it is not installed.
 
@@ -310,6 +313,7 @@ async def run(
                 _gateway_env(Path(tmp) / "gwaio", 1, sandbox="off"),
             ),
         }
+        targets["relay_floor"] = ([sys.executable, "-m", "vsm_mcp.bench.relay_floor", *_echo_command()], None)
         result["gateway_loop"] = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
         python = fastmcp_python or default_fastmcp_python()
         if python.exists():
@@ -350,7 +354,7 @@ async def run(
             result[f"direct_vs_fastmcp_{mode}ratio"] = round(
                 result[f"direct_{mode}calls_per_s"] / result[f"fastmcp_proxy_{mode}calls_per_s"], 3
             )
-    for gateway in ("gateway", "gateway_asyncio"):
+    for gateway in ("gateway", "gateway_asyncio", "relay_floor"):
         if f"{gateway}_calls_per_s" not in result:
             continue
         for mode in ("", "concurrent_"):
@@ -371,7 +375,9 @@ TARGET_VS_FASTMCP = 3.0
 def render(result: dict[str, Any]) -> list[Table]:
     """The result as tables: throughput beside the CPU each process spent per call, then the ratios."""
     names = [
-        n for n in ("direct", "gateway", "gateway_asyncio", "fastmcp_proxy") if f"{n}_calls_per_s" in result
+        n
+        for n in ("direct", "gateway", "gateway_asyncio", "relay_floor", "fastmcp_proxy")
+        if f"{n}_calls_per_s" in result
     ]
     speed = Table(
         title=f"{result['calls']} calls per phase, stdio, echo server, medians of {result['repeat']}"
@@ -407,7 +413,7 @@ def render(result: dict[str, Any]) -> list[Table]:
     ratios.add_column("sequential", justify="right")
     ratios.add_column(f"{result['concurrency']} concurrent", justify="right")
     ratios.add_column("target", justify="right")
-    for gateway in ("gateway", "gateway_asyncio"):
+    for gateway in ("gateway", "gateway_asyncio", "relay_floor"):
         for other, target in (("direct", TARGET_VS_DIRECT), ("fastmcp", TARGET_VS_FASTMCP)):
             if f"{gateway}_vs_{other}_ratio" in result:
                 seq = result[f"{gateway}_vs_{other}_ratio"]
