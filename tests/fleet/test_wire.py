@@ -5,29 +5,37 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
 from mcp.shared.message import SessionMessage
 
-from vsm_mcp.fleet.wire import HIGH_WATER_BYTES, LineReader, LineWriter
+from vsm_mcp.fleet.wire import HIGH_WATER_BYTES, QUEUE_HIGH, LineReader, LineWriter, read_pipe
 
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    """The standard event loop and uvloop (the gateway's default): pipes behave alike on both."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @asynccontextmanager
-async def pipe_reader(data: bytes, limit: int = 2**16) -> AsyncIterator[asyncio.StreamReader]:
-    """A StreamReader over a real pipe that already holds ``data`` and is closed after it."""
+async def pipe_reader(data: bytes, **options: Any) -> AsyncIterator[LineReader]:
+    """A `LineReader` on a real pipe that already holds ``data`` and is closed after it."""
     r, w = os.pipe()
     os.write(w, data)
     os.close(w)
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=limit)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(r, "rb", buffering=0)
-    )
+    transport, reader = await read_pipe(os.fdopen(r, "rb", buffering=0), **options)
     try:
         yield reader
     finally:
@@ -58,8 +66,9 @@ async def test_reader_parses_lines_skips_blank_ones_and_hands_garbage_over_as_ex
     eofs: list[int] = []
     garbage: list[int] = []
     data = b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n\n   \nnot json\n{"jsonrpc":"2.0","id":1,"result":{}}'
-    async with pipe_reader(data) as reader:
-        stream = LineReader(reader, on_eof=lambda: eofs.append(1), on_garbage=lambda: garbage.append(1))
+    async with pipe_reader(
+        data, on_eof=lambda: eofs.append(1), on_garbage=lambda: garbage.append(1)
+    ) as stream:
         items = [item async for item in stream]
         with pytest.raises(anyio.EndOfStream):
             await stream.receive()
@@ -75,8 +84,7 @@ async def test_reader_parses_lines_skips_blank_ones_and_hands_garbage_over_as_ex
 
 async def test_reader_ends_on_a_line_over_the_limit() -> None:
     eofs: list[int] = []
-    async with pipe_reader(b"x" * 200 + b"\n", limit=64) as reader:
-        stream = LineReader(reader, on_eof=lambda: eofs.append(1))
+    async with pipe_reader(b"x" * 200 + b"\n", limit=64, on_eof=lambda: eofs.append(1)) as stream:
         assert [item async for item in stream] == []
     assert eofs == [1]
 
@@ -133,3 +141,87 @@ async def test_send_after_close_or_a_broken_pipe_raises_and_reports_it() -> None
         with pytest.raises(anyio.BrokenResourceError):
             await stream.send(_request(2))
     assert broken == [1]
+
+
+async def test_intercepted_messages_never_reach_the_session_and_order_is_kept() -> None:
+    lines = b"".join(
+        b'{"jsonrpc":"2.0","id":%d,"result":{}}\n' % i
+        if i % 2
+        else b'{"jsonrpc":"2.0","id":"x%d","result":{}}\n' % i
+        for i in range(6)
+    )
+    taken: list[object] = []
+
+    def intercept(message: types.JSONRPCMessage) -> bool:
+        if isinstance(message, types.JSONRPCResponse) and isinstance(message.id, str):
+            taken.append(message.id)
+            return True
+        return False
+
+    r, w = os.pipe()
+    transport, stream = await read_pipe(os.fdopen(r, "rb", buffering=0), expects=types.JSONRPCResponse)
+    stream.intercept = intercept
+    try:
+        os.write(w, lines)
+        os.close(w)
+        left = [item async for item in stream]
+    finally:
+        transport.close()
+    assert taken == ["x0", "x2", "x4"]
+    assert [item.message.id for item in left if isinstance(item, SessionMessage)] == [1, 3, 5]
+
+
+async def test_a_session_that_does_not_read_pauses_the_pipe_and_loses_nothing() -> None:
+    count = QUEUE_HIGH * 3
+    data = b"".join(b'{"jsonrpc":"2.0","id":%d,"method":"ping"}\n' % i for i in range(count))
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    transport, stream = await read_pipe(os.fdopen(r, "rb", buffering=0))
+    try:
+        written = 0
+        with anyio.fail_after(10):
+            while written < len(data):
+                try:
+                    written += os.write(w, data[written:])
+                except BlockingIOError:
+                    # The pipe is full: the reader must have paused (nobody takes its messages).
+                    await anyio.sleep(0.05)
+                    if stream._paused:  # the back-pressure state under test
+                        break
+        assert stream._paused
+        assert written < len(data)  # the writer was held back by the full pipe
+        received = 0
+        with anyio.fail_after(10):
+            while received < count:
+                item = await stream.receive()
+                assert isinstance(item, SessionMessage)
+                assert item.message.id == received  # type: ignore[union-attr]
+                received += 1
+                if written < len(data):
+                    with suppress(BlockingIOError):
+                        written += os.write(w, data[written:])
+    finally:
+        os.close(w)
+        transport.close()
+    assert received == count
+
+
+async def test_a_failing_intercept_hands_the_message_to_the_session(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(message: types.JSONRPCMessage) -> bool:
+        raise RuntimeError("bug in the hook")
+
+    async with pipe_reader(b'{"jsonrpc":"2.0","id":3,"result":{}}\n') as stream:
+        stream.intercept = broken
+        items = [item async for item in stream]
+    assert [item.message.id for item in items if isinstance(item, SessionMessage)] == [3]
+    assert "intercepting JSONRPCResponse failed" in caplog.text
+
+
+async def test_a_hook_installed_late_is_offered_the_messages_already_waiting() -> None:
+    async with pipe_reader(
+        b'{"jsonrpc":"2.0","id":"x1","result":{}}\n{"jsonrpc":"2.0","id":2,"result":{}}\n'
+    ) as stream:
+        await anyio.sleep(0.05)  # both lines arrive and wait for the session
+        stream.intercept = lambda message: isinstance(message, types.JSONRPCResponse) and message.id == "x1"
+        items = [item async for item in stream]
+    assert [item.message.id for item in items if isinstance(item, SessionMessage)] == [2]

@@ -1,12 +1,14 @@
 """A floor for `vsm-mcp bench gateway`: the least a proxy that reads what it relays can do.
 
 ``python -m vsm_mcp.bench.relay_floor CMD ARGS...`` starts ``CMD`` and relays
-newline-delimited JSON-RPC between this process's stdin/stdout and the child,
+newline-delimited JSON-RPC between this process's stdin/stdout and the child
+with the gateway's own pipe machinery (`vsm_mcp.fleet.wire`: a `LineReader`
+protocol per side whose hook takes every message, a `LineWriter` per side),
 parsing every message with the SDK's types, giving requests an id of its own
-(and answers back the caller's), and serialising every message again, on the
+(and answers back the caller's) and serialising every message again, on the
 event loop the gateway uses by default. No routing, no accounting, no
-timeouts, no supervision: whatever the gateway costs beyond this floor is
-what those cost. Never used to serve anything.
+timeouts, no supervision, no SDK session: whatever the gateway costs beyond
+this floor is what those cost. Never used to serve anything.
 """
 
 from __future__ import annotations
@@ -19,52 +21,61 @@ import sys
 
 import mcp_types as types
 
-_PARSE = types.jsonrpc_message_adapter
-#: Longest line relayed (as the gateway's own limit).
-MAX_LINE_BYTES = 64 * 1024 * 1024
-
-
-def _line(message: types.JSONRPCMessage) -> bytes:
-    return message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+from vsm_mcp.fleet.wire import LineWriter, read_pipe
 
 
 async def relay(argv: list[str]) -> None:
     loop = asyncio.get_running_loop()
-    child = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=MAX_LINE_BYTES
+    child_out, child_out_w = os.pipe()
+    child = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=child_out_w)
+    os.close(child_out_w)
+    assert child.stdin is not None
+    to_child = LineWriter(child.stdin)
+    out_transport, out_protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(1, "wb", buffering=0)
     )
-    assert child.stdin is not None and child.stdout is not None
-    reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", 0))
-    out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(1, "wb", 0))
+    to_client = LineWriter(asyncio.StreamWriter(out_transport, out_protocol, None, loop))
     callers: dict[str, types.RequestId] = {}
     ids = itertools.count(1)
 
-    async def upstream() -> None:
-        assert child.stdin is not None
-        while line := await reader.readline():
-            message = _PARSE.validate_json(line, by_name=False)
-            if isinstance(message, types.JSONRPCRequest):
-                own = f"floor-{next(ids)}"
-                callers[own] = message.id
-                message = message.model_copy(update={"id": own})
-            child.stdin.write(_line(message))
+    def upstream(message: types.JSONRPCMessage) -> bool:
+        if isinstance(message, types.JSONRPCRequest):
+            own = f"floor-{next(ids)}"
+            callers[own] = message.id
+            message = types.JSONRPCRequest(
+                jsonrpc="2.0", id=own, method=message.method, params=message.params
+            )
+        to_child.send_nowait(message)
+        return True
+
+    def downstream(message: types.JSONRPCMessage) -> bool:
+        if isinstance(message, types.JSONRPCResponse | types.JSONRPCError) and isinstance(message.id, str):
+            caller = callers.pop(message.id, None)
+            if caller is not None:
+                message = message.model_copy(update={"id": caller})
+        to_client.send_nowait(message)
+        return True
+
+    client_transport, from_client = await read_pipe(
+        os.fdopen(0, "rb", buffering=0), expects=types.JSONRPCRequest
+    )
+    child_transport, from_child = await read_pipe(
+        os.fdopen(child_out, "rb", buffering=0), expects=types.JSONRPCResponse
+    )
+    from_client.intercept = upstream
+    from_child.intercept = downstream
+    try:
+        async for _ in from_client:  # the hook takes every message; this waits for the client's EOF
+            pass
+        await to_child.aclose()
         child.stdin.close()
-
-    async def downstream() -> None:
-        assert child.stdout is not None
-        while line := await child.stdout.readline():
-            message = _PARSE.validate_json(line, by_name=False)
-            if isinstance(message, types.JSONRPCResponse | types.JSONRPCError) and isinstance(
-                message.id, str
-            ):
-                caller = callers.pop(message.id, None)
-                if caller is not None:
-                    message = message.model_copy(update={"id": caller})
-            out.write(_line(message))
-
-    await asyncio.gather(upstream(), downstream())
-    await child.wait()
+        async for _ in from_child:
+            pass
+        await to_client.aclose()
+        await child.wait()
+    finally:
+        client_transport.close()
+        child_transport.close()
 
 
 def main() -> None:

@@ -45,10 +45,10 @@ import mcp_types as types
 
 from vsm_mcp.fleet.confinement import Confinement
 from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.fleet.wire import LineReader, LineWriter
+from vsm_mcp.fleet.wire import LineReader, LineWriter, read_pipe
 from vsm_mcp.sandbox import LaunchPlan
 
-#: Longest stdout line accepted (one JSON-RPC message); large tool results fit.
+#: Longest stdout line accepted (one JSON-RPC message; large tool results fit), and stderr line.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 #: After stdin closes, how long a server may take to exit on its own (spec shutdown order).
 STDIN_CLOSE_GRACE_S = 0.5
@@ -110,27 +110,41 @@ async def spawn(
     """
     assert spec.command is not None
     launch = plan if plan is not None else (await Confinement().plan(spec)).plan
-    proc = await asyncio.create_subprocess_exec(
-        *launch.argv,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(launch.env),
-        cwd=launch.cwd,
-        start_new_session=True,
-        preexec_fn=_die_with_parent_fn(),
-        limit=MAX_LINE_BYTES,
-    )
+    # The server's stdout is a pipe of our own, read by a `LineReader` protocol (no pump task,
+    # no StreamReader): see `vsm_mcp.fleet.wire`.
+    out_r, out_w = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *launch.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=out_w,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(launch.env),
+            cwd=launch.cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent_fn(),
+            limit=MAX_LINE_BYTES,  # stderr's reader: a long line must not stop its pump
+        )
+    except BaseException:
+        os.close(out_r)
+        raise
+    finally:
+        os.close(out_w)  # the child holds its own copy: EOF comes when the server's side closes
     child = ChildProcess(pid=proc.pid)
     if stderr_ring is not None:
         child.stderr = stderr_ring
-    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdin is not None
 
     def garbage() -> None:
         child.garbage_lines += 1
 
-    # The session reads and writes the pipes itself (no pump tasks): see `vsm_mcp.fleet.wire`.
-    read = LineReader(proc.stdout, on_eof=child.gone.set, on_garbage=garbage, expects=types.JSONRPCResponse)
+    out_transport, read = await read_pipe(
+        os.fdopen(out_r, "rb", buffering=0),
+        limit=MAX_LINE_BYTES,
+        on_eof=child.gone.set,
+        on_garbage=garbage,
+        expects=types.JSONRPCResponse,
+    )
     write = LineWriter(proc.stdin, on_broken=child.gone.set)
 
     async def watch_exit() -> None:
@@ -183,6 +197,7 @@ async def spawn(
                 tg.cancel_scope.cancel()
     finally:
         await read.aclose()
+        out_transport.close()
 
 
 async def _stop(proc: asyncio.subprocess.Process, exited: anyio.Event) -> None:

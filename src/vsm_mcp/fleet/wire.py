@@ -3,9 +3,10 @@
 The SDK's transports put a task and a memory stream between the pipe and the
 session in each direction; every message then costs two task switches (and
 anyio's checkpoints) before anyone looks at it. A proxy pays that four times
-per call. Here the session's own receive loop reads and parses the line
-(`LineReader.receive`), and a send serialises and queues the line on the spot
-(`LineWriter.send`). Framing and parsing are the SDK's
+per call. Here lines are split and parsed in the pipe's own protocol callback
+(`LineReader`), where the express lane takes its messages at once; the session
+takes the rest from a queue (`LineReader.receive`); and a send serialises and
+queues the line on the spot (`LineWriter.send`). Framing and parsing are the SDK's
 (``mcp_types.jsonrpc_message_adapter``, `SessionMessage`, ``model_dump_json``
 with the SDK transports' options). Invariants:
 
@@ -17,9 +18,11 @@ with the SDK transports' options). Invariants:
   common kind;
 * a parsed message the ``intercept`` hook takes (returns True for) never reaches
   the session: the express lane (`vsm_mcp.fleet.express`) takes its own
-  responses and progress this way, in wire order with everything else;
-* `LineReader` ends (``EndOfStream``) at EOF, on a line over the reader's
-  limit, or on a broken pipe, and then calls ``on_eof`` once;
+  responses and progress this way, in wire order with everything else; a hook
+  that raises is logged and the message goes to the session (the pipe lives);
+* `LineReader` ends (``EndOfStream``), once the messages before it are taken,
+  at EOF, on a line over the reader's limit, or on a broken pipe, and then
+  calls ``on_eof`` once;
 * every line a `LineWriter` accepted is written whole and in send order;
   lines sent in the same event-loop turn go out in one write (one syscall,
   one wake-up of the reader), flushed by a callback, not a task;
@@ -33,60 +36,140 @@ with the SDK transports' options). Invariants:
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any, cast
 
 import anyio
 import mcp_types as types
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
+logger = logging.getLogger(__name__)
+
 #: A send waits for the pipe to drain while more than this is queued (asyncio's own default).
 HIGH_WATER_BYTES = 64 * 1024
+#: Longest line a reader takes (one JSON-RPC message); a longer one ends the stream.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+#: A reader stops reading its pipe while more messages than this wait for the session,
+#: and reads on once fewer than `QUEUE_LOW` do.
+QUEUE_HIGH = 1024
+QUEUE_LOW = 256
 
 
-class LineReader:
-    """``ReadStream[SessionMessage | Exception]`` over an asyncio `StreamReader`."""
+class LineReader(asyncio.Protocol):
+    """``ReadStream[SessionMessage | Exception]``, fed by the pipe's protocol callbacks.
 
-    __slots__ = ("_eof", "_expects", "_on_eof", "_on_garbage", "_reader", "intercept")
+    Connect it with `read_pipe`. Lines are split and parsed as the data arrives, in the
+    loop's callback; the session takes what ``intercept`` left from a queue, which pauses
+    the pipe above `QUEUE_HIGH` messages (back-pressure) and resumes it below `QUEUE_LOW`.
+    """
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
         *,
+        limit: int = MAX_LINE_BYTES,
         on_eof: Callable[[], None] | None = None,
         on_garbage: Callable[[], None] | None = None,
         expects: type[types.JSONRPCRequest] | type[types.JSONRPCResponse] | None = None,
     ) -> None:
-        self._reader = reader
+        self._limit = limit
         self._expects = expects
         self._on_eof = on_eof
         self._on_garbage = on_garbage
-        self._eof = False
-        #: Called with each parsed message before the session sees it; True means "taken".
-        self.intercept: Callable[[types.JSONRPCMessage], bool] | None = None
+        self._buffer = bytearray()
+        self._queue: deque[SessionMessage | Exception] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._transport: asyncio.ReadTransport | None = None
+        self._paused = False
+        self._closed = False  # no more data will come (EOF, overlong line, broken pipe, aclose)
+        self._ended = False  # the consumer was told (``on_eof`` called)
+        self._intercept: Callable[[types.JSONRPCMessage], bool] | None = None
 
-    async def receive(self) -> SessionMessage | Exception:
-        while not self._eof:
-            try:
-                line = await self._reader.readline()
-            except (ValueError, ConnectionError):
-                line = b""  # a line over the limit or a broken pipe: the stream cannot continue
-            if not line:
-                self._end()
-                break
-            if line.isspace():
-                continue
-            try:
-                message = self._parse(line)
-            except ValueError as exc:
-                if self._on_garbage is not None:
-                    self._on_garbage()
-                return exc
-            if self.intercept is not None and self.intercept(message):
-                continue
-            return SessionMessage(message)
-        raise anyio.EndOfStream
+    @property
+    def intercept(self) -> Callable[[types.JSONRPCMessage], bool] | None:
+        """Called with each parsed message before the session sees it; True means "taken".
+
+        Setting it also offers it the messages already waiting for the session (they may
+        have arrived before the hook was installed).
+        """
+        return self._intercept
+
+    @intercept.setter
+    def intercept(self, hook: Callable[[types.JSONRPCMessage], bool] | None) -> None:
+        self._intercept = hook
+        if hook is not None and self._queue:
+            waiting, self._queue = self._queue, deque()
+            for item in waiting:
+                if not (isinstance(item, SessionMessage) and self._taken(item.message)):
+                    self._queue.append(item)
+
+    # -- protocol ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's pipe transports do not subclass asyncio's, but read the same way.
+        self._transport = cast(asyncio.ReadTransport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        buffer = self._buffer
+        start = len(buffer)
+        buffer += data
+        if b"\n" in data:
+            start = 0
+            while not self._closed:
+                end = buffer.find(b"\n", start)
+                if end < 0:
+                    break
+                if end - start > self._limit:
+                    self._close()  # a line over the limit: the stream cannot continue
+                    break
+                self._line(bytes(buffer[start:end]))
+                start = end + 1
+            del buffer[:start]
+        if len(buffer) > self._limit:
+            self._close()  # a line over the limit: the stream cannot continue
+        self._wake()
+        if len(self._queue) > QUEUE_HIGH and not self._paused and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._finish()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        """The pipe ended: a last line without its newline still counts (as readline has it)."""
+        if not self._closed and 0 < len(self._buffer) <= self._limit:
+            self._line(bytes(self._buffer))
+        self._close()
+
+    def _line(self, line: bytes) -> None:
+        if not line or line.isspace():
+            return
+        try:
+            message = self._parse(line)
+        except ValueError as exc:
+            if self._on_garbage is not None:
+                self._on_garbage()
+            self._queue.append(exc)
+            return
+        if not self._taken(message):
+            self._queue.append(SessionMessage(message))
+
+    def _taken(self, message: types.JSONRPCMessage) -> bool:
+        if self._intercept is None:
+            return False
+        try:
+            return self._intercept(message)
+        except Exception:  # a bug there must not take the pipe down: the session gets it
+            logger.exception("intercepting %s failed; handing it to the session", type(message).__name__)
+            return False
 
     def _parse(self, line: bytes) -> types.JSONRPCMessage:
         if self._expects is not None:
@@ -96,14 +179,44 @@ class LineReader:
                 pass  # another kind of message (or garbage): the full union says which
         return types.jsonrpc_message_adapter.validate_json(line, by_name=False)
 
-    def _end(self) -> None:
-        if not self._eof:
-            self._eof = True
-            if self._on_eof is not None:
-                self._on_eof()
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._buffer.clear()
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- stream --------------------------------------------------------------------
+    async def receive(self) -> SessionMessage | Exception:
+        while not self._queue:
+            if self._closed:
+                if not self._ended:
+                    self._ended = True
+                    if self._on_eof is not None:
+                        self._on_eof()
+                raise anyio.EndOfStream
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._queue.popleft()
+        if self._paused and len(self._queue) < QUEUE_LOW and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+        return item
 
     async def aclose(self) -> None:
-        self._end()
+        self._queue.clear()
+        self._close()
+        if not self._ended:
+            self._ended = True
+            if self._on_eof is not None:
+                self._on_eof()
 
     def __aiter__(self) -> LineReader:
         return self
@@ -124,6 +237,19 @@ class LineReader:
         exc_tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+async def read_pipe(pipe: Any, **options: Any) -> tuple[asyncio.ReadTransport, LineReader]:
+    """Connect a `LineReader` (``options`` are its keywords) to ``pipe``, a file object over a
+    pipe, socket or terminal descriptor; the transport owns and closes it.
+
+    Raises:
+        ValueError, OSError: the descriptor is not one the event loop can watch.
+    """
+    transport, reader = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: LineReader(**options), pipe
+    )
+    return transport, reader
 
 
 class LineWriter:

@@ -24,7 +24,7 @@ import anyio
 import mcp_types as types
 from mcp.server.stdio import stdio_server
 
-from vsm_mcp.fleet.wire import LineReader, LineWriter
+from vsm_mcp.fleet.wire import LineReader, LineWriter, read_pipe
 
 #: Longest line accepted from the client (one JSON-RPC message).
 MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -77,10 +77,7 @@ async def pipe_streams(
     transports: list[asyncio.BaseTransport] = []
     files = [os.fdopen(read_fd, "rb", buffering=0), os.fdopen(write_fd, "wb", buffering=0)]
     try:
-        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), files[0]
-        )
+        read_transport, reader = await read_pipe(files[0], limit=MAX_LINE_BYTES, expects=expects)
         transports.append(read_transport)
         write_transport, write_protocol = await loop.connect_write_pipe(
             asyncio.streams.FlowControlMixin, files[1]
@@ -92,9 +89,9 @@ async def pipe_streams(
         for file in files[len(transports) :]:
             file.close()
         raise
-    write = LineWriter(asyncio.StreamWriter(write_transport, write_protocol, reader, loop))
+    write = LineWriter(asyncio.StreamWriter(write_transport, write_protocol, None, loop))
     try:
-        yield LineReader(reader, expects=expects), write
+        yield reader, write
     finally:
         await write.aclose()  # lines still queued go out before the pipe closes
         for transport in transports:
