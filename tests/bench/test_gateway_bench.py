@@ -37,6 +37,11 @@ async def test_bench_reports_throughput_latency_ratios_and_memory(tmp_path: Path
     assert result["gateway_vs_direct_ratio"] == round(
         result["gateway_calls_per_s"] / result["direct_calls_per_s"], 3
     )
+    # One pass each: the paired ratio is that pass's ratio, the plain one the ratio of medians.
+    assert result["gateway_vs_direct_paired_ratio"] == pytest.approx(
+        result["gateway_vs_direct_ratio"], abs=0.002
+    )
+    assert result["relay_floor_vs_direct_concurrent_paired_ratio"] > 0
     assert result["fastmcp_proxy_skipped"].startswith("FastMCP not installed at ")
     assert "fastmcp_proxy_calls_per_s" not in result
     assert result["memory_units"] == 2
