@@ -115,7 +115,6 @@ class LineReader(asyncio.Protocol):
         if self._closed:
             return
         buffer = self._buffer
-        start = len(buffer)
         buffer += data
         if b"\n" in data:
             start = 0
@@ -131,7 +130,8 @@ class LineReader(asyncio.Protocol):
             del buffer[:start]
         if len(buffer) > self._limit:
             self._close()  # a line over the limit: the stream cannot continue
-        self._wake()
+        if self._queue:
+            self._wake()  # only then: a line the hook took is no news to the session
         if len(self._queue) > QUEUE_HIGH and not self._paused and self._transport is not None:
             self._paused = True
             self._transport.pause_reading()
