@@ -20,15 +20,9 @@ from vsm_mcp.fleet.wire import HIGH_WATER_BYTES, LineWriter
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    ]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
-    """The standard event loop and uvloop (the gateway's default): pipes behave alike on both."""
-    return request.param  # type: ignore[no-any-return]
+@pytest.fixture
+def anyio_backend(both_loops: tuple[str, dict[str, bool]]) -> tuple[str, dict[str, bool]]:
+    return both_loops
 
 
 class Wire:

@@ -34,7 +34,8 @@ async def _sdk_face(gateway: Gateway, **client: Any) -> AsyncIterator[Client]:
 
 
 @asynccontextmanager
-async def _stdio_face(gateway: Gateway, **client: Any) -> AsyncIterator[Client]:
+async def stdio_face(gateway: Gateway, **client: Any) -> AsyncIterator[Client]:
+    """An SDK client on the gateway's stdio face over OS pipes (handshake era unless ``mode`` says)."""
     to_gateway_r, to_gateway_w = os.pipe()
     to_client_r, to_client_w = os.pipe()
 
@@ -45,8 +46,9 @@ async def _stdio_face(gateway: Gateway, **client: Any) -> AsyncIterator[Client]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(serve)
         # The client's end closing is the client going away: the face then ends by itself.
+        client.setdefault("mode", "legacy")
         async with Client(
-            pipe_streams(to_client_r, to_gateway_w, expects=types.JSONRPCResponse), mode="legacy", **client
+            pipe_streams(to_client_r, to_gateway_w, expects=types.JSONRPCResponse), **client
         ) as connected:
             yield connected
 
@@ -58,4 +60,4 @@ def face(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def connect(face: str) -> Connect:
-    return _sdk_face if face == "sdk" else _stdio_face
+    return _sdk_face if face == "sdk" else stdio_face

@@ -9,15 +9,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import mcp_types as types
 import pytest
-from mcp import Client
 
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.gateway import Gateway
 from vsm_mcp.gateway.stdio import pipe_streams
 from vsm_mcp.gateway.transport import serve_streams
+
+from .conftest import stdio_face
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -150,19 +150,8 @@ async def test_a_modern_client_is_never_relayed(probe_spec: Callable[..., Server
         with anyio.fail_after(20):
             await fleet.wait_ready("p")
         gateway = Gateway(fleet)
-        to_gateway_r, to_gateway_w = os.pipe()
-        to_client_r, to_client_w = os.pipe()
-
-        async def serve() -> None:
-            async with pipe_streams(to_gateway_r, to_client_w) as (read, write):
-                await serve_streams(gateway, read, write)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(serve)
-            async with Client(
-                pipe_streams(to_client_r, to_gateway_w, expects=types.JSONRPCResponse), mode="2026-07-28"
-            ) as client:
-                result = await client.call_tool("p__echo", {"text": "modern"})
-                assert gateway.express is not None
-                assert (gateway.express.armed, gateway.express.relayed) == (False, 0)
+        async with stdio_face(gateway, mode="2026-07-28") as client:
+            result = await client.call_tool("p__echo", {"text": "modern"})
+            assert gateway.express is not None
+            assert (gateway.express.armed, gateway.express.relayed) == (False, 0)
     assert result.content[0].text == "modern"  # type: ignore[union-attr]
