@@ -71,6 +71,8 @@ class ScenarioResult:
 class SuiteTools:
     node: Path
     suite_js: Path
+    #: The MCP Inspector's launcher (``--cli`` runs its CLI client).
+    inspector_js: Path
 
     def command(self, *args: str) -> list[str]:
         return [str(self.node), str(self.suite_js), *args]
@@ -99,7 +101,11 @@ def install_tools(install_script: Path = INSTALL_SCRIPT) -> SuiteTools:
     if done.returncode != 0:
         raise SuiteUnavailable(f"{install_script} exited {done.returncode}: {done.stderr.strip()[-500:]}")
     paths = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    return SuiteTools(node=Path(paths["NODE22"]), suite_js=Path(paths["CONFORMANCE"]))
+    return SuiteTools(
+        node=Path(paths["NODE22"]),
+        suite_js=Path(paths["CONFORMANCE"]),
+        inspector_js=Path(paths["INSPECTOR"]),
+    )
 
 
 def list_server_scenarios(tools: SuiteTools) -> list[str]:

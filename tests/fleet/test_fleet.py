@@ -85,3 +85,17 @@ async def test_fifty_kill_cycles_leave_no_zombie_or_orphan(
             await anyio.sleep(0.05)
     assert survivors == []
     assert procs.my_zombies() == []
+
+
+async def test_settled_waits_for_each_first_start_whether_it_comes_up_or_not(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    broken = ServerSpec(name="broken", command="/nonexistent/server")
+    async with Fleet([probe_spec("p"), broken]) as fleet:
+        start = anyio.current_time()
+        await fleet.settled(20.0)
+        assert anyio.current_time() - start < 15.0  # not the bound: both first starts are over
+        assert fleet.unit("p").state.value == "ready"
+        assert "p__echo" in fleet.routes.tools
+        assert fleet.unit("broken").first_start.is_set()
+        assert fleet.unit("broken").state.value != "ready"

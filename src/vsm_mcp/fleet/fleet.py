@@ -117,6 +117,15 @@ class Fleet:
             await self.add(spec)
         return self
 
+    async def settled(self, within_s: float) -> None:
+        """Return once every unit the fleet started with is through its first start (ready, or
+        that start failed), or after ``within_s``; at once from then on."""
+        with anyio.move_on_after(within_s):
+            for spec in self._initial:
+                unit = self._units.get(spec.name)
+                if unit is not None:
+                    await unit.first_start.wait()
+
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:

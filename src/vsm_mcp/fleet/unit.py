@@ -238,6 +238,8 @@ class Unit:
         self.stopped = anyio.Event()
         #: Set when the current session goes away; a new event per session.
         self.session_lost = anyio.Event()
+        #: Set once the first start is over: the unit got ready, or that start failed.
+        self.first_start = anyio.Event()
 
     @property
     def name(self) -> str:
@@ -277,7 +279,10 @@ class Unit:
                     self._backoff.reset()
                     self.breaker.record_success()
                 self.state = UnitState.STARTING
-                reason = await self._run_once()
+                try:
+                    reason = await self._run_once()
+                finally:
+                    self.first_start.set()
                 if self.sandbox_refusal:
                     self.stats.last_error = reason
                     self.state = UnitState.FAILED
@@ -328,6 +333,7 @@ class Unit:
                 if catalog != self.catalog:
                     self.catalog = catalog
                     await self._notify_catalog()
+                self.first_start.set()  # after the routes know the catalog
                 reason = await self._watch(session, gone)
                 self._drop_session()  # no new call may pick the dying session while it is torn down
         except SandboxUnavailableError as exc:

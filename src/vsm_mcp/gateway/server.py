@@ -65,6 +65,9 @@ from vsm_mcp.gateway.vsm_tools import (
 )
 
 RESOURCE_NOT_FOUND = -32002
+#: The first tools/list waits this long at most for the configured servers' first start
+#: (npx/uvx launchers take seconds); clients' initialize timeouts are longer.
+STARTUP_LIST_WAIT_S = 10.0
 Ctx = ServerRequestContext[Any, Any]
 
 
@@ -212,6 +215,9 @@ class Gateway:
         self.upstream.connected(ctx.session)
 
     async def _list_tools(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
+        # A client that lists once at start (and ignores list_changed) sees the configured
+        # servers' tools, not an empty fleet that is still starting.
+        await self.fleet.settled(STARTUP_LIST_WAIT_S)
         return {
             "tools": [
                 *VSM_TOOLS,
@@ -321,9 +327,11 @@ class Gateway:
 
     # -- handlers: resources -------------------------------------------------
     async def _list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
+        await self.fleet.settled(STARTUP_LIST_WAIT_S)
         return {"resources": [*VSM_RESOURCES, *self.fleet.routes.resource_list]}
 
     async def _list_templates(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
+        await self.fleet.settled(STARTUP_LIST_WAIT_S)
         return {"resourceTemplates": self.fleet.routes.template_list}
 
     async def _read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> Any:
@@ -363,6 +371,7 @@ class Gateway:
 
     # -- handlers: prompts, completion, logging ----------------------------
     async def _list_prompts(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
+        await self.fleet.settled(STARTUP_LIST_WAIT_S)
         return {"prompts": [r.definition for r in self.fleet.routes.prompts.values()]}
 
     async def _get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> Any:
