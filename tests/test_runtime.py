@@ -76,6 +76,20 @@ async def test_calls_feed_s1_and_s4_and_capabilities_reach_the_store(tmp_path: P
         assert variety["coverage"] == 0.75
 
 
+async def test_demand_recorded_together_reaches_s4_as_one_batch(tmp_path: Path) -> None:
+    async with running(settings_for(tmp_path)) as (runtime, _):
+        s4 = runtime.system.s4
+        inbox = runtime.system.bus.stats()["s4"].routine
+        await anyio.sleep(0.1)  # the start's capability sync is done; nothing else is pending
+        sent_before = runtime.system.bus.stats()["s4"].routine.sent
+        for category in ("a", "b", "a"):
+            runtime.demand.record(category, matched=False)
+        await wait_for(lambda: s4.reading().events == 3)
+        assert runtime.system.bus.stats()["s4"].routine.sent == sent_before + 1
+        assert inbox.dropped == 0
+        assert s4.window.profile().counts == {"a": 2, "b": 1}
+
+
 async def test_a_sustained_gap_reaches_s5_as_a_stored_decision(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, persist_events=3, persist_s=1000, gap_upper=0.5, gap_lower=0.2)
     async with running(settings) as (runtime, client):

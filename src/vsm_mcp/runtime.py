@@ -185,7 +185,11 @@ class SystemDemand:
         self._fleet = fleet
         self._store = store
         self._pending: list[str] = []
+        #: Set when there is something to flush (demand, or changed capabilities).
         self._wake = anyio.Event()
+        self._wake.set()  # capabilities start dirty
+        #: Set when the pending batch is full: it goes without waiting out the flush window.
+        self._full = anyio.Event()
         self._capabilities_dirty = True
         self.matched = 0
         self.unmatched = 0
@@ -197,12 +201,15 @@ class SystemDemand:
             self.matched += 1
         else:
             self.unmatched += 1
-        if len(self._pending) >= DEMAND_BATCH_MAX:
+        if len(self._pending) == 1:
             self._wake.set()
+        elif len(self._pending) >= DEMAND_BATCH_MAX:
+            self._full.set()
 
     def set_capabilities(self, categories: Iterable[str]) -> None:
         self._system.s4.set_capacity(dict.fromkeys(categories, UNLIMITED))
         self._capabilities_dirty = True
+        self._wake.set()
 
     # -- StatusSource ----------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -223,12 +230,17 @@ class SystemDemand:
 
     # -- running -----------------------------------------------------------------
     async def run(self) -> None:
-        """Hand demand to S4 in batches and mirror capabilities into S1 and the store."""
+        """Hand demand to S4 in batches and mirror capabilities into S1 and the store.
+
+        Idle, it sleeps; the first demand after a flush opens a window of `DEMAND_FLUSH_S`
+        (or less, if the batch fills) in which the batch gathers.
+        """
         try:
             while True:
+                await self._wake.wait()
                 with anyio.move_on_after(DEMAND_FLUSH_S):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
+                    await self._full.wait()
+                self._wake, self._full = anyio.Event(), anyio.Event()
                 await self.flush()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
