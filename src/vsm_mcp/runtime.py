@@ -120,9 +120,8 @@ class ObservedFleet(Fleet):
     """The fleet, reporting every tool call it completes to S1 (`CallCompleted`) and to the
     outcome ledger (which catalog server served which demand category, and how well).
 
-    The calls that finish in one turn of the event loop reach S1 as one message (a
-    `CallsCompleted` when there are several), sent at the end of that turn: under load one
-    wake-up of S1 counts many calls."""
+    The calls that finish in one turn of the event loop reach S1 as one `CallsCompleted`,
+    sent at the end of that turn: under load one wake-up of S1 counts many calls."""
 
     def __init__(
         self, system: ViableSystem, specs: Iterable[ServerSpec], *, outcomes: OutcomeLedger, **kwargs: Any
@@ -172,9 +171,7 @@ class ObservedFleet(Fleet):
     def _report(self) -> None:
         batch, self._finished = self._finished, []
         with suppress(BusClosedError):  # the systems stopped first: nobody is counting any more
-            self.system.bus.offer(
-                "s1", batch[0] if len(batch) == 1 else CallsCompleted(tuple(batch)), sender="fleet"
-            )
+            self.system.bus.offer("s1", CallsCompleted(tuple(batch)), sender="fleet")
 
 
 class SystemDemand:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ import pytest
 
 from vsm_mcp.errors import CallTimeoutError, UnitUnavailableError
 from vsm_mcp.fleet.express import ExpressLane, Outcome
-from vsm_mcp.fleet.wire import HIGH_WATER_BYTES, LineWriter
+from vsm_mcp.fleet.wire import HIGH_WATER_BYTES, write_pipe
 
 pytestmark = pytest.mark.anyio
 
@@ -47,12 +46,8 @@ async def lane(
 ) -> AsyncIterator[tuple[ExpressLane, Wire, list[int]]]:
     r, w = os.pipe()
     os.set_blocking(r, False)
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(w, "wb", buffering=0)
-    )
+    transport, writer = await write_pipe(os.fdopen(w, "wb", buffering=0))
     timeouts: list[int] = []
-    writer = LineWriter(asyncio.StreamWriter(transport, protocol, None, loop))
     try:
         yield (
             ExpressLane(

@@ -21,20 +21,16 @@ import sys
 
 import mcp_types as types
 
-from vsm_mcp.fleet.wire import LineWriter, read_pipe
+from vsm_mcp.fleet.wire import LineWriter, read_pipe, write_pipe
 
 
 async def relay(argv: list[str]) -> None:
-    loop = asyncio.get_running_loop()
     child_out, child_out_w = os.pipe()
     child = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=child_out_w)
     os.close(child_out_w)
     assert child.stdin is not None
     to_child = LineWriter(child.stdin)
-    out_transport, out_protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(1, "wb", buffering=0)
-    )
-    to_client = LineWriter(asyncio.StreamWriter(out_transport, out_protocol, None, loop))
+    _, to_client = await write_pipe(os.fdopen(1, "wb", buffering=0))
     callers: dict[str, types.RequestId] = {}
     ids = itertools.count(1)
 

@@ -56,7 +56,6 @@ class LaneCall:
     done: DoneFn
     progress: ProgressSink | None
     token: types.ProgressToken | None
-    started: float
     hard_deadline: float
     timer: asyncio.TimerHandle | None = None
 
@@ -133,8 +132,7 @@ class ExpressLane:
         request = types.JSONRPCRequest(jsonrpc="2.0", id=wire_id, method="tools/call", params=params)
         if not self._writer.send_nowait(request):
             return None
-        now = self._clock()
-        call = LaneCall(wire_id, done, progress, token, now, now + self._absolute)
+        call = LaneCall(wire_id, done, progress, token, self._clock() + self._absolute)
         call.timer = self._loop.call_later(min(self._idle, self._absolute), self._expire, call)
         self._pending[wire_id] = call
         return call

@@ -12,9 +12,9 @@ all of them. Invariants:
   error answer) is written to the dead-letter sink with its arguments and the
   number of attempts, so it can be listed and replayed;
 * a call taken on a unit's express lane (`express_call`) is counted, reported
-  (`_completed`) and dead-lettered like one on the full path; when its unit
-  went away under it, a read-only or idempotent tool's call is retried on the
-  full path, in a task of the fleet's, and answers from there;
+  (`_completed`) and dead-lettered like one on the full path; one that failed
+  there is taken over by the full path as its failed first attempt (retried
+  there if its tool is read-only or idempotent), in a task of the fleet's;
 * every stdio unit is launched through the fleet's one `Confinement` (one
   sandbox policy, the host probed once), so sandboxing is a property of the
   server applied at each start, never baked into its spec.
@@ -22,7 +22,6 @@ all of them. Invariants:
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -36,12 +35,12 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter
-from vsm_mcp.errors import ConfigError, UnitError, UnitUnavailableError, UnknownUnitError
+from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.express import Outcome, ProgressSink, Ticket
 from vsm_mcp.fleet.routing import Route, RoutingTable
 from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.fleet.unit import RETRY_PAUSE_S, ProgressFn, Unit, forwarded_params
+from vsm_mcp.fleet.unit import ProgressFn, Unit, forwarded_params
 
 SignalSink = Callable[[AlgedonicSignal], Awaitable[None]]
 #: How an express call answers its caller: the result, the server's error, or the unit's failure.
@@ -57,6 +56,7 @@ class _ExpressCall:
     route: Route
     unit: Unit
     params: dict[str, Any]
+    token: types.ProgressToken | None
     reply: Reply
     progress: ProgressSink | None
     started: float
@@ -253,7 +253,7 @@ class Fleet:
         def done(outcome: Outcome) -> None:
             ticket.lane_cancel = None
             if isinstance(outcome, UnitError):
-                failed = _ExpressCall(route, unit, params, reply, progress, started, ticket)
+                failed = _ExpressCall(route, unit, params, token, reply, progress, started, ticket)
                 tg = self._tg
                 try:
                     if tg is None:
@@ -280,63 +280,41 @@ class Fleet:
         return ticket
 
     async def _express_failed(self, call: _ExpressCall, error: UnitError) -> None:
-        route, unit = call.route, call.unit
-        await unit.express_failed(error)
-        if (
-            isinstance(error, UnitUnavailableError)
-            and route.retry_safe
-            and unit.spec.retries > 0
-            and not call.ticket.cancelled
-        ):
-            unit.stats.retries += 1
-            await anyio.sleep(RETRY_PAUSE_S * (1 + random.random()))  # jitter, as on the full path
-            if not call.ticket.cancelled:
-                await self._express_retry(call)
-            return
-        self._completed(route, False, time.perf_counter() - call.started, f"{type(error).__name__}: {error}")
-        arguments = call.params.get("arguments") or {}
-        await self._dead_letter(unit.name, route.name, arguments, str(error), attempts=1)
-        if not call.ticket.cancelled:
-            call.reply(error)
-
-    async def _express_retry(self, call: _ExpressCall) -> None:
-        """Retry on the full path a safe call whose unit went away under the lane (the lane's
-        attempt counts against the unit's retry budget), reporting and dead-lettering it there."""
-        meta = call.params.get("_meta")
-        token = meta.get("progressToken") if isinstance(meta, dict) else None
-        progress = call.progress
+        """Finish a lane call that failed: the unit counts the failure, then `_call_unit` takes
+        it over as its own failed first attempt (a safe tool's call is retried on the full
+        path within the unit's budget; a call that fails for good is dead-lettered)."""
+        route, token, progress = call.route, call.token, call.progress
+        await call.unit.express_failed(error)
 
         async def relay(value: float, total: float | None, message: str | None) -> None:
             if progress is not None:
                 sent = {"progressToken": token, "progress": value, "total": total, "message": message}
                 progress({k: v for k, v in sent.items() if v is not None})
 
-        route = call.route
         wire = {**call.params, "name": route.name, "arguments": call.params.get("arguments") or {}}
-        ok, error = False, ""
+        outcome: dict[str, Any] | types.ErrorData | UnitError
         with anyio.CancelScope() as scope:
             call.ticket.scope = scope
+            if call.ticket.cancelled:
+                return
             try:
-                result = await self._call_unit(
+                outcome = await self._call_unit(
                     route.unit,
                     route.name,
                     wire,
-                    retry_safe=True,
+                    retry_safe=route.retry_safe,
                     on_progress=relay if token is not None else None,
-                    tried=1,
+                    failed=error,
                 )
             except MCPError as exc:
-                error = f"MCPError: {exc.error.message}"
-                call.reply(exc.error)
+                outcome, ok, reason = exc.error, False, f"MCPError: {exc.error.message}"
             except UnitError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                call.reply(exc)
+                outcome, ok, reason = exc, False, f"{type(exc).__name__}: {exc}"
             else:
-                ok = not result.get("isError", False)
-                error = "" if ok else "tool returned isError"
-                call.reply(result)
-            finally:
-                self._completed(route, ok, time.perf_counter() - call.started, error)
+                ok = not outcome.get("isError", False)
+                reason = "" if ok else "tool returned isError"
+            self._completed(route, ok, time.perf_counter() - call.started, reason)
+            call.reply(outcome)
 
     def _completed(self, route: Route, ok: bool, elapsed_s: float, error: str) -> None:
         """A tool call through the fleet ended (express lane or full path); for observers."""
@@ -353,16 +331,16 @@ class Fleet:
         *,
         retry_safe: bool,
         on_progress: ProgressFn | None = None,
-        tried: int = 0,
+        failed: UnitError | None = None,
     ) -> dict[str, Any]:
         unit = self.unit(unit_name)
         retries_before = unit.stats.retries
         try:
             return await unit.request(
-                "tools/call", wire, retry_safe=retry_safe, on_progress=on_progress, tried=tried
+                "tools/call", wire, retry_safe=retry_safe, on_progress=on_progress, failed=failed
             )
         except UnitError as exc:
-            attempts = tried + 1 + unit.stats.retries - retries_before
+            attempts = 1 + unit.stats.retries - retries_before  # every attempt after the first is a retry
             await self._dead_letter(unit_name, tool, wire.get("arguments") or {}, str(exc), attempts=attempts)
             raise
 

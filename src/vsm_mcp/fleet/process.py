@@ -45,11 +45,9 @@ import mcp_types as types
 
 from vsm_mcp.fleet.confinement import Confinement
 from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.fleet.wire import LineReader, LineWriter, read_pipe
+from vsm_mcp.fleet.wire import MAX_LINE_BYTES, LineReader, LineWriter, read_pipe
 from vsm_mcp.sandbox import LaunchPlan
 
-#: Longest stdout line accepted (one JSON-RPC message; large tool results fit), and stderr line.
-MAX_LINE_BYTES = 64 * 1024 * 1024
 #: After stdin closes, how long a server may take to exit on its own (spec shutdown order).
 STDIN_CLOSE_GRACE_S = 0.5
 #: After SIGTERM to the group, how long before SIGKILL.
@@ -140,7 +138,6 @@ async def spawn(
 
     out_transport, read = await read_pipe(
         os.fdopen(out_r, "rb", buffering=0),
-        limit=MAX_LINE_BYTES,
         on_eof=child.gone.set,
         on_garbage=garbage,
         expects=types.JSONRPCResponse,

@@ -569,26 +569,34 @@ class Unit:
         *,
         retry_safe: bool,
         on_progress: ProgressFn | None = None,
-        tried: int = 0,
+        failed: UnitError | None = None,
     ) -> dict[str, Any]:
-        """Send one request to the server; returns its wire result. ``tried``: attempts already
-        made elsewhere (the express lane), counted against the retry budget.
+        """Send one request to the server; returns its wire result. ``failed``: how an attempt
+        made elsewhere (the express lane) ended; it is retried, counted and raised exactly as
+        this method's own first attempt would be.
 
         Raises:
             MCPError: the server answered with an error (passed through unchanged).
             UnitUnavailableError: the unit is down, failed, or its breaker is open.
             CallTimeoutError: no result within the idle or the absolute timeout.
         """
-        attempt = tried
+        attempt, error = (0, None) if failed is None else (1, failed)
         while True:
+            if error is not None:
+                if (
+                    not retry_safe
+                    or not isinstance(error, UnitUnavailableError)
+                    or attempt > self.spec.retries
+                    or self.state is UnitState.FAILED
+                ):
+                    raise error
+                self.stats.retries += 1
+                await anyio.sleep(RETRY_PAUSE_S * (1 + random.random()))  # jitter: spread retries out
             attempt += 1
             try:
                 return await self._attempt(method, params, on_progress)
-            except UnitUnavailableError:
-                if not retry_safe or attempt > self.spec.retries or self.state is UnitState.FAILED:
-                    raise
-                self.stats.retries += 1
-                await anyio.sleep(RETRY_PAUSE_S * (1 + random.random()))  # jitter: spread retries out
+            except UnitUnavailableError as exc:
+                error = exc
 
     async def _attempt(
         self, method: str, params: dict[str, Any] | None, on_progress: ProgressFn | None

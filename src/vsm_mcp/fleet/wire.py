@@ -194,10 +194,7 @@ class LineReader(asyncio.Protocol):
     async def receive(self) -> SessionMessage | Exception:
         while not self._queue:
             if self._closed:
-                if not self._ended:
-                    self._ended = True
-                    if self._on_eof is not None:
-                        self._on_eof()
+                self._tell_end()
                 raise anyio.EndOfStream
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -213,6 +210,9 @@ class LineReader(asyncio.Protocol):
     async def aclose(self) -> None:
         self._queue.clear()
         self._close()
+        self._tell_end()
+
+    def _tell_end(self) -> None:
         if not self._ended:
             self._ended = True
             if self._on_eof is not None:
@@ -250,6 +250,18 @@ async def read_pipe(pipe: Any, **options: Any) -> tuple[asyncio.ReadTransport, L
         lambda: LineReader(**options), pipe
     )
     return transport, reader
+
+
+async def write_pipe(pipe: Any, **options: Any) -> tuple[asyncio.WriteTransport, LineWriter]:
+    """A `LineWriter` (``options`` are its keywords) on ``pipe``, a file object over a pipe,
+    socket or terminal descriptor; the transport owns and closes it.
+
+    Raises:
+        ValueError, OSError: the descriptor is not one the event loop can watch.
+    """
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
+    return transport, LineWriter(asyncio.StreamWriter(transport, protocol, None, loop), **options)
 
 
 class LineWriter:
@@ -290,12 +302,9 @@ class LineWriter:
     async def send(self, item: SessionMessage, /) -> None:
         if self._closed:
             raise anyio.ClosedResourceError
-        transport = self._writer.transport
-        if transport.is_closing():
-            self._broken()
+        if not self.send_nowait(item.message):
             raise anyio.BrokenResourceError
-        self._queue(item.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n")
-        if self._queued_bytes + transport.get_write_buffer_size() > HIGH_WATER_BYTES:
+        if self.congested:
             self._flush()
             try:
                 await self._writer.drain()

@@ -44,7 +44,7 @@ from mcp.shared.subscriptions import (
 from mcp_types.methods import CACHEABLE_METHODS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from vsm_mcp.errors import CallTimeoutError, UnitError, VsmError
+from vsm_mcp.errors import UnitError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.unit import UnitState
@@ -411,8 +411,7 @@ class Gateway:
             try:
                 return await self.fleet.forward(unit, method, raw)
             except UnitError as exc:
-                code = types.REQUEST_TIMEOUT if isinstance(exc, CallTimeoutError) else types.INTERNAL_ERROR
-                raise MCPError(code=code, message=str(exc), data={"server": unit}) from exc
+                raise MCPError.from_error_data(unit_error_data(exc, unit)) from exc
 
     # -- views -------------------------------------------------------------
     def note_call(self, route: Route) -> None:

@@ -2,8 +2,8 @@
 
 The SDK's default stdio transport reads and writes through worker threads (a
 thread hop per line) and relays every message through a task and a memory
-stream; a proxy pays that on every message. Here the server's receive loop
-reads and parses the client's lines itself and a send writes its line on the
+stream; a proxy pays that on every message. Here the client's lines are split
+and parsed in the pipe's protocol callback and a send queues its line on the
 spot (`vsm_mcp.fleet.wire`: the SDK's framing and parsing, minus the hops).
 Invariants, as in the SDK: while serving, fd 0 is the null device and fd 1 is
 stderr, so nothing else (a stray print, a child process) can read the
@@ -17,17 +17,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any
 
 import anyio
 import mcp_types as types
 from mcp.server.stdio import stdio_server
 
-from vsm_mcp.fleet.wire import LineReader, LineWriter, read_pipe
-
-#: Longest line accepted from the client (one JSON-RPC message).
-MAX_LINE_BYTES = 64 * 1024 * 1024
+from vsm_mcp.fleet.wire import LineReader, LineWriter, read_pipe, write_pipe
 
 
 @asynccontextmanager
@@ -35,21 +32,17 @@ async def stdio_streams() -> AsyncIterator[Any]:
     """Yield the SDK's (read, write) stream pair for this process's stdin/stdout."""
     saved_in, saved_out = os.dup(0), os.dup(1)
     try:
-        try:
-            pair = pipe_streams(os.dup(0), os.dup(1))
-            streams = await pair.__aenter__()
-        except (ValueError, OSError):
-            async with stdio_server() as sdk_streams:
-                yield sdk_streams
-            return
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        os.dup2(2, 1)
-        try:
+        async with AsyncExitStack() as stack:
+            try:
+                streams = await stack.enter_async_context(pipe_streams(os.dup(0), os.dup(1)))
+            except (ValueError, OSError):
+                streams = await stack.enter_async_context(stdio_server())
+            else:
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.close(null)
+                os.dup2(2, 1)
             yield streams
-        finally:
-            await pair.__aexit__(None, None, None)
     finally:
         with suppress(OSError):
             os.dup2(saved_in, 0)
@@ -73,15 +66,12 @@ async def pipe_streams(
     Raises:
         ValueError, OSError: a descriptor is not a pipe, socket or terminal (both are closed).
     """
-    loop = asyncio.get_running_loop()
     transports: list[asyncio.BaseTransport] = []
     files = [os.fdopen(read_fd, "rb", buffering=0), os.fdopen(write_fd, "wb", buffering=0)]
     try:
-        read_transport, reader = await read_pipe(files[0], limit=MAX_LINE_BYTES, expects=expects)
+        read_transport, reader = await read_pipe(files[0], expects=expects)
         transports.append(read_transport)
-        write_transport, write_protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, files[1]
-        )
+        write_transport, write = await write_pipe(files[1])
         transports.append(write_transport)
     except BaseException:
         for transport in transports:
@@ -89,7 +79,6 @@ async def pipe_streams(
         for file in files[len(transports) :]:
             file.close()
         raise
-    write = LineWriter(asyncio.StreamWriter(write_transport, write_protocol, None, loop))
     try:
         yield reader, write
     finally:
