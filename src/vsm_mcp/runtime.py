@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -61,6 +62,8 @@ from vsm_mcp.vsm.viable import ViableConfig, ViableSystem
 
 #: Demand is handed to S4 in batches at most this old: the variety reading lags by at most this.
 DEMAND_FLUSH_S = 0.02
+#: Calls finished within this window reach S1 as one `CallsCompleted` (one wake-up of S1 for many calls).
+REPORT_WINDOW_S = 0.02
 #: A batch is sent at once when it reaches this size (bounded memory under bursts).
 DEMAND_BATCH_MAX = 512
 #: How often unit states are sampled for S3 and the live status is stored.
@@ -120,8 +123,9 @@ class ObservedFleet(Fleet):
     """The fleet, reporting every tool call it completes to S1 (`CallCompleted`) and to the
     outcome ledger (which catalog server served which demand category, and how well).
 
-    The calls that finish in one turn of the event loop reach S1 as one `CallsCompleted`,
-    sent at the end of that turn: under load one wake-up of S1 counts many calls."""
+    The calls that finish within `REPORT_WINDOW_S` of the first reach S1 as one
+    `CallsCompleted` (one wake-up of S1 counts many calls, whatever the load); what is
+    pending when the fleet stops is sent then."""
 
     def __init__(
         self, system: ViableSystem, specs: Iterable[ServerSpec], *, outcomes: OutcomeLedger, **kwargs: Any
@@ -133,6 +137,7 @@ class ObservedFleet(Fleet):
         #: unit name -> the catalog server it was acquired as (units added by hand keep their own name)
         self.catalog_names: dict[str, str] = {}
         self._finished: list[CallCompleted] = []
+        self._report_timer: asyncio.TimerHandle | None = None
 
     async def call_tool(
         self,
@@ -165,13 +170,26 @@ class ObservedFleet(Fleet):
         self.outcomes.record(self.catalog_names.get(route.unit, route.unit), category, ok)
         self.outcomes_dirty = True
         if not self._finished:
-            asyncio.get_running_loop().call_soon(self._report)
+            self._report_timer = asyncio.get_running_loop().call_later(REPORT_WINDOW_S, self._report)
         self._finished.append(CallCompleted(route.unit, route.name, ok, elapsed_s, time.time(), error))
 
     def _report(self) -> None:
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
+        if not self._finished:
+            return
         batch, self._finished = self._finished, []
         with suppress(BusClosedError):  # the systems stopped first: nobody is counting any more
             self.system.bus.offer("s1", CallsCompleted(tuple(batch)), sender="fleet")
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        try:
+            return await super().__aexit__(exc_type, exc, tb)
+        finally:
+            self._report()  # calls that finished while the fleet stopped count too
 
 
 class SystemDemand:

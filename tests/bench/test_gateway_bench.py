@@ -42,6 +42,11 @@ async def test_bench_reports_throughput_latency_ratios_and_memory(tmp_path: Path
         result["gateway_vs_direct_ratio"], abs=0.002
     )
     assert result["relay_floor_vs_direct_concurrent_paired_ratio"] > 0
+    assert result["passes"]["gateway"] == {
+        "calls_per_s": [result["gateway_calls_per_s"]],
+        "concurrent_calls_per_s": [result["gateway_concurrent_calls_per_s"]],
+    }
+    assert "gateway_vs_fastmcp_paired_ratio" not in result  # no FastMCP, no ratio against it
     assert result["fastmcp_proxy_skipped"].startswith("FastMCP not installed at ")
     assert "fastmcp_proxy_calls_per_s" not in result
     assert result["memory_units"] == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -156,6 +156,36 @@ async def test_the_absolute_timeout_holds_however_much_progress_comes() -> None:
                 )
     [outcome] = outcomes
     assert str(outcome) == "server 'u' did not answer tools/call (absolute timeout of 0.5s)"
+
+
+async def test_one_timer_ends_each_call_at_its_own_deadline() -> None:
+    """Calls started at different times, one kept alive by progress: each ends when it is due."""
+    ended: dict[str, float] = {}
+    loop_time = anyio.current_time
+
+    def end(name: str) -> Callable[[Outcome], None]:
+        return lambda _: ended.setdefault(name, loop_time())
+
+    async with lane(idle=0.3, absolute=5.0) as (express, _, timeouts):
+        start = loop_time()
+        express.start({"name": "a", "arguments": {}}, end("a"))
+        kept = express.start({"name": "kept", "arguments": {}}, end("kept"), lambda _: None, token="t")
+        assert kept is not None
+        await anyio.sleep(0.15)
+        express.start({"name": "b", "arguments": {}}, end("b"))
+        with anyio.fail_after(3):
+            while "b" not in ended:
+                await anyio.sleep(0.05)
+                note = {"progressToken": kept.wire_id, "progress": 1}
+                express.intercept(
+                    types.JSONRPCNotification(jsonrpc="2.0", method="notifications/progress", params=note)
+                )
+        assert 0.25 <= ended["a"] - start < 0.4
+        assert 0.4 <= ended["b"] - start < 0.55
+        assert "kept" not in ended and express.pending == 1  # progress came every 50 ms
+        await anyio.sleep(0.45)  # no more progress: it is due 0.3 s after the last
+        assert "kept" in ended
+        assert timeouts == [1, 1, 1]
 
 
 async def test_cancel_tells_the_server_and_ends_the_call_silently() -> None:

@@ -334,6 +334,11 @@ async def run(
         for name, runs in passes.items():
             for key in runs[0]:
                 result[f"{name}_{key}"] = round(statistics.median(r[key] for r in runs), 3)
+        # Every pass's throughput, in the order run: the spread behind each median.
+        result["passes"] = {
+            name: {key: [r[key] for r in runs] for key in ("calls_per_s", "concurrent_calls_per_s")}
+            for name, runs in passes.items()
+        }
         # Three gateways: no server; `units` servers of 1 tool; `units` servers of 1 + MEMORY_EXTRA_TOOLS.
         rss_empty, own_tools = await _gateway_rss(0, 0, Path(tmp) / "m0")
         rss_small, small_tools = await _gateway_rss(units, 0, Path(tmp) / "m1")
@@ -354,15 +359,18 @@ async def run(
             result[f"direct_vs_fastmcp_{mode}ratio"] = round(
                 result[f"direct_{mode}calls_per_s"] / result[f"fastmcp_proxy_{mode}calls_per_s"], 3
             )
-    # Paired: each pass of a target against the direct pass run right before it (same repeat),
-    # so a burst of load on a shared machine moves both sides of a ratio; the median of those.
-    for other in ("gateway", "gateway_asyncio", "relay_floor", "fastmcp_proxy"):
-        if other in passes:
+    # Paired: each pass of a target against the direct (or FastMCP) pass of the same round, run
+    # seconds apart, so a burst of load on a shared machine moves both sides of a ratio; the
+    # median of those.
+    for ours in ("gateway", "gateway_asyncio", "relay_floor", "fastmcp_proxy"):
+        for other, label in (("direct", "direct"), ("fastmcp_proxy", "fastmcp")):
+            if ours == other or ours not in passes or other not in passes:
+                continue
             for mode in ("", "concurrent_"):
-                result[f"{other}_vs_direct_{mode}paired_ratio"] = round(
+                result[f"{ours}_vs_{label}_{mode}paired_ratio"] = round(
                     statistics.median(
-                        ours[f"{mode}calls_per_s"] / direct[f"{mode}calls_per_s"]
-                        for ours, direct in zip(passes[other], passes["direct"], strict=True)
+                        mine[f"{mode}calls_per_s"] / theirs[f"{mode}calls_per_s"]
+                        for mine, theirs in zip(passes[ours], passes[other], strict=True)
                     ),
                     3,
                 )
@@ -430,9 +438,9 @@ def render(result: dict[str, Any]) -> list[Table]:
             if f"{gateway}_vs_{other}_ratio" in result:
                 seq = f"{result[f'{gateway}_vs_{other}_ratio']:.3f}x"
                 conc = f"{result[f'{gateway}_vs_{other}_concurrent_ratio']:.3f}x"
-                if other == "direct":  # and the median of the ratios of passes run side by side
-                    seq += f" (paired {result[f'{gateway}_vs_direct_paired_ratio']:.3f}x)"
-                    conc += f" (paired {result[f'{gateway}_vs_direct_concurrent_paired_ratio']:.3f}x)"
+                if f"{gateway}_vs_{other}_paired_ratio" in result:  # median of same-round ratios
+                    seq += f" (paired {result[f'{gateway}_vs_{other}_paired_ratio']:.3f}x)"
+                    conc += f" (paired {result[f'{gateway}_vs_{other}_concurrent_paired_ratio']:.3f}x)"
                 ratios.add_row(f"{gateway} vs {other}", seq, conc, f">= {target:g}x")
     if "direct_vs_fastmcp_ratio" in result:
         ratios.add_row(

@@ -19,7 +19,12 @@ notifications) stays with the `ClientSession`. Invariants:
   each progress notification resets, or the absolute timeout; the server is
   then told ``notifications/cancelled``), or with `UnitUnavailableError` when
   the session goes away (`close`); a call the caller cancelled ends silently;
-* nothing here waits: `start`, the hook and the timers are plain callbacks on
+* one loop timer per lane, not per call, watches the deadlines: it is armed
+  for the earliest deadline under way (every call has the same timeouts, so a
+  call started later never has an earlier one, and progress only moves a
+  deadline later); when it fires it ends the calls that are due and re-arms
+  for the next;
+* nothing here waits: `start`, the hook and the timer are plain callbacks on
   the event loop, and so must the ``done`` and ``progress`` callbacks be.
 """
 
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +50,8 @@ ProgressSink = Callable[[dict[str, Any]], None]
 
 _PROGRESS = "notifications/progress"
 _WIRE_ID_PREFIX = "vsm-x"
+#: A loop timer may fire this much before its time; a deadline this close counts as reached.
+_TIMER_SLACK_S = 1e-3
 
 
 @dataclass(slots=True, eq=False)
@@ -56,8 +62,10 @@ class LaneCall:
     done: DoneFn
     progress: ProgressSink | None
     token: types.ProgressToken | None
+    #: Loop time by which the call must have ended (the absolute timeout).
     hard_deadline: float
-    timer: asyncio.TimerHandle | None = None
+    #: Loop time by which the next sign of life is due (the idle timeout, capped by the hard one).
+    deadline: float
 
 
 @dataclass(slots=True, eq=False)
@@ -89,17 +97,16 @@ class ExpressLane:
         idle_timeout_s: float,
         call_timeout_s: float,
         on_timeout: Callable[[], None],
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.unit = unit
         self._writer = writer
         self._idle = idle_timeout_s
         self._absolute = call_timeout_s
         self._on_timeout = on_timeout
-        self._clock = clock
         self._loop = asyncio.get_running_loop()
         self._ids = itertools.count(1)
         self._pending: dict[str, LaneCall] = {}
+        self._timer: asyncio.TimerHandle | None = None
         self.closed = False
 
     @property
@@ -132,16 +139,19 @@ class ExpressLane:
         request = types.JSONRPCRequest(jsonrpc="2.0", id=wire_id, method="tools/call", params=params)
         if not self._writer.send_nowait(request):
             return None
-        call = LaneCall(wire_id, done, progress, token, self._clock() + self._absolute)
-        call.timer = self._loop.call_later(min(self._idle, self._absolute), self._expire, call)
+        now = self._loop.time()
+        call = LaneCall(
+            wire_id, done, progress, token, now + self._absolute, now + min(self._idle, self._absolute)
+        )
         self._pending[wire_id] = call
+        if self._timer is None:
+            self._arm(call.deadline)
         return call
 
     def cancel(self, call: LaneCall, reason: str | None = None) -> None:
         """The caller gave up: tell the server, and end the call without an outcome."""
         if self._pending.pop(call.wire_id, None) is None:
             return
-        self._stop_timer(call)
         self._send_cancel(call, reason)
 
     def intercept(self, message: types.JSONRPCMessage) -> bool:
@@ -151,7 +161,6 @@ class ExpressLane:
             call = self._pending.pop(key, None) if isinstance(key, str) else None
             if call is None:
                 return False
-            self._stop_timer(call)
             call.done(message)
             return True
         if isinstance(message, types.JSONRPCNotification) and message.method == _PROGRESS:
@@ -160,9 +169,7 @@ class ExpressLane:
             call = self._pending.get(token) if isinstance(token, str) else None
             if call is None:
                 return False
-            self._stop_timer(call)
-            delay = min(self._idle, call.hard_deadline - self._clock())
-            call.timer = self._loop.call_later(max(delay, 0.0), self._expire, call)
+            call.deadline = min(self._loop.time() + self._idle, call.hard_deadline)
             if call.progress is not None:
                 call.progress({**params, "progressToken": call.token})
             return True
@@ -171,9 +178,11 @@ class ExpressLane:
     def close(self, why: str) -> None:
         """The session is gone: every call under way ends with `UnitUnavailableError`."""
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         calls, self._pending = list(self._pending.values()), {}
         for call in calls:
-            self._stop_timer(call)
             call.done(
                 UnitUnavailableError(
                     f"server {self.unit!r} went away during tools/call ({why}); it is being restarted"
@@ -181,14 +190,28 @@ class ExpressLane:
             )
 
     # -- internals -------------------------------------------------------------
-    def _expire(self, call: LaneCall) -> None:
+    def _arm(self, deadline: float) -> None:
+        self._timer = self._loop.call_at(deadline, self._sweep)
+
+    def _sweep(self) -> None:
+        """The timer fired: end the calls that are due, re-arm for the earliest other deadline."""
+        self._timer = None
+        now = self._loop.time() + _TIMER_SLACK_S
+        due = [call for call in self._pending.values() if call.deadline <= now]
+        for call in due:
+            self._expire(call, now)
+        if self._timer is not None:  # a call started by an expiry's callbacks armed it: maybe too late
+            self._timer.cancel()
+            self._timer = None
+        if self._pending and not self.closed:
+            self._arm(min(call.deadline for call in self._pending.values()))
+
+    def _expire(self, call: LaneCall, now: float) -> None:
         if self._pending.pop(call.wire_id, None) is None:
-            return
-        call.timer = None
-        now = self._clock()
+            return  # ended meanwhile (an earlier expiry's callbacks can end others)
         which = (
             f"absolute timeout of {self._absolute:g}s"
-            if now >= call.hard_deadline - 1e-3
+            if now >= call.hard_deadline
             else f"{self._idle:g}s without progress"
         )
         self._send_cancel(call, f"timed out: {which}")
@@ -202,9 +225,3 @@ class ExpressLane:
         self._writer.send_nowait(
             types.JSONRPCNotification(jsonrpc="2.0", method="notifications/cancelled", params=params)
         )
-
-    @staticmethod
-    def _stop_timer(call: LaneCall) -> None:
-        if call.timer is not None:
-            call.timer.cancel()
-            call.timer = None

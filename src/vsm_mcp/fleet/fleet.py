@@ -261,17 +261,15 @@ class Fleet:
                     tg.start_soon(self._express_failed, failed, outcome)
                 except RuntimeError:  # the fleet is stopping: answer now, count no more
                     reply(outcome)
-            elif isinstance(outcome, types.JSONRPCResponse):
-                ok = not outcome.result.get("isError", False)
-                self._completed(
-                    route, ok, time.perf_counter() - started, "" if ok else "tool returned isError"
-                )
+            elif isinstance(outcome, types.JSONRPCResponse):  # answer first, account after
+                elapsed = time.perf_counter() - started
                 reply(outcome.result)
+                ok = not outcome.result.get("isError", False)
+                self._completed(route, ok, elapsed, "" if ok else "tool returned isError")
             else:
-                self._completed(
-                    route, False, time.perf_counter() - started, f"MCPError: {outcome.error.message}"
-                )
+                elapsed = time.perf_counter() - started
                 reply(outcome.error)
+                self._completed(route, False, elapsed, f"MCPError: {outcome.error.message}")
 
         call = unit.express(wire, done, progress if token is not None else None, token)
         if call is None:
