@@ -46,6 +46,11 @@ async def test_bench_reports_throughput_latency_ratios_and_memory(tmp_path: Path
         "calls_per_s": [result["gateway_calls_per_s"]],
         "concurrent_calls_per_s": [result["gateway_concurrent_calls_per_s"]],
     }
+    assert result["gateway_vs_direct_concurrent_cpu_bound_ratio"] == round(
+        result["gateway_concurrent_cpu_bound_calls_per_s"]
+        / result["direct_concurrent_cpu_bound_calls_per_s"],
+        3,
+    )
     assert "gateway_vs_fastmcp_paired_ratio" not in result  # no FastMCP, no ratio against it
     assert result["fastmcp_proxy_skipped"].startswith("FastMCP not installed at ")
     assert "fastmcp_proxy_calls_per_s" not in result

@@ -381,6 +381,13 @@ async def run(
             ours = result[f"{gateway}_{mode}calls_per_s"]
             direct = result[f"direct_{mode}calls_per_s"]
             result[f"{gateway}_vs_direct_{mode}ratio"] = round(ours / direct, 3)
+            # The same ratio of what the measured CPU time per call allows (less noisy than
+            # throughput, and the ceiling a CPU-bound run approaches).
+            bound = f"{mode}cpu_bound_calls_per_s"
+            if f"{gateway}_{bound}" in result and f"direct_{bound}" in result:
+                result[f"{gateway}_vs_direct_{bound.replace('calls_per_s', 'ratio')}"] = round(
+                    result[f"{gateway}_{bound}"] / result[f"direct_{bound}"], 3
+                )
             if f"fastmcp_proxy_{mode}calls_per_s" in result:
                 fast = result[f"fastmcp_proxy_{mode}calls_per_s"]
                 result[f"{gateway}_vs_fastmcp_{mode}ratio"] = round(ours / fast, 3)
@@ -442,6 +449,13 @@ def render(result: dict[str, Any]) -> list[Table]:
                     seq += f" (paired {result[f'{gateway}_vs_{other}_paired_ratio']:.3f}x)"
                     conc += f" (paired {result[f'{gateway}_vs_{other}_concurrent_paired_ratio']:.3f}x)"
                 ratios.add_row(f"{gateway} vs {other}", seq, conc, f">= {target:g}x")
+    if "gateway_vs_direct_cpu_bound_ratio" in result:
+        ratios.add_row(
+            "gateway vs direct, CPU bound",
+            f"{result['gateway_vs_direct_cpu_bound_ratio']:.3f}x",
+            f"{result['gateway_vs_direct_concurrent_cpu_bound_ratio']:.3f}x",
+            "",
+        )
     if "direct_vs_fastmcp_ratio" in result:
         ratios.add_row(
             "direct vs fastmcp (a free proxy's ceiling)",

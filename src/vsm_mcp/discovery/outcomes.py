@@ -40,7 +40,9 @@ class OutcomeLedger:
     tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)
 
     def record(self, server: str, category: str, success: bool) -> None:
-        tally = self.tallies.setdefault((server, category), Tally())
+        tally = self.tallies.get((server, category))
+        if tally is None:  # (not setdefault: that builds a Tally on every call of the hot path)
+            tally = self.tallies[(server, category)] = Tally()
         if success:
             tally.successes += 1
         else:
