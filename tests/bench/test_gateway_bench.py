@@ -43,9 +43,10 @@ async def test_bench_reports_throughput_latency_ratios_and_memory(tmp_path: Path
     )
     assert result["relay_floor_vs_direct_concurrent_paired_ratio"] > 0
     assert result["passes"]["gateway"] == {
-        "calls_per_s": [result["gateway_calls_per_s"]],
-        "concurrent_calls_per_s": [result["gateway_concurrent_calls_per_s"]],
+        key: [result[f"gateway_{key}"]]
+        for key in ("calls_per_s", "concurrent_calls_per_s", "steal_pct", "concurrent_steal_pct")
     }
+    assert 0 <= result["direct_steal_pct"] <= 100
     assert result["gateway_vs_direct_concurrent_cpu_bound_ratio"] == round(
         result["gateway_concurrent_cpu_bound_calls_per_s"]
         / result["direct_concurrent_cpu_bound_calls_per_s"],

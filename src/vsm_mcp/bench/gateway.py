@@ -122,6 +122,16 @@ def _self_cpu_s() -> float:
     return times.user + times.system
 
 
+def _machine_ticks() -> tuple[int, int]:
+    """(all CPU ticks, ticks the hypervisor stole) of the whole machine so far (Linux /proc/stat)."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -168,6 +178,7 @@ class _CpuMeter:
         self.proxy = target if target != server else 0
         self.server = server
         self._start = self._read()
+        self._ticks = _machine_ticks()
 
     def _read(self) -> tuple[float, float, float]:
         return (
@@ -179,7 +190,13 @@ class _CpuMeter:
     def per_call(self, prefix: str, calls: int) -> dict[str, float]:
         now = self._read()
         client, proxy, server = ((b - a) / calls * 1e6 for a, b in zip(self._start, now, strict=True))
+        (total_before, stolen_before), (total_now, stolen_now) = self._ticks, _machine_ticks()
         out = {
+            # Of the machine's CPU time in the phase, the share the hypervisor gave to others:
+            # a pass with much of it measured a machine busy elsewhere.
+            f"{prefix}steal_pct": round(
+                100 * (stolen_now - stolen_before) / max(total_now - total_before, 1), 1
+            ),
             f"{prefix}client_cpu_us_per_call": round(client, 1),
             f"{prefix}proxy_cpu_us_per_call": round(proxy, 1),
             f"{prefix}server_cpu_us_per_call": round(server, 1),
@@ -336,7 +353,10 @@ async def run(
                 result[f"{name}_{key}"] = round(statistics.median(r[key] for r in runs), 3)
         # Every pass's throughput, in the order run: the spread behind each median.
         result["passes"] = {
-            name: {key: [r[key] for r in runs] for key in ("calls_per_s", "concurrent_calls_per_s")}
+            name: {
+                key: [r[key] for r in runs]
+                for key in ("calls_per_s", "concurrent_calls_per_s", "steal_pct", "concurrent_steal_pct")
+            }
             for name, runs in passes.items()
         }
         # Three gateways: no server; `units` servers of 1 tool; `units` servers of 1 + MEMORY_EXTRA_TOOLS.
@@ -414,10 +434,12 @@ def render(result: dict[str, Any]) -> list[Table]:
         speed.add_column(f"{mode} calls/s", justify="right")
         speed.add_column("p50 ms", justify="right")
         speed.add_column("p99 ms", justify="right")
+        speed.add_column("steal %", justify="right")
     for name in names:
         row = [name]
         for mode in ("", "concurrent_"):
-            row += [str(result[f"{name}_{mode}{key}"]) for key in ("calls_per_s", "p50_ms", "p99_ms")]
+            keys = ("calls_per_s", "p50_ms", "p99_ms", "steal_pct")
+            row += [str(result.get(f"{name}_{mode}{key}", "-")) for key in keys]
         speed.add_row(*row)
 
     cpu = Table(
