@@ -99,6 +99,29 @@ def test_default_bounds_hold_under_a_long_run() -> None:
     assert len(log2) == MAX_EVENTS_PER_STREAM
 
 
+async def test_the_log_stays_within_its_byte_budget_however_large_the_messages() -> None:
+    log = EventLog(per_stream=100, total=100, total_bytes=1000)
+    view = log.session()
+    big = JSONRPCNotification(
+        jsonrpc="2.0", method="notifications/progress", params={"progress": 0, "x": "y" * 300}
+    )
+    size = len(big.model_dump_json(by_alias=True, exclude_unset=True))
+    ids = [await view.store_event("1", big) for _ in range(5)]
+    assert len(log) == 1000 // size == 2  # the newest that fit
+    assert log.bytes == 2 * size
+    assert await _replay(view, ids[2]) == (None, [])  # evicted
+    assert [event_id for event_id, _ in (await _replay(view, ids[3]))[1]] == [ids[4]]
+    other = await view.store_event("2", _note(7))
+    huge = JSONRPCNotification(jsonrpc="2.0", method="notifications/progress", params={"x": "y" * 2000})
+    too_big = await view.store_event("1", huge)
+    assert await _replay(view, too_big) == (None, [])  # larger than the budget: not kept ...
+    assert await _replay(view, ids[4]) == (None, [])  # ... nor what a replay would skip it from
+    assert await _replay(view, other) == ("2", [])  # another stream keeps its events
+    assert len(log) == 1 and log.streams == 1
+
+
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         EventLog(per_stream=0)
+    with pytest.raises(ValueError, match="positive"):
+        EventLog(total_bytes=0)

@@ -13,10 +13,11 @@ Invariants:
 
 * event ids are decimal strings, increasing by one per stored event across
   all sessions (so they order the log);
-* at most `MAX_EVENTS_PER_STREAM` events per stream and `MAX_EVENTS` in all
-  are kept; the oldest go first, so memory stays bounded however long the
-  gateway runs (a result is kept as the message the SDK sent, so the bound is
-  in events, each as large as the servers' answers);
+* at most `MAX_EVENTS_PER_STREAM` events per stream, and `MAX_EVENTS` and
+  `MAX_EVENT_BYTES` (messages as JSON) in all, are kept; the oldest go first,
+  so memory stays bounded however long the gateway runs and however large the
+  servers' answers (an event larger than the whole budget is not kept, nor
+  are the older events of its stream: no replay may skip an event unseen);
 * a replay sends only events of the stream the given id belongs to, after
   it, in order, without priming events (they carry no message); it returns
   None for an id that was evicted, never stored, or belongs to another
@@ -35,8 +36,10 @@ from mcp_types import JSONRPCMessage
 
 #: A client resumes a stream it lost seconds ago; a long call's progress and log events fit in this.
 MAX_EVENTS_PER_STREAM = 256
-#: All sessions together; with results of a few kB each this stays in the tens of MB.
+#: All sessions together, in events ...
 MAX_EVENTS = 4096
+#: ... and in bytes of the messages as JSON (a few large results must not hold gigabytes).
+MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +48,26 @@ class StoredEvent:
 
     stream: str
     message: JSONRPCMessage | None
+    size: int
 
 
 class EventLog:
     """The events of every session, bounded per stream and in total (see the module invariants)."""
 
-    def __init__(self, *, per_stream: int = MAX_EVENTS_PER_STREAM, total: int = MAX_EVENTS) -> None:
-        if per_stream < 1 or total < 1:
+    def __init__(
+        self,
+        *,
+        per_stream: int = MAX_EVENTS_PER_STREAM,
+        total: int = MAX_EVENTS,
+        total_bytes: int = MAX_EVENT_BYTES,
+    ) -> None:
+        if per_stream < 1 or total < 1 or total_bytes < 1:
             raise ValueError("event limits must be positive")
         self.per_stream = per_stream
         self.total = total
+        self.total_bytes = total_bytes
+        #: Bytes of the kept messages, as JSON.
+        self.bytes = 0
         self._ids = itertools.count(1)
         self._events: OrderedDict[int, StoredEvent] = OrderedDict()
         self._streams: dict[str, deque[int]] = {}
@@ -70,13 +83,22 @@ class EventLog:
     def append(self, stream: str, message: JSONRPCMessage | None) -> int:
         """Keep one event of ``stream``; returns its id."""
         event_id = next(self._ids)
+        size = len(message.model_dump_json(by_alias=True, exclude_unset=True)) if message is not None else 0
+        if size > self.total_bytes:
+            # Not kept; nor are its stream's older events, or a replay from one of them would
+            # skip it unseen. The other streams keep theirs.
+            for older in self._streams.pop(stream, ()):
+                self.bytes -= self._events.pop(older).size
+            return event_id
         ids = self._streams.setdefault(stream, deque())
         if len(ids) >= self.per_stream:
-            del self._events[ids.popleft()]
+            self.bytes -= self._events.pop(ids.popleft()).size
         ids.append(event_id)
-        self._events[event_id] = StoredEvent(stream, message)
-        while len(self._events) > self.total:
+        self._events[event_id] = StoredEvent(stream, message, size)
+        self.bytes += size
+        while len(self._events) > self.total or self.bytes > self.total_bytes:
             _, event = self._events.popitem(last=False)
+            self.bytes -= event.size
             kept = self._streams[event.stream]
             kept.popleft()  # ids leave a stream in order, so its oldest is the log's oldest
             if not kept:
