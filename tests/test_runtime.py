@@ -16,6 +16,7 @@ from mcp.shared.exceptions import MCPError
 from vsm_mcp import report
 from vsm_mcp.runtime import Runtime
 from vsm_mcp.settings import Settings, load_settings
+from vsm_mcp.store import SqliteStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -179,3 +180,15 @@ async def test_audit_detects_a_changed_tool_definition_against_its_pin(tmp_path:
         assert "tool 'echo' changed its definition" in pulled.detail
         gone = await audit_probe(runtime.fleet, runtime.store, "nobody")
         assert (gone.ok, gone.detail) == (False, "unit is gone")
+
+
+async def test_a_server_gets_its_secret_from_the_store_at_its_start(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    config = tmp_path / "config.toml"
+    config.write_text(config.read_text() + 'env = { PROBE_TOKEN = "${secret:probe-token}" }\n')
+    settings = load_settings(config, state_dir=tmp_path / "state")
+    async with SqliteStore.open(settings.database_path) as store:  # as `vsm-mcp secrets set` does
+        await store.put_secret("probe-token", "from the store", at=1.0)
+    async with running(settings) as (_, client):
+        result = await client.call_tool("probe__env", {"name": "PROBE_TOKEN"})
+        assert result.content[0].text == "from the store"  # type: ignore[union-attr]

@@ -121,6 +121,10 @@ class AcquisitionRefusedError(AcquisitionError):
         self.reason = reason
 
 
+class MissingSecretError(VsmError):
+    """A server's spec refers to a secret that is not set; it is not started."""
+
+
 class SandboxError(VsmError):
     """A downstream server cannot be launched as its sandbox profile demands."""
 

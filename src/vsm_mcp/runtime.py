@@ -371,6 +371,7 @@ class Runtime:
                     reserved_names=VSM_TOOL_NAMES | CAPABILITY_TOOL_NAMES,
                     log_dir=settings.state_dir / "logs",
                     sandbox=settings.sandbox_policy(),
+                    secrets=store,
                 )
                 fleets.append(fleet)
                 async with fleet, anyio.create_task_group() as tg:

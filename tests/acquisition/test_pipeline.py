@@ -68,6 +68,7 @@ async def test_a_server_is_installed_verified_pinned_and_registered(tmp_path: Pa
             "child_pid",
             "crash",
             "echo",
+            "env",
             "hang",
             "pid",
             "sleep",
@@ -83,7 +84,7 @@ async def test_a_server_is_installed_verified_pinned_and_registered(tmp_path: Pa
         assert isinstance(installed, dict) and installed["probe"]["ref"] == "pypi:mcp-server-probe@1.0.0"
         caps = await store.capabilities()
         assert {c.category for c in caps} == {"search:echo text"}
-        assert len(caps) == 8
+        assert len(caps) == len(acquired.verification.pins) == 9
         decisions = await store.decisions()
         assert [(d.choice, d.rule) for d in decisions] == [
             ("acquired", "auto_approve"),

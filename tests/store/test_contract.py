@@ -310,3 +310,26 @@ async def test_closed_store_refuses_use_and_close_is_idempotent(store: Store) ->
         await store.decisions()
     with pytest.raises(StateError, match="is closed"):
         await store.kv_put("k", 1)
+
+
+async def test_secrets_set_replace_list_and_delete_without_listing_values(store: Store) -> None:
+    assert await store.secret("API_KEY") is None
+    assert await store.secret_names() == []
+
+    await store.put_secret("API_KEY", "s3cret", at=10.0)
+    await store.put_secret("a.token-2", "other", at=11.0)
+    await store.put_secret("API_KEY", "rotated", at=12.0)
+
+    assert await store.secret("API_KEY") == "rotated"
+    assert await store.secret_names() == [("API_KEY", 12.0), ("a.token-2", 11.0)]
+    assert await store.delete_secret("API_KEY") is True
+    assert await store.delete_secret("API_KEY") is False
+    assert await store.secret("API_KEY") is None
+    assert await store.secret_names() == [("a.token-2", 11.0)]
+
+
+@pytest.mark.parametrize("name", ["", "has space", "x" * 65, "${secret:X}", "ä"])
+async def test_secret_names_a_reference_could_not_spell_are_refused(store: Store, name: str) -> None:
+    with pytest.raises(ValueError, match="secret name"):
+        await store.put_secret(name, "v", at=1.0)
+    assert await store.secret_names() == []

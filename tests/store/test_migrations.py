@@ -46,7 +46,7 @@ def tables(conn: sqlite3.Connection) -> set[str]:
 def test_fresh_database_reaches_the_latest_version_with_every_table(conn: sqlite3.Connection) -> None:
     assert migrate(conn, Path("state.db")) == LATEST_VERSION
 
-    assert schema_version(conn) == LATEST_VERSION == 1
+    assert schema_version(conn) == LATEST_VERSION == 2
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert tables(conn) == {
         "demand_aggregate",
@@ -56,6 +56,7 @@ def test_fresh_database_reaches_the_latest_version_with_every_table(conn: sqlite
         "audit_finding",
         "dead_letter",
         "kv",
+        "secret",
     }
 
 
@@ -63,7 +64,7 @@ def test_migrating_an_up_to_date_database_changes_nothing(conn: sqlite3.Connecti
     migrate(conn, Path("state.db"))
     conn.execute("INSERT INTO kv VALUES ('k', '1')")
 
-    assert migrate(conn, Path("state.db")) == 1
+    assert migrate(conn, Path("state.db")) == LATEST_VERSION
     assert conn.execute("SELECT value FROM kv").fetchall() == [("1",)]
 
 
@@ -129,3 +130,15 @@ def test_migration_numbering_must_be_1_2_3() -> None:
         validate([V1, Migration(3, "skips 2", "SELECT 1;")])
 
     validate(MIGRATIONS)
+
+
+def test_a_version_1_database_gains_the_secret_table_and_keeps_its_data(conn: sqlite3.Connection) -> None:
+    migrate(conn, Path("state.db"), MIGRATIONS[:1])
+    conn.execute("INSERT INTO kv VALUES ('k', '1')")
+
+    assert migrate(conn, Path("state.db")) == 2
+
+    assert conn.execute("SELECT value FROM kv").fetchall() == [("1",)]
+    assert conn.execute("SELECT count(*) FROM secret").fetchone() == (0,)
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO secret VALUES ('', 'v', 0)")  # a name is never empty

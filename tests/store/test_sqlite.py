@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import stat
 import sys
 from pathlib import Path
 
@@ -50,6 +51,18 @@ async def test_opening_creates_missing_parent_directories(tmp_path: Path) -> Non
         await store.kv_put("k", 1)
 
     assert path.is_file()
+
+
+async def test_only_the_owner_may_read_the_database_and_its_wal(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    async with SqliteStore.open(path) as store:
+        await store.put_secret("TOKEN", "s3cret", at=1.0)
+        for name in (path, tmp_path / "state.db-wal", tmp_path / "state.db-shm"):
+            assert stat.S_IMODE(name.stat().st_mode) == 0o600, name
+    path.chmod(0o644)  # written by an older version, or copied with a loose umask
+    async with SqliteStore.open(path) as store:
+        assert await store.secret("TOKEN") == "s3cret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 async def test_every_record_survives_close_and_reopen(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vsm_mcp.cli import acquire, bench, catalog, inspect, match, serve, servers, up
+from vsm_mcp.cli import acquire, bench, catalog, inspect, match, secrets, serve, servers, up
 from vsm_mcp.cli.context import CliState
 from vsm_mcp.errors import VsmError
 
@@ -29,6 +29,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(servers.app, name="servers")
 app.add_typer(servers.dlq_app, name="dlq")
+app.add_typer(secrets.app, name="secrets")
 up.register(app)
 serve.register(app)
 inspect.register(app)

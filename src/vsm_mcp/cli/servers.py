@@ -66,7 +66,12 @@ def add(
         str | None, typer.Option("--url", help="Streamable HTTP endpoint instead of a command.")
     ] = None,
     env: Annotated[
-        list[str] | None, typer.Option("--env", help="KEY=VALUE for the server (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--env",
+            help="KEY=VALUE for the server (repeatable); a value may refer to a secret as "
+            "'${secret:NAME}' (single quotes keep the shell from expanding it).",
+        ),
     ] = None,
     namespace: Annotated[
         str | None, typer.Option("--namespace", help="Tool name prefix ('' for none).")
@@ -258,7 +263,7 @@ def dlq_replay(
         async with SqliteStore.open(settings.database_path) as store:
             letters = [d for d in await store.dead_letters() if not ids or d.id in ids]
             desired = await FleetRegistry(store, settings.servers.values()).desired()
-            async with Fleet(sandbox=settings.sandbox_policy()) as fleet:
+            async with Fleet(sandbox=settings.sandbox_policy(), secrets=store) as fleet:
                 for letter in letters:
                     assert letter.id is not None
                     spec = desired.get(letter.unit)

@@ -85,6 +85,22 @@ class Store(Protocol):
         """Store ``value`` (JSON-encodable, no NaN/infinity) under ``key``, replacing any old value."""
         ...
 
+    async def put_secret(self, name: str, value: str, at: float) -> None:
+        """Store secret ``name`` (set at ``at``), replacing any old value."""
+        ...
+
+    async def secret(self, name: str) -> str | None:
+        """The value of secret ``name``, or None when it is not set."""
+        ...
+
+    async def secret_names(self) -> list[tuple[str, float]]:
+        """Every secret's name and when it was set, by name; never the values."""
+        ...
+
+    async def delete_secret(self, name: str) -> bool:
+        """Forget secret ``name``; False when it was not set."""
+        ...
+
     async def close(self) -> None:
         """Release the database; idempotent."""
         ...

@@ -39,6 +39,7 @@ from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.express import Outcome, ProgressSink, Ticket
 from vsm_mcp.fleet.routing import Route, RoutingTable
+from vsm_mcp.fleet.secrets import SecretSource
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.unit import ProgressFn, Unit, forwarded_params
 
@@ -95,8 +96,10 @@ class Fleet:
         reserved_names: Iterable[str] = (),
         log_dir: Path | None = None,
         sandbox: SandboxPolicy | None = None,
+        secrets: SecretSource | None = None,
     ) -> None:
         self._initial = [s for s in specs if s.enabled]
+        self._secrets = secrets
         self._dead_letters = dead_letters
         self._signals = signals
         self._reserved = frozenset(reserved_names)
@@ -165,7 +168,7 @@ class Fleet:
         if self.log_dir is not None and spec.transport == "stdio":
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log_path = self.log_dir / f"{spec.name}.log"
-        unit = Unit(spec, self, log_path=log_path, confinement=self.confinement)
+        unit = Unit(spec, self, log_path=log_path, confinement=self.confinement, secrets=self._secrets)
         self._units[spec.name] = unit
         await self._tg.start(self._supervise, unit)
         return unit

@@ -59,6 +59,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
 from vsm_mcp.errors import (
     CallTimeoutError,
+    MissingSecretError,
     SandboxError,
     SandboxUnavailableError,
     UnitError,
@@ -68,6 +69,8 @@ from vsm_mcp.fleet.confinement import Confined, Confinement
 from vsm_mcp.fleet.express import DoneFn, ExpressLane, LaneCall, Outcome, ProgressSink
 from vsm_mcp.fleet.process import ChildProcess, spawn
 from vsm_mcp.fleet.resilience import Backoff, BreakerState, CircuitBreaker, CrashLoop
+from vsm_mcp.fleet.secrets import SecretSource
+from vsm_mcp.fleet.secrets import resolve as resolve_secrets
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.wire import LineReader, LineWriter
 
@@ -205,10 +208,12 @@ class Unit:
         *,
         log_path: Path | None = None,
         confinement: Confinement | None = None,
+        secrets: SecretSource | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.spec = spec
+        self._secrets = secrets
         self._observer = observer
         self.log_path = log_path
         self._confinement = confinement or Confinement()
@@ -216,6 +221,8 @@ class Unit:
         self.confined: Confined | None = None
         #: Why the sandbox policy refused the last launch (the unit is then FAILED).
         self.sandbox_refusal = ""
+        #: Which secrets the spec refers to but are not set (the unit is then FAILED).
+        self.missing_secret = ""
         self._warned_unsandboxed = False
         self._clock = clock
         self.state = UnitState.STARTING
@@ -283,10 +290,11 @@ class Unit:
                     reason = await self._run_once()
                 finally:
                     self.first_start.set()
-                if self.sandbox_refusal:
+                if self.sandbox_refusal or self.missing_secret:
                     self.stats.last_error = reason
                     self.state = UnitState.FAILED
-                    await self._emit("sandbox_unavailable", Severity.HIGH, reason)
+                    kind = "sandbox_unavailable" if self.sandbox_refusal else "secret_missing"
+                    await self._emit(kind, Severity.HIGH, reason)
                     continue
                 self.stats.restarts += 1
                 self.stats.last_error = reason
@@ -339,6 +347,9 @@ class Unit:
         except SandboxUnavailableError as exc:
             self.sandbox_refusal = str(exc)
             reason = f"not started: {exc}"
+        except MissingSecretError as exc:
+            self.missing_secret = str(exc)
+            reason = f"not started: {exc}"
         except (
             OSError,
             MCPError,
@@ -374,9 +385,12 @@ class Unit:
         async with AsyncExitStack() as stack:
             read: ReadStream[SessionMessage | Exception]
             write: WriteStream[SessionMessage]
-            if self.spec.transport == "stdio":
+            self.missing_secret = ""
+            # With its secrets filled in; only the launch and the HTTP client see this copy.
+            spec = await resolve_secrets(self.spec, self._secrets)
+            if spec.transport == "stdio":
                 self.sandbox_refusal = ""
-                confined = await self._confinement.plan(self.spec)
+                confined = await self._confinement.plan(spec)
                 self.confined = confined
                 if confined.mode != "off" and not confined.plan.sandboxed and not self._warned_unsandboxed:
                     self._warned_unsandboxed = True
@@ -390,12 +404,10 @@ class Unit:
                 self._child = child
                 gone = child.gone
             else:
-                assert self.spec.url is not None
-                http = await stack.enter_async_context(
-                    create_mcp_http_client(headers=self.spec.headers or None)
-                )
+                assert spec.url is not None
+                http = await stack.enter_async_context(create_mcp_http_client(headers=spec.headers or None))
                 read, write = await stack.enter_async_context(
-                    streamable_http_client(self.spec.url, http_client=http)
+                    streamable_http_client(spec.url, http_client=http)
                 )
                 gone = anyio.Event()
             passthrough = self._observer is not None

@@ -25,6 +25,7 @@ from vsm_mcp.core.messages import (
     DemandAggregate,
 )
 from vsm_mcp.core.ports import JsonValue
+from vsm_mcp.core.secrets import check_secret_name
 from vsm_mcp.errors import RecordNotFoundError, StateError
 from vsm_mcp.store import records
 
@@ -49,6 +50,7 @@ class MemoryStore:
         self._findings: list[tuple[int, AuditFinding]] = []
         self._dead_letters: dict[int, DeadLetter] = {}
         self._kv: dict[str, str] = {}
+        self._secrets: dict[str, tuple[str, float]] = {}
         self._ids = {kind: itertools.count(1) for kind in ("decision", "alert", "finding", "letter")}
 
     @classmethod
@@ -185,6 +187,28 @@ class MemoryStore:
         """Store ``value`` under ``key``, replacing any old value."""
         self._check_open()
         self._kv[key] = records.encode_json(value)
+
+    async def put_secret(self, name: str, value: str, at: float) -> None:
+        """Store secret ``name``, replacing any old value."""
+        self._check_open()
+        check_secret_name(name)
+        self._secrets[name] = (value, at)
+
+    async def secret(self, name: str) -> str | None:
+        """The value of secret ``name``, or None when it is not set."""
+        self._check_open()
+        found = self._secrets.get(name)
+        return found[0] if found is not None else None
+
+    async def secret_names(self) -> list[tuple[str, float]]:
+        """Every secret's name and when it was set, by name; never the values."""
+        self._check_open()
+        return [(name, at) for name, (_, at) in sorted(self._secrets.items())]
+
+    async def delete_secret(self, name: str) -> bool:
+        """Forget secret ``name``; False when it was not set."""
+        self._check_open()
+        return self._secrets.pop(name, None) is not None
 
     async def close(self) -> None:
         """Forget nothing, accept nothing more; idempotent."""

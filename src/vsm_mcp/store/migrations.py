@@ -137,6 +137,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         "dead letters, kv settings",
         _V1_SCRIPT,
     ),
+    Migration(
+        2,
+        "secrets of the downstream servers (values never leave the store but to a launch)",
+        """
+CREATE TABLE secret (
+    name       TEXT PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 64),
+    value      TEXT NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -20,13 +20,17 @@ Invariants:
 * Behaviour (validation, JSON round trips, orderings) is the one in
   `vsm_mcp.store.records`, shared with `MemoryStore`.
 * ``sqlite3.Error`` never escapes: it becomes `StateError` naming the file.
+* The file (and its WAL and shared-memory files) is readable and writable by
+  its owner only: it holds the servers' secrets.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +49,7 @@ from vsm_mcp.core.messages import (
     Valence,
 )
 from vsm_mcp.core.ports import JsonValue
+from vsm_mcp.core.secrets import check_secret_name
 from vsm_mcp.errors import RecordNotFoundError, StateError
 from vsm_mcp.store import records
 from vsm_mcp.store.integrity import check_existing
@@ -70,11 +75,32 @@ class StoreHealth:
     busy_timeout_ms: int
 
 
+def _keep_private(path: Path) -> None:
+    """The database holds secrets: only its owner may read or write it.
+
+    A new file is created with mode 0600 (SQLite gives its WAL and shared-memory
+    files the database's mode); an existing one readable by others is narrowed.
+
+    Raises:
+        OSError: the file cannot be created, or its mode changed.
+    """
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = name.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            name.chmod(stat.S_IMODE(mode) & 0o700)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     """Inspect, open read-write, configure and migrate; blocking."""
     check_existing(path, LATEST_VERSION)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _keep_private(path)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise StateError(f"cannot open state database {path}: {exc}") from exc
@@ -396,6 +422,39 @@ class SqliteStore:
                 )
 
         await self._run(put)
+
+    async def put_secret(self, name: str, value: str, at: float) -> None:
+        """Store secret ``name``, replacing any old value, once committed."""
+        check_secret_name(name)
+
+        def put(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(
+                    "INSERT INTO secret (name, value, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    (name, value, at),
+                )
+
+        await self._run(put)
+
+    async def secret(self, name: str) -> str | None:
+        """The value of secret ``name``, or None when it is not set."""
+        rows = await self._select("SELECT value FROM secret WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    async def secret_names(self) -> list[tuple[str, float]]:
+        """Every secret's name and when it was set, by name; never the values."""
+        rows = await self._select("SELECT name, updated_at FROM secret ORDER BY name")
+        return [(str(name), float(at)) for name, at in rows]
+
+    async def delete_secret(self, name: str) -> bool:
+        """Forget secret ``name``; False when it was not set."""
+
+        def delete(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                return conn.execute("DELETE FROM secret WHERE name = ?", (name,)).rowcount > 0
+
+        return await self._run(delete)
 
     async def close(self) -> None:
         """Close the connection (checkpointing the WAL); idempotent."""
