@@ -16,9 +16,13 @@ Three targets, all spoken to over stdio by the SDK's `Client` (handshake era):
 The echo server is the same program in all three, unsandboxed in all three (the gateway's is
 configured with ``sandbox.mode = "off"``), so only the proxy differs.
 
-For each: ``calls`` sequential calls, then ``calls`` calls from 16 concurrent workers, after
-a warm-up; every latency is measured around the client's ``call_tool``. ``repeat`` passes
-interleave the targets and each figure is the median over them. Memory: resident set
+All targets run side by side for the whole measurement: each is started and warmed up
+once, then ``repeat`` rounds each give every target one pass (``calls`` sequential calls,
+then ``calls`` calls from 16 concurrent workers), in an order that rotates from round to
+round, so a slow drift of a shared machine falls on every target alike and no target
+always follows the same one. Every latency is measured around the client's ``call_tool``;
+each figure is the median over the passes, and a "paired" ratio the median of the ratios of
+passes in the same round. Memory: resident set
 of a gateway process with no server vs with ``units`` echo servers, per unit and per tool.
 
 CPU, per call and per phase (``concurrent_`` prefix for the concurrent one), user + system
@@ -41,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +102,17 @@ def _gateway_env(state: Path, units: int, extra_tools: int = 0, sandbox: str | N
 
 
 @asynccontextmanager
-async def _client(command: list[str], env: dict[str, str] | None = None) -> AsyncIterator[Client]:
+async def _client(command: list[str], env: dict[str, str] | None = None) -> AsyncIterator[tuple[Client, int]]:
+    """A warmed-up client of ``command``, and the pid of the process it talks to."""
+    before = set(_children(os.getpid()))
     params = StdioServerParameters(command=command[0], args=command[1:], env=env)
     async with Client(params, mode="legacy") as client:
         with anyio.fail_after(START_TIMEOUT_S):
             while "echo" not in {t.name for t in (await client.list_tools()).tools}:  # noqa: ASYNC110 - another process
                 await anyio.sleep(0.05)
-        yield client
+        for _ in range(WARMUP_CALLS):
+            await client.call_tool("echo", {"text": "warm"})
+        yield client, max(set(_children(os.getpid())) - before, default=0)
 
 
 def _cpu_s(pid: int) -> float:
@@ -151,17 +159,13 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _processes() -> tuple[int, int]:
-    """(the process the client talks to, the echo server behind it; the same process when direct).
-
-    The echo server is the deepest descendant running `echo_server` (a sandbox launcher's
-    command line names it too).
-    """
-    target = max(_children(os.getpid()), default=0)
+def _echo_behind(target: int) -> int:
+    """The echo server behind ``target`` (``target`` itself when direct): the deepest descendant
+    running `echo_server` (a sandbox launcher's command line names it too)."""
     echo = [
         pid for pid in [target, *_descendants(target)] if pid if b"vsm_mcp.bench.echo_server" in _cmdline(pid)
     ]
-    return target, echo[-1] if echo else 0
+    return echo[-1] if echo else 0
 
 
 def _cmdline(pid: int) -> bytes:
@@ -212,11 +216,9 @@ class _CpuMeter:
         return out
 
 
-async def _measure(client: Client, calls: int) -> dict[str, float]:
-    for _ in range(WARMUP_CALLS):
-        await client.call_tool("echo", {"text": "warm"})
+async def _measure(client: Client, target: int, calls: int) -> dict[str, float]:
     out: dict[str, float] = {}
-    target, server = _processes()
+    server = _echo_behind(target)
     meter = _CpuMeter(target, server)
     all_before = _cpu_s(target)
     latencies: list[float] = []
@@ -305,7 +307,7 @@ async def _gateway_rss(units: int, extra_tools: int, state: Path) -> tuple[int, 
 
 
 async def run(
-    calls: int = 2000, units: int = 8, fastmcp_python: Path | None = None, repeat: int = 5
+    calls: int = 1000, units: int = 8, fastmcp_python: Path | None = None, repeat: int = 10
 ) -> dict[str, Any]:
     """Measure everything; returns the JSON document ``bench gateway --json`` prints."""
     result: dict[str, Any] = {
@@ -341,13 +343,19 @@ async def run(
             result["fastmcp_proxy_skipped"] = (
                 f"FastMCP not installed at {python} (scripts/install-test-servers.sh)"
             )
-        # Passes interleave the targets, so a burst of load on a shared machine hits all of them;
-        # each figure is the median over the passes.
+        # Every target runs for the whole measurement; rounds rotate their order (module docstring).
         passes: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
-        for _ in range(repeat):
-            for name, (command, env) in targets.items():
-                async with _client(command, env) as client:
-                    passes[name].append(await _measure(client, calls))
+        async with AsyncExitStack() as stack:
+            clients = {
+                name: await stack.enter_async_context(_client(command, env))
+                for name, (command, env) in targets.items()
+            }
+            names = list(clients)
+            for round_ in range(repeat):
+                shift = round_ % len(names)
+                for name in names[shift:] + names[:shift]:
+                    client, target = clients[name]
+                    passes[name].append(await _measure(client, target, calls))
         for name, runs in passes.items():
             for key in runs[0]:
                 result[f"{name}_{key}"] = round(statistics.median(r[key] for r in runs), 3)

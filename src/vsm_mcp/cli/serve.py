@@ -42,9 +42,11 @@ def register_bench(bench_app: typer.Typer) -> None:
 
 
 def bench_gateway(
-    calls: Annotated[int, typer.Option(min=100, help="Calls per measured pass.")] = 2000,
+    calls: Annotated[int, typer.Option(min=100, help="Calls per phase of a pass.")] = 1000,
     units: Annotated[int, typer.Option(min=1, help="Echo servers for the memory measurement.")] = 8,
-    repeat: Annotated[int, typer.Option(min=1, help="Passes per target; figures are medians.")] = 5,
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Rounds (one pass per target each); figures are medians.")
+    ] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Direct vs through VSM-MCP vs through FastMCP's proxy: throughput, p50/p99, memory."""
