@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -79,6 +80,18 @@ def procs() -> Procs:
 @pytest.fixture(name="probe_spec")
 def probe_spec_fixture() -> Callable[..., ServerSpec]:
     return probe_spec
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(name="free_port")
+def free_port_fixture() -> Callable[[], int]:
+    return free_port
 
 
 @pytest.fixture

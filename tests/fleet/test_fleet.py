@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -99,3 +100,32 @@ async def test_settled_waits_for_each_first_start_whether_it_comes_up_or_not(
         assert "p__echo" in fleet.routes.tools
         assert fleet.unit("broken").first_start.is_set()
         assert fleet.unit("broken").state.value != "ready"
+
+
+async def test_call_tool_express_answers_on_the_lane_and_declines_what_it_cannot_take(
+    probe_spec: Callable[..., ServerSpec], free_port: Callable[[], int]
+) -> None:
+    port = free_port()
+    command = [probe_spec().command or "", *probe_spec().args, "--http-port", str(port)]
+    web = ServerSpec(name="web", url=f"http://127.0.0.1:{port}/mcp", start_timeout_s=20.0)
+    server = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with Fleet([probe_spec("p"), web]) as fleet:
+            with anyio.fail_after(30):
+                await fleet.wait_ready("p")
+                await fleet.wait_ready("web")
+            calls = fleet.unit("p").stats.calls
+            answer = await fleet.call_tool_express(
+                "p__echo", {"name": "p__echo", "arguments": {"text": "hi"}}
+            )
+            assert isinstance(answer, dict) and _text(answer) == "hi"
+            assert fleet.unit("p").stats.calls == calls + 1
+            bad = await fleet.call_tool_express("p__add", {"name": "p__add", "arguments": {"a": "x", "b": 1}})
+            assert isinstance(bad, dict) and bad["isError"] is True  # the tool's own error, as it gave it
+            # Not on a lane: an unknown tool, an HTTP unit (the caller then takes call_tool).
+            assert await fleet.call_tool_express("nope", {"name": "nope", "arguments": {}}) is None
+            assert await fleet.call_tool_express("web__echo", {"name": "web__echo", "arguments": {}}) is None
+            assert _text(await fleet.call_tool("web__echo", {"text": "over http"})) == "over http"
+    finally:
+        server.kill()
+        await server.wait()

@@ -206,18 +206,10 @@ async def test_stop_kills_the_whole_process_group(probe_spec: Callable[..., Serv
     assert procs.my_zombies() == []
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_http_unit_reconnects_after_its_server_comes_back(
-    probe_spec: Callable[..., ServerSpec],
+    probe_spec: Callable[..., ServerSpec], free_port: Callable[[], int]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     command = [*[probe_spec().command or ""], *probe_spec().args, "--http-port", str(port)]
     spec = ServerSpec(
         name="web",

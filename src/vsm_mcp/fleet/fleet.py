@@ -22,6 +22,7 @@ all of them. Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -44,8 +45,9 @@ from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.unit import ProgressFn, Unit, forwarded_params
 
 SignalSink = Callable[[AlgedonicSignal], Awaitable[None]]
-#: How an express call answers its caller: the result, the server's error, or the unit's failure.
-Reply = Callable[[dict[str, Any] | types.ErrorData | UnitError], None]
+#: How an express call ends for its caller: the result, the server's error, or the unit's failure.
+ExpressAnswer = dict[str, Any] | types.ErrorData | UnitError
+Reply = Callable[[ExpressAnswer], None]
 #: A unit being removed gets this long to stop (its process group is killed within it).
 UNIT_STOP_TIMEOUT_S = 5.0
 
@@ -226,6 +228,29 @@ class Fleet:
         return await self._call_unit(
             route.unit, route.name, wire, retry_safe=route.retry_safe, on_progress=on_progress
         )
+
+    async def call_tool_express(self, public: str, params: dict[str, Any]) -> ExpressAnswer | None:
+        """`express_call`, awaited: the server's result, its error, or the unit's failure (after
+        the same retries as `call_tool`); None, having sent nothing, when the lane cannot take
+        the call (the caller then uses `call_tool`). ``params`` must not ask for progress: a
+        progress token here is passed downstream and its notifications are dropped.
+
+        A caller cancelled while waiting cancels the call (the server is told).
+        """
+        answer: asyncio.Future[ExpressAnswer] = asyncio.get_running_loop().create_future()
+
+        def reply(outcome: ExpressAnswer) -> None:
+            if not answer.done():
+                answer.set_result(outcome)
+
+        ticket = self.express_call(public, params, reply=reply)
+        if ticket is None:
+            return None
+        try:
+            return await answer
+        finally:
+            if answer.cancelled() or not answer.done():  # a cancelled waiter cancels its future
+                ticket.cancel()
 
     def express_call(
         self,

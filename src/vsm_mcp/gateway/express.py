@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from vsm_mcp.gateway.server import Gateway
 
 #: The only params a relayed call may carry; anything else (a task request, ...) takes the full path.
-_PLAIN_PARAMS = frozenset({"name", "arguments", "_meta"})
+PLAIN_CALL_PARAMS = frozenset({"name", "arguments", "_meta"})
 
 
 class ExpressRelay:
@@ -84,7 +84,11 @@ class ExpressRelay:
     def _call(self, request: types.JSONRPCRequest) -> bool:
         params = request.params
         request_id = request.id
-        if not isinstance(params, dict) or request_id in self._inflight or not params.keys() <= _PLAIN_PARAMS:
+        if (
+            not isinstance(params, dict)
+            or request_id in self._inflight
+            or not params.keys() <= PLAIN_CALL_PARAMS
+        ):
             return False
         name, meta = params.get("name"), params.get("_meta")
         if not isinstance(name, str) or not isinstance(params.get("arguments", {}), dict):

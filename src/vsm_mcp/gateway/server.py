@@ -48,7 +48,7 @@ from vsm_mcp.errors import UnitError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.unit import UnitState
-from vsm_mcp.gateway.express import ExpressRelay, unit_error_data
+from vsm_mcp.gateway.express import PLAIN_CALL_PARAMS, ExpressRelay, unit_error_data
 from vsm_mcp.gateway.ports import DemandSink, ExtraTools, StatusSource
 from vsm_mcp.gateway.search import ToolIndex
 from vsm_mcp.gateway.upstream import Upstream
@@ -274,7 +274,17 @@ class Gateway:
         async def progress(value: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(value, total, message)
 
+        meta = raw.get("_meta")
         with self.upstream.serving(route.unit, ctx.session, ctx.request_id):
+            if raw.keys() <= PLAIN_CALL_PARAMS and not (isinstance(meta, dict) and "progressToken" in meta):
+                # The unit's half of the call on its express lane (the client's half stays the SDK's).
+                answer = await self.fleet.call_tool_express(name, raw)
+                if isinstance(answer, dict):
+                    return answer
+                if isinstance(answer, types.ErrorData):
+                    raise MCPError.from_error_data(answer)
+                if isinstance(answer, UnitError):
+                    raise MCPError.from_error_data(unit_error_data(answer, route.unit)) from answer
             try:
                 return await self.fleet.call_tool(name, arguments, params=raw, on_progress=progress)
             except UnitError as exc:
