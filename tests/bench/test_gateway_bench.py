@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 async def test_bench_reports_throughput_latency_ratios_and_memory(tmp_path: Path) -> None:
     result = await gateway.run(calls=200, units=2, fastmcp_python=tmp_path / "no-such-python", repeat=1)
-    for target in ("direct", "gateway", "gateway_asyncio", "relay_floor"):
+    for target in ("direct", *gateway.PROXIES):
         for key in (
             "calls_per_s",
             "p50_ms",
@@ -32,6 +32,8 @@ async def test_bench_reports_throughput_latency_ratios_and_memory(tmp_path: Path
     assert result["direct_proxy_cpu_us_per_call"] == 0  # nothing between client and server
     assert result["gateway_proxy_cpu_us_per_call"] > 0
     assert result["relay_floor_proxy_cpu_us_per_call"] > 0  # the floor relay is a process of its own
+    assert result["gateway_http_proxy_cpu_us_per_call"] > 0  # the gateway serving streamable HTTP
+    assert result["gateway_http_concurrent_server_cpu_us_per_call"] > 0  # its echo server was found
     assert result["gateway_loop"] in ("uvloop", "asyncio")
     assert result["downstream_sandbox"] == "off"
     assert result["gateway_vs_direct_ratio"] == round(

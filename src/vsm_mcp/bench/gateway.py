@@ -7,6 +7,9 @@ Three targets, all spoken to over stdio by the SDK's `Client` (handshake era):
   (uvloop; namespace "", so the tool is ``echo`` everywhere); its calls take the express lane
   (`vsm_mcp.gateway.express`); and the same with ``--loop asyncio`` as ``gateway_asyncio``
   (an A/B of the event loop; ratios for both);
+* gateway_http: the same gateway serving streamable HTTP (``serve --http``), the client
+  connected to its ``/mcp`` endpoint: what the HTTP face costs (the unit's half of each
+  call still takes the express lane; the client's half is the SDK's HTTP server);
 * relay_floor: `vsm_mcp.bench.relay_floor` fronting that server: a relay that only parses,
   re-ids and re-serialises each message with the SDK's types (no routing, accounting,
   timeouts or supervision), so the cost of what the gateway does beyond that shows;
@@ -40,12 +43,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,18 +107,69 @@ def _gateway_env(state: Path, units: int, extra_tools: int = 0, sandbox: str | N
     return {**os.environ, "VSM_MCP_STATE_DIR": str(state)}
 
 
+#: The gateways (and the floor) whose ratios to direct and to FastMCP are reported.
+PROXIES = ("gateway", "gateway_http", "gateway_asyncio", "relay_floor")
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    command: list[str]
+    env: dict[str, str] | None = None
+    #: Serves streamable HTTP on this loopback port (else stdio, spoken to by the client).
+    http_port: int | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _ready(client: Client) -> None:
+    with anyio.fail_after(START_TIMEOUT_S):
+        while "echo" not in {t.name for t in (await client.list_tools()).tools}:  # noqa: ASYNC110 - another process
+            await anyio.sleep(0.05)
+    for _ in range(WARMUP_CALLS):
+        await client.call_tool("echo", {"text": "warm"})
+
+
 @asynccontextmanager
-async def _client(command: list[str], env: dict[str, str] | None = None) -> AsyncIterator[tuple[Client, int]]:
-    """A warmed-up client of ``command``, and the pid of the process it talks to."""
+async def _client(target: _Target) -> AsyncIterator[tuple[Client, int]]:
+    """A warmed-up client of ``target``, and the pid of the process it talks to."""
+    if target.http_port is not None:
+        async with _http_client(target, target.http_port) as found:
+            yield found
+        return
     before = set(_children(os.getpid()))
-    params = StdioServerParameters(command=command[0], args=command[1:], env=env)
+    params = StdioServerParameters(command=target.command[0], args=target.command[1:], env=target.env)
     async with Client(params, mode="legacy") as client:
-        with anyio.fail_after(START_TIMEOUT_S):
-            while "echo" not in {t.name for t in (await client.list_tools()).tools}:  # noqa: ASYNC110 - another process
-                await anyio.sleep(0.05)
-        for _ in range(WARMUP_CALLS):
-            await client.call_tool("echo", {"text": "warm"})
+        await _ready(client)
         yield client, max(set(_children(os.getpid())) - before, default=0)
+
+
+@asynccontextmanager
+async def _http_client(target: _Target, port: int) -> AsyncIterator[tuple[Client, int]]:
+    process = await anyio.open_process(
+        target.command, env=target.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        with anyio.fail_after(START_TIMEOUT_S):
+            while True:
+                try:
+                    await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                    break
+                except OSError:
+                    await anyio.sleep(0.05)
+        async with Client(f"http://127.0.0.1:{port}/mcp", mode="legacy") as client:
+            await _ready(client)
+            yield client, process.pid
+    finally:
+        process.terminate()
+        with anyio.move_on_after(10):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 def _cpu_s(pid: int) -> float:
@@ -320,25 +377,31 @@ async def run(
         "downstream_sandbox": "off",
     }
     with tempfile.TemporaryDirectory(prefix="vsm-bench-") as tmp:
-        targets: dict[str, tuple[list[str], dict[str, str] | None]] = {
-            "direct": (_echo_command(), None),
-            "gateway": (
+        port = _free_port()
+        targets: dict[str, _Target] = {
+            "direct": _Target(_echo_command()),
+            "gateway": _Target(
                 [sys.executable, "-m", "vsm_mcp.cli.serve", "--stdio"],
                 _gateway_env(Path(tmp) / "gw", 1, sandbox="off"),
             ),
+            "gateway_http": _Target(
+                [sys.executable, "-m", "vsm_mcp.cli.serve", "--http", f"127.0.0.1:{port}"],
+                _gateway_env(Path(tmp) / "gwhttp", 1, sandbox="off"),
+                http_port=port,
+            ),
             # The standard library's event loop, measured beside the default one (A/B).
-            "gateway_asyncio": (
+            "gateway_asyncio": _Target(
                 [sys.executable, "-m", "vsm_mcp.cli.serve", "--stdio", "--loop", "asyncio"],
                 _gateway_env(Path(tmp) / "gwaio", 1, sandbox="off"),
             ),
+            "relay_floor": _Target([sys.executable, "-m", "vsm_mcp.bench.relay_floor", *_echo_command()]),
         }
-        targets["relay_floor"] = ([sys.executable, "-m", "vsm_mcp.bench.relay_floor", *_echo_command()], None)
         result["gateway_loop"] = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
         python = fastmcp_python or default_fastmcp_python()
         if python.exists():
             script = Path(tmp) / "fastmcp_proxy.py"
             script.write_text(_FASTMCP_PROXY)
-            targets["fastmcp_proxy"] = ([str(python), str(script), *_echo_command()], None)
+            targets["fastmcp_proxy"] = _Target([str(python), str(script), *_echo_command()])
         else:
             result["fastmcp_proxy_skipped"] = (
                 f"FastMCP not installed at {python} (scripts/install-test-servers.sh)"
@@ -347,8 +410,7 @@ async def run(
         passes: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
         async with AsyncExitStack() as stack:
             clients = {
-                name: await stack.enter_async_context(_client(command, env))
-                for name, (command, env) in targets.items()
+                name: await stack.enter_async_context(_client(target)) for name, target in targets.items()
             }
             names = list(clients)
             for round_ in range(repeat):
@@ -390,7 +452,7 @@ async def run(
     # Paired: each pass of a target against the direct (or FastMCP) pass of the same round, run
     # seconds apart, so a burst of load on a shared machine moves both sides of a ratio; the
     # median of those.
-    for ours in ("gateway", "gateway_asyncio", "relay_floor", "fastmcp_proxy"):
+    for ours in (*PROXIES, "fastmcp_proxy"):
         for other, label in (("direct", "direct"), ("fastmcp_proxy", "fastmcp")):
             if ours == other or ours not in passes or other not in passes:
                 continue
@@ -402,7 +464,7 @@ async def run(
                     ),
                     3,
                 )
-    for gateway in ("gateway", "gateway_asyncio", "relay_floor"):
+    for gateway in PROXIES:
         if f"{gateway}_calls_per_s" not in result:
             continue
         for mode in ("", "concurrent_"):
@@ -429,11 +491,7 @@ TARGET_VS_FASTMCP = 3.0
 
 def render(result: dict[str, Any]) -> list[Table]:
     """The result as tables: throughput beside the CPU each process spent per call, then the ratios."""
-    names = [
-        n
-        for n in ("direct", "gateway", "gateway_asyncio", "relay_floor", "fastmcp_proxy")
-        if f"{n}_calls_per_s" in result
-    ]
+    names = [n for n in ("direct", *PROXIES, "fastmcp_proxy") if f"{n}_calls_per_s" in result]
     speed = Table(
         title=f"{result['calls']} calls per phase, stdio, echo server, medians of {result['repeat']}"
     )
@@ -470,7 +528,7 @@ def render(result: dict[str, Any]) -> list[Table]:
     ratios.add_column("sequential", justify="right")
     ratios.add_column(f"{result['concurrency']} concurrent", justify="right")
     ratios.add_column("target", justify="right")
-    for gateway in ("gateway", "gateway_asyncio", "relay_floor"):
+    for gateway in PROXIES:
         for other, target in (("direct", TARGET_VS_DIRECT), ("fastmcp", TARGET_VS_FASTMCP)):
             if f"{gateway}_vs_{other}_ratio" in result:
                 seq = f"{result[f'{gateway}_vs_{other}_ratio']:.3f}x"
