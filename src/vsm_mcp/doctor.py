@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +149,22 @@ def check_state_dir(state_dir: Path) -> Check:
             "pass --state-dir to a writable directory or fix its permissions",
         )
     return Check("state dir", Verdict.OK, f"{state_dir} is writable")
+
+
+def check_secrets(users: Mapping[str, Sequence[str]], kept: Set[str]) -> Check:
+    """Every secret the servers refer to (``users``: name -> servers) is among those ``kept``."""
+    missing = sorted(name for name in users if name not in kept)
+    if missing:
+        listed = "; ".join(f"{name} (used by {', '.join(users[name])})" for name in missing)
+        return Check(
+            "secrets",
+            Verdict.FAIL,
+            f"not set: {listed}; those servers will not start",
+            f"vsm-mcp secrets set {missing[0]}",
+        )
+    if not users:
+        return Check("secrets", Verdict.OK, "no server refers to a secret")
+    return Check("secrets", Verdict.OK, f"all {len(users)} secrets the servers refer to are set")
 
 
 def diagnose(state_dir: Path, *, sandbox_mode: str = "prefer") -> list[Check]:

@@ -118,12 +118,51 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_doctor_reports_every_check(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--state-dir", str(tmp_path), "doctor", "--json"])
     checks = json.loads(result.output)
-    assert [c["name"] for c in checks] == ["python", "node/npx", "uv/pip", "bubblewrap", "state dir"]
+    assert [c["name"] for c in checks] == [
+        "python",
+        "node/npx",
+        "uv/pip",
+        "bubblewrap",
+        "state dir",
+        "secrets",
+    ]
     assert checks[0]["verdict"] == "ok"
     assert checks[4]["verdict"] == "ok"
+    assert checks[5] == {
+        "name": "secrets",
+        "verdict": "ok",
+        "detail": "no server refers to a secret",
+        "fix": "",
+    }
     assert all(c["verdict"] in {"ok", "warn", "fail"} for c in checks)
     assert all(c["fix"] for c in checks if c["verdict"] != "ok")
     assert result.exit_code == (1 if any(c["verdict"] == "fail" for c in checks) else 0)
+
+
+def test_doctor_fails_while_a_secret_a_server_refers_to_is_not_set(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[servers.gh]\ncommand = "server"\nenv = { TOKEN = "${secret:github}" }\n')
+
+    def secrets_check() -> tuple[dict[str, str], int]:
+        result = runner.invoke(app, ["--state-dir", str(tmp_path), "doctor", "--json"])
+        return {c["name"]: c for c in json.loads(result.output)}["secrets"], result.exit_code
+
+    check, code = secrets_check()  # no database yet: doctor does not create one to look
+    assert check["verdict"] == "fail" and code == 1
+    assert check["detail"] == "not set: github (used by gh); those servers will not start"
+    assert check["fix"] == "vsm-mcp secrets set github"
+    assert not (tmp_path / "state.db").exists()
+    added = runner.invoke(
+        app, ["--state-dir", str(tmp_path), "servers", "add", "api", "--env", "K=${secret:github}", "--", "x"]
+    )
+    assert added.exit_code == 0, added.output
+    assert secrets_check()[0]["detail"] == "not set: github (used by api, gh); those servers will not start"
+    assert (
+        runner.invoke(app, ["--state-dir", str(tmp_path), "secrets", "set", "github"], input="v").exit_code
+        == 0
+    )
+    check, _ = secrets_check()
+    assert (check["verdict"], check["detail"]) == ("ok", "all 1 secrets the servers refer to are set")
 
 
 def test_doctor_fails_when_state_dir_is_a_file(tmp_path: Path) -> None:

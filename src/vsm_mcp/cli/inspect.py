@@ -13,7 +13,10 @@ from rich.table import Table
 
 from vsm_mcp import report
 from vsm_mcp.cli.context import state_of
-from vsm_mcp.doctor import Verdict, diagnose
+from vsm_mcp.doctor import Check, Verdict, check_secrets, diagnose
+from vsm_mcp.errors import VsmError
+from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.fleet.secrets import referenced
 from vsm_mcp.settings import Settings
 from vsm_mcp.store.sqlite import SqliteStore
 
@@ -110,9 +113,9 @@ def variety(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 
 def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Check Python, node/npx, uv/pip, bubblewrap and the state dir; say how to fix each."""
+    """Check Python, node/npx, uv/pip, bubblewrap, the state dir and the servers' secrets; say how to fix each."""
     settings = state_of(ctx).settings()
-    checks = diagnose(settings.state_dir, sandbox_mode=settings.sandbox.mode)
+    checks = [*diagnose(settings.state_dir, sandbox_mode=settings.sandbox.mode), _secrets_check(settings)]
     failed = any(c.verdict is Verdict.FAIL for c in checks)
     if as_json:
         typer.echo(
@@ -133,6 +136,29 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         Console().print(table)
     if failed:
         raise typer.Exit(1)
+
+
+def _secrets_check(settings: Settings) -> Check:
+    """The secrets the servers refer to against those stored (a missing database stores none)."""
+
+    async def gather() -> tuple[dict[str, list[str]], set[str]]:
+        specs = list(settings.servers.values())
+        kept: set[str] = set()
+        if settings.database_path.exists():  # never create the database just to look
+            async with SqliteStore.open(settings.database_path) as store:
+                specs = list((await FleetRegistry(store, specs).desired()).values())
+                kept = {name for name, _ in await store.secret_names()}
+        users: dict[str, list[str]] = {}
+        for spec in specs:
+            for name in referenced(spec):
+                users.setdefault(name, []).append(spec.name)
+        return users, kept
+
+    try:
+        users, kept = anyio.run(gather)
+    except VsmError as exc:
+        return Check("secrets", Verdict.FAIL, f"cannot read the state database: {exc}", "vsm-mcp status")
+    return check_secrets(users, kept)
 
 
 def register(root: typer.Typer) -> None:
