@@ -56,6 +56,19 @@ async def test_tools_are_listed_namespaced_next_to_the_vsm_tools(
     assert "probe__add" in names
 
 
+async def test_a_tools_input_schema_is_looked_up_by_name_as_tools_list_gives_it(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    # The SDK asks for it on every 2026-07-28 HTTP tools/call (Mcp-Param-* headers).
+    async with running(probe_spec("probe")) as (gateway, client, _):
+        listed = {t.name: t.input_schema for t in (await client.list_tools()).tools}
+        lookup = gateway.server.get_tool_input_schema
+        assert lookup is not None
+        for name in ("probe__echo", "probe__add", "vsm_search_tools", "vsm_call_tool"):
+            assert lookup(name) == listed[name], name
+        assert lookup("nope") is None  # unknown: the call itself says so
+
+
 async def test_calls_are_proxied_and_feed_demand(
     probe_spec: Callable[..., ServerSpec], connect: Connect, face: str
 ) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import mcp_types as types
@@ -120,7 +120,11 @@ class Gateway:
             cache_hints={m: CacheHint(ttl_ms=0, scope="private") for m in CACHEABLE_METHODS},  # type: ignore[misc]
             instructions="VSM-MCP: many MCP servers behind one. Use vsm_search_tools to find a tool "
             "across all of them, then call it by name (or via vsm_call_tool).",
+            get_tool_input_schema=self._input_schema,
         )
+        self._own_schemas: dict[str, Mapping[str, Any]] = {
+            str(t["name"]): t["inputSchema"] for t in (*VSM_TOOLS, *self.extra_tools) if "inputSchema" in t
+        }
 
         # Registered by method: handlers return wire dicts, passed through as the servers sent them
         # (and logging/setLevel this way avoids the constructor keyword's deprecation warning, SEP-2577).
@@ -211,6 +215,18 @@ class Gateway:
             return exc.error
 
     # -- handlers: tools -----------------------------------------------------
+    def _input_schema(self, name: str) -> Mapping[str, Any] | None:
+        """A tool's input schema by public name (None: unknown, dispatch says so).
+
+        The SDK asks on every 2026-07-28 streamable HTTP ``tools/call`` (to check its
+        ``Mcp-Param-*`` headers); without this it builds the whole ``tools/list`` each time.
+        """
+        route = self.fleet.routes.tools.get(name)
+        if route is None:
+            return self._own_schemas.get(name)
+        schema = route.definition.get("inputSchema")
+        return schema if isinstance(schema, Mapping) else None
+
     async def _initialized(self, ctx: Ctx, params: types.NotificationParams) -> None:
         self.upstream.connected(ctx.session)
 
