@@ -30,6 +30,7 @@ from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
 from vsm_mcp.fleet.confinement import Confinement
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.fleet.secrets import referenced
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
@@ -119,6 +120,26 @@ def add(
     settings = _with_registry(ctx, lambda registry, settings: _added(registry, settings, spec, replace))
     intent = Confinement(settings.sandbox_policy()).intent(spec)
     _out.print(f"added {name}: {spec.describe()}" + (f" (sandbox: {intent})" if spec.command else ""))
+    missing = _unset_secrets(settings, referenced(spec))
+    if missing:
+        _out.print(
+            f"note: secret{'s' if len(missing) > 1 else ''} {', '.join(missing)} not set yet; {name} will not "
+            f"start until {'they are' if len(missing) > 1 else 'it is'} (vsm-mcp secrets set {missing[0]})",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _unset_secrets(settings: Settings, names: list[str]) -> list[str]:
+    if not names:
+        return []
+
+    async def run() -> list[str]:
+        async with SqliteStore.open(settings.database_path) as store:
+            kept = {name for name, _ in await store.secret_names()}
+        return [name for name in names if name not in kept]
+
+    return anyio.run(run)
 
 
 async def _added(registry: FleetRegistry, settings: Settings, spec: ServerSpec, replace: bool) -> Settings:
