@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -193,4 +194,27 @@ def test_without_yes_a_non_interactive_acquire_is_refused_with_a_clear_message(
         "acquisition refused (operator): every check passed; listed in the catalog; auto-approve is off: "
         "a person decides, but nobody can be asked (non-interactive; pass --yes to accept)"
     )
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_interactive_terminal_is_asked_and_no_refuses_leaving_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+
+    def confirm(question: str, **_: Any) -> bool:
+        asked.append(question)
+        return False  # the person says no
+
+    # A terminal on stdin (the runner's own stdin is not one), and a person at it.
+    monkeypatch.setattr(
+        "vsm_mcp.cli.acquire.sys", SimpleNamespace(stdin=SimpleNamespace(isatty=lambda: True))
+    )
+    monkeypatch.setattr("typer.confirm", confirm)
+    result = _run(tmp_path, monkeypatch, "current time in another timezone")
+    assert len(asked) == 1
+    assert "mcp-server-time" in asked[0]  # the plan the person decides on
+    assert result.exit_code == 1
+    assert isinstance(result.exception, AcquisitionRefusedError)
+    assert str(result.exception).startswith("acquisition refused (operator): ")
     assert _leftovers(tmp_path) == []
