@@ -14,6 +14,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from vsm_mcp import report
+from vsm_mcp import runtime as runtime_module
 from vsm_mcp.runtime import Runtime
 from vsm_mcp.settings import Settings, load_settings
 from vsm_mcp.store import SqliteStore
@@ -89,6 +90,22 @@ async def test_demand_recorded_together_reaches_s4_as_one_batch(tmp_path: Path) 
         assert runtime.system.bus.stats()["s4"].routine.sent == sent_before + 1
         assert inbox.dropped == 0
         assert s4.window.profile().counts == {"a": 2, "b": 1}
+
+
+async def test_calls_finished_within_the_report_window_reach_s1_as_one_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime_module, "REPORT_WINDOW_S", 0.5)  # wide enough for a loaded CI machine
+    async with running(settings_for(tmp_path)) as (runtime, client):
+        await anyio.sleep(0.1)  # nothing from the start is pending for S1
+        sent_before = runtime.system.bus.stats()["s1"].routine.sent
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(client.call_tool, "probe__echo", {"text": str(i)})
+        s1 = runtime.system.s1
+        await wait_for(lambda: s1.unit_stats("probe").calls == 5)
+        # five answers within the window of the first: one CallsCompleted
+        assert runtime.system.bus.stats()["s1"].routine.sent == sent_before + 1
 
 
 async def test_a_sustained_gap_reaches_s5_as_a_stored_decision(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from vsm_mcp.cli.context import state_of
 from vsm_mcp.doctor import Check, Verdict, check_secrets, diagnose
 from vsm_mcp.errors import VsmError
 from vsm_mcp.fleet.registry import FleetRegistry
-from vsm_mcp.fleet.secrets import referenced
+from vsm_mcp.fleet.secrets import secret_users
 from vsm_mcp.settings import Settings
 from vsm_mcp.store.sqlite import SqliteStore
 
@@ -148,11 +148,7 @@ def _secrets_check(settings: Settings) -> Check:
             async with SqliteStore.open(settings.database_path) as store:
                 specs = list((await FleetRegistry(store, specs).desired()).values())
                 kept = {name for name, _ in await store.secret_names()}
-        users: dict[str, list[str]] = {}
-        for spec in specs:
-            for name in referenced(spec):
-                users.setdefault(name, []).append(spec.name)
-        return users, kept
+        return secret_users(specs), kept
 
     try:
         users, kept = anyio.run(gather)

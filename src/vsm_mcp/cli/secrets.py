@@ -29,7 +29,7 @@ from vsm_mcp.core.ports import Store
 from vsm_mcp.core.secrets import check_secret_name
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.fleet.registry import FleetRegistry
-from vsm_mcp.fleet.secrets import referenced
+from vsm_mcp.fleet.secrets import secret_users
 from vsm_mcp.store import SqliteStore
 
 app = typer.Typer(
@@ -47,11 +47,8 @@ def _with_store(ctx: typer.Context, action: Callable[[Store, dict[str, list[str]
 
     async def run() -> _T:
         async with SqliteStore.open(settings.database_path) as store:
-            users: dict[str, list[str]] = {}
-            for spec in (await FleetRegistry(store, settings.servers.values()).desired()).values():
-                for name in referenced(spec):
-                    users.setdefault(name, []).append(spec.name)
-            return await action(store, users)
+            desired = await FleetRegistry(store, settings.servers.values()).desired()
+            return await action(store, secret_users(desired.values()))
 
     return anyio.run(run)
 

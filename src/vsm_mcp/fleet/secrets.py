@@ -14,6 +14,7 @@ Specs hold ``${secret:NAME}`` references in ``env`` and ``headers`` values
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from vsm_mcp.core.secrets import SECRET_REFERENCE, references
@@ -31,6 +32,15 @@ def referenced(spec: ServerSpec) -> list[str]:
     """The secret names ``spec`` refers to, each once, in order of appearance."""
     names = [name for value in (*spec.env.values(), *spec.headers.values()) for name in references(value)]
     return list(dict.fromkeys(names))
+
+
+def secret_users(specs: Iterable[ServerSpec]) -> dict[str, list[str]]:
+    """Secret name -> the servers among ``specs`` that refer to it, in the specs' order."""
+    users: dict[str, list[str]] = {}
+    for spec in specs:
+        for name in referenced(spec):
+            users.setdefault(name, []).append(spec.name)
+    return users
 
 
 async def resolve(spec: ServerSpec, source: SecretSource | None) -> ServerSpec:
