@@ -61,7 +61,7 @@ def settings_for(base: Path, *lines: str) -> Settings:
 
 
 @pytest.mark.external
-async def test_a_configured_server_writes_only_in_its_prefix_and_data_dirs(base: Path) -> None:
+async def test_a_configured_server_writes_only_in_its_home_and_data_dirs(base: Path) -> None:
     if Host.detect(base).bwrap is None:
         pytest.skip("bubblewrap is not installed") if shutil.which("bwrap") is None else pytest.fail(
             "bwrap broken"
@@ -74,7 +74,8 @@ async def test_a_configured_server_writes_only_in_its_prefix_and_data_dirs(base:
     state = settings.state_dir
     prefix = state / "servers" / "box"
     targets = {
-        "prefix": prefix / "x",
+        "home": prefix / "home" / "x",
+        "install tree": prefix / "x",
         "data": data / "x",
         "outside": outside / "x",
         "state": state / "evil",
@@ -94,11 +95,13 @@ async def test_a_configured_server_writes_only_in_its_prefix_and_data_dirs(base:
         # private tmpfs (a checkout or tmp dir under /tmp) the path is absent (ENOENT) or, under the
         # server's own uid, not writable (EACCES). Either way nothing reaches the host (checked below).
         refused = {"EROFS", "ENOENT", "EACCES"}
-        assert answers["prefix"] == {"result": "ok"}
+        assert answers["home"] == {"result": "ok"}
         assert answers["data"] == {"result": "ok"}
+        assert answers["install tree"] == {"result": "EROFS"}
         for name in ("outside", "state", "repo"):
             assert answers[name]["result"] in refused, (name, answers[name])
-        assert (prefix / "x").read_text() == "escaped\n"
+        assert (prefix / "home" / "x").read_text() == "escaped\n"
+        assert not (prefix / "x").exists()
         assert (data / "x").read_text() == "escaped\n"
         assert not (outside / "x").exists()
         assert not (state / "evil").exists()

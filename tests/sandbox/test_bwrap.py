@@ -4,36 +4,57 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vsm_mcp.sandbox.bwrap import Mounts, bwrap_argv, mount_args, namespace_args
+from vsm_mcp.sandbox.bwrap import Mounts, SystemLink, bwrap_argv, mount_args, namespace_args
 
 P = Path
 
 
+def test_the_root_is_empty_and_only_the_allow_list_is_bound() -> None:
+    mounts = Mounts(
+        system=(P("/usr"), P("/etc/ssl")),
+        links=(SystemLink(P("/bin"), "usr/bin"),),
+        private_tmp=("/tmp", "/var/tmp"),
+        read=(P("/srv/app"),),
+        writable=(P("/srv/app/home"),),
+    )
+    assert mount_args(mounts) == [
+        *("--symlink", "usr/bin", "/bin", "--dev", "/dev", "--proc", "/proc"),
+        *("--perms", "1777", "--tmpfs", "/tmp"),
+        # /var itself is made, empty and walkable, for the private /var/tmp: /var/lib stays absent
+        *("--perms", "0755", "--dir", "/var", "--perms", "1777", "--tmpfs", "/var/tmp"),
+        *("--ro-bind", "/usr", "/usr"),
+        *("--perms", "0755", "--dir", "/etc", "--ro-bind", "/etc/ssl", "/etc/ssl"),
+        *("--perms", "0755", "--dir", "/srv", "--ro-bind", "/srv/app", "/srv/app"),
+        *("--bind", "/srv/app/home", "/srv/app/home"),
+        # the root tmpfs ends read-only: nothing can be created beside the binds
+        *("--remount-ro", "/"),
+    ]
+
+
 def test_deeper_mounts_cover_shallower_ones_and_hidden_places_end_read_only() -> None:
     mounts = Mounts(
-        hidden=(P("/root"), P("/root/.local/state/vsm"), P("/run")),
+        hidden=(P("/root/.local/state/vsm"),),
         read=(P("/root/.local"),),
         writable=(P("/root/.local/state/vsm/servers/a"),),
         private_tmp=("/tmp",),
     )
     assert mount_args(mounts) == [
-        *("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"),
+        *("--dev", "/dev", "--proc", "/proc"),
         *("--perms", "1777", "--tmpfs", "/tmp"),
-        *("--perms", "0755", "--tmpfs", "/root"),
-        *("--perms", "0755", "--tmpfs", "/run"),
+        *("--perms", "0755", "--dir", "/root"),
         *("--ro-bind", "/root/.local", "/root/.local"),
-        # the bind of ~/.local re-exposed the state dir: hidden again, deeper
+        # the bind of ~/.local showed the state dir: hidden again, deeper
         *("--perms", "0755", "--tmpfs", "/root/.local/state/vsm"),
         *("--perms", "0755", "--dir", "/root/.local/state/vsm/servers"),
         *("--bind", "/root/.local/state/vsm/servers/a", "/root/.local/state/vsm/servers/a"),
-        *("--remount-ro", "/root", "--remount-ro", "/run", "--remount-ro", "/root/.local/state/vsm"),
+        *("--remount-ro", "/root/.local/state/vsm", "--remount-ro", "/"),
     ]
 
 
 def test_a_path_both_hidden_and_bound_is_bound() -> None:
     args = mount_args(Mounts(hidden=(P("/srv"),), read=(), writable=(P("/srv"),), private_tmp=()))
-    assert args[-3:] == ["--bind", "/srv", "/srv"]
-    assert "--remount-ro" not in args
+    assert args[-5:] == ["--bind", "/srv", "/srv", "--remount-ro", "/"]
+    assert args.count("--remount-ro") == 1
 
 
 def test_namespaces_per_shape() -> None:
@@ -69,10 +90,11 @@ def test_argv_unsets_launcher_defaults_and_never_carries_env_values() -> None:
 
 
 def test_every_directory_made_on_a_tmpfs_for_a_mount_point_is_walkable() -> None:
-    args = mount_args(Mounts(hidden=(P("/root"),), read=(P("/root/.pyenv/versions/3.11"),), writable=()))
-    assert args[args.index("/root") + 1 :] == [
+    args = mount_args(Mounts(read=(P("/root/.pyenv/versions/3.11"),), private_tmp=()))
+    assert args[args.index("/proc") + 1 :] == [
+        *("--perms", "0755", "--dir", "/root"),
         *("--perms", "0755", "--dir", "/root/.pyenv"),
         *("--perms", "0755", "--dir", "/root/.pyenv/versions"),
         *("--ro-bind", "/root/.pyenv/versions/3.11", "/root/.pyenv/versions/3.11"),
-        *("--remount-ro", "/root"),
+        *("--remount-ro", "/"),
     ]

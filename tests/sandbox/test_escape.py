@@ -27,24 +27,31 @@ pytestmark = pytest.mark.external
 MIB = 1024**2
 
 
-def test_writes_outside_the_prefix_fail(shape: Any, layout: Any) -> None:
+def test_writes_outside_the_home_fail(shape: Any, layout: Any) -> None:
     profile = layout.profile()
+    # The layout lives under /tmp, which is the server's own tmpfs inside: the state dir's path
+    # there is only a mount-point directory (root-owned in the root shape, the user's in its
+    # namespace in the user shape), and nothing written there reaches the host.
+    in_tmp = {"root": {"errno": "EACCES"}, "user": {"ok": True}}[shape.name]
     targets = {
-        layout.state / "evil": "EROFS",  # the state directory: hidden, read-only
-        layout.other_prefix / "evil": "ENOENT",  # another server's prefix: not even there
-        Path("/etc/evil"): "EROFS",
-        Path("/usr/evil"): "EROFS",
-        Path.home() / "evil": "EROFS",  # the gateway user's home
+        layout.prefix / "evil": {"errno": "EROFS"},  # its own install tree: read-only
+        layout.prefix / "bin": {"errno": "EROFS"},
+        layout.state / "evil": in_tmp,
+        layout.other_prefix / "evil": {"errno": "ENOENT"},  # another server's prefix: not even there
+        Path("/etc/evil"): {"errno": "EROFS"},
+        Path("/usr/evil"): {"errno": "EROFS"},
+        Path("/evil"): {"errno": "EROFS"},  # the root is an empty tmpfs, read-only
+        Path.home() / "evil": {"errno": "ENOENT"},  # the gateway user's home does not exist inside
     }
     for target, expected in targets.items():
         code, report, stderr = shape.attempt(profile, "write", str(target))
-        assert (code, report) == (0, {"errno": expected}), (target, stderr)
+        assert (code, report) == (0, expected), (target, stderr)
         assert not target.exists()
 
 
-def test_writes_inside_the_prefix_and_private_tmp_succeed(shape: Any, layout: Any) -> None:
+def test_writes_inside_the_home_and_private_tmp_succeed(shape: Any, layout: Any) -> None:
     profile = layout.profile()
-    mine = layout.prefix / "data.txt"
+    mine = profile.home / "data.txt"
     scratch = Path("/tmp") / f"vsm-sandbox-{uuid.uuid4().hex}"
     assert shape.attempt(profile, "write", str(mine))[:2] == (0, {"ok": True})
     assert mine.read_text() == "escaped\n"
@@ -64,7 +71,25 @@ def test_declared_data_dir_is_writable_and_nothing_beside_it(shape: Any, layout:
     outcome = {"root": {"errno": "EACCES"}, "user": {"ok": True}}[shape.name]
     assert shape.attempt(profile, "write", str(beside))[:2] == (0, outcome)
     assert not beside.exists()
-    assert shape.attempt(profile, "write", str(Path("/var/lib/beside")))[:2] == (0, {"errno": "EROFS"})
+    assert shape.attempt(profile, "write", str(Path("/var/lib/beside")))[:2] == (0, {"errno": "ENOENT"})
+
+
+def test_host_places_outside_the_allow_list_are_invisible(shape: Any, layout: Any) -> None:
+    # A world-readable secret in an /opt-like place, and the system directories a server never needs.
+    canary = layout.base / "opt-secret"
+    canary.write_text("world-readable canary\n")
+    canary.chmod(0o644)
+    profile = layout.profile()
+    # named in the environment, not argv: a file the command line names is bound as a program file
+    assert shape.attempt(profile, "read", "env:CANARY", env={"CANARY": str(canary)})[:2] == (
+        0,
+        {"errno": "ENOENT"},
+    )
+    for path in ("/opt", "/srv", "/var/lib", "/sys/kernel", "/home", "/root", "/run", "/mnt"):
+        assert shape.attempt(profile, "read", path)[:2] == (0, {"errno": "ENOENT"}), path
+    # what a server needs to run is there, read-only
+    assert shape.attempt(profile, "read", "/etc/ld.so.cache")[:2] != (0, {"errno": "ENOENT"})
+    assert shape.attempt(profile, "read", "/etc/shadow")[:2] == (0, {"errno": "ENOENT"})
 
 
 def test_secrets_in_the_state_dir_and_other_prefixes_are_invisible(shape: Any, layout: Any) -> None:
@@ -142,7 +167,7 @@ def test_allocation_past_the_data_limit_fails(shape: Any, layout: Any) -> None:
 
 def test_file_past_fsize_is_cut_at_the_limit(shape: Any, layout: Any) -> None:
     profile = layout.profile(fsize_bytes=1 * MIB)
-    big = layout.prefix / "big"
+    big = profile.home / "big"
     code, report, _ = shape.attempt(profile, "bigfile", str(big), str(4 * MIB))
     assert (code, report) == (0, {"written": 1 * MIB, "errno": "EFBIG"})
     assert big.stat().st_size == 1 * MIB
@@ -173,11 +198,11 @@ def test_environment_is_only_what_was_declared(
             "HOME": f"{layout.prefix}/home",
             "LANG": host.lang,
             "TMPDIR": "/tmp",
-            "npm_config_cache": f"{layout.prefix}/.npm",
+            "npm_config_cache": f"{layout.prefix}/home/.npm",
             "XDG_CACHE_HOME": f"{layout.prefix}/home/.cache",
             "VSM_TEST_PASSED": "passed on purpose",
             "API_TOKEN": "s3cret",
-            "PWD": str(layout.prefix),  # set by bwrap --chdir
+            "PWD": f"{layout.prefix}/home",  # set by bwrap --chdir
         }
     }
 

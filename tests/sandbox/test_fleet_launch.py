@@ -38,8 +38,8 @@ async def test_fleet_spawn_runs_the_plan_and_stops_the_whole_sandbox(
     with anyio.fail_after(SESSION_TIMEOUT_S):
         async with spawn(spec) as (read, write, child), ClientSession(read, write) as session:
             await session.initialize()
-            result = await session.call_tool("write", {"path": str(layout.state / "evil")})
-            assert result.structured_content == {"result": "EROFS"}
+            result = await session.call_tool("write", {"path": str(layout.prefix / "evil")})
+            assert result.structured_content == {"result": "EROFS"}  # its install tree is read-only
             members = group_of(child.pid)
             assert len(members) == 3  # bwrap, its init, the server
     deadline = time.monotonic() + GONE_TIMEOUT_S

@@ -22,7 +22,7 @@ def host(
         bwrap_problem="" if bwrap else "bwrap not found (apt-get install bubblewrap)",
         prlimit="/usr/bin/prlimit",
         setpriv=setpriv,
-        hidden=(Path("/home"), Path("/state")),
+        protected=(Path("/state"),),
         private_tmp=("/tmp",),
         lang="en_GB.UTF-8",
         environ={"GITHUB_TOKEN": "from-gateway", "AWS_SECRET_ACCESS_KEY": "never", "PATH": "/home/u/bin"},
@@ -37,12 +37,12 @@ def test_environment_is_exactly_the_sandbox_variables_passes_and_declared() -> N
         "HOME": "/state/servers/time/home",
         "LANG": "C",  # declared wins
         "TMPDIR": "/tmp",
-        "npm_config_cache": "/state/servers/time/.npm",
+        "npm_config_cache": "/state/servers/time/home/.npm",
         "XDG_CACHE_HOME": "/state/servers/time/home/.cache",
         "GITHUB_TOKEN": "from-gateway",
         "API_KEY": "k",
     }
-    assert plan.cwd == str(PREFIX)
+    assert plan.cwd == str(PREFIX / "home")
     assert (plan.sandboxed, plan.run_as) == (True, None)
     assert plan.argv[-3:] == ("--", "/opt/node/bin/node", "s.js")
     assert "--nproc=256" in plan.argv
@@ -86,8 +86,8 @@ def test_a_root_gateway_without_setpriv_refuses() -> None:
 
 def test_a_working_directory_outside_the_writable_paths_is_bound_read_only() -> None:
     profile = SandboxProfile(prefix=PREFIX)
-    inside = plan_launch("/usr/bin/s", [], {}, profile, host(), cwd=PREFIX / "app")
-    assert "--ro-bind" not in inside.argv[inside.argv.index("/tmp") :]
+    inside = plan_launch("/usr/bin/s", [], {}, profile, host(), cwd=PREFIX / "home" / "app")
+    assert "/state/servers/time/home/app" not in inside.argv[: inside.argv.index("--chdir")]
     outside = plan_launch("/usr/bin/s", [], {}, profile, host(), cwd=Path("/opt/app"))
     assert outside.argv[outside.argv.index("/opt/app") - 1 : outside.argv.index("/opt/app") + 2] == (
         "--ro-bind",
@@ -96,3 +96,22 @@ def test_a_working_directory_outside_the_writable_paths_is_bound_read_only() -> 
     )
     assert outside.cwd == "/opt/app"
     assert outside.argv[outside.argv.index("--chdir") + 1] == "/opt/app"
+
+
+def test_the_prefix_is_read_only_and_only_its_home_is_writable() -> None:
+    plan = plan_launch("/usr/bin/s", [], {}, SandboxProfile(prefix=PREFIX), host())
+    argv = plan.argv
+    assert argv[
+        argv.index("--ro-bind", argv.index("/proc")) : argv.index("--ro-bind", argv.index("/proc")) + 3
+    ] == (
+        "--ro-bind",
+        str(PREFIX),
+        str(PREFIX),
+    )
+    assert ("--bind", f"{PREFIX}/home", f"{PREFIX}/home") == argv[
+        argv.index("--bind") : argv.index("--bind") + 3
+    ]
+    assert argv.count("--bind") == 1
+    # the protected state dir holds the prefix: only an empty mount-point directory of it exists inside
+    assert argv[argv.index("/state") - 3 : argv.index("/state") + 1] == ("--perms", "0755", "--dir", "/state")
+    assert "--tmpfs" not in argv[argv.index("/state") - 1 : argv.index("/state")]

@@ -101,4 +101,4 @@ def test_npx_installs_into_the_prefix_cache_with_network_on(native: Any, layout:
         plan.argv, env=dict(plan.env), cwd=plan.cwd, capture_output=True, text=True, timeout=300, check=False
     )
     assert (proc.returncode, proc.stdout) == (0, "1.2.3\n"), proc.stderr
-    assert (layout.prefix / ".npm" / "_npx").is_dir()  # npm's cache is the server's, not the user's
+    assert (layout.prefix / "home" / ".npm" / "_npx").is_dir()  # npm's cache is the server's, not the user's

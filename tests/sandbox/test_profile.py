@@ -30,7 +30,7 @@ def test_paths_must_be_absolute_and_are_normalised() -> None:
     profile = SandboxProfile(prefix=Path("/srv/vsm/x/../servers/time/"), data_dirs=(Path("/data//a"),))
     assert profile.prefix == Path("/srv/vsm/servers/time")
     assert profile.home == Path("/srv/vsm/servers/time/home")
-    assert profile.writable == (Path("/srv/vsm/servers/time"), Path("/data/a"))
+    assert profile.writable == (Path("/srv/vsm/servers/time/home"), Path("/data/a"))
 
 
 def test_profile_is_frozen_and_strict() -> None:

@@ -2,17 +2,24 @@
 
 Pure: paths in, argv out; nothing is read from or written to the disk here.
 
-The filesystem the server sees, in mount order (later mounts cover earlier):
+The filesystem the server sees is an allow-list: the root is an empty tmpfs
+(made read-only last), and only what is bound appears in it, in mount order
+(later mounts cover earlier):
 
-1. the host root, read-only (``--ro-bind / /``);
+1. the system it needs to run, read-only: ``/usr`` and the library and
+   binary directories (bound, or re-created as the same symlinks on a
+   merged-``/usr`` system), and the needed parts of ``/etc`` (loader cache,
+   name service, certificates, time zone; never ``shadow`` and the like);
 2. a fresh ``/dev`` and a ``/proc`` of its own pid namespace;
 3. a private writable ``/tmp``, ``/var/tmp`` and ``/dev/shm`` (tmpfs, mode 1777);
-4. every *hidden* path (home directories, ``/run``, the gateway's state
-   directory, ...) covered by an empty tmpfs that is made read-only once the
-   binds below are in place, so secrets, the database and other servers'
-   prefixes are invisible and nothing can be written there;
-5. read paths (``--ro-bind``) and writable paths (``--bind``), interleaved
-   with the hidden ones shallowest first, so a deeper mount always wins.
+4. read paths (``--ro-bind``: the server's install tree, its interpreter,
+   declared paths), writable paths (``--bind``: its home, declared data
+   directories) and *hidden* paths (an empty tmpfs over a protected place,
+   such as the gateway's state directory, should a bound path contain it),
+   shallowest first, so a deeper mount always wins.
+
+Nothing else of the host exists inside: not ``/opt``, ``/srv``, ``/var/lib``,
+``/sys``, other users' homes, nor the state directory.
 
 Namespaces: everything is unshared; the network namespace is shared only when
 the profile allows it (an unshared one has nothing but a loopback of its own,
@@ -55,12 +62,24 @@ PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 @dataclass(frozen=True, slots=True)
-class Mounts:
-    """What the server sees besides the read-only root (all absolute paths)."""
+class SystemLink:
+    """A symlink re-created at the sandbox's root, as the host has it (``/bin -> usr/bin``)."""
 
-    hidden: Sequence[Path]
-    read: Sequence[Path]
-    writable: Sequence[Path]
+    path: Path
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mounts:
+    """What the server sees in its otherwise empty root (all absolute paths)."""
+
+    #: The system, read-only (``/usr``, libraries, the needed parts of ``/etc``).
+    system: Sequence[Path] = ()
+    #: Symlinks of a merged-``/usr`` system (``/bin -> usr/bin``).
+    links: Sequence[SystemLink] = ()
+    hidden: Sequence[Path] = ()
+    read: Sequence[Path] = ()
+    writable: Sequence[Path] = ()
     private_tmp: Sequence[str] = PRIVATE_TMP
 
 
@@ -72,16 +91,23 @@ def mount_args(mounts: Mounts) -> list[str]:
     shallower one: a read-only bind of ``~/.local`` cannot re-expose a state
     directory hidden at ``~/.local/state/vsm-mcp``.
     """
-    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    args: list[str] = []
+    for link in mounts.links:
+        args += ["--symlink", link.target, str(link.path)]
+    args += ["--dev", "/dev", "--proc", "/proc"]
+    made: set[Path] = set()
     for tmp in mounts.private_tmp:
+        for parent in reversed(Path(tmp).parents):
+            if parent not in (Path("/"), Path("/dev")) and parent not in made:
+                args += ["--perms", "0755", "--dir", str(parent)]  # /var for /var/tmp
+                made.add(parent)
         args += ["--perms", "1777", "--tmpfs", tmp]
-    writable, read = set(mounts.writable), set(mounts.read) - set(mounts.writable)
+    writable, read = set(mounts.writable), (set(mounts.read) | set(mounts.system)) - set(mounts.writable)
     hidden = set(mounts.hidden) - writable - read
     kinds = {**{p: 0 for p in hidden}, **{p: 1 for p in read}, **{p: 2 for p in writable}}
-    # Mount points so far, True for a tmpfs: a directory bwrap creates for a mount
-    # point on a tmpfs is 0700 (measured), so the server could not walk through it.
-    mounted = {Path(t): True for t in mounts.private_tmp}
-    made: set[Path] = set()
+    # Mount points so far, True for a tmpfs (the root is one): a directory bwrap creates for a
+    # mount point on a tmpfs is 0700 (measured), so the server could not walk through it.
+    mounted = {Path("/"): True, **{Path(t): True for t in mounts.private_tmp}}
     for path in sorted(kinds, key=lambda p: (len(p.parts), kinds[p], str(p))):
         if kinds[path] == 0:
             args += ["--perms", "0755", "--tmpfs", str(path)]
@@ -98,7 +124,7 @@ def mount_args(mounts: Mounts) -> list[str]:
         mounted[path] = False
     for path in sorted(hidden, key=lambda p: (len(p.parts), str(p))):
         args += ["--remount-ro", str(path)]
-    return args
+    return [*args, "--remount-ro", "/"]
 
 
 def namespace_args(*, network: bool, privileged: bool) -> list[str]:

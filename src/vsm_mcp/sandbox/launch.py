@@ -29,17 +29,12 @@ from pathlib import Path
 from vsm_mcp.errors import SandboxError, SandboxUnavailableError
 from vsm_mcp.sandbox.bwrap import PRIVATE_TMP, Mounts, bwrap_argv
 from vsm_mcp.sandbox.limits import derived_uid, launcher_stages
+from vsm_mcp.sandbox.preamble import Preamble
 from vsm_mcp.sandbox.profile import SandboxProfile
+from vsm_mcp.sandbox.system import SystemView
 
 #: PATH entries after the server's own: the distribution's, never the gateway user's.
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-#: Host places no server sees (besides the state directory and the gateway user's home).
-HIDDEN_HOST_PATHS = ("/home", "/root", "/run", "/mnt", "/media", "/srv")
-#: Never hidden, whatever HOME or the state directory say (hiding them would break the sandbox).
-SYSTEM_ROOTS = frozenset(
-    Path(p)
-    for p in ("/", "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/var", "/opt", "/tmp")
-)
 #: A trivial sandbox must start at once; a hung bwrap is a broken bwrap.
 PROBE_TIMEOUT_S = 10.0
 
@@ -72,9 +67,11 @@ class Host:
     bwrap_problem: str
     prlimit: str
     setpriv: str | None
-    hidden: tuple[Path, ...]
+    #: The system every server sees (read-only); nothing else of the host is visible.
+    system: SystemView = field(default_factory=lambda: SystemView((), ()))
     private_tmp: tuple[str, ...] = PRIVATE_TMP
-    #: Hidden on purpose (the state dir, other servers' places): never re-exposed for a command's files.
+    #: Never visible, even inside a bound path (the state dir, other servers' places): hidden under
+    #: an empty tmpfs where a bound path contains them, never bound for a command's files.
     protected: tuple[Path, ...] = ()
     lang: str = "C.UTF-8"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -85,7 +82,9 @@ class Host:
 
     @classmethod
     def detect(cls, state_dir: Path | None = None, extra_hidden: Sequence[Path] = ()) -> Host:
-        """Probe this machine: tools on PATH, a real trivial sandbox, what to hide.
+        """Probe this machine: tools on PATH, a real trivial sandbox, the system servers see.
+
+        ``state_dir`` and ``extra_hidden`` are protected: never visible inside.
 
         Raises:
             SandboxError: ``prlimit`` (util-linux) is missing; no limits, no launch.
@@ -93,23 +92,13 @@ class Host:
         prlimit = shutil.which("prlimit")
         if prlimit is None:
             raise SandboxError("prlimit (util-linux) not found: resource limits cannot be applied")
-        hidden = [Path(p) for p in HIDDEN_HOST_PATHS if Path(p).is_dir()]
-        hidden += [Path.home(), *extra_hidden]
-        if state_dir is not None:
-            hidden.append(state_dir)
         host = cls(
             uid=os.geteuid(),
             bwrap=None,
             bwrap_problem="",
             prlimit=prlimit,
             setpriv=shutil.which("setpriv"),
-            hidden=tuple(
-                dict.fromkeys(
-                    real
-                    for real in (Path(os.path.realpath(p)) for p in hidden if Path(p).is_dir())
-                    if real not in SYSTEM_ROOTS
-                )
-            ),
+            system=SystemView.detect(),
             private_tmp=tuple(p for p in PRIVATE_TMP if p == "/dev/shm" or Path(p).is_dir()),
             protected=tuple(
                 Path(os.path.realpath(p)) for p in (*([state_dir] if state_dir else []), *extra_hidden)
@@ -131,6 +120,7 @@ def probe(host: Host, bwrap: str) -> str:
     """Run ``true`` in a sandbox shaped like a real launch; "" when it worked, else why not."""
     with tempfile.TemporaryDirectory(prefix="vsm-mcp-probe-") as tmp:
         profile = SandboxProfile(prefix=Path(tmp))
+        profile.home.mkdir()
         trial = replace(host, bwrap=bwrap)
         plan = plan_launch("/bin/true", (), {}, profile, trial)
         try:
@@ -165,7 +155,7 @@ def server_env(
         "HOME": str(profile.home),
         "LANG": host.lang,
         "TMPDIR": "/tmp",
-        "npm_config_cache": str(profile.prefix / ".npm"),
+        "npm_config_cache": str(profile.home / ".npm"),
         "XDG_CACHE_HOME": str(profile.home / ".cache"),
     }
     env |= {name: host.environ[name] for name in profile.env_pass if name in host.environ}
@@ -187,6 +177,7 @@ def plan_launch(
     *,
     cwd: Path | None = None,
     extra_read: Sequence[Path] = (),
+    preamble: Preamble | None = None,
 ) -> LaunchPlan:
     """Turn a resolved command (an absolute path) into the plan that launches it sandboxed.
 
@@ -196,7 +187,8 @@ def plan_launch(
     Raises:
         SandboxUnavailableError: no working bwrap and ``unsandboxed_allowed`` is false.
     """
-    workdir = cwd or profile.prefix
+    preamble = preamble or Preamble()
+    workdir = cwd or profile.home
     env = server_env(profile, host, declared_env, Path(command).parent)
     uid: int | None = None
     if host.privileged:
@@ -218,10 +210,15 @@ def plan_launch(
                 f"cannot sandbox {command}: {host.bwrap_problem or 'bwrap unusable'}; "
                 "this server's profile does not allow running unsandboxed (unsandboxed_allowed)"
             )
-        return LaunchPlan(tuple(server), env, str(workdir), sandboxed=False, run_as=uid)
+        return LaunchPlan(tuple(preamble.argv(server)), env, str(workdir), sandboxed=False, run_as=uid)
+    read = (profile.prefix, *profile.read_paths, *extra_read, *_outside(workdir, profile.writable))
+    bound = (*host.system.binds, *read, *profile.writable)
     mounts = Mounts(
-        hidden=host.hidden,
-        read=(*profile.read_paths, *extra_read, *_outside(workdir, profile.writable)),
+        system=host.system.binds,
+        links=host.system.links,
+        # A protected place is hidden only where a bound path would show it; elsewhere it is absent.
+        hidden=[p for p in host.protected if any(p != b and b in p.parents for b in bound)],
+        read=read,
         writable=profile.writable,
         private_tmp=host.private_tmp,
     )
@@ -234,4 +231,4 @@ def plan_launch(
         env=env,
         command=server,
     )
-    return LaunchPlan(tuple(argv), env, str(workdir), sandboxed=True, run_as=uid)
+    return LaunchPlan(tuple(preamble.argv(argv)), env, str(workdir), sandboxed=True, run_as=uid)

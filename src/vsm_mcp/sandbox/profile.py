@@ -3,8 +3,10 @@
 A `SandboxProfile` is per server and immutable. Invariants:
 
 * every path is absolute and normalised (``..`` collapsed, no trailing slash);
-* the server's ``prefix`` is always writable (its code, its ``home``, its
-  npm/uv caches live there); ``data_dirs`` are the only other writable places;
+* the server's ``prefix`` holds its install tree, visible *read-only* to the
+  server (so it cannot rewrite its own launcher or code); ``prefix/home`` is
+  its HOME, where its caches live (npm's included), and is writable, as are
+  the declared ``data_dirs``; nothing else is writable but a private /tmp;
 * ``read_paths`` are made visible read-only even where the sandbox hides the
   host (home directories, the state directory, ``/run``);
 * ``env_pass`` names variables copied from the gateway's own environment; the
@@ -23,6 +25,9 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+#: The writable part of a server's prefix (its HOME); the rest of the prefix is read-only inside.
+HOME_DIR = "home"
 
 GIB = 1024**3
 MIB = 1024**2
@@ -70,7 +75,7 @@ class SandboxProfile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    #: The server's own directory: writable; HOME and the npm cache live inside it.
+    #: The server's own directory: its install tree (read-only inside) and its ``home`` (writable).
     prefix: AbsolutePath
     #: Declared data directories, writable.
     data_dirs: tuple[AbsolutePath, ...] = ()
@@ -90,9 +95,9 @@ class SandboxProfile(BaseModel):
     @property
     def home(self) -> Path:
         """The server's private HOME (inside its prefix, so caches persist across restarts)."""
-        return self.prefix / "home"
+        return self.prefix / HOME_DIR
 
     @property
     def writable(self) -> tuple[Path, ...]:
-        """Every path the server may write (besides its private /tmp)."""
-        return (self.prefix, *self.data_dirs)
+        """Every path the server may write (besides its private /tmp): its home and data dirs."""
+        return (self.home, *self.data_dirs)

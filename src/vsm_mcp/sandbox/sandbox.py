@@ -2,15 +2,19 @@
 
 The effects `plan_launch` leaves out happen here, each idempotent:
 
-* the writable directories (prefix, its ``home``, the data dirs) exist, and
-  when the gateway is root they belong to the server's own uid;
+* the server's directories exist: its prefix (the install tree, read-only
+  inside), its ``home`` and the data dirs (writable); when the gateway is
+  root, the writable ones belong to the server's own uid, the prefix stays
+  the gateway's;
 * the command is resolved to an absolute path (the sandbox's PATH first,
   then the gateway's), and every directory its interpreter chain lives in
   (a venv's python symlinked into ``~/.pyenv``, a shebang's ``node``) is
-  made visible read-only when the sandbox would otherwise hide it;
-* with the network on, the resolver configuration is readable: where
-  ``/etc/resolv.conf`` links into a hidden place (systemd-resolved's stub in
-  ``/run``), the directory it points to is made visible read-only.
+  made visible read-only when the sandbox would otherwise not show it.
+
+Trusted data only: the chain is read (symlinks, ``#!`` lines) to decide what
+to bind, so no file of it may lie where the server can write (its home, its
+data dirs, a temporary directory): such a launch is refused, as the server
+could otherwise name any host directory to be bound at its next start.
 """
 
 from __future__ import annotations
@@ -27,8 +31,6 @@ from vsm_mcp.sandbox.profile import SandboxProfile
 
 #: Symlink hops and shebang interpreters followed when looking for a command's runtime.
 MAX_RUNTIME_HOPS = 16
-#: Files a networked server reads to resolve names; often links into /run (hidden).
-RESOLVER_FILES = (Path("/etc/resolv.conf"), Path("/etc/hosts"), Path("/etc/nsswitch.conf"))
 
 
 def _within(path: Path, parent: Path) -> bool:
@@ -76,17 +78,14 @@ class Sandbox:
             self.profile,
             self.host,
             cwd=workdir,
-            extra_read=[
-                *self.runtime_paths(executable),
-                *self.program_paths(args, workdir),
-                *self.network_paths(),
-            ],
+            extra_read=[*self.runtime_paths(executable), *self.program_paths(args, workdir)],
         )
 
     def prepare(self) -> None:
-        """Create the writable directories; as root, hand them to the server's uid."""
+        """Create the server's directories; as root, hand the writable ones to the server's uid."""
         try:
-            for path in (*self.profile.writable, self.profile.home):
+            self.profile.prefix.mkdir(parents=True, exist_ok=True)
+            for path in self.profile.writable:
                 path.mkdir(parents=True, exist_ok=True)
             uid = self.run_as
             if uid is not None:
@@ -110,8 +109,11 @@ class Sandbox:
         raise SandboxError(f"command {command!r} not found on the sandbox's PATH ({sandbox_path})")
 
     def runtime_paths(self, executable: Path) -> list[Path]:
-        """Read-only binds needed so the command's symlinks and interpreters resolve inside."""
-        visible = (*self.profile.writable, *self.profile.read_paths)
+        """Read-only binds needed so the command's symlinks and interpreters resolve inside.
+
+        Raises:
+            SandboxError: a file of the chain lies where the server can write (module docstring).
+        """
         needed: list[Path] = []
         todo, seen = [executable], set[Path]()
         while todo and len(seen) < MAX_RUNTIME_HOPS:
@@ -119,7 +121,13 @@ class Sandbox:
             if path in seen:
                 continue
             seen.add(path)
-            if self._hidden(path) and not any(_within(path, v) for v in visible):
+            writable = self.writable_by_server(path)
+            if writable is not None:
+                raise SandboxError(
+                    f"the launcher {path} lies in {writable}, which the server can write: "
+                    "it cannot decide what the sandbox shows (install the server elsewhere)"
+                )
+            if self._invisible(path):
                 root = self._install_root(path)
                 if root not in needed:
                     needed.append(root)
@@ -133,7 +141,6 @@ class Sandbox:
         """Read-only binds of the directories of the files the command is given to run
         (``python /some/checkout/server.py``) when they would be hidden: the server must be
         able to read its own program. Never a protected place (the state dir)."""
-        visible = (*self.profile.writable, *self.profile.read_paths)
         needed: list[Path] = []
         for arg in args:
             if not arg or arg.startswith("-"):
@@ -141,44 +148,47 @@ class Sandbox:
             candidate = Path(arg) if os.path.isabs(arg) else (cwd or self.profile.prefix) / arg
             if not candidate.is_file():
                 continue
-            directory = self._install_root(Path(os.path.realpath(candidate)))
-            if not self._hidden(directory) or any(_within(directory, v) for v in visible):
-                continue
+            real = Path(os.path.realpath(candidate))
+            directory = self._install_root(real)
+            if directory == real or not self._invisible(directory):
+                continue  # a file in a top-level directory (``/etc/shadow``) is never a program tree
             if any(_within(directory, p) or _within(p, directory) for p in self.host.protected):
                 continue
             if directory not in needed:
                 needed.append(directory)
         return needed
 
-    def network_paths(self, files: Sequence[Path] = RESOLVER_FILES) -> list[Path]:
-        """Read-only binds so a networked server can resolve names (none without network)."""
-        if not self.profile.network:
-            return []
-        visible = (*self.profile.writable, *self.profile.read_paths)
-        needed: list[Path] = []
-        for file in files:
-            target = Path(os.path.realpath(file))
-            exposed = target == file or not self._hidden(target) or any(_within(target, v) for v in visible)
-            if not exposed and target.parent not in needed:
-                needed.append(target.parent)
-        return needed
+    def writable_by_server(self, path: Path) -> Path | None:
+        """The server-writable place ``path`` lies in (its home or a data dir), or None.
 
-    def _hidden(self, path: Path) -> bool:
-        """Invisible inside: under a hidden place, or under a private tmp (an empty tmpfs there)."""
-        return any(_within(path, hidden) for hidden in self.host.hidden) or any(
-            _within(path, Path(tmp)) for tmp in self.host.private_tmp
+        The host's ``/tmp`` is not one: a sandboxed server has a private one."""
+        places = self.profile.writable
+        real = Path(os.path.realpath(path))
+        return next((w for w in places if _within(path, w) or _within(real, w)), None)
+
+    def _invisible(self, path: Path) -> bool:
+        """Not shown inside unless bound: outside the system view, the prefix and the declared paths."""
+        shown = (
+            *self.host.system.roots,
+            self.profile.prefix,
+            *self.profile.writable,
+            *self.profile.read_paths,
         )
+        return not any(_within(path, v) for v in shown) or any(_within(path, p) for p in self.host.protected)
 
     def _install_root(self, executable: Path) -> Path:
         """``X`` for ``X/bin/exe`` (its libraries sit next to bin), the npm prefix ``X`` for
-        ``X/node_modules/...`` (a package needs its dependencies beside it), unless X holds hidden things."""
+        ``X/node_modules/...`` (a package needs its dependencies beside it); the directory itself
+        (or the file) where X is a top-level directory or holds a protected place."""
         directory = executable.parent
         root = directory.parent if directory.name == "bin" else directory
         if "node_modules" in executable.parts:
             root = Path(*executable.parts[: executable.parts.index("node_modules")])
-        if any(_within(hidden, root) for hidden in self.host.hidden):
-            return directory
-        return root
+        for candidate in (root, directory):
+            # Never a top-level directory (``/opt``, ``/home``) nor one that holds a protected place.
+            if len(candidate.parts) > 2 and not any(_within(p, candidate) for p in self.host.protected):
+                return candidate
+        return executable
 
 
 def _shebang(path: Path) -> Path | None:
