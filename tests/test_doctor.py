@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vsm_mcp.doctor import Verdict, check_bubblewrap
+from vsm_mcp.doctor import Verdict, check_bubblewrap, check_egress
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def no_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("no_bwrap")
-def test_require_without_bwrap_fails_prefer_warns(tmp_path: Path) -> None:
+def test_without_bwrap_require_and_prefer_fail_off_warns(tmp_path: Path) -> None:
     required = check_bubblewrap(tmp_path / "state", "require")
     assert (required.verdict, required.detail) == (
         Verdict.FAIL,
@@ -31,6 +31,33 @@ def test_require_without_bwrap_fails_prefer_warns(tmp_path: Path) -> None:
     )
     preferred = check_bubblewrap(tmp_path / "state", "prefer")
     assert (preferred.verdict, preferred.detail) == (
-        Verdict.WARN,
+        Verdict.FAIL,
         'bwrap not found: stdio servers would run UNSANDBOXED ([sandbox] mode = "prefer")',
     )
+    off = check_bubblewrap(tmp_path / "state", "off")
+    assert (off.verdict, off.detail) == (
+        Verdict.WARN,
+        'bwrap not found: stdio servers would run UNSANDBOXED ([sandbox] mode = "off")',
+    )
+
+
+@pytest.mark.external
+def test_egress_is_probed_for_real_and_its_absence_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("bwrap") is None or shutil.which("slirp4netns") is None:
+        pytest.skip("bubblewrap and slirp4netns are needed (apt-get install bubblewrap slirp4netns)")
+    works = check_egress(tmp_path / "state")
+    assert works.verdict == Verdict.OK, works.detail
+    assert works.detail.startswith(f"{shutil.which('slirp4netns')}: own network namespace, reaches ")
+    # As this host would be without slirp4netns (bwrap stays: the check must get to the probe).
+    monkeypatch.setattr(
+        "vsm_mcp.sandbox.launch.detect_egress",
+        lambda: (None, "slirp4netns not found (apt-get install slirp4netns)"),
+    )
+    missing = check_egress(tmp_path / "state")
+    assert (missing.verdict, missing.detail) == (
+        Verdict.FAIL,
+        "slirp4netns not found (apt-get install slirp4netns): servers with network = true will be refused",
+    )
+    assert check_egress(tmp_path / "state", "off").verdict == Verdict.OK

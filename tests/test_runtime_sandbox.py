@@ -8,6 +8,7 @@ the unit fails, nothing runs, and a pain alert is stored.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from vsm_mcp.core.messages import AlgedonicAlert, Severity, Valence
 from vsm_mcp.fleet.unit import UnitState
@@ -182,3 +184,50 @@ async def test_s3_gets_the_memory_of_the_whole_sandbox_not_of_bwrap(base: Path) 
         measured = _rss_bytes(leader)
         assert measured is not None
         assert measured >= _vm_rss(server) > _vm_rss(leader)
+
+
+async def test_without_bwrap_a_server_that_cannot_run_says_so_instead_of_unknown_tool(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's first command on a fresh root machine without bubblewrap: `prefer`, and a
+    # server whose interpreter lives in a home directory closed to other uids.
+    tools = base / "bin"
+    tools.mkdir()
+    for name in ("prlimit", "setpriv"):
+        found = shutil.which(name)
+        assert found is not None, f"{name} (util-linux) is needed"
+        (tools / name).symlink_to(found)
+    monkeypatch.setenv("PATH", str(tools))
+    closed = _first_closed_dir(sys.executable)
+    settings = settings_for(base)  # [sandbox] mode = "prefer", the default
+    async with Runtime.open(settings, seed=7) as runtime:
+        unit = runtime.fleet.unit("box")
+        with anyio.fail_after(READY_TIMEOUT_S):
+            await unit.first_start.wait()
+        async with Client(runtime.gateway.server, mode="legacy") as client:
+            if os.geteuid() != 0 or closed is None:
+                # An ordinary gateway runs it as itself (limits, scrubbed environment): it serves.
+                result = await client.call_tool("box__whoami", {})
+                assert result.structured_content == {"result": [os.geteuid(), os.getegid()]}
+                return
+            with pytest.raises(MCPError) as info:
+                await client.call_tool("box__whoami", {})
+        assert unit.state is UnitState.FAILED
+        reason = unit.stats.last_error
+        assert reason.startswith(f"not started: cannot run {Path(sys.executable)} unsandboxed as uid ")
+        assert (
+            f": {closed} (mode {closed.stat().st_mode & 0o7777:04o}, owner uid 0) is closed to it;" in reason
+        )
+        assert reason.endswith(
+            "install bubblewrap (apt-get install bubblewrap), which shows a server its own "
+            "files without opening them to anyone else"
+        )
+        assert str(info.value) == (
+            f"Tool 'box__whoami' is not available: server 'box' is failed: {reason.removeprefix('not started: ')}"
+        )
+
+
+def _first_closed_dir(executable: str) -> Path | None:
+    """The first directory on the way to ``executable``'s real file that others cannot enter."""
+    real = Path(os.path.realpath(executable))
+    return next((p for p in reversed(real.parents) if p.stat().st_mode & 0o001 == 0), None)

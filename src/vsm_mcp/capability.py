@@ -13,6 +13,7 @@ import anyio
 import httpx
 
 from vsm_mcp.acquisition.candidates import known_names
+from vsm_mcp.acquisition.install_sandbox import InstallSandbox
 from vsm_mcp.acquisition.installer import PackageInstaller
 from vsm_mcp.acquisition.launch import SandboxLauncher, SandboxMode
 from vsm_mcp.acquisition.metadata import release_metadata
@@ -37,11 +38,13 @@ async def capability_service(
     sandbox: SandboxMode | None = None,
     network: bool | None = None,
     auto_approve: bool | None = None,
+    source_builds: bool | None = None,
     outcomes: OutcomeLedger | None = None,
 ) -> AsyncIterator[CapabilityService]:
     """A `CapabilityService` over the real registries, installer and sandbox of ``settings``.
 
     ``outcomes`` is the learned ledger the ranking uses (loaded from the store when not given).
+    The installers run in the same sandbox mode as the servers they install.
     """
     config = settings.acquisition
     # Parsing and validating the catalog (0.2 s of CPU measured, more on a busy host): off the event loop.
@@ -59,7 +62,11 @@ async def capability_service(
         acquirer = Acquirer(
             store=store,
             registry=FleetRegistry(store, settings.servers.values()),
-            installer=PackageInstaller(ignore_scripts=policy.npm_ignore_scripts),
+            installer=PackageInstaller(
+                ignore_scripts=policy.npm_ignore_scripts,
+                source_builds=config.source_builds if source_builds is None else source_builds,
+                sandbox=InstallSandbox(sandbox or config.sandbox, state_dir=settings.state_dir),
+            ),
             metadata=metadata,
             known_names=known_names(catalog),
             state_dir=settings.state_dir,

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vsm_mcp.errors import SandboxError
+from vsm_mcp.sandbox import egress
+from vsm_mcp.sandbox.cgroups import DELEGATE_HINT, LIMITED, CgroupBackend, detect_cgroups
 from vsm_mcp.sandbox.launch import Host
 
 #: A version probe of a local tool should answer at once; a hung tool is a failed check.
@@ -102,7 +104,8 @@ def check_bubblewrap(state_dir: Path, mode: str = "prefer") -> Check:
     """bubblewrap creates a sandbox shaped exactly like a real server launch (not only exists on PATH).
 
     ``mode`` is the ``[sandbox]`` default: with ``require``, no bubblewrap means
-    the servers will not start (FAIL); with ``prefer`` they run UNSANDBOXED (WARN).
+    the servers will not start (FAIL); with ``prefer`` they run UNSANDBOXED,
+    which is a FAIL too (never a quiet fallback); only ``off`` makes it a WARN.
     """
     try:
         host = Host.detect(state_dir)
@@ -118,7 +121,7 @@ def check_bubblewrap(state_dir: Path, mode: str = "prefer") -> Check:
             )
         return Check(
             "bubblewrap",
-            Verdict.WARN,
+            Verdict.WARN if mode == "off" else Verdict.FAIL,
             f'bwrap not found: stdio servers would run UNSANDBOXED ([sandbox] mode = "{mode}")',
             "apt-get install bubblewrap",
         )
@@ -130,7 +133,69 @@ def check_bubblewrap(state_dir: Path, mode: str = "prefer") -> Check:
             "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root",
         )
     shape = "root: each server runs as its own uid" if host.privileged else "user namespace"
-    return Check("bubblewrap", Verdict.OK, f"{host.bwrap} creates sandboxes ({shape})")
+    if host.seccomp is None:
+        return Check(
+            "bubblewrap",
+            Verdict.FAIL,
+            f"{host.bwrap} creates sandboxes ({shape}) but without the seccomp filter: {host.seccomp_problem}",
+            "apt-get install libseccomp2 (and reinstall vsm-mcp so pyseccomp is present)",
+        )
+    return Check("bubblewrap", Verdict.OK, f"{host.bwrap} creates sandboxes ({shape}, seccomp filter loaded)")
+
+
+def check_cgroups(backend: CgroupBackend | None = None) -> Check:
+    """Which per-server limits (memory, processes, CPU of a server as a whole) cgroups enforce for
+    this uid (``backend``: `detect_cgroups` by default); the per-process rlimits hold regardless."""
+    backend = backend or detect_cgroups()
+    if backend.enforced == frozenset(LIMITED):
+        return Check("cgroups", Verdict.OK, backend.describe())
+    return Check(
+        "cgroups",
+        Verdict.WARN,
+        f"{backend.describe()} (per-process rlimits only for those)",
+        DELEGATE_HINT,
+    )
+
+
+def check_egress(state_dir: Path, mode: str = "prefer") -> Check:
+    """``network = true`` gets a namespace of its own that reaches out but not the host: a real
+    egress sandbox connects here (`vsm_mcp.sandbox.egress.probe`). Without one, such servers are
+    refused (never quietly given the host's network), hence FAIL."""
+    if mode == "off":
+        return Check("egress", Verdict.OK, 'sandbox mode "off": servers share the host network')
+    try:
+        host = Host.detect(state_dir)
+    except SandboxError as exc:
+        return Check("egress", Verdict.FAIL, str(exc), "apt-get install util-linux")
+    if host.bwrap is None:
+        return Check(
+            "egress",
+            Verdict.WARN,
+            "no working bwrap: no network namespaces (unsandboxed servers share the host network)",
+            "see the bubblewrap check",
+        )
+    problem = egress.probe(host)
+    if problem:
+        return Check(
+            "egress",
+            Verdict.FAIL,
+            f"{problem}: servers with network = true will be refused",
+            "apt-get install slirp4netns; chmod 0666 /dev/net/tun (or host_network = true per server)",
+        )
+    assert host.egress is not None  # the probe ran it
+    outward = egress.host_address()
+    if outward is None:
+        return Check(
+            "egress",
+            Verdict.WARN,
+            "egress namespaces keep off the host's loopback, but this host has no outbound route",
+            "give the host a default route for servers that need the internet",
+        )
+    return Check(
+        "egress",
+        Verdict.OK,
+        f"{host.egress.slirp4netns}: own network namespace, reaches {outward}, not 127.0.0.1 or 169.254/16",
+    )
 
 
 def check_state_dir(state_dir: Path) -> Check:
@@ -174,5 +239,7 @@ def diagnose(state_dir: Path, *, sandbox_mode: str = "prefer") -> list[Check]:
         check_node(),
         check_python_installers(),
         check_bubblewrap(state_dir, sandbox_mode),
+        check_cgroups(),
+        check_egress(state_dir, sandbox_mode),
         check_state_dir(state_dir),
     ]

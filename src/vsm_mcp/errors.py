@@ -22,7 +22,8 @@ non-zero; anything else is a bug and keeps its traceback.
     ├── AcquisitionError       an acquisition failed and was rolled back; names the step and why
     │   └── AcquisitionRefusedError  S5 policy (vetting, budget, operator) refused it; nothing installed
     └── SandboxError           a server cannot be launched as its sandbox profile demands
-        └── SandboxUnavailableError  no working bubblewrap and the profile forbids running unsandboxed
+        ├── SandboxUnavailableError  no working bubblewrap and the profile forbids running unsandboxed
+        └── LauncherChangedError     what a start would run differs from what was pinned at install/approval
 """
 
 from __future__ import annotations
@@ -131,3 +132,10 @@ class SandboxError(VsmError):
 
 class SandboxUnavailableError(SandboxError):
     """bubblewrap cannot create sandboxes here and the profile forbids running unsandboxed."""
+
+
+class LauncherChangedError(SandboxError):
+    """The files a server's start would run differ from those pinned when it was installed or approved.
+
+    Nothing is started; an operator who accepts the change re-pins it (``vsm-mcp servers trust NAME``).
+    """

@@ -372,6 +372,7 @@ class Runtime:
                     log_dir=settings.state_dir / "logs",
                     sandbox=settings.sandbox_policy(),
                     secrets=store,
+                    pins=store,
                 )
                 fleets.append(fleet)
                 async with fleet, anyio.create_task_group() as tg:

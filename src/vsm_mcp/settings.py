@@ -97,9 +97,12 @@ class AcquisitionSettings(_Section):
     allow_deprecated: bool = False
     auto_approve: bool = False
     npm_ignore_scripts: bool = True
+    #: Build source distributions (runs the package's build code, in the install sandbox); off: wheels only.
+    source_builds: bool = False
     max_units: int = Field(20, ge=0)
     max_installs_per_hour: int = Field(10, ge=0)
-    sandbox: Literal["require", "prefer", "off"] = "prefer"
+    #: Acquired servers (and their installs) run in bubblewrap or not at all, unless set otherwise.
+    sandbox: Literal["require", "prefer", "off"] = "require"
     network: bool = False
     autonomous: bool = True
 

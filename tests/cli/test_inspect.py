@@ -123,12 +123,14 @@ def test_doctor_reports_every_check(tmp_path: Path) -> None:
         "node/npx",
         "uv/pip",
         "bubblewrap",
+        "cgroups",
+        "egress",
         "state dir",
         "secrets",
     ]
     assert checks[0]["verdict"] == "ok"
-    assert checks[4]["verdict"] == "ok"
-    assert checks[5] == {
+    assert checks[6]["verdict"] == "ok"
+    assert checks[7] == {
         "name": "secrets",
         "verdict": "ok",
         "detail": "no server refers to a secret",

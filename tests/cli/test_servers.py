@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import anyio
 import pytest
 from typer.testing import CliRunner
 
+from vsm_mcp.cli import servers
 from vsm_mcp.cli.app import app
 from vsm_mcp.core.messages import DeadLetter
-from vsm_mcp.errors import ConfigError, UnknownUnitError
+from vsm_mcp.core.payload import CAPPED_KEY
+from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.store import SqliteStore
 
 runner = CliRunner()
@@ -175,3 +181,83 @@ async def test_list_shows_how_a_running_gateway_runs_each_server(tmp_path: Path)
     assert code == 0, out
     rows = {r["name"]: (r["sandbox"], r["running"]) for r in json.loads(out)}
     assert rows == {"plain": ("off", "off"), "probe": ("prefer, network", "bwrap, network")}
+
+
+def test_logs_read_only_the_tail_of_a_huge_log_and_print_it_clean(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir(parents=True)
+    noise = b"".join(b"\x1b[31mred\x1b[0m \x1b]0;owned\x07line %d\r\n" % i for i in range(20_000))
+    with (logs / "p.log").open("wb") as out:
+        while out.tell() < 50 * 1024 * 1024:
+            out.write(noise)
+        out.write("\x1b]8;;http://x\x1b\\last\x1b]8;;\x1b\\ \u202eline\x1b[2J\x9b1m\n".encode())
+    tracemalloc.start()
+    try:
+        code, out, _ = _vsm(tmp_path, "servers", "logs", "p", "-n", "1")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (code, out) == (0, "last line\n")
+    assert peak < 2 * 1024 * 1024  # the log is 50 MiB; reading it whole took 517 MB
+
+
+def test_logs_continue_into_rotated_files(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir(parents=True)
+    (logs / "p.log.1").write_text("older 1\nolder 2\n")
+    assert _vsm(tmp_path, "servers", "logs", "p", "-n", "1")[1] == "older 2\n"  # rotated, not yet reopened
+    (logs / "p.log").write_text("newer\n")
+    assert _vsm(tmp_path, "servers", "logs", "p", "-n", "2")[1] == "older 2\nnewer\n"
+    assert _vsm(tmp_path, "servers", "logs", "p", "-n", "0")[1] == ""
+
+
+@pytest.mark.slow
+def test_dead_letters_of_huge_calls_keep_a_digest_and_replay_says_why_not(tmp_path: Path) -> None:
+    blob = "x" * 50_000_000
+
+    async def dead_letter_two_huge_calls() -> None:
+        async with (
+            SqliteStore.open(tmp_path / "state.db") as store,
+            Fleet([ServerSpec(name="broken", command="/nonexistent/server")], dead_letters=store) as fleet,
+        ):
+            await fleet.settled(20.0)
+            for _ in range(2):
+                with pytest.raises(UnitError):
+                    await fleet.call_unit_tool("broken", "write", {"blob": blob})
+
+    anyio.run(dead_letter_two_huge_calls)
+    on_disk = sum(p.stat().st_size for p in tmp_path.glob("state.db*"))
+    assert on_disk < 1024 * 1024  # it was 105 MB
+    listed = json.loads(_vsm(tmp_path, "dlq", "list", "--json")[1])
+    text = json.dumps({"blob": blob}, separators=(",", ":"))
+    digest = {"sha256": hashlib.sha256(text.encode()).hexdigest(), "size": len(text), "preview": text[:512]}
+    assert [d["arguments"] for d in listed] == [{CAPPED_KEY: digest}] * 2
+
+    code, out, _ = _vsm(tmp_path, "dlq", "replay", "1")
+    assert code == 1
+    assert out.splitlines() == [
+        f"#1: broken/write cannot be replayed: its arguments ({len(text)} bytes of JSON, sha256 "
+        f"{digest['sha256'][:16]}...) were over the 64 KiB kept of a call, so only their digest was "
+        "stored; kept",
+        "0 replayed, 0 still failing, 1 not replayable",
+    ]
+    assert [d["id"] for d in json.loads(_vsm(tmp_path, "dlq", "list", "--json")[1])] == [1, 2]
+
+
+def test_logs_follow_prints_new_lines_clean_until_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir(parents=True)
+    (logs / "p.log").write_text("before\n")
+    arrivals = ["new \x1b[1mline\x1b[0m\n", "and \u202eanother\n"]
+
+    def sleep(_: float) -> None:  # each poll of --follow: one more line arrives, then Ctrl-C
+        if not arrivals:
+            raise KeyboardInterrupt
+        with (logs / "p.log").open("a") as out:
+            out.write(arrivals.pop(0))
+
+    monkeypatch.setattr(servers.time, "sleep", sleep)
+    code, out, _ = _vsm(tmp_path, "servers", "logs", "p", "-n", "1", "--follow")
+    assert (code, out) == (0, "before\nnew line\nand another\n")

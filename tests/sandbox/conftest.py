@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from vsm_mcp.sandbox import Host, LaunchPlan, Rlimits, Sandbox, SandboxProfile
+from vsm_mcp.sandbox import Host, LaunchPlan, Rlimits, Sandbox, SandboxProfile, detect_cgroups
 
 ESCAPE = Path(__file__).resolve().parents[1] / "fixtures" / "escape" / "attempt.py"
 #: The system interpreter (any uid may run it): the escape program needs only the standard library.
@@ -65,7 +65,7 @@ class Shape:
     def redetect(self, state: Path) -> Shape:
         """The same shape over a fresh `Host.detect` (e.g. after the environment changed)."""
         host = detect_host(state)
-        return replace(self, host=host if self.owner is None else replace(host, uid=self.owner))
+        return replace(self, host=host if self.owner is None else as_user(host, self.owner))
 
     def sandbox(self, profile: SandboxProfile) -> Sandbox:
         sandbox = Sandbox(profile, self.host)
@@ -95,7 +95,11 @@ class Shape:
     ) -> tuple[int, dict[str, Any] | None, str]:
         """Run one escape attempt; its exit code, its JSON report (None if it printed none), stderr."""
         plan = self.sandbox(profile).wrap(PYTHON, [str(ESCAPE), *args], env)
-        proc = self.run(plan)
+        try:
+            proc = self.run(plan)
+        finally:
+            if plan.cgroup is not None:
+                plan.cgroup.remove()  # as the fleet does when a server stops
         report = json.loads(proc.stdout) if proc.stdout.strip() else None
         return proc.returncode, report, proc.stderr
 
@@ -144,7 +148,13 @@ def shape(request: pytest.FixtureRequest, layout: Layout) -> Shape:
     setpriv = shutil.which("setpriv")
     assert setpriv is not None, "setpriv (util-linux) is needed to test the user shape as root"
     launcher = (setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--")
-    return Shape("user", replace(host, uid=NOBODY), launcher, NOBODY)
+    return Shape("user", as_user(host, NOBODY), launcher, NOBODY)
+
+
+def as_user(host: Host, uid: int) -> Host:
+    """``host`` as a gateway of ``uid`` sees it (cgroups: what that uid may write, here none
+    unless a test delegates a subtree)."""
+    return replace(host, uid=uid, cgroups=detect_cgroups(uid))
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ async def test_sdk_server_answers_inside_the_sandbox(shape: Any, layout: Any) ->
         profile = profile.model_copy(update={"read_paths": (*profile.read_paths, SITE_PACKAGES)})
     plan = shape.sandbox(profile).wrap(command, [str(SERVER)], env)
     names, (environ, whoami) = await _session_calls(_params(shape.launcher, plan), "environ", "whoami")
-    assert names == ["connect", "environ", "whoami", "write"]
+    assert names == ["connect", "environ", "read", "whoami", "write"]
     expected = {"PATH", "HOME", "LANG", "TMPDIR", "npm_config_cache", "XDG_CACHE_HOME", "PWD", *env}
     assert sorted(environ["result"]) == sorted(expected)  # no LOGNAME, SHELL, TERM, USER from the SDK
     assert whoami["result"] == [(plan.run_as or os.geteuid()) if shape.owner is None else shape.owner] * 2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -16,8 +18,18 @@ from vsm_mcp.core.messages import (
     Severity,
     Valence,
 )
+from vsm_mcp.core.payload import (
+    CAPPED_KEY,
+    MAX_STORED_PAYLOAD_BYTES,
+    MAX_STORED_TEXT_CHARS,
+    PREVIEW_CHARS,
+    PayloadDigest,
+    capped_digest,
+    digest_json,
+)
 from vsm_mcp.core.ports import Store
 from vsm_mcp.errors import RecordNotFoundError, StateError
+from vsm_mcp.store import records
 
 pytestmark = pytest.mark.anyio
 
@@ -333,3 +345,53 @@ async def test_secret_names_a_reference_could_not_spell_are_refused(store: Store
     with pytest.raises(ValueError, match="secret name"):
         await store.put_secret(name, "v", at=1.0)
     assert await store.secret_names() == []
+
+
+# -- payload caps ------------------------------------------------------------------------
+
+
+async def test_a_dead_letter_over_the_cap_keeps_a_digest_and_its_error_is_cut(store: Store) -> None:
+    arguments = {"path": "/a", "blob": "b" * MAX_STORED_PAYLOAD_BYTES}
+    text = records.encode_json(arguments)
+    await store.put_dead_letter(
+        replace(letter(1.0), arguments=arguments, error="e" * (MAX_STORED_TEXT_CHARS + 1))
+    )
+
+    [stored] = await store.dead_letters()
+    assert stored.arguments == {CAPPED_KEY: asdict(digest_json(text))}
+    assert capped_digest(stored.arguments) == PayloadDigest(
+        sha256=hashlib.sha256(text.encode()).hexdigest(), size=len(text), preview=text[:PREVIEW_CHARS]
+    )
+    assert (
+        stored.error == "e" * MAX_STORED_TEXT_CHARS + f" [cut: {MAX_STORED_TEXT_CHARS + 1} characters in all]"
+    )
+
+
+async def test_a_dead_letter_that_only_looks_capped_is_capped_so_it_is_never_replayed_as_is(
+    store: Store,
+) -> None:
+    lookalike = {CAPPED_KEY: {"sha256": "0" * 64, "size": 2, "preview": "{}"}}
+    await store.put_dead_letter(replace(letter(1.0), arguments=lookalike))
+
+    [stored] = await store.dead_letters()
+    assert capped_digest(stored.arguments) == digest_json(records.encode_json(lookalike))
+
+
+async def test_decision_payloads_over_the_cap_keep_their_shape(store: Store) -> None:
+    huge = "h" * MAX_STORED_PAYLOAD_BYTES
+    await store.record_decision(replace(decision(1.0), inputs={"doc": huge}, alternatives=[{"doc": huge}]))
+
+    [stored] = await store.decisions()
+    assert capped_digest(stored.inputs) == digest_json(records.encode_json({"doc": huge}))
+    assert isinstance(stored.alternatives, list)
+    assert capped_digest(stored.alternatives) == digest_json(records.encode_json([{"doc": huge}]))
+
+
+async def test_alert_and_finding_details_are_cut(store: Store) -> None:
+    detail = "d" * (MAX_STORED_TEXT_CHARS + 10)
+    await store.record_alert(replace(alert(2.0), detail=detail))
+    await store.record_finding(AuditFinding(1.0, "fs", "ping", False, detail))
+
+    cut = "d" * MAX_STORED_TEXT_CHARS + f" [cut: {MAX_STORED_TEXT_CHARS + 10} characters in all]"
+    assert [a.detail for a in await store.alerts()] == [cut]
+    assert [f.detail for f in await store.findings()] == [cut]

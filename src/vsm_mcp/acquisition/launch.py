@@ -10,8 +10,8 @@ mode then decides). The `Launch` also carries the plan of that spec on this
 host, made by the same `Confinement` code the fleet uses, so verification
 runs exactly what the gateway will run.
 
-Modes: ``require`` refuses to launch without a working bubblewrap (here, and
-later in the fleet); ``prefer`` (default) falls back to running unsandboxed
+Modes: ``require`` (default) refuses to launch without a working bubblewrap
+(here, and later in the fleet); ``prefer`` falls back to running unsandboxed
 and says so in the result; ``off`` never sandboxes (tests of pipeline logic).
 """
 
@@ -59,7 +59,7 @@ class SandboxLauncher:
         self,
         state_dir: Path,
         *,
-        mode: SandboxMode = "prefer",
+        mode: SandboxMode = "require",
         network: bool = False,
         host: Host | None = None,
     ) -> None:

@@ -47,6 +47,8 @@ from vsm_mcp.core.messages import Capability, Decision
 from vsm_mcp.core.ports import Store
 from vsm_mcp.errors import AcquisitionError, AcquisitionRefusedError, ConfigError, UnknownUnitError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.pins import forget as forget_pin
+from vsm_mcp.fleet.pins import trust as trust_pin
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.sandbox import LaunchPlan
@@ -223,6 +225,10 @@ class Acquirer:
             timings["verify"] = time.monotonic() - t
             step = "integrate"
             t = time.monotonic()
+            if launch.plan.pin is not None:
+                # What was installed and verified is what every start must run (`vsm_mcp.fleet.pins`).
+                undo.append(("launch pin", lambda: forget_pin(self.store, spec.name)))
+                await trust_pin(self.store, spec.name, launch.plan.pin)
             await self._integrate(plan, spec, verification, undo)
             timings["integrate"] = time.monotonic() - t
         except (VsmError, OSError) as exc:
@@ -249,6 +255,8 @@ class Acquirer:
                 "server": f"{verification.server_name} {verification.server_version}",
                 "license": metadata.license if metadata else None,
                 "resumed_install": installation.resumed,
+                "install_sandbox": installation.sandbox,
+                "install_log_tail": installation.log_tail,
                 "sandbox": launch.detail,
             },
         )

@@ -74,6 +74,7 @@ class Options:
     sandbox: SandboxMode | None
     network: bool | None
     auto_approve: bool | None
+    source_builds: bool | None = None
 
 
 async def run_acquire(settings: Settings, options: Options, approver: Approver) -> dict[str, Any]:
@@ -90,6 +91,7 @@ async def run_acquire(settings: Settings, options: Options, approver: Approver) 
             sandbox=options.sandbox,
             network=options.network,
             auto_approve=options.auto_approve,
+            source_builds=options.source_builds,
         ) as service,
     ):
         plan = await service.plan(options.query, package=options.package, server=options.server)
@@ -173,6 +175,13 @@ def acquire(
     auto_approve: Annotated[
         bool, typer.Option("--auto-approve", help="S5 auto-approves catalog packages that pass vetting.")
     ] = False,
+    source_build: Annotated[
+        bool,
+        typer.Option(
+            "--allow-source-build",
+            help="Build a source distribution if the package has no wheel (its build code runs, sandboxed).",
+        ),
+    ] = False,
 ) -> None:
     """Acquire a server for a need: rank, vet, install, verify, register."""
     if sandbox is not None and sandbox not in ("require", "prefer", "off"):
@@ -186,6 +195,7 @@ def acquire(
         sandbox=sandbox,  # type: ignore[arg-type]
         network=True if network else None,
         auto_approve=True if auto_approve else None,
+        source_builds=True if source_build else None,
     )
     settings = state_of(ctx).settings()
     approver = approver_for(yes, interactive=sys.stdin.isatty() and not as_json)

@@ -10,6 +10,7 @@ import anyio
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from vsm_mcp import report
 from vsm_mcp.cli.context import state_of
@@ -71,6 +72,13 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         console.print("[yellow]no running gateway has reported yet[/] (start one with `vsm-mcp up`)")
     else:
         console.print(f"[bold]live snapshot[/] {data['live_age_s']} s old")
+        for unit in data["live"].get("fleet", []):
+            sandbox = str(unit.get("sandbox", ""))
+            if sandbox.startswith(("UNSANDBOXED", "REFUSED")):
+                console.print(
+                    Text(f"WARNING: server {unit.get('name')} {sandbox}", style="bold red"),
+                    soft_wrap=True,
+                )
     console.print(_reading_table(data["variety"]))
     units = Table(title="S1 units (stored capabilities)")
     units.add_column("unit")

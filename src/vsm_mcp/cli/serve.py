@@ -108,6 +108,12 @@ async def run_gateway(settings: Settings, listen: tuple[str, int] | None) -> Non
         # calls does not walk it (and stall a call).
         gc.freeze()
         tg.start_soon(_stop_on_signal, tg.cancel_scope)
+        fleet = runtime.fleet
+        warning = await anyio.to_thread.run_sync(
+            fleet.confinement.warning, [u.spec for u in fleet.units.values()]
+        )
+        if warning is not None:
+            print(f"vsm-mcp: {warning}", file=sys.stderr, flush=True)
         if listen is None:
             await serve_stdio(runtime.gateway)
             tg.cancel_scope.cancel()

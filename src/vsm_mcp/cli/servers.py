@@ -7,14 +7,20 @@ within a second (`vsm_mcp.fleet.registry`). A stdio server is sandboxed as the
 shows what a running gateway reports (``bwrap, no network``, ``UNSANDBOXED``,
 ``REFUSED``) or else what the policy asks for. ``dlq replay`` starts the dead
 letter's server itself, calls the tool again and marks the letter replayed
-only when the call succeeds.
+only when the call succeeds; a letter whose arguments were over the store's
+cap (only their digest was kept) is refused with that reason, never replayed
+with something else. ``servers logs`` reads the tail of a server's log (and
+its rotated files) from the end, in bounded memory, and prints it without
+control characters (`vsm_mcp.fleet.logfile`).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -23,12 +29,16 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from vsm_mcp import report
 from vsm_mcp.cli.context import state_of
-from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
+from vsm_mcp.core.payload import MAX_STORED_PAYLOAD_BYTES, capped_digest
+from vsm_mcp.errors import ConfigError, SandboxError, UnitError, UnknownUnitError
 from vsm_mcp.fleet.confinement import Confinement
 from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.logfile import follow, printable, read_tail, rotated_paths
+from vsm_mcp.fleet.pins import trust as trust_pin
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.secrets import referenced
 from vsm_mcp.fleet.spec import ServerSpec
@@ -39,6 +49,8 @@ from vsm_mcp.store import SqliteStore
 REPLAY_START_TIMEOUT_S = 60.0
 #: A running gateway stores its live status every 2 s; older than this, nobody is running.
 LIVE_STATUS_MAX_AGE_S = 10.0
+#: How often `servers logs --follow` looks for new lines: quick enough to feel live, idle otherwise.
+FOLLOW_POLL_S = 0.25
 
 app = typer.Typer(help="Downstream MCP servers (System 1 units).", no_args_is_help=True)
 dlq_app = typer.Typer(help="Failed calls kept for inspection and replay.", no_args_is_help=True)
@@ -221,15 +233,67 @@ def restart(ctx: typer.Context, name: str) -> None:
     _out.print(f"restart #{number} of {name} requested")
 
 
+@app.command("trust")
+def trust(ctx: typer.Context, name: str) -> None:
+    """Accept what a server's start now runs (after you updated it) and restart it.
+
+    A start whose files (launcher, interpreter chain, program files) differ from those pinned at
+    install or first start is refused with HIGH algedonic pain; this pins the files as they are now.
+    """
+    settings = state_of(ctx).settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> tuple[int, int]:
+        async with SqliteStore.open(settings.database_path) as store:
+            registry = FleetRegistry(store, settings.servers.values())
+            spec = (await registry.desired()).get(name)
+            if spec is None:
+                raise UnknownUnitError(f"no server named {name!r}")
+            if spec.transport != "stdio":
+                raise UnknownUnitError(f"server {name!r} is reached over HTTP: there is no launch to trust")
+            confined = await Confinement(settings.sandbox_policy()).plan(spec)
+            pin = confined.plan.pin
+            if pin is None:
+                raise SandboxError(f"server {name!r} runs with its sandbox off: its launch is not pinned")
+            await trust_pin(store, name, pin)
+            return len(pin.files), await registry.request_restart(name)
+
+    files, number = anyio.run(run)
+    _out.print(f"{name}: launch pinned as it is now ({files} files); restart #{number} requested")
+
+
 @app.command("logs")
-def logs(ctx: typer.Context, name: str, lines: Annotated[int, typer.Option("-n", "--lines")] = 50) -> None:
-    """The last stderr lines of a server (written by the running gateway)."""
+def logs(
+    ctx: typer.Context,
+    name: str,
+    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many of the last lines.")] = 50,
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing lines as they come (Ctrl-C stops).")
+    ] = False,
+) -> None:
+    """The last stderr lines of a server (written by the running gateway), control characters removed."""
     settings = state_of(ctx).settings()
     path: Path = settings.state_dir / "logs" / f"{name}.log"
-    if not path.exists():
+    if not any(p.exists() for p in rotated_paths(path)):
         raise UnknownUnitError(f"no log for {name!r} (looked for {path})")
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]:
-        print(line)
+    tail = read_tail(path, lines)
+    for line in tail.lines:
+        _print_log_line(line)
+    if follow_:
+
+        def wait() -> bool:
+            sys.stdout.flush()
+            time.sleep(FOLLOW_POLL_S)
+            return True
+
+        with suppress(KeyboardInterrupt):
+            for line in follow(path, tail.position, wait):
+                _print_log_line(line)
+
+
+def _print_log_line(line: bytes) -> None:
+    # The server wrote these bytes: show them, never let the terminal obey them.
+    print(printable(line.decode(errors="replace")))
 
 
 @dlq_app.command("list")
@@ -266,7 +330,8 @@ def dlq_list(
     table = Table("id", "when", "server", "tool", "attempts", "error")
     for row in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["at"]))
-        table.add_row(str(row["id"]), when, row["server"], row["tool"], str(row["attempts"]), row["error"])
+        error = Text(printable(row["error"]))  # a server wrote it: no markup, no terminal controls
+        table.add_row(str(row["id"]), when, row["server"], row["tool"], str(row["attempts"]), error)
     _out.print(table)
 
 
@@ -279,14 +344,27 @@ def dlq_replay(
     settings = state_of(ctx).settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
 
-    async def run() -> tuple[int, int]:
-        ok = failed = 0
+    async def run() -> tuple[int, int, int]:
+        ok = failed = refused = 0
         async with SqliteStore.open(settings.database_path) as store:
             letters = [d for d in await store.dead_letters() if not ids or d.id in ids]
             desired = await FleetRegistry(store, settings.servers.values()).desired()
-            async with Fleet(sandbox=settings.sandbox_policy(), secrets=store) as fleet:
+            async with Fleet(sandbox=settings.sandbox_policy(), secrets=store, pins=store) as fleet:
                 for letter in letters:
                     assert letter.id is not None
+                    digest = capped_digest(letter.arguments)
+                    if digest is not None:
+                        # Calling with the digest, or the preview, would be another call than the one that failed.
+                        _out.print(
+                            f"#{letter.id}: {letter.unit}/{letter.tool} cannot be replayed: its arguments "
+                            f"({digest.describe()}) were over the {MAX_STORED_PAYLOAD_BYTES // 1024} KiB "
+                            "kept of a call, so only their digest was stored; kept",
+                            markup=False,
+                            highlight=False,
+                            soft_wrap=True,
+                        )
+                        refused += 1
+                        continue
                     spec = desired.get(letter.unit)
                     if spec is None:
                         _out.print(f"#{letter.id}: server {letter.unit!r} no longer exists; kept")
@@ -306,9 +384,9 @@ def dlq_replay(
                     flag = " (the tool reported an error)" if result.get("isError") else ""
                     _out.print(f"#{letter.id}: {letter.unit}/{letter.tool} replayed{flag}")
                     ok += 1
-        return ok, failed
+        return ok, failed, refused
 
-    ok, failed = anyio.run(run)
-    _out.print(f"{ok} replayed, {failed} still failing")
-    if failed:
+    ok, failed, refused = anyio.run(run)
+    _out.print(f"{ok} replayed, {failed} still failing" + (f", {refused} not replayable" if refused else ""))
+    if failed or refused:
         raise typer.Exit(code=1)

@@ -49,6 +49,12 @@ async def run_up(settings: Settings, listen: tuple[str, int]) -> None:
             file=sys.stderr,
             flush=True,
         )
+        fleet = runtime.fleet
+        warning = await anyio.to_thread.run_sync(
+            fleet.confinement.warning, [u.spec for u in fleet.units.values()]
+        )
+        if warning is not None:
+            print(warning, file=sys.stderr, flush=True)
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
                 tg.cancel_scope.cancel()

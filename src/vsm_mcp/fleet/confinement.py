@@ -75,7 +75,8 @@ class Confined:
         if self.mode == "off":
             return "off"
         if self.plan.sandboxed:
-            return f"bwrap, {'network' if self.network else 'no network'}"
+            seccomp = "" if self.plan.seccomp else ", NO SECCOMP FILTER"
+            return f"bwrap, {'network' if self.network else 'no network'}{seccomp}"
         return "UNSANDBOXED (no working bwrap; limits and scrubbed env only)"
 
 
@@ -174,6 +175,8 @@ class Confinement:
         try:
             plan = Sandbox(profile, host).wrap(spec.command, spec.args, spec.env, spec.cwd)
         except SandboxUnavailableError as exc:
+            if host.bwrap is not None or mode != "require":
+                raise  # a refusal of its own (a root gateway's unsandboxed run): the unit names it
             raise SandboxUnavailableError(
                 f"cannot sandbox server {spec.name!r}: {host.bwrap_problem or 'bwrap unusable'}; "
                 f'its sandbox mode is "require" (install bubblewrap, or set mode = "prefer" '
@@ -185,6 +188,24 @@ class Confinement:
         else:
             logger.warning("server %s runs %s: %s", spec.name, confined.summary, plan.describe())
         return confined
+
+    def warning(self, specs: list[ServerSpec]) -> str | None:
+        """A banner when bubblewrap is unusable and some of ``specs`` want a sandbox (blocking: may
+        probe the host); None when every sandboxed server can have one, or none wants one."""
+        wanting = [s for s in specs if s.transport == "stdio" and self.mode(s) != "off"]
+        if not wanting:
+            return None
+        host = self.host()
+        if host.bwrap is not None:
+            return None
+        unsandboxed = sorted(s.name for s in wanting if self.mode(s) == "prefer")
+        refused = sorted(s.name for s in wanting if self.mode(s) == "require")
+        parts = [f"bubblewrap is unusable here ({host.bwrap_problem})"]
+        if unsandboxed:
+            parts.append(f"running UNSANDBOXED: {', '.join(unsandboxed)}")
+        if refused:
+            parts.append(f"not started (sandbox required): {', '.join(refused)}")
+        return "WARNING: " + "; ".join(parts) + ". Fix: apt-get install bubblewrap"
 
     async def plan(self, spec: ServerSpec) -> Confined:
         """`plan_now` in a worker thread, so probing and preparing never block the event loop."""

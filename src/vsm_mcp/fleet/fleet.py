@@ -39,10 +39,11 @@ from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter
 from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.express import Outcome, ProgressSink, Ticket
+from vsm_mcp.fleet.pins import PinBook
 from vsm_mcp.fleet.routing import Route, RoutingTable
 from vsm_mcp.fleet.secrets import SecretSource
-from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.fleet.unit import ProgressFn, Unit, forwarded_params
+from vsm_mcp.fleet.spec import NAMESPACE_SEPARATOR, ServerSpec
+from vsm_mcp.fleet.unit import ProgressFn, Unit, UnitState, forwarded_params
 
 SignalSink = Callable[[AlgedonicSignal], Awaitable[None]]
 #: How an express call ends for its caller: the result, the server's error, or the unit's failure.
@@ -99,9 +100,12 @@ class Fleet:
         log_dir: Path | None = None,
         sandbox: SandboxPolicy | None = None,
         secrets: SecretSource | None = None,
+        pins: PinBook | None = None,
     ) -> None:
+        """``pins``: where launch pins are kept (`vsm_mcp.fleet.pins`); None: launches are not pinned."""
         self._initial = [s for s in specs if s.enabled]
         self._secrets = secrets
+        self._pins = pins
         self._dead_letters = dead_letters
         self._signals = signals
         self._reserved = frozenset(reserved_names)
@@ -168,9 +172,17 @@ class Fleet:
             raise ConfigError(f"a server named {spec.name!r} is already in the fleet")
         log_path = None
         if self.log_dir is not None and spec.transport == "stdio":
-            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.log_dir.chmod(0o700)  # the servers' names and logs are the gateway user's alone
             log_path = self.log_dir / f"{spec.name}.log"
-        unit = Unit(spec, self, log_path=log_path, confinement=self.confinement, secrets=self._secrets)
+        unit = Unit(
+            spec,
+            self,
+            log_path=log_path,
+            confinement=self.confinement,
+            secrets=self._secrets,
+            pins=self._pins,
+        )
         self._units[spec.name] = unit
         await self._tg.start(self._supervise, unit)
         return unit
@@ -441,6 +453,19 @@ class Fleet:
         self.routes = table
         if changed and self.listener is not None:
             await self.listener.fleet_changed()
+
+    def why_unrouted(self, public_name: str) -> str | None:
+        """Why ``public_name`` has no route when it names a tool of a unit that is not serving
+        (``server 'time' is failed: not started: ...``); None when no unit's namespace matches."""
+        for unit in self._units.values():
+            prefix = unit.spec.prefix
+            if not prefix or not public_name.startswith(prefix + NAMESPACE_SEPARATOR):
+                continue
+            if unit.state is UnitState.READY:
+                return None  # it serves, and has no such tool
+            why = unit.sandbox_refusal or unit.missing_secret or unit.stats.last_error or "starting"
+            return f"server {unit.name!r} is {unit.state.value}: {why}"
+        return None
 
     # -- status ------------------------------------------------------------
     def status(self) -> list[dict[str, Any]]:

@@ -7,11 +7,14 @@ over `mcp.client.stdio` is process control the gateway needs:
 * the child runs in its own session and process group, and the whole group is
   killed when the unit stops (close stdin, SIGTERM after a grace period,
   SIGKILL after another; then SIGKILL to the group again for stragglers);
+  a plan with a cgroup has it removed after that, which kills whatever left
+  the group (a ``setsid`` inside an unsandboxed server) and frees the group;
 * the child asks the kernel for SIGKILL when the gateway dies
   (``PR_SET_PDEATHSIG`` through ``prctl`` in ``preexec_fn``), so children die
   with the gateway even when it is SIGKILLed;
 * stderr is kept line by line in a bounded ring, and appended to a log file
-  when one is given (``vsm-mcp servers logs``);
+  when one is given (``vsm-mcp servers logs``), private, with lines capped and
+  rotated by size (`vsm_mcp.fleet.logfile`);
 * what runs is a `LaunchPlan` (argv, environment, working directory) made by
   `vsm_mcp.fleet.confinement` from the spec, sandboxed or not; the log file
   gets the plan's description (environment names only, never values);
@@ -31,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import logging
 import os
 import signal
 import sys
@@ -41,12 +45,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
+import anyio.to_thread
 import mcp_types as types
 
+from vsm_mcp.errors import SandboxError
 from vsm_mcp.fleet.confinement import Confinement
+from vsm_mcp.fleet.logfile import CHUNK_BYTES, CappedLines, cap_line, open_log
 from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.fleet.wire import MAX_LINE_BYTES, LineReader, LineWriter, read_pipe
-from vsm_mcp.sandbox import LaunchPlan
+from vsm_mcp.fleet.wire import LineReader, LineWriter, read_pipe
+from vsm_mcp.sandbox import LaunchPlan, ServerCgroup
+
+logger = logging.getLogger(__name__)
 
 #: After stdin closes, how long a server may take to exit on its own (spec shutdown order).
 STDIN_CLOSE_GRACE_S = 0.5
@@ -121,7 +131,7 @@ async def spawn(
             cwd=launch.cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent_fn(),
-            limit=MAX_LINE_BYTES,  # stderr's reader: a long line must not stop its pump
+            limit=CHUNK_BYTES,  # stderr's buffer pauses the pipe past 2x this: a flood waits
         )
     except BaseException:
         os.close(out_r)
@@ -160,23 +170,29 @@ async def spawn(
         child.gone.set()
 
     async def pump_stderr() -> None:
+        # Read in chunks, not lines: a flood or an endless line costs one bounded batch per
+        # wake-up (`vsm_mcp.fleet.logfile` caps lines and rotates the file by size).
         assert proc.stderr is not None
-        log = stderr_log.open("a", encoding="utf-8") if stderr_log is not None else None
+        log = open_log(stderr_log) if stderr_log is not None else None
+        lines = CappedLines()
         try:
             if log is not None:
-                log.write(f"--- {spec.name}: {launch.describe()} (pid {proc.pid})\n")
+                log.write_lines([cap_line(f"--- {spec.name}: {launch.describe()} (pid {proc.pid})".encode())])
             while True:
                 try:
-                    line = await proc.stderr.readline()
+                    chunk = await proc.stderr.read(CHUNK_BYTES)
                 except (ValueError, ConnectionError):
+                    chunk = b""
+                batch = lines.feed(chunk) if chunk else lines.end()
+                if batch:
+                    kept = child.stderr.maxlen
+                    recent = batch if kept is None else batch[-kept:]
+                    child.stderr.extend(line.decode(errors="replace") for line in recent)
+                    if log is not None:
+                        log.write_lines(batch)
+                if not chunk:
                     return
-                if not line:
-                    return
-                text = line.decode(errors="replace").rstrip("\n")
-                child.stderr.append(text)
-                if log is not None:
-                    log.write(text + "\n")
-                    log.flush()
+                await anyio.lowlevel.checkpoint()  # read() does not yield while data is buffered
         finally:
             if log is not None:
                 log.close()
@@ -191,6 +207,8 @@ async def spawn(
                 with anyio.CancelScope(shield=True):
                     await _stop(proc, child.exited)
                     child.returncode = proc.returncode
+                    if launch.cgroup is not None:
+                        await _release(launch.cgroup)
                 tg.cancel_scope.cancel()
     finally:
         await read.aclose()
@@ -214,6 +232,14 @@ async def _stop(proc: asyncio.subprocess.Process, exited: anyio.Event) -> None:
     with anyio.move_on_after(REAP_TIMEOUT_S):
         while proc.returncode is None:  # noqa: ASYNC110 - set from the watcher thread, no event
             await anyio.sleep(EXIT_POLL_S)
+
+
+async def _release(cgroup: ServerCgroup) -> None:
+    """Remove the server's cgroup (blocking file work, bounded: in a worker thread)."""
+    try:
+        await anyio.to_thread.run_sync(cgroup.remove)
+    except SandboxError as exc:
+        logger.warning("%s", exc)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from vsm_mcp.core.ports import JsonValue
 from vsm_mcp.errors import ConfigError, UnknownUnitError
 from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.pins import forget as forget_pin
 from vsm_mcp.fleet.spec import ServerSpec
 
 #: How often a running gateway looks for runtime changes; a CLI change is live within this.
@@ -77,6 +78,8 @@ class FleetRegistry:
         """
         if not replace and spec.name in await self.desired():
             raise ConfigError(f"a server named {spec.name!r} already exists (use --replace to change it)")
+        if replace:
+            await forget_pin(self._kv, spec.name)  # the operator approved a new launch: pinned at its start
         added = await self._map(_ADDED)
         added[spec.name] = spec.model_dump(mode="json", exclude_defaults=True)
         await self._kv.kv_put(_ADDED, added)
@@ -92,6 +95,7 @@ class FleetRegistry:
         """
         if name not in await self.desired():
             raise UnknownUnitError(f"no server named {name!r}")
+        await forget_pin(self._kv, name)  # a server added again under this name is pinned afresh
         added = await self._map(_ADDED)
         if added.pop(name, None) is not None:
             await self._kv.kv_put(_ADDED, added)
@@ -121,7 +125,9 @@ class FleetRegistry:
                 await fleet.add(spec)
         restarts = await self._map(_RESTARTS)
         for name, count in restarts.items():
-            if name in fleet.units and int(count) > seen_restarts.get(name, int(count)):
+            # A name first seen now was never asked to restart before this gateway started
+            # (those are in the initial snapshot): its first request counts.
+            if name in fleet.units and int(count) > seen_restarts.get(name, 0):
                 fleet.restart(name)
             seen_restarts[name] = int(count)
 

@@ -14,7 +14,9 @@ Invariants:
   When its sandbox policy forbids running without bubblewrap and there is
   none, nothing is started: the unit goes FAILED at once with the reason and
   sends algedonic pain (never a silent unsandboxed run); falling back to an
-  unsandboxed run (``prefer``) sends low-severity pain once.
+  unsandboxed run (``prefer``) sends high-severity pain once per unit. A launch whose
+  files differ from those pinned at install or first start
+  (`vsm_mcp.fleet.pins`) is refused the same way (``launcher_changed``, HIGH).
 * The catalog survives a restart: it is replaced (and observers told) only
   when a fresh listing differs, so a quick restart does not make clients'
   tool lists flap.
@@ -59,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
 from vsm_mcp.errors import (
     CallTimeoutError,
+    LauncherChangedError,
     MissingSecretError,
     SandboxError,
     SandboxUnavailableError,
@@ -67,6 +70,8 @@ from vsm_mcp.errors import (
 )
 from vsm_mcp.fleet.confinement import Confined, Confinement
 from vsm_mcp.fleet.express import DoneFn, ExpressLane, LaneCall, Outcome, ProgressSink
+from vsm_mcp.fleet.pins import PinBook
+from vsm_mcp.fleet.pins import check as check_pin
 from vsm_mcp.fleet.process import ChildProcess, spawn
 from vsm_mcp.fleet.resilience import Backoff, BreakerState, CircuitBreaker, CrashLoop
 from vsm_mcp.fleet.secrets import SecretSource
@@ -209,11 +214,13 @@ class Unit:
         log_path: Path | None = None,
         confinement: Confinement | None = None,
         secrets: SecretSource | None = None,
+        pins: PinBook | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.spec = spec
         self._secrets = secrets
+        self._pins = pins
         self._observer = observer
         self.log_path = log_path
         self._confinement = confinement or Confinement()
@@ -221,6 +228,8 @@ class Unit:
         self.confined: Confined | None = None
         #: Why the sandbox policy refused the last launch (the unit is then FAILED).
         self.sandbox_refusal = ""
+        #: The algedonic kind of that refusal: ``sandbox_unavailable`` or ``launcher_changed``.
+        self._refusal_kind = "sandbox_unavailable"
         #: Which secrets the spec refers to but are not set (the unit is then FAILED).
         self.missing_secret = ""
         self._warned_unsandboxed = False
@@ -293,7 +302,7 @@ class Unit:
                 if self.sandbox_refusal or self.missing_secret:
                     self.stats.last_error = reason
                     self.state = UnitState.FAILED
-                    kind = "sandbox_unavailable" if self.sandbox_refusal else "secret_missing"
+                    kind = self._refusal_kind if self.sandbox_refusal else "secret_missing"
                     await self._emit(kind, Severity.HIGH, reason)
                     continue
                 self.stats.restarts += 1
@@ -344,8 +353,11 @@ class Unit:
                 self.first_start.set()  # after the routes know the catalog
                 reason = await self._watch(session, gone)
                 self._drop_session()  # no new call may pick the dying session while it is torn down
-        except SandboxUnavailableError as exc:
+        except (SandboxUnavailableError, LauncherChangedError) as exc:
             self.sandbox_refusal = str(exc)
+            self._refusal_kind = (
+                "launcher_changed" if isinstance(exc, LauncherChangedError) else "sandbox_unavailable"
+            )
             reason = f"not started: {exc}"
         except MissingSecretError as exc:
             self.missing_secret = str(exc)
@@ -391,10 +403,13 @@ class Unit:
             if spec.transport == "stdio":
                 self.sandbox_refusal = ""
                 confined = await self._confinement.plan(spec)
+                if confined.plan.pin is not None and self._pins is not None:
+                    await check_pin(self._pins, self.name, confined.plan.pin)
                 self.confined = confined
                 if confined.mode != "off" and not confined.plan.sandboxed and not self._warned_unsandboxed:
                     self._warned_unsandboxed = True
-                    await self._emit("unsandboxed", Severity.LOW, f"running {confined.summary}")
+                    # Never a quiet fallback: a server that runs without bubblewrap is high pain.
+                    await self._emit("unsandboxed", Severity.HIGH, f"running {confined.summary}")
                 line_read, line_write, child = await stack.enter_async_context(
                     spawn(self.spec, self.stderr, self.log_path, plan=confined.plan)
                 )

@@ -280,6 +280,9 @@ class Gateway:
         route = self.fleet.routes.tools.get(name)
         if route is None:
             self._record(name, matched=False)
+            why = self.fleet.why_unrouted(name)
+            if why is not None:  # a unit that cannot start is never just "unknown tool"
+                raise MCPError(code=types.INVALID_PARAMS, message=f"Tool {name!r} is not available: {why}")
             raise MCPError(
                 code=types.INVALID_PARAMS,
                 message=f"Unknown tool: {name!r}. Use {VSM_SEARCH_TOOLS} to find one of the "

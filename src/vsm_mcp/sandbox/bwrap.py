@@ -23,7 +23,12 @@ Nothing else of the host exists inside: not ``/opt``, ``/srv``, ``/var/lib``,
 
 Namespaces: everything is unshared; the network namespace is shared only when
 the profile allows it (an unshared one has nothing but a loopback of its own,
-so even the host's 127.0.0.1 is out of reach).
+so even the host's 127.0.0.1 is out of reach). An egress namespace is an
+unshared one that slirp4netns connects to the outside (`vsm_mcp.sandbox.egress`).
+
+System calls: ``--seccomp FD`` loads the filter of `vsm_mcp.sandbox.seccomp`
+(read from descriptor FD, which the launch preamble opened) as bwrap's last
+step before it runs the command.
 
 Two shapes, by who runs the gateway:
 
@@ -127,14 +132,18 @@ def mount_args(mounts: Mounts) -> list[str]:
     return [*args, "--remount-ro", "/"]
 
 
-def namespace_args(*, network: bool, privileged: bool) -> list[str]:
-    """Namespaces and capabilities for the two shapes (module docstring)."""
+def namespace_args(*, network: bool, privileged: bool, egress: Sequence[str] = ()) -> list[str]:
+    """Namespaces and capabilities for the two shapes (module docstring).
+
+    ``network``: share the host's network namespace. ``egress``: bwrap's part of an egress
+    namespace (`vsm_mcp.sandbox.egress.bwrap_args`; with ``network`` False).
+    """
     if not privileged:
-        return ["--unshare-all", *(["--share-net"] if network else [])]
+        return ["--unshare-all", *(["--share-net"] if network else []), *egress]
     args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if not network:
         args.append("--unshare-net")
-    args += ["--cap-drop", "ALL"]
+    args += [*egress, "--cap-drop", "ALL"]
     for cap in DROP_CAPS:
         args += ["--cap-add", cap]
     return args
@@ -149,8 +158,12 @@ def bwrap_argv(
     chdir: Path,
     env: Mapping[str, str],
     command: Sequence[str],
+    seccomp_fd: int | None = None,
+    egress: Sequence[str] = (),
 ) -> list[str]:
     """The whole bwrap command line: ``bwrap [mounts] [namespaces] ... -- command``.
+
+    ``seccomp_fd``: the descriptor bwrap reads the seccomp filter from (None: no filter).
 
     ``env`` is the environment bwrap will be given; only its *names* are used
     here (to unset what a launcher might add on top of it).
@@ -159,8 +172,9 @@ def bwrap_argv(
     return [
         bwrap,
         *mount_args(mounts),
-        *namespace_args(network=network, privileged=privileged),
+        *namespace_args(network=network, privileged=privileged, egress=egress),
         "--die-with-parent",
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         *(arg for name in unset for arg in ("--unsetenv", name)),
         "--chdir",
         str(chdir),

@@ -28,9 +28,15 @@ from pathlib import Path
 
 from vsm_mcp.errors import SandboxError, SandboxUnavailableError
 from vsm_mcp.sandbox.bwrap import PRIVATE_TMP, Mounts, bwrap_argv
+from vsm_mcp.sandbox.cgroups import CgroupBackend, ServerCgroup, detect_cgroups
+from vsm_mcp.sandbox.egress import EgressTool, NetworkMode, network_mode, stage_argv
+from vsm_mcp.sandbox.egress import bwrap_args as egress_bwrap_args
+from vsm_mcp.sandbox.egress import detect as detect_egress
 from vsm_mcp.sandbox.limits import derived_uid, launcher_stages
+from vsm_mcp.sandbox.pin import LaunchPin
 from vsm_mcp.sandbox.preamble import Preamble
 from vsm_mcp.sandbox.profile import SandboxProfile
+from vsm_mcp.sandbox.seccomp import SECCOMP_FD, filter_file, private_directory
 from vsm_mcp.sandbox.system import SystemView
 
 #: PATH entries after the server's own: the distribution's, never the gateway user's.
@@ -49,11 +55,26 @@ class LaunchPlan:
     sandboxed: bool
     #: The uid the server runs as, when the gateway (root) drops to it.
     run_as: int | None = None
+    #: What the launch executes, with digests (`vsm_mcp.sandbox.pin`); set by `Sandbox.wrap`.
+    pin: LaunchPin | None = None
+    #: bwrap loads the seccomp filter (`vsm_mcp.sandbox.seccomp`); a sandbox without says so.
+    seccomp: bool = False
+    #: The server's network: only its own loopback, an egress namespace, or the host's
+    #: (`vsm_mcp.sandbox.egress`; an unsandboxed server always has the host's).
+    network: NetworkMode = "none"
+    #: The server's cgroup, made by `Sandbox.wrap` and joined by the preamble; whoever runs the
+    #: plan removes it when the server has stopped (`ServerCgroup.remove`).
+    cgroup: ServerCgroup | None = None
+    #: Which per-server (cgroup) limits are not enforced, and why ("" when all are).
+    cgroup_problem: str = ""
 
     def describe(self) -> str:
         """One loggable line: argv and the *names* of the environment (values may be secrets)."""
-        shape = "sandboxed" if self.sandboxed else "UNSANDBOXED"
-        return f"{shape}: {' '.join(self.argv)} [env: {', '.join(sorted(self.env))}]"
+        shape = "UNSANDBOXED"
+        if self.sandboxed:
+            shape = "sandboxed" if self.seccomp else "sandboxed WITHOUT SECCOMP FILTER"
+        line = f"{shape}: {' '.join(self.argv)} [env: {', '.join(sorted(self.env))}]"
+        return f"{line} [{self.cgroup_problem}]" if self.cgroup_problem else line
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +88,10 @@ class Host:
     bwrap_problem: str
     prlimit: str
     setpriv: str | None
+    #: The compiled seccomp filter every sandbox loads (`vsm_mcp.sandbox.seccomp`), or None.
+    seccomp: Path | None = None
+    #: Why seccomp is None ("" when the filter works).
+    seccomp_problem: str = "no seccomp filter given"
     #: The system every server sees (read-only); nothing else of the host is visible.
     system: SystemView = field(default_factory=lambda: SystemView((), ()))
     private_tmp: tuple[str, ...] = PRIVATE_TMP
@@ -75,6 +100,12 @@ class Host:
     protected: tuple[Path, ...] = ()
     lang: str = "C.UTF-8"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: Where servers get per-server limits (`vsm_mcp.sandbox.cgroups`), for the gateway's uid.
+    cgroups: CgroupBackend = field(default_factory=lambda: CgroupBackend.unavailable(-1, "not detected"))
+    #: slirp4netns and the stage's interpreter, for ``network = true`` (`vsm_mcp.sandbox.egress`), or None.
+    egress: EgressTool | None = None
+    #: Why egress is None ("" when it is usable).
+    egress_problem: str = "egress not detected"
 
     @property
     def privileged(self) -> bool:
@@ -85,6 +116,10 @@ class Host:
         """Probe this machine: tools on PATH, a real trivial sandbox, the system servers see.
 
         ``state_dir`` and ``extra_hidden`` are protected: never visible inside.
+        The seccomp filter is written to ``state_dir/sandbox`` (a private
+        temporary directory without one); the trivial sandbox loads it, so a
+        filter that breaks sandboxes is found here, and then left out (and
+        said so: ``seccomp_problem``, `LaunchPlan.seccomp`), not each server.
 
         Raises:
             SandboxError: ``prlimit`` (util-linux) is missing; no limits, no launch.
@@ -105,11 +140,26 @@ class Host:
             ),
             lang=os.environ.get("LANG", "C.UTF-8"),
             environ=dict(os.environ),
+            cgroups=detect_cgroups(os.geteuid()),
         )
+        try:
+            directory = state_dir / "sandbox" if state_dir is not None else private_directory()
+            host = replace(host, seccomp=filter_file(directory), seccomp_problem="")
+        except (SandboxError, OSError) as exc:
+            host = replace(host, seccomp=None, seccomp_problem=str(exc))
+        egress, egress_problem = detect_egress()
+        host = replace(host, egress=egress, egress_problem=egress_problem)
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             return _with_bwrap(host, None, "bwrap not found (apt-get install bubblewrap)")
-        return _with_bwrap(host, bwrap, probe(host, bwrap))
+        problem = probe(host, bwrap)
+        if problem and host.seccomp is not None and not probe(replace(host, seccomp=None), bwrap):
+            return replace(
+                _with_bwrap(host, bwrap, ""),
+                seccomp=None,
+                seccomp_problem=f"the seccomp filter breaks a trivial sandbox here: {problem}",
+            )
+        return _with_bwrap(host, bwrap, problem)
 
 
 def _with_bwrap(host: Host, bwrap: str | None, problem: str) -> Host:
@@ -178,16 +228,29 @@ def plan_launch(
     cwd: Path | None = None,
     extra_read: Sequence[Path] = (),
     preamble: Preamble | None = None,
+    cgroup: ServerCgroup | None = None,
 ) -> LaunchPlan:
     """Turn a resolved command (an absolute path) into the plan that launches it sandboxed.
 
+    With a ``cgroup``, the preamble joins it before anything else runs; without
+    one, the plan's ``cgroup_problem`` says that per-server limits do not hold.
+
     Without a working bwrap, the plan runs the server unsandboxed (still with
-    its limits and scrubbed environment) if the profile allows it.
+    its limits and scrubbed environment) if the profile allows it. With one,
+    bwrap loads the host's seccomp filter, opened by the preamble; a host
+    without a filter gives a plan whose ``seccomp`` is False.
 
     Raises:
         SandboxUnavailableError: no working bwrap and ``unsandboxed_allowed`` is false.
+        SandboxError: ``network`` without a usable egress tool (`vsm_mcp.sandbox.egress`).
     """
     preamble = preamble or Preamble()
+    if cgroup is not None:
+        preamble = replace(preamble, cgroup_procs=(*cgroup.procs_files, *preamble.cgroup_procs))
+        cgroup_problem = cgroup.problem
+    else:
+        backend = host.cgroups.for_uid(host.uid)
+        cgroup_problem = backend.problem or "cgroup limits not enforced: no cgroup given for this launch"
     workdir = cwd or profile.home
     env = server_env(profile, host, declared_env, Path(command).parent)
     uid: int | None = None
@@ -210,7 +273,19 @@ def plan_launch(
                 f"cannot sandbox {command}: {host.bwrap_problem or 'bwrap unusable'}; "
                 "this server's profile does not allow running unsandboxed (unsandboxed_allowed)"
             )
-        return LaunchPlan(tuple(preamble.argv(server)), env, str(workdir), sandboxed=False, run_as=uid)
+        return LaunchPlan(
+            tuple(preamble.argv(server)),
+            env,
+            str(workdir),
+            sandboxed=False,
+            run_as=uid,
+            network="host",
+            cgroup=cgroup,
+            cgroup_problem=cgroup_problem,
+        )
+    network = network_mode(profile, host.egress, host.egress_problem)
+    # Only a resolv.conf the system view binds can be covered by the namespace's own.
+    resolv = Path("/etc/resolv.conf") in host.system.binds
     read = (profile.prefix, *profile.read_paths, *extra_read, *_outside(workdir, profile.writable))
     bound = (*host.system.binds, *read, *profile.writable)
     mounts = Mounts(
@@ -222,13 +297,31 @@ def plan_launch(
         writable=profile.writable,
         private_tmp=host.private_tmp,
     )
+    if host.seccomp is not None:
+        # bwrap reads the filter from a descriptor: the preamble opens the file onto it.
+        preamble = replace(preamble, read_fds=(*preamble.read_fds, (SECCOMP_FD, host.seccomp)))
     argv = bwrap_argv(
         host.bwrap,
         mounts,
-        network=profile.network,
+        network=network == "host",
         privileged=host.privileged,
         chdir=workdir,
         env=env,
         command=server,
+        seccomp_fd=SECCOMP_FD if host.seccomp is not None else None,
+        egress=egress_bwrap_args(resolv_conf=resolv) if network == "egress" else (),
     )
-    return LaunchPlan(tuple(preamble.argv(argv)), env, str(workdir), sandboxed=True, run_as=uid)
+    if host.egress is not None and network == "egress":
+        # The egress stage runs after the preamble (so slirp4netns counts in the server's cgroup).
+        argv = stage_argv(host.egress, argv, privileged=host.privileged, resolv_conf=resolv)
+    return LaunchPlan(
+        tuple(preamble.argv(argv)),
+        env,
+        str(workdir),
+        sandboxed=True,
+        run_as=uid,
+        seccomp=host.seccomp is not None,
+        network=network,
+        cgroup=cgroup,
+        cgroup_problem=cgroup_problem,
+    )

@@ -45,7 +45,7 @@ class Preamble:
 
     #: ``cgroup.procs`` files to write ``0`` into (one per cgroup v1 hierarchy, or one for v2).
     cgroup_procs: Sequence[Path] = ()
-    #: ``(fd, path)``: open ``path`` read-only onto descriptor ``fd`` (fd >= 3).
+    #: ``(fd, path)``: open ``path`` read-only onto descriptor ``fd`` (3 <= fd <= 9).
     read_fds: Sequence[tuple[int, Path]] = ()
 
     def __bool__(self) -> bool:
@@ -58,8 +58,12 @@ class Preamble:
         for fd, path in self.read_fds:
             if fd < 3:
                 raise ValueError(f"descriptor {fd} is stdin, stdout or stderr")
+            if fd > 9:
+                # dash reads ``10<`` as the command ``10``: POSIX sh redirects digits 0-9 only.
+                raise ValueError(f"descriptor {fd}: the shell can open descriptors 3 to 9 only")
             words.append(f"exec {fd}< {shlex.quote(str(path))}")
-        words.append('exec "$@"')
+        # The shell exports a PWD of its own; the server's environment is exactly its plan's.
+        words += ["unset PWD", 'exec "$@"']
         return "; ".join(words)
 
     def argv(self, command: Sequence[str]) -> list[str]:

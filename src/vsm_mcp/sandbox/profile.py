@@ -15,7 +15,9 @@ A `SandboxProfile` is per server and immutable. Invariants:
 
 Resource limits (`Rlimits`) were chosen by measurement on Node 20 and
 CPython 3.11 (see ``address_space_bytes`` below for why address space is off
-by default and ``data_bytes`` bounds memory instead).
+by default and ``data_bytes`` bounds memory instead). They bound each process;
+`CgroupLimits` bound the server as a whole (all its processes together) where
+the host offers a cgroup (`vsm_mcp.sandbox.cgroups`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 #: The writable part of a server's prefix (its HOME); the rest of the prefix is read-only inside.
 HOME_DIR = "home"
@@ -70,6 +72,26 @@ class Rlimits(BaseModel):
     nofile: int | None = Field(default=4096, gt=0)
 
 
+class CgroupLimits(BaseModel):
+    """Limits of one server as a whole: every process it starts counts (``None``: not limited).
+
+    Enforced through the server's own cgroup where the host allows one (see
+    `vsm_mcp.sandbox.cgroups`); where it does not, only the per-process
+    `Rlimits` hold and the launch plan says so.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: memory.max (v2) / memory.limit_in_bytes (v1), with no swap on top. Past it the kernel
+    #: reclaims, then its OOM killer kills the server's largest process (SIGKILL).
+    memory_bytes: int | None = Field(default=4 * GIB, gt=0)
+    #: pids.max: processes and threads together; a fork past it fails with EAGAIN.
+    pids: int | None = Field(default=512, gt=0)
+    #: CPU time per wall-clock time, in cores (cpu.max / cfs quota over a 100 ms period):
+    #: 0.5 is half of one core. The kernel's smallest quota is 1 ms per period.
+    cpu_cores: float | None = Field(default=1.0, ge=0.01)
+
+
 class SandboxProfile(BaseModel):
     """The sandbox of one downstream server (an S1 unit)."""
 
@@ -81,9 +103,15 @@ class SandboxProfile(BaseModel):
     data_dirs: tuple[AbsolutePath, ...] = ()
     #: Extra paths made visible read-only (also inside otherwise hidden places).
     read_paths: tuple[AbsolutePath, ...] = ()
-    #: Network namespace shared with the host only when True (loopback included).
+    #: Outbound network: a namespace of its own with egress to the internet and none to the host's
+    #: loopback or link-local addresses (`vsm_mcp.sandbox.egress`); False: only its own loopback.
     network: bool = False
+    #: Share the host's network namespace instead (its 127.0.0.1 included): only for a server that
+    #: must reach a service on the host's loopback. Needs ``network``.
+    host_network: bool = False
     limits: Rlimits = Field(default_factory=Rlimits)
+    #: Limits of the server as a whole (its cgroup), besides the per-process ``limits``.
+    cgroup: CgroupLimits = Field(default_factory=CgroupLimits)
     #: Names of gateway environment variables passed through (besides the declared env).
     env_pass: tuple[str, ...] = ()
     #: Policy: may this server run without a sandbox when bubblewrap is unusable?
@@ -91,6 +119,12 @@ class SandboxProfile(BaseModel):
     #: When the gateway runs as root, the server runs as this uid/gid (``None``:
     #: one derived from the prefix, so each server has its own process count).
     run_as_uid: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _host_network_needs_network(self) -> SandboxProfile:
+        if self.host_network and not self.network:
+            raise ValueError("host_network = true needs network = true")
+        return self
 
     @property
     def home(self) -> Path:

@@ -9,7 +9,10 @@ The effects `plan_launch` leaves out happen here, each idempotent:
 * the command is resolved to an absolute path (the sandbox's PATH first,
   then the gateway's), and every directory its interpreter chain lives in
   (a venv's python symlinked into ``~/.pyenv``, a shebang's ``node``) is
-  made visible read-only when the sandbox would otherwise not show it.
+  made visible read-only when the sandbox would otherwise not show it;
+* where the host enforces cgroup limits, the launch's cgroup exists with the
+  profile's `CgroupLimits` written (`vsm_mcp.sandbox.cgroups`); it is made
+  last, so a refused launch leaves none, and removed by whoever runs the plan.
 
 Trusted data only: the chain is read (symlinks, ``#!`` lines) to decide what
 to bind, so no file of it may lie where the server can write (its home, its
@@ -21,12 +24,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from vsm_mcp.errors import SandboxError
+from vsm_mcp.errors import SandboxError, SandboxUnavailableError
+from vsm_mcp.sandbox.cgroups import ServerCgroup
 from vsm_mcp.sandbox.launch import Host, LaunchPlan, plan_launch, server_env
 from vsm_mcp.sandbox.limits import derived_uid
+from vsm_mcp.sandbox.pin import LaunchPin
+from vsm_mcp.sandbox.preamble import Preamble
 from vsm_mcp.sandbox.profile import SandboxProfile
 
 #: Symlink hops and shebang interpreters followed when looking for a command's runtime.
@@ -57,6 +65,8 @@ class Sandbox:
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
+        *,
+        preamble: Preamble | None = None,
     ) -> LaunchPlan:
         """Prepare the server's directories and plan its launch.
 
@@ -64,14 +74,14 @@ class Sandbox:
         the only part of the environment besides the sandbox's own variables.
 
         Raises:
-            SandboxError: the command is not found, or a path cannot be prepared.
+            SandboxError: the command is not found, a path or the cgroup cannot be prepared.
             SandboxUnavailableError: no working bwrap and the profile forbids unsandboxed runs.
         """
         declared = dict(env or {})
         self.prepare()
         workdir = Path(os.path.abspath(cwd)) if cwd is not None else None
         executable = self.resolve(command, declared, workdir)
-        return plan_launch(
+        plan = plan_launch(
             str(executable),
             args,
             declared,
@@ -79,7 +89,31 @@ class Sandbox:
             self.host,
             cwd=workdir,
             extra_read=[*self.runtime_paths(executable), *self.program_paths(args, workdir)],
+            preamble=preamble,
+            cgroup=(group := self.cgroup()),
         )
+        files = [*self.chain(executable), *self.program_files(args, workdir)]
+        if not plan.sandboxed and plan.run_as is not None:
+            # A root gateway without bwrap runs the server as its own uid on the host's files: it
+            # starts only if its files are already open to that uid (nothing is opened for it).
+            # (Not the working directory: the launcher enters it, as root, before the drop.)
+            closed = _closed_to(plan.run_as, files)
+            if closed is not None:
+                raise SandboxUnavailableError(
+                    f"cannot run {executable} unsandboxed as uid {plan.run_as}: {closed}; "
+                    "install bubblewrap (apt-get install bubblewrap), which shows a server its own files "
+                    "without opening them to anyone else"
+                )
+        plan = replace(plan, pin=LaunchPin.of(files))
+        if group is not None:
+            group.create(self.profile.cgroup)
+        return plan
+
+    def cgroup(self) -> ServerCgroup | None:
+        """A new cgroup for one launch (not made yet), when the host enforces any cgroup limit
+        for the gateway's uid."""
+        backend = self.host.cgroups.for_uid(self.host.uid)
+        return backend.server_group(self.profile.prefix.name) if backend.enforced else None
 
     def prepare(self) -> None:
         """Create the server's directories; as root, hand the writable ones to the server's uid."""
@@ -115,27 +149,48 @@ class Sandbox:
             SandboxError: a file of the chain lies where the server can write (module docstring).
         """
         needed: list[Path] = []
-        todo, seen = [executable], set[Path]()
-        while todo and len(seen) < MAX_RUNTIME_HOPS:
+        for path in self.chain(executable):
+            if self._invisible(path):
+                root = self._install_root(path)
+                if root not in needed:
+                    needed.append(root)
+        return needed
+
+    def chain(self, executable: Path) -> list[Path]:
+        """``executable``, then each symlink hop and ``#!`` interpreter it leads to, in order.
+
+        Raises:
+            SandboxError: a file of the chain lies where the server can write (module docstring).
+        """
+        chain: list[Path] = []
+        todo = [executable]
+        while todo and len(chain) < MAX_RUNTIME_HOPS:
             path = todo.pop()
-            if path in seen:
+            if path in chain:
                 continue
-            seen.add(path)
             writable = self.writable_by_server(path)
             if writable is not None:
                 raise SandboxError(
                     f"the launcher {path} lies in {writable}, which the server can write: "
                     "it cannot decide what the sandbox shows (install the server elsewhere)"
                 )
-            if self._invisible(path):
-                root = self._install_root(path)
-                if root not in needed:
-                    needed.append(root)
+            chain.append(path)
             if path.is_symlink():
                 todo.append(Path(os.path.normpath(path.parent / os.readlink(path))))
             elif (interpreter := _shebang(path)) is not None:
                 todo.append(interpreter)
-        return needed
+        return chain
+
+    def program_files(self, args: Sequence[str], cwd: Path | None) -> list[Path]:
+        """The files the command line names (``python server.py``): part of what the launch runs."""
+        files: list[Path] = []
+        for arg in args:
+            if not arg or arg.startswith("-"):
+                continue
+            candidate = Path(arg) if os.path.isabs(arg) else (cwd or self.profile.home) / arg
+            if _is_file(candidate) and not any(_within(candidate, p) for p in self.host.protected):
+                files.append(Path(os.path.abspath(candidate)))
+        return files
 
     def program_paths(self, args: Sequence[str], cwd: Path | None) -> list[Path]:
         """Read-only binds of the directories of the files the command is given to run
@@ -145,8 +200,8 @@ class Sandbox:
         for arg in args:
             if not arg or arg.startswith("-"):
                 continue
-            candidate = Path(arg) if os.path.isabs(arg) else (cwd or self.profile.prefix) / arg
-            if not candidate.is_file():
+            candidate = Path(arg) if os.path.isabs(arg) else (cwd or self.profile.home) / arg
+            if not _is_file(candidate):
                 continue
             real = Path(os.path.realpath(candidate))
             directory = self._install_root(real)
@@ -216,3 +271,36 @@ def _chown_tree(root: Path, uid: int) -> None:
             st = os.lstat(name)
             if st.st_uid != uid or st.st_gid != uid:
                 os.lchown(name, uid, uid)
+
+
+def _closed_to(uid: int, paths: Sequence[Path]) -> str | None:
+    """Why ``uid`` (no supplementary groups) cannot reach one of ``paths`` (each directory on
+    the way searchable, the path itself readable), or None when it can reach them all."""
+    for path in paths:
+        target = Path(os.path.abspath(path))
+        for step in (*reversed(target.parents), target):
+            try:
+                info = os.stat(step)
+            except OSError as exc:
+                return f"{step}: {exc.strerror}"
+            need = 0o1 if step != target or stat.S_ISDIR(info.st_mode) else 0o4
+            if not _allows(info, uid, need):
+                return f"{step} (mode {info.st_mode & 0o7777:04o}, owner uid {info.st_uid}) is closed to it"
+    return None
+
+
+def _allows(info: os.stat_result, uid: int, bit: int) -> bool:
+    """Whether ``uid`` has permission ``bit`` (4 read, 1 search/execute) on ``info``."""
+    if info.st_uid == uid:
+        return bool(info.st_mode & (bit << 6))
+    if info.st_gid == uid:  # setpriv gives the server the group of its uid's number
+        return bool(info.st_mode & (bit << 3))
+    return bool(info.st_mode & bit)
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, false for an argument that cannot be a path (``node -e <a long script>``)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False

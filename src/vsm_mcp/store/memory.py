@@ -107,8 +107,8 @@ class MemoryStore:
         self._check_open()
         stored = replace(
             decision,
-            inputs=records.decode_json(records.encode_json(decision.inputs)),
-            alternatives=records.decode_json(records.encode_json(decision.alternatives)),
+            inputs=records.decode_json(records.encode_payload(decision.inputs)),
+            alternatives=records.decode_json(records.encode_payload(decision.alternatives)),
         )
         decision_id = next(self._ids["decision"])
         self._decisions.append((decision_id, stored))
@@ -126,7 +126,7 @@ class MemoryStore:
         self._check_open()
         records.check_alert(alert)
         alert_id = next(self._ids["alert"])
-        self._alerts.append((alert_id, alert))
+        self._alerts.append((alert_id, replace(alert, detail=records.store_text(alert.detail))))
         return alert_id
 
     async def alerts(self, limit: int = 100) -> list[AlgedonicAlert]:
@@ -140,7 +140,7 @@ class MemoryStore:
         """Store ``finding``; return its id."""
         self._check_open()
         finding_id = next(self._ids["finding"])
-        self._findings.append((finding_id, finding))
+        self._findings.append((finding_id, replace(finding, detail=records.store_text(finding.detail))))
         return finding_id
 
     async def findings(self, limit: int = 100) -> list[AuditFinding]:
@@ -153,9 +153,11 @@ class MemoryStore:
     async def put_dead_letter(self, letter: DeadLetter) -> int:
         """Store ``letter`` under a new id (its own ``id`` is ignored); return the id."""
         self._check_open()
-        arguments = records.decode_json(records.encode_json(letter.arguments))
+        arguments = records.decode_json(records.encode_payload(letter.arguments))
         letter_id = next(self._ids["letter"])
-        self._dead_letters[letter_id] = replace(letter, id=letter_id, arguments=arguments)
+        self._dead_letters[letter_id] = replace(
+            letter, id=letter_id, arguments=arguments, error=records.store_text(letter.error)
+        )
         return letter_id
 
     async def dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetter]:

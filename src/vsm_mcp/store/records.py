@@ -6,6 +6,12 @@ their behaviour identical beyond the SQL:
 * JSON fields (decision inputs and alternatives, dead-letter arguments, kv
   values) are encoded with `encode_json` on write and decoded on read, so a
   tuple comes back as a list and a NaN is refused (``ValueError``) in both.
+* Payloads (decision inputs and alternatives, dead-letter arguments) are
+  encoded with `encode_payload`: one larger than
+  ``MAX_STORED_PAYLOAD_BYTES`` is stored as its digest
+  (`vsm_mcp.core.payload`), and text a server writes (a dead letter's error,
+  an alert's or finding's detail) is cut by `store_text`; so no call, however
+  large, grows the database by more than about that much.
 * Invalid records are refused with ``ValueError`` before anything is written
   (a caller's bug, not a user error).
 * Orderings (the SQL ``ORDER BY`` clauses and the in-memory sort keys both
@@ -28,6 +34,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from vsm_mcp.core import payload
 from vsm_mcp.core.messages import AlgedonicAlert, Capability, DemandAggregate
 from vsm_mcp.core.ports import JsonValue
 
@@ -40,6 +47,24 @@ def encode_json(value: Any) -> str:
         ValueError: ``value`` holds NaN or an infinity (not valid JSON).
     """
     return json.dumps(value, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_payload(value: Any) -> str:
+    """`encode_json` of ``value``, or of its digest when that is over the payload cap.
+
+    Raises:
+        TypeError: ``value`` holds something JSON cannot encode.
+        ValueError: ``value`` holds NaN or an infinity (not valid JSON).
+    """
+    text = encode_json(value)
+    if payload.needs_cap(value, text):
+        return encode_json(payload.capped(value, text))
+    return text
+
+
+def store_text(text: str) -> str:
+    """``text`` as stored: cut at ``MAX_STORED_TEXT_CHARS`` (with a note of its length)."""
+    return payload.cap_text(text)
 
 
 def decode_json(text: str) -> Any:

@@ -263,8 +263,8 @@ class SqliteStore:
                 decision.choice,
                 decision.rule,
                 decision.rationale,
-                records.encode_json(decision.inputs),
-                records.encode_json(decision.alternatives),
+                records.encode_payload(decision.inputs),
+                records.encode_payload(decision.alternatives),
             ),
         )
 
@@ -304,7 +304,7 @@ class SqliteStore:
                 alert.count,
                 alert.first_at,
                 alert.last_at,
-                alert.detail,
+                records.store_text(alert.detail),
             ),
         )
 
@@ -335,7 +335,14 @@ class SqliteStore:
         return await self._insert(
             "INSERT INTO audit_finding (at, unit, check_name, ok, detail, latency_ms) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (finding.at, finding.unit, finding.check, int(finding.ok), finding.detail, finding.latency_ms),
+            (
+                finding.at,
+                finding.unit,
+                finding.check,
+                int(finding.ok),
+                records.store_text(finding.detail),
+                finding.latency_ms,
+            ),
         )
 
     async def findings(self, limit: int = 100) -> list[AuditFinding]:
@@ -360,8 +367,8 @@ class SqliteStore:
                 letter.at,
                 letter.unit,
                 letter.tool,
-                records.encode_json(letter.arguments),
-                letter.error,
+                records.encode_payload(letter.arguments),
+                records.store_text(letter.error),
                 letter.attempts,
                 letter.replayed_at,
             ),
