@@ -169,7 +169,8 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
     async def run() -> list[dict[str, Any]]:
         async with SqliteStore.open(settings.database_path) as store:
             desired = await FleetRegistry(store, settings.servers.values()).desired()
-            running = _running_sandboxes(await store.kv_get(report.LIVE_STATUS_KEY))
+            live = await store.kv_get(report.LIVE_STATUS_KEY)
+            running, limits = _running_sandboxes(live), _running(live, "limits")
         confinement = Confinement(settings.sandbox_policy())
         return [
             {
@@ -180,6 +181,7 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
                 "namespace": s.prefix,
                 "sandbox": confinement.intent(s),
                 "running": running.get(s.name),
+                "limits": limits.get(s.name),
             }
             for s in desired.values()
         ]
@@ -188,15 +190,22 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("name", "source", "transport", "sandbox", "target")
+    table = Table("name", "source", "transport", "sandbox", "limits", "target")
     for row in rows:
         shown = row["running"] or (f"{row['sandbox']} (not running)" if row["sandbox"] != "-" else "-")
-        table.add_row(row["name"], row["source"], row["transport"], shown, row["target"])
+        table.add_row(
+            row["name"], row["source"], row["transport"], shown, row["limits"] or "-", row["target"]
+        )
     _out.print(table)
 
 
 def _running_sandboxes(live: Any) -> dict[str, str]:
     """Unit name -> how a running gateway runs it (from its live status; empty when none runs)."""
+    return _running(live, "sandbox")
+
+
+def _running(live: Any, field: str) -> dict[str, str]:
+    """Unit name -> ``field`` of its entry in a running gateway's live status (empty when none runs)."""
     if not isinstance(live, dict) or not isinstance(live.get("at"), int | float):
         return {}
     if time.time() - float(live["at"]) > LIVE_STATUS_MAX_AGE_S:
@@ -205,9 +214,7 @@ def _running_sandboxes(live: Any) -> dict[str, str]:
     if not isinstance(units, list):
         return {}
     return {
-        str(u["name"]): str(u["sandbox"])
-        for u in units
-        if isinstance(u, dict) and "name" in u and isinstance(u.get("sandbox"), str)
+        str(u["name"]): str(u[field]) for u in units if isinstance(u, dict) and "name" in u and field in u
     }
 
 

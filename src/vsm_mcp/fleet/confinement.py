@@ -79,6 +79,20 @@ class Confined:
             return f"bwrap, {'network' if self.network else 'no network'}{seccomp}"
         return "UNSANDBOXED (no working bwrap; limits and scrubbed env only)"
 
+    @property
+    def limits(self) -> str:
+        """Which limits hold for the server: its cgroup's (per server) and the rlimits (per process)."""
+        if self.mode == "off":
+            return "none (sandbox off)"
+        cgroup = self.plan.cgroup
+        if cgroup is None:
+            return f"per process only ({self.plan.cgroup_problem or 'no cgroup'})"
+        enforced = ", ".join(sorted(cgroup.backend.enforced)) or "none"
+        missing = f"; {cgroup.problem}" if cgroup.problem else ""
+        return (
+            f"per server: {enforced} (cgroup {cgroup.backend.version.value}){missing}; per process: rlimits"
+        )
+
 
 class Confinement:
     """Plans the launches of stdio servers under one `SandboxPolicy`."""
@@ -131,6 +145,7 @@ class Confinement:
             read_paths=own.read_paths,
             network=self.network(spec),
             limits=own.limits,
+            cgroup=own.cgroup,
             env_pass=own.env_pass,
             unsandboxed_allowed=mode == "prefer",
         )

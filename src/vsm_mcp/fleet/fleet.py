@@ -482,6 +482,7 @@ class Fleet:
                     "target": unit.spec.describe(),
                     "pid": unit.pid,
                     "sandbox": unit.sandbox,
+                    "limits": unit.limits,
                     "tools": len(unit.catalog.tools),
                     "calls": s.calls,
                     "errors": s.errors,

@@ -55,6 +55,7 @@ from vsm_mcp.fleet.logfile import CHUNK_BYTES, CappedLines, cap_line, open_log
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.wire import LineReader, LineWriter, read_pipe
 from vsm_mcp.sandbox import LaunchPlan, ServerCgroup
+from vsm_mcp.sandbox.cgroups import CgroupUsage
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class ChildProcess:
     exited: anyio.Event = field(default_factory=anyio.Event)
     garbage_lines: int = 0
     returncode: int | None = None
+    #: The server's cgroup counters as it stopped (read just before the group is removed).
+    final_usage: CgroupUsage | None = None
 
 
 @asynccontextmanager
@@ -208,6 +211,8 @@ async def spawn(
                     await _stop(proc, child.exited)
                     child.returncode = proc.returncode
                     if launch.cgroup is not None:
+                        with suppress(OSError):
+                            child.final_usage = await anyio.to_thread.run_sync(launch.cgroup.usage)
                         await _release(launch.cgroup)
                 tg.cancel_scope.cancel()
     finally:
@@ -240,6 +245,24 @@ async def _release(cgroup: ServerCgroup) -> None:
         await anyio.to_thread.run_sync(cgroup.remove)
     except SandboxError as exc:
         logger.warning("%s", exc)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) of the live processes of process group ``pgid`` (blocking: reads
+    /proc). The sandbox keeps the server in the group the fleet started it in (no ``setsid``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # it exited meanwhile
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

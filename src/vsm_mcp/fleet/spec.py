@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vsm_mcp.sandbox.profile import AbsolutePath, Rlimits
+from vsm_mcp.sandbox.profile import AbsolutePath, CgroupLimits, Rlimits
 
 #: Separator between a unit's namespace and a downstream tool name.
 NAMESPACE_SEPARATOR = "__"
@@ -53,8 +53,10 @@ class SandboxSpec(BaseModel):
     read_paths: tuple[AbsolutePath, ...] = ()
     #: Names of the gateway's environment variables passed through (values never stored).
     env_pass: tuple[str, ...] = ()
-    #: Resource limits; a partial table overrides only the limits it names.
+    #: Resource limits per process; a partial table overrides only the limits it names.
     limits: Rlimits = Field(default_factory=Rlimits)
+    #: Limits of the server as a whole (its cgroup: memory, processes, CPU cores); partial tables too.
+    cgroup: CgroupLimits = Field(default_factory=CgroupLimits)
 
 
 class ServerSpec(BaseModel):

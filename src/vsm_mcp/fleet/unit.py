@@ -72,13 +72,19 @@ from vsm_mcp.fleet.confinement import Confined, Confinement
 from vsm_mcp.fleet.express import DoneFn, ExpressLane, LaneCall, Outcome, ProgressSink
 from vsm_mcp.fleet.pins import PinBook
 from vsm_mcp.fleet.pins import check as check_pin
-from vsm_mcp.fleet.process import ChildProcess, spawn
+from vsm_mcp.fleet.process import ChildProcess, group_cpu_seconds, spawn
 from vsm_mcp.fleet.resilience import Backoff, BreakerState, CircuitBreaker, CrashLoop
 from vsm_mcp.fleet.secrets import SecretSource
 from vsm_mcp.fleet.secrets import resolve as resolve_secrets
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.wire import LineReader, LineWriter
+from vsm_mcp.sandbox.cgroups import CgroupUsage
 
+#: After a call times out, the window in which the server's CPU use is measured: long enough for a
+#: server to wind its cancelled work down, short enough that a runaway burns seconds, not hours.
+RUNAWAY_GRACE_S = 5.0
+#: A server that used more than this share of a core through that window is still burning: restarted.
+RUNAWAY_CPU_SHARE = 0.5
 #: How long a call waits for a starting or restarting unit; within the 5 s a client tolerates.
 READY_WAIT_S = 5.0
 #: Pause before retrying a safe call, so a dying unit is seen dead and not called again at once.
@@ -249,6 +255,10 @@ class Unit:
         self._ready = anyio.Event()
         self._restart = anyio.Event()
         self._probe_now = anyio.Event()
+        #: Set when a call timed out: the runaway watch measures the server's CPU after it.
+        self._timed_out = anyio.Event()
+        #: (OOM kills, refused forks) of the current launch's cgroup already reported.
+        self._limits_seen = (0, 0)
         self._refresh = anyio.Event()
         self.ready_since: float | None = None
         self.stopped = anyio.Event()
@@ -276,6 +286,15 @@ class Unit:
         if self.confined is None:
             return f"not started ({self._confinement.intent(self.spec)})"
         return self.confined.summary
+
+    @property
+    def limits(self) -> str:
+        """Which resource limits hold for the server (per server by cgroup, per process by rlimit)."""
+        if self.spec.transport != "stdio":
+            return "-"
+        if self.confined is None:
+            return "not started"
+        return self.confined.limits
 
     @property
     def garbage_lines(self) -> int:
@@ -375,6 +394,10 @@ class Unit:
             reason = f"session failed: {group.exceptions[0]!r}"
         finally:
             self._drop_session()
+        child = self._child
+        if child is not None and child.final_usage is not None:
+            await self._check_limits(child.final_usage)  # what killed it may be a limit
+            child.final_usage = None
         return reason
 
     def _drop_session(self) -> None:
@@ -417,6 +440,7 @@ class Unit:
                 self._wire = (line_read, line_write)
                 stack.callback(setattr, self, "_wire", None)
                 self._child = child
+                self._limits_seen = (0, 0)  # a cgroup of its own per launch: counters start at 0
                 gone = child.gone
             else:
                 assert spec.url is not None
@@ -465,6 +489,7 @@ class Unit:
                         reason = f"no answer to ping within {self.spec.ping_timeout_s:g}s"
                         tg.cancel_scope.cancel()
                         return
+                    await self._check_limits(await anyio.to_thread.run_sync(self._usage))
 
             async def refresh() -> None:
                 while True:
@@ -475,13 +500,73 @@ class Unit:
                         self.catalog = catalog
                         await self._notify_catalog()
 
+            async def runaway() -> None:
+                # A timed-out call must stop its work: the server was told (cancelled); one that
+                # keeps a core busy through the grace period is restarted.
+                nonlocal reason
+                while True:
+                    await self._timed_out.wait()
+                    self._timed_out = anyio.Event()
+                    before = await anyio.to_thread.run_sync(self._cpu_seconds)
+                    await anyio.sleep(RUNAWAY_GRACE_S)  # a measurement window, not a wait for an event
+                    after = await anyio.to_thread.run_sync(self._cpu_seconds)
+                    if (
+                        before is None
+                        or after is None
+                        or after - before < RUNAWAY_CPU_SHARE * RUNAWAY_GRACE_S
+                    ):
+                        continue
+                    reason = (
+                        f"kept burning CPU after a timed-out call ({after - before:.1f} CPU seconds in the "
+                        f"{RUNAWAY_GRACE_S:g} s after it): restarted"
+                    )
+                    await self._emit("runaway_cpu", Severity.MEDIUM, reason)
+                    tg.cancel_scope.cancel()
+                    return
+
             tg.start_soon(until, gone, "server process exited")
             tg.start_soon(until, self._restart, "restart requested")
             tg.start_soon(health)
             tg.start_soon(refresh)
+            tg.start_soon(runaway)
         if self._restart.is_set():
             self._restart = anyio.Event()
         return reason
+
+    def _usage(self) -> CgroupUsage | None:
+        """The server's cgroup counters now (blocking), or None without a cgroup."""
+        cgroup = self.confined.plan.cgroup if self.confined is not None else None
+        if cgroup is None:
+            return None
+        try:
+            return cgroup.usage()
+        except OSError:
+            return None
+
+    async def _check_limits(self, usage: CgroupUsage | None) -> None:
+        """Algedonic pain when the server ran into its cgroup limits since the last look."""
+        if usage is None:
+            return
+        kills, refused = usage.oom_kills or 0, usage.pids_refused or 0
+        seen_kills, seen_refused = self._limits_seen
+        self._limits_seen = (kills, refused)
+        hits = []
+        if kills > seen_kills:
+            hits.append(f"memory limit reached: the kernel killed {kills - seen_kills} of its processes")
+        if refused > seen_refused:
+            hits.append(f"process limit reached: {refused - seen_refused} forks refused")
+        if hits:
+            await self._emit("limit_hit", Severity.MEDIUM, "; ".join(hits))
+
+    def _cpu_seconds(self) -> float | None:
+        """CPU seconds the server has used so far: its cgroup's, else its process group's (blocking)."""
+        cgroup = self.confined.plan.cgroup if self.confined is not None else None
+        if cgroup is not None:
+            used = cgroup.usage().cpu_seconds
+            if used is not None:
+                return used
+        child = self._child
+        return group_cpu_seconds(child.pid) if child is not None else None
 
     async def _ping(self, session: ClientSession) -> bool:
         start = anyio.current_time()
@@ -536,6 +621,7 @@ class Unit:
         def timed_out() -> None:
             self.stats.timeouts += 1
             self._probe_now.set()  # a hung server fails its ping and is restarted
+            self._timed_out.set()  # and one still burning CPU after it is restarted too
 
         lane = ExpressLane(
             self.name,
@@ -727,6 +813,7 @@ class Unit:
             return result
         self.stats.timeouts += 1
         self._probe_now.set()  # a hung server fails its ping and is restarted
+        self._timed_out.set()  # and one still burning CPU after it is restarted too
         which = (
             f"absolute timeout of {absolute:g}s"
             if anyio.current_time() >= hard

@@ -98,6 +98,10 @@ class CgroupUsage:
     memory_peak_bytes: int | None
     pids: int | None
     cpu_seconds: float | None
+    #: Processes the kernel's OOM killer killed in the group (its memory limit was reached).
+    oom_kills: int | None = None
+    #: Forks refused because the group was at its process limit.
+    pids_refused: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +248,8 @@ class ServerCgroup:
                 memory_peak_bytes=fs.read_int(group / "memory.peak"),
                 pids=fs.read_int(group / "pids.current"),
                 cpu_seconds=usec / 1e6 if usec is not None else None,
+                oom_kills=fs.read_keyed(group / "memory.events").get("oom_kill"),
+                pids_refused=fs.read_keyed(group / "pids.events").get("max"),
             )
         memory, pids, acct = dirs.get("memory"), dirs.get("pids"), dirs.get(V1_ACCOUNTING)
         nsec = fs.read_int(acct / "cpuacct.usage") if acct is not None else None
@@ -252,6 +258,8 @@ class ServerCgroup:
             memory_peak_bytes=fs.read_int(memory / "memory.max_usage_in_bytes") if memory else None,
             pids=fs.read_int(pids / "pids.current") if pids else None,
             cpu_seconds=nsec / 1e9 if nsec is not None else None,
+            oom_kills=fs.read_keyed(memory / "memory.oom_control").get("oom_kill") if memory else None,
+            pids_refused=fs.read_keyed(pids / "pids.events").get("max") if pids else None,
         )
 
     def remove(self, timeout_s: float = REMOVE_TIMEOUT_S) -> None:
