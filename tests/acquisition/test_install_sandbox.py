@@ -15,6 +15,7 @@ import shutil
 import tarfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -24,6 +25,7 @@ from vsm_mcp.acquisition.install_sandbox import InstallSandbox
 from vsm_mcp.acquisition.installer import INSTALL_LOG, PackageInstaller
 from vsm_mcp.acquisition.vetting import Candidate
 from vsm_mcp.errors import AcquisitionError
+from vsm_mcp.sandbox import Host
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.external]
 
@@ -167,3 +169,22 @@ def _assert_contained(prefix: Path, outside: Path, canary: Path, command: str) -
         assert (prefix / "venv").stat().st_uid == 0
     assert (prefix / INSTALL_LOG).stat().st_mode & 0o777 == 0o600
     assert canary.read_text() == "the gateway user's credentials\n"
+
+
+async def test_without_bubblewrap_a_required_install_sandbox_refuses_before_running_anything(
+    tmp_path: Path,
+) -> None:
+    host = replace(
+        Host.detect(tmp_path / "state"),
+        bwrap=None,
+        bwrap_problem="bwrap not found (apt-get install bubblewrap)",
+    )
+    installer = PackageInstaller(sandbox=InstallSandbox("require", host=host))
+    prefix = tmp_path / "servers" / "time"
+    with pytest.raises(AcquisitionError) as info:
+        await installer.install(Candidate("t", "pypi", "mcp-server-time", "2026.10.19"), prefix)
+    assert info.value.reason == (
+        "installs run in a sandbox ([acquisition] sandbox = 'require') and bubblewrap is unusable here "
+        "(bwrap not found (apt-get install bubblewrap)): apt-get install bubblewrap"
+    )
+    assert not prefix.exists()

@@ -33,7 +33,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from vsm_mcp.errors import AcquisitionError, SandboxError
+from vsm_mcp.errors import AcquisitionError, SandboxError, SandboxUnavailableError
 from vsm_mcp.fleet.spec import SandboxMode
 from vsm_mcp.sandbox import Host, LaunchPlan, Rlimits, Sandbox, SandboxProfile
 
@@ -108,6 +108,12 @@ class InstallSandbox:
             return Sandbox(self.profile(prefix, declared), self.host()).wrap(
                 argv[0], argv[1:], declared, cwd=prefix
             )
+        except SandboxUnavailableError as exc:
+            raise AcquisitionError(
+                "install",
+                f"installs run in a sandbox ([acquisition] sandbox = {self.mode!r}) and bubblewrap is "
+                f"unusable here ({self.host().bwrap_problem or exc}): apt-get install bubblewrap",
+            ) from exc
         except SandboxError as exc:
             raise AcquisitionError("install", f"cannot sandbox the installer: {exc}") from exc
 
