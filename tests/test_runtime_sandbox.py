@@ -92,7 +92,7 @@ async def test_a_configured_server_writes_only_in_its_home_and_data_dirs(base: P
                 for name, path in targets.items():
                     result = await client.call_tool("box__write", {"path": str(path)})
                     answers[name] = result.structured_content
-            assert runtime.fleet.status()[0]["sandbox"] == "bwrap, network"
+            assert runtime.fleet.status()[0]["sandbox"] == "bwrap, egress-only network"
         # Refused writes: read-only (EROFS) where the host is visible; where it is hidden or a
         # private tmpfs (a checkout or tmp dir under /tmp) the path is absent (ENOENT) or, under the
         # server's own uid, not writable (EACCES). Either way nothing reaches the host (checked below).

@@ -47,6 +47,7 @@ def test_add_list_restart_remove(tmp_path: Path) -> None:
             "namespace": "time",
             "sandbox": "prefer, network",
             "running": None,
+            "limits": None,  # what holds is known only where a gateway runs it
         }
     ]
     code, out, error = _vsm(tmp_path, "servers", "add", "time", "--", "other")
@@ -180,7 +181,7 @@ async def test_list_shows_how_a_running_gateway_runs_each_server(tmp_path: Path)
         )
     assert code == 0, out
     rows = {r["name"]: (r["sandbox"], r["running"]) for r in json.loads(out)}
-    assert rows == {"plain": ("off", "off"), "probe": ("prefer, network", "bwrap, network")}
+    assert rows == {"plain": ("off", "off"), "probe": ("prefer, network", "bwrap, egress-only network")}
 
 
 def test_logs_read_only_the_tail_of_a_huge_log_and_print_it_clean(tmp_path: Path) -> None:

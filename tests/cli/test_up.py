@@ -90,7 +90,7 @@ async def test_up_serves_the_fleet_and_stops_every_child_on_sigterm(tmp_path: Pa
             assert status is not None
             child = next(u["pid"] for u in status["units"] if u["name"] == "probe")
             assert isinstance(child, int)
-            assert next(u["sandbox"] for u in status["units"] if u["name"] == "probe") == "bwrap, network"
+            assert next(u["sandbox"] for u in status["units"] if u["name"] == "probe") == "bwrap, egress-only network"
         assert _alive(child)
         async with httpx.AsyncClient(timeout=START_TIMEOUT_S) as http:
             # A 2025-11-25 client keeps its session's GET stream open across the SIGTERM.

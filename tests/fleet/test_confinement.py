@@ -159,7 +159,7 @@ async def test_neither_network_off_nor_on_reaches_a_loopback_listener(tmp_path: 
                 outbound = await fleet.call_tool("open__connect", {"host": "127.0.0.1", "port": port})
             assert not connected.is_set()
             assert (_text(refused), _text(outbound)) == ("ECONNREFUSED", "ECONNREFUSED")
-            assert [u["sandbox"] for u in fleet.status()] == ["bwrap, no network", "bwrap, network"]
+            assert [u["sandbox"] for u in fleet.status()] == ["bwrap, no network", "bwrap, egress-only network"]
         tg.cancel_scope.cancel()
 
 

@@ -76,7 +76,8 @@ class Confined:
             return "off"
         if self.plan.sandboxed:
             seccomp = "" if self.plan.seccomp else ", NO SECCOMP FILTER"
-            return f"bwrap, {'network' if self.network else 'no network'}{seccomp}"
+            network = {"none": "no network", "egress": "egress-only network", "host": "HOST network"}
+            return f"bwrap, {network.get(self.plan.network, self.plan.network)}{seccomp}"
         return "UNSANDBOXED (no working bwrap; limits and scrubbed env only)"
 
     @property
@@ -144,6 +145,7 @@ class Confinement:
             data_dirs=own.data_dirs,
             read_paths=own.read_paths,
             network=self.network(spec),
+            host_network=own.host_network and self.network(spec),
             limits=own.limits,
             cgroup=own.cgroup,
             env_pass=own.env_pass,

@@ -43,8 +43,12 @@ class SandboxSpec(BaseModel):
 
     #: ``None``: the policy default (``[sandbox] mode``).
     mode: SandboxMode | None = None
-    #: Share the host's network (loopback included); ``None``: the policy default.
+    #: Network access: outbound through an egress-only namespace (never the host's loopback or
+    #: link-local addresses); ``None``: the policy default.
     network: bool | None = None
+    #: With ``network``: share the host's own network namespace instead (its loopback included).
+    #: Only for a server that must reach a service on this host; it can then reach the gateway too.
+    host_network: bool = False
     #: The server's own writable directory (its HOME and caches); ``None``: ``<state>/servers/NAME``.
     prefix: AbsolutePath | None = None
     #: Further writable directories (what the server works on).

@@ -18,9 +18,10 @@ interpreter, without the gateway's packages). Three processes, all in the launch
 
 Invariants:
 
-* fails closed and says so: if slirp4netns or the relay fails before the network is ready, the
-  relay prints one ``vsm-mcp egress:`` line on stderr and SIGKILLs bwrap (through a pidfd, so a
-  reused pid is never hit); the server never starts without its network being exactly as above;
+* fails closed and says so: if slirp4netns, the sidecar or the relay fails before the network is
+  ready, one ``vsm-mcp egress:`` line goes to stderr and bwrap and its blocked child are SIGKILLed
+  (through pidfds, so a reused pid is never hit); the server never runs on a network other than
+  the one above;
 * slirp4netns holds a copy of the block pipe, so a relay that dies without writing leaves the
   server blocked (never running without the route) until the launcher stops it;
 * slirp4netns's stdout (its banner) goes to /dev/null, never into the server's JSON-RPC stream;
@@ -39,7 +40,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 #: bwrap writes ``{"child-pid": N, ...}`` here once the namespaces exist.
 INFO_FD = 10
@@ -159,19 +160,19 @@ def _fail(victims: Sequence[int], message: str) -> NoReturn:
     os._exit(1)
 
 
-def _prohibit_link_local(netfd: int, userfd: int) -> None:
-    """Enter the namespace (as its owner) and add the ``prohibit`` routes."""
+def _prohibit_link_local(netfd: int, userfd: int, libc: Any) -> None:
+    """Enter the namespace (as its owner) and add the ``prohibit`` routes (``libc``: ctypes' CDLL)."""
+    import _socket  # not socket: its enums cost milliseconds on the start-up path
     import ctypes
-    import socket
 
-    libc = ctypes.CDLL(None, use_errno=True)
     # Joining the owning user namespace gives the capabilities in it; in the root shape it is
     # the one we are in already (EINVAL) and root needs none.
     if libc.setns(userfd, _CLONE_NEWUSER) != 0 and ctypes.get_errno() != _EINVAL:
         raise EgressStageError(f"setns(user): {os.strerror(ctypes.get_errno())}")
     if libc.setns(netfd, _CLONE_NEWNET) != 0:
         raise EgressStageError(f"setns(net): {os.strerror(ctypes.get_errno())}")
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_ROUTE) as sock:
+    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, _NETLINK_ROUTE)
+    try:
         for seq, (network, prefix) in enumerate(PROHIBITED, start=1):
             sock.send(route_request(network, prefix, seq))
             reply = sock.recv(4096)
@@ -179,18 +180,18 @@ def _prohibit_link_local(netfd: int, userfd: int) -> None:
             error = struct.unpack_from("=i", reply, 16)[0] if kind == _NLMSG_ERROR else -1
             if error:
                 raise EgressStageError(f"route prohibit {network}/{prefix}: {os.strerror(-error)}")
+    finally:
+        sock.close()
 
 
-def _relay(ready_r: int, block_w: int, netfd: int, userfd: int, victims: Sequence[int]) -> NoReturn:
+def _relay(
+    ready_r: int, block_w: int, *, netfd: int, userfd: int, victims: Sequence[int], libc: Any
+) -> NoReturn:
     """Wait for slirp4netns, add the routes, release bwrap's child (module docstring)."""
     try:
-        # Imported while slirp4netns starts, so that only the routes remain once it is ready.
-        import ctypes  # noqa: F401
-        import socket  # noqa: F401
-
         if os.read(ready_r, 1) != b"1":
             raise EgressStageError("slirp4netns exited before the network was up (see its message above)")
-        _prohibit_link_local(netfd, userfd)
+        _prohibit_link_local(netfd, userfd, libc)
         os.write(block_w, b"1")
     except BaseException as exc:  # any failure must stop the server
         _fail(victims, str(exc) or type(exc).__name__)
@@ -200,6 +201,10 @@ def _relay(ready_r: int, block_w: int, netfd: int, userfd: int, victims: Sequenc
 def _sidecar(tool: Sequence[str], info_r: int, block_w: int, bwrap: int, bwrap_pid: int) -> NoReturn:
     """Wait for bwrap's child, then become slirp4netns on its namespace (module docstring)."""
     try:
+        # Loaded while bwrap sets up, before its info arrives: off the start-up path.
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
         pid = child_pid(_read_all(info_r))
         os.close(info_r)
         if pid is None:
@@ -209,13 +214,13 @@ def _sidecar(tool: Sequence[str], info_r: int, block_w: int, bwrap: int, bwrap_p
     except BaseException as exc:  # any failure must stop the server
         _fail((bwrap,), str(exc) or type(exc).__name__)
     try:
-        _become_slirp4netns(tool, pid, block_w, victims, bwrap_pid)
+        _become_slirp4netns(tool, pid, block_w, victims=victims, bwrap_pid=bwrap_pid, libc=libc)
     except BaseException as exc:
         _fail(victims, str(exc) or type(exc).__name__)
 
 
 def _become_slirp4netns(
-    tool: Sequence[str], pid: int, block_w: int, victims: Sequence[int], bwrap_pid: int
+    tool: Sequence[str], pid: int, block_w: int, *, victims: Sequence[int], bwrap_pid: int, libc: Any
 ) -> NoReturn:
     """Open the child's namespaces, start the relay, arm the parent-death signal, exec slirp4netns."""
     netfd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -225,13 +230,11 @@ def _become_slirp4netns(
     if relay == 0:
         os.close(ready_w)
         if os.fork() == 0:  # orphaned at once: nobody has to reap the relay
-            _relay(ready_r, block_w, netfd, userfd, victims)
+            _relay(ready_r, block_w, netfd=netfd, userfd=userfd, victims=victims, libc=libc)
         os._exit(0)
     os.waitpid(relay, 0)
     os.close(ready_r)
-    import ctypes  # in the sidecar only, in parallel with bwrap's setup
-
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
     if os.getppid() != bwrap_pid:
         raise EgressStageError("bwrap exited before its network was set up")
     null = os.open(os.devnull, os.O_RDWR)
