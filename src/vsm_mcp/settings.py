@@ -23,6 +23,7 @@ from vsm_mcp.acquisition.vetting import VettingPolicy
 from vsm_mcp.core.hysteresis import HysteresisPolicy
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.fleet.confinement import SandboxPolicy
+from vsm_mcp.fleet.routing import namespace_clash
 from vsm_mcp.fleet.spec import SandboxMode, ServerSpec
 
 _FILE_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -180,6 +181,15 @@ class Settings(BaseSettings):
             return {
                 key: {"name": key, **spec} if isinstance(spec, dict) else spec for key, spec in value.items()
             }
+        return value
+
+    @field_validator("servers", mode="after")
+    @classmethod
+    def _distinct_namespaces(cls, value: dict[str, ServerSpec]) -> dict[str, ServerSpec]:
+        for spec in value.values():
+            clash = namespace_clash(spec, value.values())
+            if clash is not None:
+                raise ValueError(clash)
         return value
 
     @classmethod

@@ -262,3 +262,19 @@ def test_logs_follow_prints_new_lines_clean_until_interrupted(
     monkeypatch.setattr(servers.time, "sleep", sleep)
     code, out, _ = _vsm(tmp_path, "servers", "logs", "p", "-n", "1", "--follow")
     assert (code, out) == (0, "before\nnew line\nand another\n")
+
+
+def test_a_server_whose_namespace_is_another_servers_is_refused_and_an_empty_one_is_explained(
+    tmp_path: Path,
+) -> None:
+    assert _vsm(tmp_path, "servers", "add", "benign", "--", "server")[0] == 0
+    code, _, error = _vsm(tmp_path, "servers", "add", "other", "--namespace", "benign", "--", "server")
+    assert code == 1
+    assert isinstance(error, ConfigError)
+    assert str(error) == (
+        "server 'other' would publish tools as benign__..., which is server 'benign''s namespace: "
+        "choose another name or namespace (--namespace)"
+    )
+    code, out, _ = _vsm(tmp_path, "servers", "add", "bare", "--namespace", "", "--", "server")
+    assert code == 0
+    assert "note: bare has no namespace: a tool of it keeps its bare name only while no other server" in " ".join(out.split())

@@ -132,6 +132,14 @@ def add(
     settings = _with_registry(ctx, lambda registry, settings: _added(registry, settings, spec, replace))
     intent = Confinement(settings.sandbox_policy()).intent(spec)
     _out.print(f"added {name}: {spec.describe()}" + (f" (sandbox: {intent})" if spec.command else ""))
+    if namespace == "":
+        _out.print(
+            f"note: {name} has no namespace: a tool of it keeps its bare name only while no other server "
+            f"publishes that name, it is no VSM tool's and it has no '__' in it; otherwise it is "
+            f"{name}__TOOL",
+            highlight=False,
+            markup=False,
+        )
     missing = _unset_secrets(settings, referenced(spec))
     if missing:
         _out.print(

@@ -40,7 +40,7 @@ from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.express import Outcome, ProgressSink, Ticket
 from vsm_mcp.fleet.pins import PinBook
-from vsm_mcp.fleet.routing import Route, RoutingTable
+from vsm_mcp.fleet.routing import Route, RoutingTable, namespace_clash
 from vsm_mcp.fleet.secrets import SecretSource
 from vsm_mcp.fleet.spec import NAMESPACE_SEPARATOR, ServerSpec
 from vsm_mcp.fleet.unit import ProgressFn, Unit, UnitState, forwarded_params
@@ -170,6 +170,9 @@ class Fleet:
             raise RuntimeError("Fleet.add needs the fleet to be running (async with Fleet(...))")
         if spec.name in self._units:
             raise ConfigError(f"a server named {spec.name!r} is already in the fleet")
+        clash = namespace_clash(spec, [unit.spec for unit in self._units.values()])
+        if clash is not None:
+            raise ConfigError(clash)
         log_path = None
         if self.log_dir is not None and spec.transport == "stdio":
             self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from vsm_mcp.core.ports import JsonValue
 from vsm_mcp.errors import ConfigError, UnknownUnitError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.pins import forget as forget_pin
+from vsm_mcp.fleet.routing import namespace_clash
 from vsm_mcp.fleet.spec import ServerSpec
 
 #: How often a running gateway looks for runtime changes; a CLI change is live within this.
@@ -76,8 +77,12 @@ class FleetRegistry:
         Raises:
             ConfigError: a server of that name exists and ``replace`` is false.
         """
-        if not replace and spec.name in await self.desired():
+        desired = await self.desired()
+        if not replace and spec.name in desired:
             raise ConfigError(f"a server named {spec.name!r} already exists (use --replace to change it)")
+        clash = namespace_clash(spec, desired.values())
+        if clash is not None:
+            raise ConfigError(clash)
         if replace:
             await forget_pin(self._kv, spec.name)  # the operator approved a new launch: pinned at its start
         added = await self._map(_ADDED)

@@ -4,19 +4,29 @@ Built from scratch from the units' catalogs whenever one changes (pure, no
 I/O). Invariants:
 
 * every public name maps to exactly one (unit, downstream name);
-* the order of units is by name, so the same fleet always yields the same
-  names (no flapping between rebuilds);
-* a unit's preferred name is ``NAMESPACE__tool`` (or the bare name when its
-  namespace is empty); on a collision with an earlier unit or a reserved name
-  it falls back to ``NAME__tool``, then ``NAME__tool_2``, ... — every
-  fallback is counted in ``collisions``;
+* the names are the same whatever the order units start or list in, so the
+  same fleet always yields the same names (no flapping between rebuilds);
+* namespace integrity: ``X__...`` is only ever a name of the unit whose
+  namespace (or name) is ``X``; a unit cannot publish into another unit's
+  namespace nor take a reserved (VSM) name. A unit with a namespace publishes
+  ``NAMESPACE__tool``; a unit with an empty namespace publishes the bare name
+  only when no other unit claims that bare name, it is not reserved and it has
+  no ``__`` in it; otherwise its tool is ``NAME__tool`` (its own namespace).
+  Every such fallback is counted in ``collisions``;
+* a public name is at most `MAX_NAME_CHARS` long (what clients enforce): a
+  longer one keeps its start and ends in a hash of the whole, stable across
+  restarts;
 * resource URIs are not renamed (clients and servers embed them in content);
   a URI is routed to the first unit listing it, else to the first unit whose
   template matches it.
+
+`namespace_clash` is the registration-time half: two units whose namespaces
+(or a namespace and another unit's name) coincide are refused before they run.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,17 +82,22 @@ class RoutingTable:
         resources: dict[str, str] = {}
         resource_list: list[dict[str, Any]] = []
         templates: list[tuple[UriTemplate, str, dict[str, Any]]] = []
+        # Bare names claimed by more than one empty-namespace unit go to none of them.
+        bare_claims: dict[str, int] = {}
         for spec, catalog in ordered:
-            for kind, items, table, taken in (
-                ("tool", catalog.tools, tools, taken_tools),
-                ("prompt", catalog.prompts, prompts, taken_prompts),
+            if not spec.prefix:
+                for item in catalog.tools:
+                    bare_claims[str(item.get("name", ""))] = bare_claims.get(str(item.get("name", "")), 0) + 1
+        for spec, catalog in ordered:
+            for items, table, taken, contested in (
+                (catalog.tools, tools, taken_tools, bare_claims),
+                (catalog.prompts, prompts, taken_prompts, {}),
             ):
-                del kind
                 for item in items:
                     name = str(item.get("name", ""))
                     if not name:
                         continue
-                    public, fell_back = _free_name(spec, name, taken)
+                    public, fell_back = _public_name(spec, name, taken, contested.get(name, 0) > 1)
                     collisions += fell_back
                     taken.add(public)
                     table[public] = Route(public, spec.name, name, {**item, "name": public})
@@ -123,13 +138,50 @@ class RoutingTable:
         return [definition for _, _, definition in self.templates]
 
 
-def _free_name(spec: ServerSpec, name: str, taken: set[str]) -> tuple[str, int]:
-    preferred = spec.public_name(name)
+#: The longest tool name clients accept (several cap names at 64 characters).
+MAX_NAME_CHARS = 64
+#: Hex digits of the hash that ends a shortened name.
+_HASH_CHARS = 8
+
+
+def _public_name(spec: ServerSpec, name: str, taken: set[str], contested: bool) -> tuple[str, int]:
+    """The public name of ``name`` of ``spec``, and 1 when it is not the preferred one."""
+    if spec.prefix:
+        preferred = _bounded(spec.public_name(name))
+        fell_back = 0
+    elif NAMESPACE_SEPARATOR in name or contested:
+        preferred, fell_back = _bounded(f"{spec.name}{NAMESPACE_SEPARATOR}{name}"), 1
+    else:
+        preferred, fell_back = _bounded(name), 0
     if preferred not in taken:
-        return preferred, 0
-    fallback = f"{spec.name}{NAMESPACE_SEPARATOR}{name}"
+        return preferred, fell_back
+    fallback = _bounded(f"{spec.name}{NAMESPACE_SEPARATOR}{name}")
     candidate, n = fallback, 1
     while candidate in taken:
         n += 1
-        candidate = f"{fallback}_{n}"
+        candidate = _bounded(f"{spec.name}{NAMESPACE_SEPARATOR}{name}_{n}")
     return candidate, 1
+
+
+def _bounded(public: str) -> str:
+    """``public`` if short enough, else its start and a stable hash of the whole (module docstring)."""
+    if len(public) <= MAX_NAME_CHARS:
+        return public
+    digest = hashlib.sha256(public.encode()).hexdigest()[:_HASH_CHARS]
+    return f"{public[: MAX_NAME_CHARS - _HASH_CHARS - 1]}_{digest}"
+
+
+def namespace_clash(spec: ServerSpec, others: Iterable[ServerSpec]) -> str | None:
+    """Why ``spec`` cannot join ``others`` (a namespace, or its name, is another unit's), or None."""
+    for other in others:
+        if other.name == spec.name:
+            continue
+        mine = {spec.prefix, spec.name} - {""}
+        theirs = {other.prefix, other.name} - {""}
+        shared = sorted(mine & theirs)
+        if shared:
+            return (
+                f"server {spec.name!r} would publish tools as {shared[0]}__..., which is server "
+                f"{other.name!r}'s namespace: choose another name or namespace (--namespace)"
+            )
+    return None
