@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, cast
 
@@ -26,6 +27,8 @@ from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.pins import forget as forget_pin
 from vsm_mcp.fleet.routing import namespace_clash
 from vsm_mcp.fleet.spec import ServerSpec
+
+logger = logging.getLogger(__name__)
 
 #: How often a running gateway looks for runtime changes; a CLI change is live within this.
 SYNC_INTERVAL_S = 1.0
@@ -49,6 +52,8 @@ class FleetRegistry:
     def __init__(self, kv: KeyValue, configured: Iterable[ServerSpec] = ()) -> None:
         self._kv = kv
         self._configured = {s.name: s for s in configured}
+        #: Desired servers the fleet refused (said once in the log, tried again at each sync).
+        self._refused: set[str] = set()
 
     async def _map(self, key: str) -> dict[str, Any]:
         value = await self._kv.kv_get(key)
@@ -127,7 +132,14 @@ class FleetRegistry:
                 await fleet.remove(name)
                 current = None
             if current is None:
-                await fleet.add(spec)
+                try:
+                    await fleet.add(spec)
+                except ConfigError as exc:  # e.g. a settings server and a runtime one share a namespace
+                    if name not in self._refused:
+                        logger.warning("server %s not started: %s", name, exc)
+                    self._refused.add(name)
+                    continue
+                self._refused.discard(name)
         restarts = await self._map(_RESTARTS)
         for name, count in restarts.items():
             # A name first seen now was never asked to restart before this gateway started
