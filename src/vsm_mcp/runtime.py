@@ -54,6 +54,7 @@ from vsm_mcp.gateway import Gateway
 from vsm_mcp.gateway.vsm_tools import VSM_TOOL_NAMES
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
+from vsm_mcp.store.lock import gateway_lock
 from vsm_mcp.vsm.audit import ProbeResult
 from vsm_mcp.vsm.control import Budget
 from vsm_mcp.vsm.events import CallCompleted, CallsCompleted, DemandObserved, UnitState, UnitStateChanged
@@ -342,6 +343,13 @@ class Runtime:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise VsmError(f"state directory {settings.state_dir} cannot be created: {exc.strerror}") from exc
+        with gateway_lock(settings.state_dir):
+            async with cls._open(settings, seed=seed, autonomous=autonomous) as runtime:
+                yield runtime
+
+    @classmethod
+    @asynccontextmanager
+    async def _open(cls, settings: Settings, *, seed: int | None, autonomous: bool) -> AsyncIterator[Runtime]:
         async with SqliteStore.open(settings.database_path) as store:
             registry = FleetRegistry(store, settings.servers.values())
             fleets: list[Fleet] = []  # the probe needs the fleet, the fleet needs the system

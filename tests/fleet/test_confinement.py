@@ -26,13 +26,17 @@ from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.spec import SandboxSpec, ServerSpec
 from vsm_mcp.fleet.unit import UnitState
 from vsm_mcp.sandbox import Host
+from vsm_mcp.sandbox.launch import TRUST_STORE_ENV
 
 SERVER = Path(__file__).resolve().parents[1] / "fixtures" / "escape" / "sandboxed_server.py"
 SITE_PACKAGES = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
 #: Start through bwrap and one call, on a busy 2-core box.
 READY_TIMEOUT_S = 30.0
 #: The sandbox's own variables (vsm_mcp.sandbox.launch.server_env) plus what the spec declares.
-SANDBOX_ENV = ["HOME", "LANG", "PATH", "TMPDIR", "XDG_CACHE_HOME", "npm_config_cache"]
+SANDBOX_ENV = [
+    *("HOME", "LANG", "PATH", "TMPDIR", "XDG_CACHE_HOME", "npm_config_cache"),
+    *(name for name in TRUST_STORE_ENV if name in os.environ),  # the gateway's trust stores, when set
+]
 
 
 def box(name: str, sandbox: SandboxSpec | None = None, **fields: Any) -> ServerSpec:
@@ -159,7 +163,10 @@ async def test_neither_network_off_nor_on_reaches_a_loopback_listener(tmp_path: 
                 outbound = await fleet.call_tool("open__connect", {"host": "127.0.0.1", "port": port})
             assert not connected.is_set()
             assert (_text(refused), _text(outbound)) == ("ECONNREFUSED", "ECONNREFUSED")
-            assert [u["sandbox"] for u in fleet.status()] == ["bwrap, no network", "bwrap, egress-only network"]
+            assert [u["sandbox"] for u in fleet.status()] == [
+                "bwrap, no network",
+                "bwrap, egress-only network",
+            ]
         tg.cancel_scope.cancel()
 
 

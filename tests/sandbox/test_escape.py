@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from vsm_mcp.sandbox import SandboxProfile
+from vsm_mcp.sandbox.launch import TRUST_STORE_ENV
 from vsm_mcp.sandbox.limits import derived_uid
 
 pytestmark = pytest.mark.external
@@ -203,6 +204,7 @@ def test_environment_is_only_what_was_declared(
             "TMPDIR": "/tmp",
             "npm_config_cache": f"{layout.prefix}/home/.npm",
             "XDG_CACHE_HOME": f"{layout.prefix}/home/.cache",
+            **{name: os.environ[name] for name in TRUST_STORE_ENV if name in os.environ},
             "VSM_TEST_PASSED": "passed on purpose",
             "API_TOKEN": "s3cret",
             "PWD": f"{layout.prefix}/home",  # set by bwrap --chdir
@@ -228,3 +230,21 @@ def test_server_runs_unprivileged(shape: Any, layout: Any) -> None:
         0,
         {"uid": uid, "gid": uid, "groups": [], "cap_eff": "0000000000000000", "no_new_privs": "1"},
     )
+
+
+def test_the_gateways_trust_stores_reach_the_server_read_only(
+    shape: Any, layout: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CA bundle in a place the sandbox would not show (as a corporate bundle under /opt would be).
+    bundle = layout.base / "corp-ca" / "bundle.pem"
+    bundle.parent.mkdir()
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    bundle.chmod(0o644)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    shape = shape.redetect(layout.state)
+    code, report, _ = shape.attempt(layout.profile(), "environ")
+    assert code == 0 and report is not None
+    assert report["environ"]["SSL_CERT_FILE"] == str(bundle)
+    read = shape.attempt(layout.profile(), "read", "env:SSL_CERT_FILE", env={})
+    assert read[:2] == (0, {"ok": True, "text": "-----BEGIN CERTIFICATE-----\n"})
+    assert shape.attempt(layout.profile(), "write", str(bundle))[:2] == (0, {"errno": "EROFS"})

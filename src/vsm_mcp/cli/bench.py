@@ -44,3 +44,26 @@ def variety(
             key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
         )
     console.print(table)
+
+
+@app.command("sandbox")
+def sandbox(
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds (one pass per target each).")] = 7,
+    calls: Annotated[int, typer.Option(min=10, help="Sequential calls per pass.")] = 1000,
+    starts: Annotated[int, typer.Option(min=1, help="Fresh starts per target.")] = 7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The echo server plain vs sandboxed (bwrap, no network) vs sandboxed with egress: calls/s, start-up."""
+    import anyio
+
+    from vsm_mcp.bench import sandbox as sandbox_bench
+
+    if as_json:
+        result = anyio.run(sandbox_bench.run, rounds, calls, starts)
+        typer.echo(json.dumps(result))
+        return
+    console = Console()
+    with console.status(f"measuring {rounds} rounds x {calls:,} calls and {starts} starts per target ..."):
+        result = anyio.run(sandbox_bench.run, rounds, calls, starts)
+    for table in sandbox_bench.render(result):
+        console.print(table)

@@ -186,6 +186,7 @@ class Confinement:
                 env=get_default_environment() | spec.env,
                 cwd=os.path.abspath(spec.cwd) if spec.cwd is not None else os.getcwd(),
                 sandboxed=False,
+                network="host",  # no sandbox: the host's network, loopback included
             )
             return Confined(plain, mode, network)
         host = self.host()

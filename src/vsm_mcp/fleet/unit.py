@@ -85,6 +85,9 @@ from vsm_mcp.sandbox.cgroups import CgroupUsage
 RUNAWAY_GRACE_S = 5.0
 #: A server that used more than this share of a core through that window is still burning: restarted.
 RUNAWAY_CPU_SHARE = 0.5
+#: How many of a failed server's last stderr lines (and characters of them) its error quotes.
+STDERR_HINT_LINES = 3
+STDERR_HINT_CHARS = 300
 #: How long a call waits for a starting or restarting unit; within the 5 s a client tolerates.
 READY_WAIT_S = 5.0
 #: Pause before retrying a safe call, so a dying unit is seen dead and not called again at once.
@@ -389,9 +392,9 @@ class Unit:
             anyio.BrokenResourceError,
             SandboxError,  # the command is not found or the prefix cannot be prepared
         ) as exc:
-            reason = f"start failed: {type(exc).__name__}: {exc}"
+            reason = f"start failed: {in_words(exc, self.spec)}{self._stderr_hint()}"
         except ExceptionGroup as group:
-            reason = f"session failed: {group.exceptions[0]!r}"
+            reason = f"session failed: {in_words(group, self.spec)}{self._stderr_hint()}"
         finally:
             self._drop_session()
         child = self._child
@@ -532,6 +535,11 @@ class Unit:
         if self._restart.is_set():
             self._restart = anyio.Event()
         return reason
+
+    def _stderr_hint(self) -> str:
+        """``; its stderr ends: ...`` with the last lines the server wrote, or "" when it wrote none."""
+        lines = [line.strip() for line in list(self.stderr)[-STDERR_HINT_LINES:] if line.strip()]
+        return f"; its stderr ends: {' | '.join(lines)[-STDERR_HINT_CHARS:]}" if lines else ""
 
     def _usage(self) -> CgroupUsage | None:
         """The server's cgroup counters now (blocking), or None without a cgroup."""
@@ -862,3 +870,23 @@ class Unit:
                 at=time.time(),
             )
             await self._observer.unit_signal(signal)
+
+
+def in_words(exc: BaseException, spec: ServerSpec) -> str:
+    """What went wrong starting or talking to ``spec``'s server, for a person (no reprs, no groups)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, MCPError) and "connection closed" in str(exc).lower():
+        return "the server closed the connection before answering (it exited, or it is not an MCP server)"
+    if isinstance(exc, TimeoutError):
+        return f"no MCP handshake within {spec.start_timeout_s:g} s (start_timeout_s)"
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename or spec.command}: no such file or command"
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename or spec.command}: permission denied"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    if isinstance(exc, anyio.BrokenResourceError | anyio.ClosedResourceError | anyio.EndOfStream):
+        return "the connection to the server broke (it exited)"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -8,8 +8,10 @@ hidden places) and `Host.detect` probes this machine once.
 Invariants of a plan:
 
 * the environment is exactly: PATH, HOME (``<prefix>/home``), LANG, TMPDIR,
-  the npm and XDG caches inside the prefix, the profile's pass-through names,
-  and the declared env (which wins); nothing else of the gateway's environment;
+  the npm and XDG caches inside the prefix, the gateway's certificate trust
+  store variables (`TRUST_STORE_ENV`) when set, the profile's pass-through
+  names, and the declared env (which wins); nothing else of the gateway's
+  environment;
 * no environment value appears in ``argv`` and ``repr(plan)`` shows no value;
 * the plan needs no ``preexec_fn``: limits and the privilege drop are argv
   stages (see `vsm_mcp.sandbox.limits`). The launcher must start it in a new
@@ -41,6 +43,9 @@ from vsm_mcp.sandbox.system import SystemView
 
 #: PATH entries after the server's own: the distribution's, never the gateway user's.
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+#: The gateway's certificate trust stores, passed to every server when set (a registry or API behind a
+#: TLS-inspecting proxy is unreachable without them); the files they name are shown read-only.
+TRUST_STORE_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "PIP_CERT")
 #: A trivial sandbox must start at once; a hung bwrap is a broken bwrap.
 PROBE_TIMEOUT_S = 10.0
 
@@ -208,9 +213,16 @@ def server_env(
         "npm_config_cache": str(profile.home / ".npm"),
         "XDG_CACHE_HOME": str(profile.home / ".cache"),
     }
+    env |= {name: host.environ[name] for name in TRUST_STORE_ENV if name in host.environ}
     env |= {name: host.environ[name] for name in profile.env_pass if name in host.environ}
     env |= declared
     return env
+
+
+def trust_store_paths(env: Mapping[str, str]) -> list[Path]:
+    """The certificate files and directories the trust-store variables of ``env`` name (that exist)."""
+    found = [Path(env[name]) for name in TRUST_STORE_ENV if os.path.isabs(env.get(name, ""))]
+    return [Path(os.path.realpath(p)) for p in found if p.exists()]
 
 
 def _outside(path: Path, writable: Sequence[Path]) -> list[Path]:

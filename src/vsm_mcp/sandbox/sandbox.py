@@ -31,7 +31,7 @@ from pathlib import Path
 
 from vsm_mcp.errors import SandboxError, SandboxUnavailableError
 from vsm_mcp.sandbox.cgroups import ServerCgroup
-from vsm_mcp.sandbox.launch import Host, LaunchPlan, plan_launch, server_env
+from vsm_mcp.sandbox.launch import Host, LaunchPlan, plan_launch, server_env, trust_store_paths
 from vsm_mcp.sandbox.limits import derived_uid
 from vsm_mcp.sandbox.pin import LaunchPin
 from vsm_mcp.sandbox.preamble import Preamble
@@ -88,7 +88,11 @@ class Sandbox:
             self.profile,
             self.host,
             cwd=workdir,
-            extra_read=[*self.runtime_paths(executable), *self.program_paths(args, workdir)],
+            extra_read=[
+                *self.runtime_paths(executable),
+                *self.program_paths(args, workdir),
+                *(p for p in trust_store_paths(self.host.environ) if not self._protected(p)),
+            ],
             preamble=preamble,
             cgroup=(group := self.cgroup()),
         )
@@ -220,6 +224,9 @@ class Sandbox:
         places = self.profile.writable
         real = Path(os.path.realpath(path))
         return next((w for w in places if _within(path, w) or _within(real, w)), None)
+
+    def _protected(self, path: Path) -> bool:
+        return any(_within(path, p) or _within(p, path) for p in self.host.protected)
 
     def _invisible(self, path: Path) -> bool:
         """Not shown inside unless bound: outside the system view, the prefix and the declared paths."""
