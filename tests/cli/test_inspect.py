@@ -155,7 +155,7 @@ def test_doctor_fails_while_a_secret_a_server_refers_to_is_not_set(tmp_path: Pat
     assert check["fix"] == "vsm-mcp secrets set github"
     assert not (tmp_path / "state.db").exists()
     added = runner.invoke(
-        app, ["--state-dir", str(tmp_path), "servers", "add", "api", "--env", "K=${secret:github}", "--", "x"]
+        app, ["--state-dir", str(tmp_path), "servers", "add", "api", "--env", "K=${secret:github}", "--", "true"]
     )
     assert added.exit_code == 0, added.output
     assert secrets_check()[0]["detail"] == "not set: github (used by api, gh); those servers will not start"

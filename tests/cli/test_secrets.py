@@ -36,7 +36,7 @@ def test_set_list_replace_and_remove_without_ever_printing_the_value(tmp_path: P
     assert _stored(tmp_path, "tok") == "s3cret-1"  # one line end taken off, as `echo ... |` adds it
 
     refs = ["--env", "TOKEN=Bearer ${secret:tok}", "--env", "OTHER=${secret:other}"]
-    code, out, _ = _vsm(tmp_path, "servers", "add", "gh", *refs, "--", "server")
+    code, out, _ = _vsm(tmp_path, "servers", "add", "gh", *refs, "--", "true")
     assert code == 0, out
     assert "note: secret other not set yet; gh will not start until it is (vsm-mcp secrets set other)" in out
     code, out, _ = _vsm(tmp_path, "secrets", "list", "--json")

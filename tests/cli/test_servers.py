@@ -33,24 +33,24 @@ def _vsm(state: Path, *args: str) -> tuple[int, str, BaseException | None]:
 
 def test_add_list_restart_remove(tmp_path: Path) -> None:
     code, out, _ = _vsm(
-        tmp_path, "servers", "add", "time", "--env", "TZ=UTC", "--", "uvx", "mcp-server-time", "-x"
+        tmp_path, "servers", "add", "time", "--env", "TZ=UTC", "--", "true", "mcp-server-time", "-x"
     )
     assert code == 0, out
-    assert "added time: uvx mcp-server-time -x (sandbox: prefer, network)" in out
+    assert "added time: true mcp-server-time -x (sandbox: prefer, network)" in out
     code, out, _ = _vsm(tmp_path, "servers", "list", "--json")
     assert json.loads(out) == [
         {
             "name": "time",
             "source": "runtime",
             "transport": "stdio",
-            "target": "uvx mcp-server-time -x",
+            "target": "true mcp-server-time -x",
             "namespace": "time",
             "sandbox": "prefer, network",
             "running": None,
             "limits": None,  # what holds is known only where a gateway runs it
         }
     ]
-    code, out, error = _vsm(tmp_path, "servers", "add", "time", "--", "other")
+    code, out, error = _vsm(tmp_path, "servers", "add", "time", "--", "true")
     assert isinstance(error, ConfigError)
     assert "already exists" in str(error)
     assert _vsm(tmp_path, "servers", "restart", "time")[1].strip() == "restart #1 of time requested"
@@ -267,14 +267,28 @@ def test_logs_follow_prints_new_lines_clean_until_interrupted(
 def test_a_server_whose_namespace_is_another_servers_is_refused_and_an_empty_one_is_explained(
     tmp_path: Path,
 ) -> None:
-    assert _vsm(tmp_path, "servers", "add", "benign", "--", "server")[0] == 0
-    code, _, error = _vsm(tmp_path, "servers", "add", "other", "--namespace", "benign", "--", "server")
+    assert _vsm(tmp_path, "servers", "add", "benign", "--", "true")[0] == 0
+    code, _, error = _vsm(tmp_path, "servers", "add", "other", "--namespace", "benign", "--", "true")
     assert code == 1
     assert isinstance(error, ConfigError)
     assert str(error) == (
         "server 'other' would publish tools as benign__..., which is server 'benign''s namespace: "
         "choose another name or namespace (--namespace)"
     )
-    code, out, _ = _vsm(tmp_path, "servers", "add", "bare", "--namespace", "", "--", "server")
+    code, out, _ = _vsm(tmp_path, "servers", "add", "bare", "--namespace", "", "--", "true")
     assert code == 0
     assert "note: bare has no namespace: a tool of it keeps its bare name only while no other server" in " ".join(out.split())
+
+
+def test_a_command_that_does_not_exist_is_refused_and_nothing_is_added(tmp_path: Path) -> None:
+    code, _, error = _vsm(tmp_path, "servers", "add", "bad", "--", "/nonexistent/cmd")
+    assert code == 1
+    assert str(error) == (
+        "command '/nonexistent/cmd' not found (not an executable file): install it, or give its full path "
+        "(nothing was added)"
+    )
+    code, _, error = _vsm(tmp_path, "servers", "add", "bad", "--", "no-such-launcher-zz")
+    assert str(error) == (
+        "command 'no-such-launcher-zz' not found on PATH: install it, or give its full path (nothing was added)"
+    )
+    assert json.loads(_vsm(tmp_path, "servers", "list", "--json")[1]) == []

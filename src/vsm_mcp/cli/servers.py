@@ -17,6 +17,8 @@ control characters (`vsm_mcp.fleet.logfile`).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -128,6 +130,12 @@ def add(
         spec = ServerSpec.model_validate(fields)
     except ValidationError as exc:
         raise ConfigError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    if spec.command is not None and _find_command(spec.command) is None:
+        raise ConfigError(
+            f"command {spec.command!r} not found"
+            + (" (not an executable file)" if "/" in spec.command else " on PATH")
+            + ": install it, or give its full path (nothing was added)"
+        )
 
     settings = _with_registry(ctx, lambda registry, settings: _added(registry, settings, spec, replace))
     intent = Confinement(settings.sandbox_policy()).intent(spec)
@@ -148,6 +156,14 @@ def add(
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _find_command(command: str) -> str | None:
+    """``command`` as the gateway will find it: a path that is executable, or a name on PATH."""
+    if "/" in command:
+        path = Path(command).expanduser()
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(command)
 
 
 def _unset_secrets(settings: Settings, names: list[str]) -> list[str]:
