@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vsm_mcp.doctor import Verdict, check_bubblewrap, check_egress
+from vsm_mcp.doctor import Verdict, check_bubblewrap, check_egress, check_servers
 
 
 @pytest.fixture
@@ -61,3 +61,23 @@ def test_egress_is_probed_for_real_and_its_absence_fails(
         "slirp4netns not found (apt-get install slirp4netns): servers with network = true will be refused",
     )
     assert check_egress(tmp_path / "state", "off").verdict == Verdict.OK
+
+
+def test_servers_fail_while_a_running_gateway_reports_a_failed_one() -> None:
+    live = {
+        "at": 1000.0,
+        "fleet": [
+            {"name": "ok", "state": "ready", "last_error": ""},
+            {"name": "time", "state": "failed", "last_error": "start failed: uvx: no such file or command"},
+        ],
+    }
+    check = check_servers(live, now=1001.0)
+    assert (check.verdict, check.detail, check.fix) == (
+        Verdict.FAIL,
+        "1 of 2 failed: time: start failed: uvx: no such file or command",
+        "fix the cause, then vsm-mcp servers restart time (vsm-mcp servers logs time shows its stderr)",
+    )
+    assert check_servers({**live, "fleet": live["fleet"][:1]}, now=1001.0).verdict is Verdict.OK
+    stale = check_servers(live, now=1100.0)
+    assert (stale.verdict, stale.detail) == (Verdict.OK, "no running gateway (its last report is 100 s old)")
+    assert check_servers(None).verdict is Verdict.OK

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,3 +244,30 @@ def diagnose(state_dir: Path, *, sandbox_mode: str = "prefer") -> list[Check]:
         check_egress(state_dir, sandbox_mode),
         check_state_dir(state_dir),
     ]
+
+
+def check_servers(live: object, max_age_s: float = 10.0, now: float | None = None) -> Check:
+    """The servers a running gateway reported (its live status): FAIL while any is failed, naming each.
+
+    ``live`` is the stored live status (``{"at": ..., "fleet": [...]}``) or None; an old one (no
+    gateway runs) says so rather than judging servers nobody runs.
+    """
+    if not isinstance(live, dict) or not isinstance(live.get("at"), int | float):
+        return Check(
+            "servers", Verdict.OK, "no running gateway has reported (servers are checked while one runs)"
+        )
+    age = (time.time() if now is None else now) - float(live["at"])
+    if age > max_age_s:
+        return Check("servers", Verdict.OK, f"no running gateway (its last report is {age:.0f} s old)")
+    units = [u for u in live.get("fleet", []) if isinstance(u, dict)]
+    failed = [u for u in units if u.get("state") == "failed"]
+    if not failed:
+        return Check("servers", Verdict.OK, f"{len(units)} running, none failed")
+    named = "; ".join(f"{u.get('name')}: {u.get('last_error') or 'failed'}" for u in failed)
+    first = failed[0].get("name")
+    return Check(
+        "servers",
+        Verdict.FAIL,
+        f"{len(failed)} of {len(units)} failed: {named}",
+        f"fix the cause, then vsm-mcp servers restart {first} (vsm-mcp servers logs {first} shows its stderr)",
+    )

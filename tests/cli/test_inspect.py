@@ -127,6 +127,7 @@ def test_doctor_reports_every_check(tmp_path: Path) -> None:
         "egress",
         "state dir",
         "secrets",
+        "servers",
     ]
     assert checks[0]["verdict"] == "ok"
     assert checks[6]["verdict"] == "ok"

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from vsm_mcp import report
 from vsm_mcp.cli.context import state_of
-from vsm_mcp.doctor import Check, Verdict, check_secrets, diagnose
+from vsm_mcp.doctor import Check, Verdict, check_secrets, check_servers, diagnose
 from vsm_mcp.errors import VsmError
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.secrets import secret_users
@@ -123,7 +123,11 @@ def variety(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Check Python, node/npx, uv/pip, bubblewrap, the state dir and the servers' secrets; say how to fix each."""
     settings = state_of(ctx).settings()
-    checks = [*diagnose(settings.state_dir, sandbox_mode=settings.sandbox.mode), _secrets_check(settings)]
+    checks = [
+        *diagnose(settings.state_dir, sandbox_mode=settings.sandbox.mode),
+        _secrets_check(settings),
+        check_servers(_live_status(settings)),
+    ]
     failed = any(c.verdict is Verdict.FAIL for c in checks)
     if as_json:
         typer.echo(
@@ -163,6 +167,21 @@ def _secrets_check(settings: Settings) -> Check:
     except VsmError as exc:
         return Check("secrets", Verdict.FAIL, f"cannot read the state database: {exc}", "vsm-mcp status")
     return check_secrets(users, kept)
+
+
+def _live_status(settings: Settings) -> object:
+    """What a running gateway last reported (None without a database: never created to look)."""
+    if not settings.database_path.exists():
+        return None
+
+    async def read() -> object:
+        async with SqliteStore.open(settings.database_path) as store:
+            return await store.kv_get(report.LIVE_STATUS_KEY)
+
+    try:
+        return anyio.run(read)
+    except VsmError:
+        return None  # the secrets check reports an unreadable database
 
 
 def register(root: typer.Typer) -> None:
