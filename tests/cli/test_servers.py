@@ -48,6 +48,7 @@ def test_add_list_restart_remove(tmp_path: Path) -> None:
             "sandbox": "prefer, network",
             "running": None,
             "limits": None,  # what holds is known only where a gateway runs it
+            **dict.fromkeys(("state", "tools", "calls", "errors", "last_error")),  # likewise
         }
     ]
     code, out, error = _vsm(tmp_path, "servers", "add", "time", "--", "true")
@@ -182,6 +183,10 @@ async def test_list_shows_how_a_running_gateway_runs_each_server(tmp_path: Path)
     assert code == 0, out
     rows = {r["name"]: (r["sandbox"], r["running"]) for r in json.loads(out)}
     assert rows == {"plain": ("off", "off"), "probe": ("prefer, network", "bwrap, egress-only network")}
+    live = {
+        r["name"]: (r["state"], r["tools"], r["calls"], r["errors"], r["last_error"]) for r in json.loads(out)
+    }
+    assert live["probe"][:4] == ("ready", len(runtime.fleet.unit("probe").catalog.tools), 0, 0)
 
 
 def test_logs_read_only_the_tail_of_a_huge_log_and_print_it_clean(tmp_path: Path) -> None:
@@ -277,7 +282,10 @@ def test_a_server_whose_namespace_is_another_servers_is_refused_and_an_empty_one
     )
     code, out, _ = _vsm(tmp_path, "servers", "add", "bare", "--namespace", "", "--", "true")
     assert code == 0
-    assert "note: bare has no namespace: a tool of it keeps its bare name only while no other server" in " ".join(out.split())
+    assert (
+        "note: bare has no namespace: a tool of it keeps its bare name only while no other server"
+        in " ".join(out.split())
+    )
 
 
 def test_a_command_that_does_not_exist_is_refused_and_nothing_is_added(tmp_path: Path) -> None:

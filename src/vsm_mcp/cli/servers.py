@@ -195,6 +195,7 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
             desired = await FleetRegistry(store, settings.servers.values()).desired()
             live = await store.kv_get(report.LIVE_STATUS_KEY)
             running, limits = _running_sandboxes(live), _running(live, "limits")
+            units = _running_entries(live)
         confinement = Confinement(settings.sandbox_policy())
         return [
             {
@@ -206,6 +207,8 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
                 "sandbox": confinement.intent(s),
                 "running": running.get(s.name),
                 "limits": limits.get(s.name),
+                # what the running gateway measured (None: no gateway runs it)
+                **{key: units.get(s.name, {}).get(key) for key in LIVE_FIELDS},
             }
             for s in desired.values()
         ]
@@ -214,13 +217,24 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("name", "source", "transport", "sandbox", "limits", "target")
+    table = Table("name", "state", "tools", "calls", "errors", "sandbox", "limits", "target", "last error")
     for row in rows:
         shown = row["running"] or (f"{row['sandbox']} (not running)" if row["sandbox"] != "-" else "-")
+        state = row["state"] or "not running"
         table.add_row(
-            row["name"], row["source"], row["transport"], shown, row["limits"] or "-", row["target"]
+            row["name"],
+            Text(state, style="bold red" if state == "failed" else ""),
+            *(str(row[key]) if row[key] is not None else "-" for key in ("tools", "calls", "errors")),
+            Text(shown),
+            Text(row["limits"] or "-"),
+            Text(row["target"]),
+            Text(printable(row["last_error"] or "")),  # a server wrote parts of it: no markup, no controls
         )
     _out.print(table)
+
+
+#: What `servers list` shows of a running gateway's live status per server.
+LIVE_FIELDS = ("state", "tools", "calls", "errors", "last_error")
 
 
 def _running_sandboxes(live: Any) -> dict[str, str]:
@@ -230,6 +244,11 @@ def _running_sandboxes(live: Any) -> dict[str, str]:
 
 def _running(live: Any, field: str) -> dict[str, str]:
     """Unit name -> ``field`` of its entry in a running gateway's live status (empty when none runs)."""
+    return {name: str(entry[field]) for name, entry in _running_entries(live).items() if field in entry}
+
+
+def _running_entries(live: Any) -> dict[str, dict[str, Any]]:
+    """Unit name -> its whole entry in a fresh live status (empty when no gateway runs)."""
     if not isinstance(live, dict) or not isinstance(live.get("at"), int | float):
         return {}
     if time.time() - float(live["at"]) > LIVE_STATUS_MAX_AGE_S:
@@ -237,9 +256,7 @@ def _running(live: Any, field: str) -> dict[str, str]:
     units = live.get("fleet")
     if not isinstance(units, list):
         return {}
-    return {
-        str(u["name"]): str(u[field]) for u in units if isinstance(u, dict) and "name" in u and field in u
-    }
+    return {str(u["name"]): u for u in units if isinstance(u, dict) and "name" in u}
 
 
 @app.command("remove")
