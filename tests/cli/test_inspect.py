@@ -4,11 +4,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import anyio
 from typer.testing import CliRunner
 
+from vsm_mcp import report
 from vsm_mcp.cli.app import app
+from vsm_mcp.core.messages import AuditFinding
+from vsm_mcp.store import SqliteStore
 
 runner = CliRunner()
 
@@ -156,7 +161,8 @@ def test_doctor_fails_while_a_secret_a_server_refers_to_is_not_set(tmp_path: Pat
     assert check["fix"] == "vsm-mcp secrets set github"
     assert not (tmp_path / "state.db").exists()
     added = runner.invoke(
-        app, ["--state-dir", str(tmp_path), "servers", "add", "api", "--env", "K=${secret:github}", "--", "true"]
+        app,
+        ["--state-dir", str(tmp_path), "servers", "add", "api", "--env", "K=${secret:github}", "--", "true"],
     )
     assert added.exit_code == 0, added.output
     assert secrets_check()[0]["detail"] == "not set: github (used by api, gh); those servers will not start"
@@ -199,3 +205,44 @@ def test_a_server_with_command_and_url_is_refused_naming_it(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "servers.both" in result.stderr
     assert "exactly one of 'command'" in result.stderr
+
+
+def test_plain_status_shows_the_live_fleet_failing_first_and_the_audit_findings(tmp_path: Path) -> None:
+    async def seed() -> None:
+        async with SqliteStore.open(tmp_path / "state.db") as store:
+            await store.kv_put(
+                report.LIVE_STATUS_KEY,
+                {
+                    "at": time.time(),
+                    "fleet": [
+                        {
+                            "name": "alpha",
+                            "state": "ready",
+                            "tools": 3,
+                            "calls": 7,
+                            "errors": 0,
+                            "sandbox": "off",
+                        },
+                        {
+                            "name": "zulu",
+                            "state": "failed",
+                            "tools": 0,
+                            "calls": 0,
+                            "errors": 0,
+                            "sandbox": "REFUSED: no bwrap",
+                            "last_error": "start failed: uvx: no such file or command",
+                        },
+                    ],
+                },
+            )
+            await store.record_finding(AuditFinding(time.time(), "alpha", "ping", False, "no answer", None))
+
+    anyio.run(seed)
+    result = runner.invoke(app, ["--state-dir", str(tmp_path), "status"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "WARNING: server zulu REFUSED: no bwrap" in out
+    assert "S1 units (live)" in out and "S3* audit findings" in out
+    assert out.index("zulu") < out.index("alpha")  # failing first
+    assert "start failed: uvx: no such file or command" in out
+    assert "no answer" in out

@@ -16,6 +16,7 @@ from vsm_mcp import report
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.doctor import Check, Verdict, check_secrets, check_servers, diagnose
 from vsm_mcp.errors import VsmError
+from vsm_mcp.fleet.logfile import printable
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.secrets import secret_users
 from vsm_mcp.settings import Settings
@@ -72,13 +73,15 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         console.print("[yellow]no running gateway has reported yet[/] (start one with `vsm-mcp up`)")
     else:
         console.print(f"[bold]live snapshot[/] {data['live_age_s']} s old")
-        for unit in data["live"].get("fleet", []):
+        fleet = [u for u in data["live"].get("fleet", []) if isinstance(u, dict)]
+        for unit in fleet:
             sandbox = str(unit.get("sandbox", ""))
             if sandbox.startswith(("UNSANDBOXED", "REFUSED")):
                 console.print(
                     Text(f"WARNING: server {unit.get('name')} {sandbox}", style="bold red"),
                     soft_wrap=True,
                 )
+        console.print(_fleet_table(fleet))
     console.print(_reading_table(data["variety"]))
     units = Table(title="S1 units (stored capabilities)")
     units.add_column("unit")
@@ -100,7 +103,37 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     for d in data["decisions"]:
         decisions.add_row(_when(d["at"]), d["system"], d["subject"], d["choice"], d["rule"])
     console.print(decisions)
+    audit = Table(title="S3* audit findings (latest first)")
+    for column in ("when", "unit", "check", "ok", "detail"):
+        audit.add_column(column)
+    for f in data["audit"]:
+        audit.add_row(
+            _when(f["at"]),
+            f["unit"],
+            f["check"],
+            "yes" if f["ok"] else Text("NO", style="bold red"),
+            Text(printable(str(f["detail"]))),
+        )
+    console.print(audit)
     console.print(f"dead letters pending: {data['dead_letters_pending']}")
+
+
+def _fleet_table(fleet: list[dict[str, Any]]) -> Table:
+    """The running gateway's units, failing ones first."""
+    order = {"failed": 0, "backoff": 1, "starting": 2}
+    table = Table(title="S1 units (live)")
+    for column in ("unit", "state", "tools", "calls", "errors", "sandbox", "last error"):
+        table.add_column(column)
+    for u in sorted(fleet, key=lambda u: (order.get(str(u.get("state")), 3), str(u.get("name")))):
+        state = str(u.get("state", "?"))
+        table.add_row(
+            str(u.get("name")),
+            Text(state, style="bold red" if state == "failed" else ""),
+            *(str(u.get(key, "-")) for key in ("tools", "calls", "errors")),
+            Text(str(u.get("sandbox", "-"))),
+            Text(printable(str(u.get("last_error") or ""))),
+        )
+    return table
 
 
 def variety(ctx: typer.Context, as_json: JsonFlag = False) -> None:
