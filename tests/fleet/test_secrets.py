@@ -146,4 +146,5 @@ async def test_a_unit_without_its_secret_fails_with_a_signal_and_starts_once_it_
         )
         assert result["content"][0]["text"] == "now set"
         assert unit.missing_secret == ""
+        assert unit.stats.last_error == ""  # it describes the unit as it is now, not the refusal before
         tg.cancel_scope.cancel()

@@ -367,6 +367,7 @@ class Unit:
                     self._express = self._open_lane(*self._wire)
                 self.session_lost = anyio.Event()
                 self.state = UnitState.READY
+                self.stats.last_error = ""  # it describes the current state: a start that worked has none
                 self.ready_since = self._clock()
                 self._ready.set()
                 if catalog != self.catalog:
