@@ -159,3 +159,15 @@ def test_node_running_a_package_file_from_a_hidden_prefix_gets_the_prefix(tmp_pa
     entry = _executable(prefix / "node_modules/@scope/server/dist/index.js", "")
     sandbox = Sandbox(SandboxProfile(prefix=tmp_path / "state/servers/a"), _host((tmp_path / "state",)))
     assert sandbox.program_paths([str(entry)], None) == [prefix]
+
+
+def test_a_program_file_in_the_servers_own_prefix_is_pinned_though_the_state_dir_is_protected(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    prefix = state / "servers" / "a"
+    program = _executable(prefix / "server.py", "print('hi')\n")
+    secret = state / "secret.txt"
+    secret.write_text("no")
+    sandbox = Sandbox(SandboxProfile(prefix=prefix), _host((state,)))
+    assert sandbox.program_files([str(program), str(secret)], None) == [program]

@@ -85,6 +85,8 @@ from vsm_mcp.sandbox.cgroups import CgroupUsage
 RUNAWAY_GRACE_S = 5.0
 #: A server that used more than this share of a core through that window is still burning: restarted.
 RUNAWAY_CPU_SHARE = 0.5
+#: How long a stopping unit may take to report the limits its server hit last.
+FINAL_SIGNAL_S = 1.0
 #: How many of a failed server's last stderr lines (and characters of them) its error quotes.
 STDERR_HINT_LINES = 3
 STDERR_HINT_CHARS = 300
@@ -398,10 +400,13 @@ class Unit:
             reason = f"session failed: {in_words(group, self.spec)}{self._stderr_hint()}"
         finally:
             self._drop_session()
-        child = self._child
-        if child is not None and child.final_usage is not None:
-            await self._check_limits(child.final_usage)  # what killed it may be a limit
-            child.final_usage = None
+            child = self._child
+            if child is not None and child.final_usage is not None:
+                # What killed it may have been a limit; also when the gateway is stopping (the
+                # VSM systems stop after the fleet, so the signal still reaches S5).
+                usage, child.final_usage = child.final_usage, None
+                with anyio.CancelScope(shield=True), anyio.move_on_after(FINAL_SIGNAL_S):
+                    await self._check_limits(usage)
         return reason
 
     def _drop_session(self) -> None:

@@ -192,7 +192,8 @@ class Sandbox:
             if not arg or arg.startswith("-"):
                 continue
             candidate = Path(arg) if os.path.isabs(arg) else (cwd or self.profile.home) / arg
-            if _is_file(candidate) and not any(_within(candidate, p) for p in self.host.protected):
+            own = _within(candidate, self.profile.prefix)  # its own tree lies in the protected state dir
+            if _is_file(candidate) and (own or not any(_within(candidate, p) for p in self.host.protected)):
                 files.append(Path(os.path.abspath(candidate)))
         return files
 
