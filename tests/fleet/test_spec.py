@@ -57,3 +57,16 @@ def test_a_partial_limits_table_overrides_only_what_it_names() -> None:
         "data_dirs": ["/srv/b"],
         "limits": {"nproc": 512},
     }
+
+
+def test_a_malformed_secret_reference_is_refused_in_words() -> None:
+    with pytest.raises(ValidationError) as info:
+        ServerSpec(name="gh", command="x", env={"TOKEN": "Bearer ${secret:my token}"})
+    assert (
+        "server 'gh': env TOKEN = '${secret:my token}' is not a secret reference: write ${secret:NAME} with "
+        "NAME of 1-64 letters, digits, '_', '-' or '.'"
+    ) in str(info.value)
+    with pytest.raises(ValidationError, match=r"headers Authorization = '\$\{secret:api' is not"):
+        ServerSpec(name="web", url="http://127.0.0.1:9/mcp", headers={"Authorization": "${secret:api"})
+    ok = ServerSpec(name="gh", command="x", env={"TOKEN": "${secret:gh.token} and ${secret:b}"})
+    assert ok.env["TOKEN"] == "${secret:gh.token} and ${secret:b}"

@@ -28,3 +28,21 @@ def check_secret_name(name: str) -> None:
 def references(value: str) -> list[str]:
     """The secret names ``value`` refers to, in order (repeats kept)."""
     return SECRET_REFERENCE.findall(value)
+
+
+#: Where a reference starts: anything from here that `SECRET_REFERENCE` does not match is malformed.
+_REFERENCE_START = "${secret:"
+
+
+def malformed_reference(value: str) -> str | None:
+    """The first ``${secret:...`` in ``value`` that is not a valid reference, or None.
+
+    A malformed one would otherwise reach the server as literal text (or, through a shell,
+    as nothing at all) instead of the secret.
+    """
+    stripped = SECRET_REFERENCE.sub("", value)
+    start = stripped.find(_REFERENCE_START)
+    if start < 0:
+        return None
+    end = stripped.find("}", start)
+    return stripped[start : end + 1 if end >= 0 else len(stripped)]

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vsm_mcp.core.secrets import malformed_reference
 from vsm_mcp.sandbox.profile import AbsolutePath, CgroupLimits, Rlimits
 
 #: Separator between a unit's namespace and a downstream tool name.
@@ -127,6 +128,14 @@ class ServerSpec(BaseModel):
             raise ValueError(f"server {self.name!r}: a sandbox applies to stdio servers only")
         if self.namespace and NAMESPACE_SEPARATOR in self.namespace:
             raise ValueError(f"server {self.name!r}: namespace must not contain {NAMESPACE_SEPARATOR!r}")
+        for kind, values in (("env", self.env), ("headers", self.headers)):
+            for key, value in values.items():
+                bad = malformed_reference(value)
+                if bad is not None:
+                    raise ValueError(
+                        f"server {self.name!r}: {kind} {key} = {bad!r} is not a secret reference: "
+                        "write ${secret:NAME} with NAME of 1-64 letters, digits, '_', '-' or '.'"
+                    )
         if self.idle_timeout_s > self.call_timeout_s:
             raise ValueError(f"server {self.name!r}: idle_timeout_s cannot exceed call_timeout_s")
         return self
