@@ -300,3 +300,9 @@ def test_a_command_that_does_not_exist_is_refused_and_nothing_is_added(tmp_path:
         "command 'no-such-launcher-zz' not found on PATH: install it, or give its full path (nothing was added)"
     )
     assert json.loads(_vsm(tmp_path, "servers", "list", "--json")[1]) == []
+
+
+def test_an_empty_dead_letter_queue_says_so(tmp_path: Path) -> None:
+    code, out, _ = _vsm(tmp_path, "dlq", "list")
+    assert (code, out.strip()) == (0, "no dead letters waiting (--all includes replayed ones)")
+    assert json.loads(_vsm(tmp_path, "dlq", "list", "--json")[1]) == []

@@ -375,6 +375,9 @@ def dlq_list(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    if not rows:
+        _out.print("no dead letters" + ("" if all_ else " waiting (--all includes replayed ones)"))
+        return
     table = Table("id", "when", "server", "tool", "attempts", "error")
     for row in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["at"]))
