@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from vsm_mcp.cli import acquire, bench, catalog, inspect, match, secrets, serve, servers, up
 from vsm_mcp.cli.context import CliState
@@ -55,5 +56,8 @@ def main() -> None:
     try:
         app()
     except VsmError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # The message is text, never markup: "[acquisition] sandbox" must print as written.
+        Console(stderr=True).print(
+            Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True
+        )
         sys.exit(1)
