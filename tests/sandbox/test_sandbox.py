@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,10 @@ def test_a_program_file_in_the_servers_own_prefix_is_pinned_though_the_state_dir
     secret.write_text("no")
     sandbox = Sandbox(SandboxProfile(prefix=prefix), _host((state,)))
     assert sandbox.program_files([str(program), str(secret)], None) == [program]
+
+
+def test_uvx_beside_the_gateways_interpreter_is_found_without_being_on_path(tmp_path: Path) -> None:
+    beside = Path(sys.executable).parent / "uvx"
+    assert beside.exists(), "uv is a dependency: its uvx lies beside the interpreter"
+    sandbox = Sandbox(SandboxProfile(prefix=tmp_path / "p"), _host(path="/nonexistent"))
+    assert sandbox.resolve("uvx", {}, None) == Path(os.path.abspath(beside))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -133,14 +134,15 @@ class Sandbox:
             raise SandboxError(f"cannot prepare sandbox directory {exc.filename}: {exc.strerror}") from exc
 
     def resolve(self, command: str, declared: Mapping[str, str], cwd: Path | None) -> Path:
-        """The absolute path of ``command``: as given, on the sandbox's PATH, or the gateway's."""
+        """The absolute path of ``command``: as given, on the sandbox's PATH, the gateway's, or beside
+        the gateway's own interpreter (its environment's ``uvx``, even when that is not on PATH)."""
         if "/" in command:
             path = (cwd or self.profile.prefix) / command
             if os.access(path, os.X_OK):
                 return Path(os.path.abspath(path))
             raise SandboxError(f"command {str(path)!r} does not exist or is not executable")
         sandbox_path = server_env(self.profile, self.host, declared, self.profile.prefix / "bin")["PATH"]
-        for search in (sandbox_path, self.host.environ.get("PATH", "")):
+        for search in (sandbox_path, self.host.environ.get("PATH", ""), os.path.dirname(sys.executable)):
             found = shutil.which(command, path=search)
             if found is not None:
                 return Path(os.path.abspath(found))
