@@ -159,11 +159,13 @@ def add(
 
 
 def _find_command(command: str) -> str | None:
-    """``command`` as the gateway will find it: a path that is executable, or a name on PATH."""
+    """``command`` as the gateway will find it: a path that is executable, or a name on PATH or
+    beside the gateway's own interpreter."""
     if "/" in command:
         path = Path(command).expanduser()
         return str(path) if path.is_file() and os.access(path, os.X_OK) else None
-    return shutil.which(command)
+    # The sandbox also looks beside the gateway's interpreter (its environment's uvx).
+    return shutil.which(command) or shutil.which(command, path=os.path.dirname(sys.executable))
 
 
 def _unset_secrets(settings: Settings, names: list[str]) -> list[str]:
