@@ -21,6 +21,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from vsm_mcp.sandbox import LaunchPlan, SandboxProfile
+from vsm_mcp.sandbox.launch import TRUST_STORE_ENV
 
 pytestmark = [pytest.mark.anyio, pytest.mark.external, pytest.mark.slow]
 
@@ -65,7 +66,8 @@ async def test_sdk_server_answers_inside_the_sandbox(shape: Any, layout: Any) ->
     plan = shape.sandbox(profile).wrap(command, [str(SERVER)], env)
     names, (environ, whoami) = await _session_calls(_params(shape.launcher, plan), "environ", "whoami")
     assert names == ["connect", "environ", "read", "whoami", "write"]
-    expected = {"PATH", "HOME", "LANG", "TMPDIR", "npm_config_cache", "XDG_CACHE_HOME", "PWD", *env}
+    trust = {name for name in TRUST_STORE_ENV if name in os.environ}  # the gateway's trust stores
+    expected = {"PATH", "HOME", "LANG", "TMPDIR", "npm_config_cache", "XDG_CACHE_HOME", "PWD", *env, *trust}
     assert sorted(environ["result"]) == sorted(expected)  # no LOGNAME, SHELL, TERM, USER from the SDK
     assert whoami["result"] == [(plan.run_as or os.geteuid()) if shape.owner is None else shape.owner] * 2
 
