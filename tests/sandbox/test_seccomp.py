@@ -53,6 +53,7 @@ ESCAPES: dict[tuple[str, ...], tuple[dict[str, Any], dict[str, Any]]] = {
     ("ptrace_child",): (EPERM, OK),
     ("keyctl",): (EPERM, OK),
     ("perf_event_open",): (EPERM, OK),
+    ("io_uring_setup",): (EPERM, OK),
     ("personality", "0x40000"): (EPERM, OK),  # ADDR_NO_RANDOMIZE
     ("bpf",): (EPERM, EPERM),  # unprivileged eBPF is off here anyway (kernel.unprivileged_bpf_disabled)
 }

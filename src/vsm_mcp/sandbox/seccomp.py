@@ -77,6 +77,10 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     # userfaultfd stalls the kernel inside a copy at a time of the caller's choosing: the usual
     # building block of kernel exploits' races.
     "userfaultfd",
+    # io_uring: a second system-call interface the filter cannot see into (its operations run
+    # from a ring, not as calls), and a long record of kernel escapes; Docker's default profile
+    # denies it too. libuv (node) and others fall back to their thread pools on EPERM.
+    "io_uring_setup", "io_uring_enter", "io_uring_register",
     # Obsolete interfaces, kept by the kernel for old binaries only.
     "vhangup", "nfsservctl", "uselib", "ustat", "sysfs", "_sysctl",
 )  # fmt: skip
