@@ -32,6 +32,17 @@ def test_search_and_show(tmp_path: Path) -> None:
     found = CliRunner().invoke(app(), ["catalog", "search", "weather forecast", "--catalog", str(path)])
     assert found.exit_code == 0, found.output
     assert "weather-mcp" in found.output and "1.2.3" in found.output
+    as_json = CliRunner().invoke(
+        app(), ["catalog", "search", "weather forecast", "--catalog", str(path), "--json"]
+    )
+    (row,) = json.loads(as_json.output)
+    assert {k: row[k] for k in ("rank", "server", "version", "description")} == {
+        "rank": 1,
+        "server": "weather-mcp",
+        "version": "1.2.3",
+        "description": "Weather forecasts",
+    }
+    assert row["score"] > 0
     shown = CliRunner().invoke(app(), ["catalog", "show", "weather-mcp", "--catalog", str(path)])
     assert shown.exit_code == 0
     assert json.loads(shown.output)["packages"][0]["version"] == "1.2.3"

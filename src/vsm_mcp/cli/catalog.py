@@ -47,10 +47,28 @@ def search(
     query: Annotated[str, typer.Argument(help="What the server should do.")],
     catalog: CatalogOption = None,
     top: Annotated[int, typer.Option("--top", min=1, help="How many servers.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
 ) -> None:
     """Servers of the catalog that best match QUERY (offline)."""
     servers = open_catalog(catalog)
     result = Matcher(servers).match(query, top_k=top)
+    if as_json:
+        rows = []
+        for rank, match in enumerate(result.servers, 1):
+            entry = servers.get(match.name)
+            assert entry is not None  # the matcher only returns names of this catalog
+            version = entry.packages[0].version if entry.packages and entry.packages[0].version else None
+            rows.append(
+                {
+                    "rank": rank,
+                    "server": match.name,
+                    "score": round(match.score, 6),
+                    "version": version,
+                    "description": entry.description,
+                }
+            )
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
     table = Table(title=f"{len(result.servers)} of {len(servers)} servers for {query!r}")
     for column in ("#", "server", "version", "description"):
         table.add_column(column)
