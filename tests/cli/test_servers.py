@@ -306,3 +306,11 @@ def test_an_empty_dead_letter_queue_says_so(tmp_path: Path) -> None:
     code, out, _ = _vsm(tmp_path, "dlq", "list")
     assert (code, out.strip()) == (0, "no dead letters waiting (--all includes replayed ones)")
     assert json.loads(_vsm(tmp_path, "dlq", "list", "--json")[1]) == []
+
+
+def test_logs_json_is_one_array_of_clean_lines(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "p.log").write_bytes(b"first\n\x1b[31msecond\x1b[0m\n")
+    code, out, _ = _vsm(tmp_path, "servers", "logs", "p", "-n", "2", "--json")
+    assert (code, json.loads(out)) == (0, ["first", "second"])

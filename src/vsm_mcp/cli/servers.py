@@ -320,6 +320,9 @@ def logs(
     follow_: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing lines as they come (Ctrl-C stops).")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON array of the lines (with --follow: one JSON string a line).")
+    ] = False,
 ) -> None:
     """The last stderr lines of a server (written by the running gateway), control characters removed."""
     settings = state_of(ctx).settings()
@@ -327,8 +330,12 @@ def logs(
     if not any(p.exists() for p in rotated_paths(path)):
         raise UnknownUnitError(f"no log for {name!r} (looked for {path})")
     tail = read_tail(path, lines)
+    if as_json and not follow_:
+        print(json.dumps([printable(line.decode(errors="replace")) for line in tail.lines]))
+        return
+    show = _print_json_line if as_json else _print_log_line
     for line in tail.lines:
-        _print_log_line(line)
+        show(line)
     if follow_:
 
         def wait() -> bool:
@@ -338,12 +345,16 @@ def logs(
 
         with suppress(KeyboardInterrupt):
             for line in follow(path, tail.position, wait):
-                _print_log_line(line)
+                show(line)
 
 
 def _print_log_line(line: bytes) -> None:
     # The server wrote these bytes: show them, never let the terminal obey them.
     print(printable(line.decode(errors="replace")))
+
+
+def _print_json_line(line: bytes) -> None:
+    print(json.dumps(printable(line.decode(errors="replace"))))
 
 
 @dlq_app.command("list")
