@@ -10,6 +10,12 @@
 #   scripts/conformance.sh URL --json                                # verdicts as JSON
 #   scripts/conformance.sh --fixture                                 # start our fixture server and test it
 #   scripts/conformance.sh --gateway                                 # vsm-mcp serve fronting the fixture (stdio)
+#   VSM_MCP_TOKEN=$(vsm-mcp token show) scripts/conformance.sh URL  # a running gateway (it wants a token)
+#
+# The suite cannot send request headers, and vsm-mcp's HTTP face answers 401 without
+# `Authorization: Bearer <token>`: with --gateway (its admin token) or with VSM_MCP_TOKEN set,
+# the suite talks to tests/conformance/bearer_proxy.py, a loopback proxy that adds the token
+# and forwards everything else unchanged (the suite's Host/Origin probes included).
 #
 # Installs Node 22 and the pinned suite into .tools/ on first use
 # (scripts/install-node22.sh). Exit status: 0 when no scenario FAILS, 1 otherwise,
@@ -21,7 +27,7 @@ PYTHON="${ROOT}/.venv/bin/python"
 [ -x "${PYTHON}" ] || PYTHON="$(command -v python3)"
 
 if [ "$#" -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 
@@ -66,11 +72,28 @@ case "$1" in
     # The gateway prints "vsm-mcp: MCP on URL" on stderr once it listens.
     URL="$(wait_for_line "${STATE}/gateway.log" 'MCP on http' "${SERVER_PID}")"
     echo "gateway: ${URL} (${SERVE[*]})" >&2
-    "${PYTHON}" "${ROOT}/tests/conformance/suite.py" --url "${URL}" "$@"
+    # The gateway made its admin token at start; the proxy adds it to every request of the suite.
+    "${PYTHON}" "${ROOT}/tests/conformance/bearer_proxy.py" --upstream "${URL}" \
+      --token-file "${STATE}/admin.token" >"${STATE}/proxy.log" 2>&1 &
+    PROXY_PID=$!
+    trap 'kill "${PROXY_PID}" "${SERVER_PID}" 2>/dev/null || true; wait "${SERVER_PID}" 2>/dev/null; rm -rf "${STATE}"' EXIT
+    PROXIED="$(wait_for_line "${STATE}/proxy.log" '^listening ' "${PROXY_PID}")"
+    echo "suite -> ${PROXIED} (adds the admin token) -> ${URL}" >&2
+    "${PYTHON}" "${ROOT}/tests/conformance/suite.py" --url "${PROXIED}" "$@"
     exit $?
     ;;
 esac
 
 URL="$1"
 shift
+if [ -n "${VSM_MCP_TOKEN:-}" ]; then
+  LOG="$(mktemp)"
+  "${PYTHON}" "${ROOT}/tests/conformance/bearer_proxy.py" --upstream "${URL}" >"${LOG}" 2>&1 &
+  PROXY_PID=$!
+  trap 'kill "${PROXY_PID}" 2>/dev/null || true; rm -f "${LOG}"' EXIT
+  PROXIED="$(wait_for_line "${LOG}" '^listening ' "${PROXY_PID}")"
+  echo "suite -> ${PROXIED} (adds \$VSM_MCP_TOKEN) -> ${URL}" >&2
+  "${PYTHON}" "${ROOT}/tests/conformance/suite.py" --url "${PROXIED}" "$@"
+  exit $?
+fi
 exec "${PYTHON}" "${ROOT}/tests/conformance/suite.py" --url "${URL}" "$@"

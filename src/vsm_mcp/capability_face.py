@@ -13,6 +13,12 @@ Otherwise nobody can be asked, and the call is refused with a message naming
 the two ways to approve: ``vsm-mcp acquire "QUERY" --yes`` from a terminal,
 or ``[acquisition] auto_approve = true`` for vetted catalog packages.
 
+Only an operator approves: the caller's token must hold ``approve`` (the
+gateway's scope gate refuses ``vsm_acquire_capability`` to any other, and
+this face asks no one without it); on stdio the local user who started the
+gateway is the operator. The stored decision names who answered (the token,
+or the local user) and the question exactly as they were shown it.
+
 Invariants:
 
 * the approver is bound per call (a context variable), so concurrent calls
@@ -39,12 +45,14 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOLS, VSM_ACQUIRE_CAPABILITY, CapabilityTools
-from vsm_mcp.acquisition.pipeline import AcquisitionPlan
+from vsm_mcp.acquisition.pipeline import AcquisitionPlan, Answer
 from vsm_mcp.acquisition.service import Ask, CapabilityService, PromptApprover
 from vsm_mcp.acquisition.vetting import Verdict
+from vsm_mcp.core.access import Principal, Scope, lacks_scope
 from vsm_mcp.errors import AcquisitionRefusedError, ConfigError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.gateway.access import principal_of
 
 #: Building the service loads and indexes the shipped catalog (about 2 s on one core).
 SERVICE_READY_TIMEOUT_S = 60.0
@@ -68,8 +76,9 @@ APPROVAL_SCHEMA: dict[str, Any] = {
 
 @dataclass(slots=True)
 class _Caller:
-    """Who called, for the approver: how to ask them (None: nobody) and why not, if not."""
+    """Who called, for the approver: their principal, how to ask them (None: nobody) and why not."""
 
+    principal: Principal
     ask: Ask | None
     why_not: str = ""
 
@@ -80,21 +89,29 @@ _CALLER: ContextVar[_Caller | None] = ContextVar("vsm_mcp_capability_caller", de
 class CallerApprover:
     """The `Approver` of the runtime's one `CapabilityService`: asks whoever is calling now, if anyone."""
 
-    async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> bool | None:
+    async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> Answer | None:
         caller = _CALLER.get()
-        if caller is None or caller.ask is None:
-            return None
-        return await PromptApprover(caller.ask).approve(plan, verdict)
+        if caller is None:
+            return None  # outside any client's call (the autonomous loop): nobody to ask
+        if caller.ask is None:
+            return Answer(None, caller.principal.label, why_not=caller.why_not)
+        answer = await PromptApprover(caller.ask, caller.principal.label).approve(plan, verdict)
+        return Answer(answer.approved, answer.by, answer.shown, caller.why_not)
 
 
 def _caller(ctx: ServerRequestContext[Any, Any]) -> _Caller:
-    """How to ask the client of ``ctx``, through MCP elicitation on its request."""
+    """How to ask the client of ``ctx``, through MCP elicitation on its request, if it may answer."""
+    principal = principal_of(ctx)
+    if not principal.allows(Scope.APPROVE):  # the scope gate refuses such a call before it gets here
+        return _Caller(principal, None, lacks_scope(principal, Scope.APPROVE, "an approval"))
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        return _Caller(None, f"a {ctx.protocol_version} connection carries no server-to-client request")
+        return _Caller(
+            principal, None, f"a {ctx.protocol_version} connection carries no server-to-client request"
+        )
     wants = types.ClientCapabilities(elicitation=types.ElicitationCapability())
     if not ctx.session.check_client_capability(wants):
-        return _Caller(None, "this client did not declare the MCP elicitation capability")
-    caller = _Caller(None)
+        return _Caller(principal, None, "this client did not declare the MCP elicitation capability")
+    caller = _Caller(principal, None)
 
     async def ask(question: str) -> bool | None:
         try:
@@ -137,6 +154,10 @@ class CapabilityFace:
 
     def definitions(self) -> list[dict[str, Any]]:
         return CAPABILITY_TOOLS
+
+    def scope(self, name: str) -> Scope:
+        """Acquiring needs ``approve`` (it changes the fleet on an answer); finding needs ``call``."""
+        return Scope.APPROVE if name == VSM_ACQUIRE_CAPABILITY else Scope.CALL
 
     async def call(
         self, name: str, arguments: dict[str, Any], ctx: ServerRequestContext[Any, Any]

@@ -51,6 +51,7 @@ from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.unit import ProgressFn
 from vsm_mcp.gateway import Gateway
+from vsm_mcp.gateway.access import StoreAudit
 from vsm_mcp.gateway.vsm_tools import VSM_TOOL_NAMES
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
@@ -386,7 +387,9 @@ class Runtime:
                 async with fleet, anyio.create_task_group() as tg:
                     demand = SystemDemand(system, fleet, store)
                     capabilities = CapabilityFace(fleet, registry)
-                    gateway = Gateway(fleet, demand=demand, status=demand, extra=capabilities)
+                    gateway = Gateway(
+                        fleet, demand=demand, status=demand, extra=capabilities, audit=StoreAudit(store)
+                    )
                     runtime = cls(
                         settings=settings,
                         store=store,

@@ -11,7 +11,9 @@ import anyio
 import httpx
 import pytest
 from anyio.streams.text import TextReceiveStream
-from mcp import Client
+
+from vsm_mcp.gateway.bearer import bearer_client, bearer_headers
+from vsm_mcp.gateway.tokens import AdminTokenFile
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -65,15 +67,25 @@ async def test_up_serves_the_fleet_and_stops_every_child_on_sigterm(tmp_path: Pa
     )
     try:
         assert process.stderr is not None
-        url = ""
+        url, said = "", ""
         with anyio.fail_after(START_TIMEOUT_S):
             async for chunk in TextReceiveStream(process.stderr):
+                said += chunk
                 if "MCP on " in chunk:
                     url = chunk.split("MCP on ", 1)[1].split()[0]
                     break
         assert url.startswith("http://127.0.0.1:")
         assert url.endswith("/mcp")
-        async with Client(url) as client:
+        # The admin token was made at this first start; how to read it is said, its value never.
+        token = AdminTokenFile.in_state(state).read()
+        assert f"created the admin token ({state / 'admin.token'}, mode 0600)" in said
+        assert f"vsm-mcp --state-dir {state} token show" in said
+        assert token not in said
+        assert (state / "admin.token").stat().st_mode & 0o777 == 0o600
+        async with httpx.AsyncClient(timeout=START_TIMEOUT_S) as anonymous:
+            refused = await anonymous.post(url, json={}, headers={"accept": "application/json"})
+            assert refused.status_code == 401
+        async with bearer_client(url, token) as client:
             with anyio.fail_after(START_TIMEOUT_S):
                 while "probe__pid" not in [t.name for t in (await client.list_tools()).tools]:  # noqa: ASYNC110 - polls another process
                     await anyio.sleep(0.1)
@@ -90,9 +102,12 @@ async def test_up_serves_the_fleet_and_stops_every_child_on_sigterm(tmp_path: Pa
             assert status is not None
             child = next(u["pid"] for u in status["units"] if u["name"] == "probe")
             assert isinstance(child, int)
-            assert next(u["sandbox"] for u in status["units"] if u["name"] == "probe") == "bwrap, egress-only network"
+            assert (
+                next(u["sandbox"] for u in status["units"] if u["name"] == "probe")
+                == "bwrap, egress-only network"
+            )
         assert _alive(child)
-        async with httpx.AsyncClient(timeout=START_TIMEOUT_S) as http:
+        async with httpx.AsyncClient(timeout=START_TIMEOUT_S, headers=bearer_headers(token)) as http:
             # A 2025-11-25 client keeps its session's GET stream open across the SIGTERM.
             session = await _open_session(http, url)
             async with http.stream("GET", url, headers=session) as stream:
@@ -106,6 +121,7 @@ async def test_up_serves_the_fleet_and_stops_every_child_on_sigterm(tmp_path: Pa
             while _alive(child):  # noqa: ASYNC110 - no event for another process's death
                 await anyio.sleep(0.05)
         stderr = "".join([chunk async for chunk in TextReceiveStream(process.stderr)])
+        assert token not in stderr
         assert "Traceback" not in stderr
         assert "ERROR" not in stderr
     finally:

@@ -21,6 +21,8 @@ import pytest
 from .suite import REPO_ROOT, ScenarioResult, SuiteTools, SuiteUnavailable, install_tools, run_suite
 
 FIXTURE_SERVER = REPO_ROOT / "tests" / "fixtures" / "conformance_server.py"
+#: Adds the gateway's bearer token for the suite, which cannot send headers (see its docstring).
+BEARER_PROXY = REPO_ROOT / "tests" / "conformance" / "bearer_proxy.py"
 # Importing the SDK and uvicorn takes ~1 s; the machine is shared, so allow 30.
 FIXTURE_START_TIMEOUT_S = 30.0
 # A process asked to stop gets this long before it is killed.

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from mcp import Client
 
-from .conftest import FIXTURE_SERVER, process_group
+from vsm_mcp.gateway.bearer import bearer_client
+from vsm_mcp.gateway.tokens import AdminTokenFile
+
+from .conftest import BEARER_PROXY, FIXTURE_SERVER, FIXTURE_START_TIMEOUT_S, process_group, read_line
 from .suite import ScenarioResult, SuiteTools, Verdict, format_summary, passed, run_suite
 
 pytestmark = [pytest.mark.slow, pytest.mark.external]
@@ -127,13 +129,14 @@ def _serve_command(state_dir: Path, port: int) -> list[str]:
     ]
 
 
-async def _wait_until_fronting(url: str, gateway: subprocess.Popen[str], tool: str) -> None:
+async def _wait_until_fronting(url: str, gateway: subprocess.Popen[str], tool: str, state_dir: Path) -> None:
     """Return once the gateway at `url` lists the fixture's `tool`; fail if it exits first."""
     last_error = "no attempt yet"
     with anyio.fail_after(GATEWAY_READY_TIMEOUT_S):
         while gateway.poll() is None:
             try:
-                async with Client(url, mode="legacy") as client:
+                token = AdminTokenFile.in_state(state_dir).read()  # made at the gateway's first start
+                async with bearer_client(url, token, mode="legacy") as client:
                     names = {t.name for t in (await client.list_tools()).tools}
                 if tool in names:
                     return
@@ -172,11 +175,18 @@ def test_gateway_passes_every_scenario_the_fixture_passes(
         process_group(command, stdout=log, stderr=subprocess.STDOUT) as gateway,
     ):
         try:
-            anyio.run(_wait_until_fronting, url, gateway, "test_simple_text")
+            anyio.run(_wait_until_fronting, url, gateway, "test_simple_text", state_dir)
         except BaseException:
             print(gateway_log.read_text(encoding="utf-8")[-5000:])
             raise
-        results = run_suite(suite_tools, url, tmp_path / "through-gateway")
+        # The suite cannot send a header: it talks to the gateway through a loopback proxy that adds
+        # the admin token (and nothing else the gateway checks: its Host/Origin probes pass unchanged).
+        token_file = str(state_dir / "admin.token")
+        proxy = [sys.executable, str(BEARER_PROXY), "--upstream", url, "--token-file", token_file]
+        with process_group(proxy, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as forwarding:
+            line = read_line(forwarding, FIXTURE_START_TIMEOUT_S)
+            assert line.startswith("listening http://127.0.0.1:"), line
+            results = run_suite(suite_tools, line.split(" ", 1)[1], tmp_path / "through-gateway")
     report = format_summary(results)
     print(report)
     lost = sorted(passed(direct_results) - passed(results))

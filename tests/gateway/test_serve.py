@@ -22,6 +22,8 @@ from mcp import Client, StdioServerParameters
 
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.spec import ServerSpec
+from vsm_mcp.gateway.bearer import bearer_client
+from vsm_mcp.gateway.tokens import AdminTokenFile
 from vsm_mcp.store import SqliteStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -70,6 +72,11 @@ async def http_gateway(state: Path) -> AsyncIterator[tuple[anyio.abc.Process, st
             await process.wait()
 
 
+def _token(state: Path) -> str:
+    """The admin token the gateway created at its first start."""
+    return AdminTokenFile.in_state(state).read()
+
+
 def _text(result: types.CallToolResult) -> str:
     block = result.content[0]
     assert isinstance(block, types.TextContent)
@@ -95,8 +102,8 @@ async def test_http_face_runtime_add_and_sigterm(
 
     async with http_gateway(state) as (gateway, url):
         async with (
-            Client(url, mode="legacy", message_handler=on_message) as client,
-            Client(url) as modern,  # 2026-07-28: hears changes on a subscriptions/listen stream
+            bearer_client(url, _token(state), mode="legacy", message_handler=on_message) as client,
+            bearer_client(url, _token(state)) as modern,  # 2026-07-28: hears changes on a listen stream
         ):
             with anyio.fail_after(START_TIMEOUT_S):
                 while "probe__echo" not in [t.name for t in (await client.list_tools()).tools]:  # noqa: ASYNC110 - polls another process
@@ -135,7 +142,7 @@ async def test_children_die_with_a_sigkilled_gateway(
     state = tmp_path / "state"
     _config(state, {"probe": probe_spec("probe")})
     async with http_gateway(state) as (gateway, url):
-        async with Client(url) as client:
+        async with bearer_client(url, _token(state)) as client:
             with anyio.fail_after(START_TIMEOUT_S):
                 while not (pids := await _unit_pids(client)):  # noqa: ASYNC110 - polls another process
                     await anyio.sleep(0.1)

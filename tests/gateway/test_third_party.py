@@ -22,6 +22,9 @@ import pytest
 from anyio.streams.text import TextReceiveStream
 from mcp import Client, StdioServerParameters
 
+from vsm_mcp.gateway.bearer import bearer_client
+from vsm_mcp.gateway.tokens import AdminTokenFile
+
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.external]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +62,7 @@ async def gateway_client(transport: str, state: Path) -> AsyncIterator[Client]:
                 if "MCP on " in chunk:
                     url = chunk.split("MCP on ", 1)[1].split()[0]
                     break
-        async with Client(url) as client:
+        async with bearer_client(url, AdminTokenFile.in_state(state).read()) as client:
             yield client
     finally:
         process.terminate()

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
 import httpx
 import pytest
-from mcp import Client
 
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.gateway import Gateway
+from vsm_mcp.gateway.bearer import bearer_client, bearer_headers
+from vsm_mcp.gateway.binding import HttpListen
 from vsm_mcp.gateway.events import EventLog
+from vsm_mcp.gateway.keyring import Keyring
+from vsm_mcp.gateway.tokens import AdminTokenFile
 from vsm_mcp.gateway.transport import HTTP_SHUTDOWN_S, MCP_PATH, RETRY_INTERVAL_MS, serve_http
+from vsm_mcp.store import MemoryStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -26,18 +32,31 @@ VERSION = "2025-11-25"
 ACCEPT = "application/json, text/event-stream"
 
 
+def _access(state: Path) -> tuple[Keyring, dict[str, str]]:
+    """A keyring knowing only the admin token (kept in ``state``), and the header presenting it."""
+    admin = AdminTokenFile.in_state(state)
+    admin.ensure()
+    return Keyring(MemoryStore(), admin), bearer_headers(admin.read())
+
+
 @asynccontextmanager
-async def live(spec: ServerSpec, log: EventLog) -> AsyncIterator[str]:
-    async with Fleet([spec]) as fleet, anyio.create_task_group() as tg:
-        with anyio.fail_after(20):
-            await fleet.wait_ready(spec.name)
-        port = await tg.start(
-            lambda task_status: serve_http(Gateway(fleet), "127.0.0.1", 0, log=log, task_status=task_status)
-        )
-        try:
-            yield f"http://127.0.0.1:{port}{MCP_PATH}"
-        finally:
-            tg.cancel_scope.cancel()
+async def live(spec: ServerSpec, log: EventLog) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The gateway over HTTP in front of ``spec``: its URL and the admin token's header."""
+    with tempfile.TemporaryDirectory() as state:
+        keyring, auth = _access(Path(state))
+        async with Fleet([spec]) as fleet, anyio.create_task_group() as tg:
+            with anyio.fail_after(20):
+                await fleet.wait_ready(spec.name)
+            listen = HttpListen("127.0.0.1", 0)
+            port = await tg.start(
+                lambda task_status: serve_http(
+                    Gateway(fleet), listen, keyring, log=log, task_status=task_status
+                )
+            )
+            try:
+                yield f"http://127.0.0.1:{port}{MCP_PATH}", auth
+            finally:
+                tg.cancel_scope.cancel()
 
 
 async def _events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
@@ -81,7 +100,10 @@ async def _open_session(http: httpx.AsyncClient, url: str) -> tuple[str, list[di
 async def test_a_2025_11_25_client_is_primed_with_an_event_id_and_retry(
     probe_spec: Callable[..., ServerSpec],
 ) -> None:
-    async with live(probe_spec("probe"), EventLog()) as url, httpx.AsyncClient(timeout=20) as http:
+    async with (
+        live(probe_spec("probe"), EventLog()) as (url, auth),
+        httpx.AsyncClient(timeout=20, headers=auth) as http,
+    ):
         _, events = await _open_session(http, url)
     priming, answer = events
     assert priming == {"id": priming["id"], "data": "", "retry": str(RETRY_INTERVAL_MS)}
@@ -94,7 +116,10 @@ async def test_a_dropped_call_stream_is_resumed_with_last_event_id(
     probe_spec: Callable[..., ServerSpec],
 ) -> None:
     log = EventLog()
-    async with live(probe_spec("probe"), log) as url, httpx.AsyncClient(timeout=20) as http:
+    async with (
+        live(probe_spec("probe"), log) as (url, auth),
+        httpx.AsyncClient(timeout=20, headers=auth) as http,
+    ):
         session, _ = await _open_session(http, url)
         headers = {"accept": ACCEPT, "mcp-session-id": session, "mcp-protocol-version": VERSION}
         call = _rpc(
@@ -144,7 +169,10 @@ async def test_a_dropped_call_stream_is_resumed_with_last_event_id(
 async def test_another_session_cannot_replay_a_session_s_events(
     probe_spec: Callable[..., ServerSpec],
 ) -> None:
-    async with live(probe_spec("probe"), EventLog()) as url, httpx.AsyncClient(timeout=20) as http:
+    async with (
+        live(probe_spec("probe"), EventLog()) as (url, auth),
+        httpx.AsyncClient(timeout=20, headers=auth) as http,
+    ):
         _, events_a = await _open_session(http, url)
         session_b, _ = await _open_session(http, url)
         headers = {"accept": ACCEPT, "mcp-session-id": session_b, "mcp-protocol-version": VERSION}
@@ -156,9 +184,10 @@ async def test_another_session_cannot_replay_a_session_s_events(
 
 
 async def test_stopping_ends_open_streams_at_once_and_quietly(
-    probe_spec: Callable[..., ServerSpec], capfd: pytest.CaptureFixture[str]
+    probe_spec: Callable[..., ServerSpec], capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     spec = probe_spec("probe")
+    keyring, auth = _access(tmp_path)
     async with Fleet([spec]) as fleet, anyio.create_task_group() as tg:
         with anyio.fail_after(20):
             await fleet.wait_ready(spec.name)
@@ -167,11 +196,12 @@ async def test_stopping_ends_open_streams_at_once_and_quietly(
 
         async def run(*, task_status: anyio.abc.TaskStatus[int]) -> None:
             with serving:
-                await serve_http(Gateway(fleet), "127.0.0.1", 0, task_status=task_status)
+                await serve_http(Gateway(fleet), HttpListen("127.0.0.1", 0), keyring, task_status=task_status)
             stopped.set()
 
         url = f"http://127.0.0.1:{await tg.start(run)}{MCP_PATH}"
-        async with httpx.AsyncClient(timeout=20) as http, Client(url) as modern:
+        token = auth["Authorization"].removeprefix("Bearer ")
+        async with httpx.AsyncClient(timeout=20, headers=auth) as http, bearer_client(url, token) as modern:
             session, _ = await _open_session(http, url)
             headers = {"accept": ACCEPT, "mcp-session-id": session, "mcp-protocol-version": VERSION}
             async with (

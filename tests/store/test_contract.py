@@ -8,6 +8,7 @@ from dataclasses import asdict, replace
 
 import pytest
 
+from vsm_mcp.core.access import Scope, TokenRecord, token_digest
 from vsm_mcp.core.messages import (
     AlgedonicAlert,
     AuditFinding,
@@ -395,3 +396,43 @@ async def test_alert_and_finding_details_are_cut(store: Store) -> None:
     cut = "d" * MAX_STORED_TEXT_CHARS + f" [cut: {MAX_STORED_TEXT_CHARS + 10} characters in all]"
     assert [a.detail for a in await store.alerts()] == [cut]
     assert [f.detail for f in await store.findings()] == [cut]
+
+
+async def test_tokens_are_added_listed_rotated_used_and_deleted_by_digest_only(store: Store) -> None:
+    ci = TokenRecord("ci", token_digest("value-1"), frozenset({Scope.CALL}), created_at=10.0)
+    ops = TokenRecord("ops", token_digest("value-2"), frozenset(Scope), created_at=11.0)
+    assert await store.add_token(ops) is True
+    assert await store.add_token(ci) is True
+    assert await store.add_token(replace(ci, digest=token_digest("value-3"))) is False  # name taken
+    assert await store.add_token(replace(ci, name="other")) is False  # digest taken
+
+    assert await store.tokens() == [ci, ops]
+    await store.mark_tokens_used({"ci": 20.0, "nobody": 21.0})
+    await store.mark_tokens_used({"ci": 15.0})  # an older use never moves it back
+    assert [t.last_used_at for t in await store.tokens()] == [20.0, None]
+
+    assert await store.rotate_token("ci", token_digest("value-4"), at=30.0) is True
+    assert await store.rotate_token("nobody", token_digest("value-5"), at=30.0) is False
+    rotated = (await store.tokens())[0]
+    assert rotated == TokenRecord("ci", token_digest("value-4"), frozenset({Scope.CALL}), 30.0, None)
+
+    assert await store.delete_token("ci") is True
+    assert await store.delete_token("ci") is False
+    assert [t.name for t in await store.tokens()] == ["ops"]
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (TokenRecord("admin", "a" * 64, frozenset({Scope.CALL}), 1.0), "is the admin token's"),
+        (TokenRecord("bad name", "a" * 64, frozenset({Scope.CALL}), 1.0), "must be 1-64 letters"),
+        (TokenRecord("ci", "A" * 64, frozenset({Scope.CALL}), 1.0), "64 lowercase hex digits"),
+        (TokenRecord("ci", "a" * 64, frozenset(), 1.0), "at least one scope"),
+    ],
+)
+async def test_invalid_tokens_are_refused_before_anything_is_stored(
+    store: Store, token: TokenRecord, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        await store.add_token(token)
+    assert await store.tokens() == []

@@ -46,7 +46,7 @@ def tables(conn: sqlite3.Connection) -> set[str]:
 def test_fresh_database_reaches_the_latest_version_with_every_table(conn: sqlite3.Connection) -> None:
     assert migrate(conn, Path("state.db")) == LATEST_VERSION
 
-    assert schema_version(conn) == LATEST_VERSION == 2
+    assert schema_version(conn) == LATEST_VERSION == 3
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert tables(conn) == {
         "demand_aggregate",
@@ -57,6 +57,7 @@ def test_fresh_database_reaches_the_latest_version_with_every_table(conn: sqlite
         "dead_letter",
         "kv",
         "secret",
+        "token",
     }
 
 
@@ -136,9 +137,26 @@ def test_a_version_1_database_gains_the_secret_table_and_keeps_its_data(conn: sq
     migrate(conn, Path("state.db"), MIGRATIONS[:1])
     conn.execute("INSERT INTO kv VALUES ('k', '1')")
 
-    assert migrate(conn, Path("state.db")) == 2
+    assert migrate(conn, Path("state.db"), MIGRATIONS[:2]) == 2
 
     assert conn.execute("SELECT value FROM kv").fetchall() == [("1",)]
     assert conn.execute("SELECT count(*) FROM secret").fetchone() == (0,)
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO secret VALUES ('', 'v', 0)")  # a name is never empty
+
+
+def test_a_version_2_database_gains_the_token_table_and_keeps_its_data(conn: sqlite3.Connection) -> None:
+    migrate(conn, Path("state.db"), MIGRATIONS[:2])
+    conn.execute("INSERT INTO secret VALUES ('API_KEY', 'v', 1.0)")
+
+    assert migrate(conn, Path("state.db")) == 3
+
+    assert conn.execute("SELECT name, value FROM secret").fetchall() == [("API_KEY", "v")]
+    digest = "a" * 64
+    conn.execute("INSERT INTO token VALUES ('ci', ?, 'call', 1.0, NULL)", (digest,))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO token VALUES ('ci2', ?, 'call', 1.0, NULL)", (digest,))  # digests unique
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO token VALUES ('ops', 'short', 'call', 1.0, NULL)")  # a SHA-256 hex
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO token VALUES ('ops', ?, '', 1.0, NULL)", ("b" * 64,))  # a scope at least

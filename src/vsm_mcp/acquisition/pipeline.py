@@ -91,10 +91,26 @@ class Acquired:
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
-class Approver(Protocol):
-    """A person's answer when vetting says ``ask``: True, False, or None (nobody can be asked)."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A person's answer to S5's question, with who gave it and the question as they saw it.
 
-    async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> bool | None: ...
+    ``approved`` is None when nobody could be asked; ``why_not`` then says why, when known.
+    """
+
+    approved: bool | None
+    by: str = "operator"
+    shown: str = ""
+    why_not: str = ""
+
+
+class Approver(Protocol):
+    """A person's answer when vetting says ``ask``: True, False, or None (nobody can be asked).
+
+    An `Answer` says the same and who answered; a bare bool or None is the operator's.
+    """
+
+    async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> bool | Answer | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +118,10 @@ class FixedAnswer:
     """An `Approver` with a standing answer: ``True`` for ``--yes``, ``None`` when nobody can be asked."""
 
     answer: bool | None
+    by: str = "operator"
 
-    async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> bool | None:
-        return self.answer
+    async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> Answer:
+        return Answer(self.answer, self.by)
 
 
 def unit_name(identifier: str, taken: Collection[str]) -> str:
@@ -306,17 +323,18 @@ class Acquirer:
         if verdict.outcome is Outcome.REFUSE:
             raise AcquisitionRefusedError(verdict.rule, verdict.rationale)
         if verdict.outcome is Outcome.ASK:
-            answer = await self.approver.approve(plan, verdict)
-            if answer is None:
-                await self._refuse(
-                    plan,
-                    "operator",
-                    f"{verdict.rationale}, but nobody can be asked (non-interactive; pass --yes to accept)",
-                )
-            choice = "approve" if answer else "refuse"
-            rationale = f"operator {'accepted' if answer else 'declined'}: {verdict.rationale}"
-            await self._decide(plan, choice, "operator", rationale)
-            if not answer:
+            given = await self.approver.approve(plan, verdict)
+            answer = given if isinstance(given, Answer) else Answer(given)
+            who = {"answered_by": answer.by, "shown": answer.shown}
+            if answer.approved is None:
+                why = answer.why_not or "non-interactive; pass --yes to accept"
+                refusal = f"{verdict.rationale}, but nobody can be asked ({why})"
+                await self._decide(plan, "refuse", "operator", refusal, extra=who)
+                raise AcquisitionRefusedError("operator", refusal)
+            choice = "approve" if answer.approved else "refuse"
+            rationale = f"operator {'accepted' if answer.approved else 'declined'}: {verdict.rationale}"
+            await self._decide(plan, choice, "operator", rationale, extra=who)
+            if not answer.approved:
                 raise AcquisitionRefusedError("operator", "the operator declined")
         return verdict, metadata
 

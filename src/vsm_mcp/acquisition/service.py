@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from vsm_mcp.acquisition.candidates import SEARCH_PREFIX, parse_ref, rank_candidates
-from vsm_mcp.acquisition.pipeline import Acquired, Acquirer, AcquisitionPlan
+from vsm_mcp.acquisition.pipeline import Acquired, Acquirer, AcquisitionPlan, Answer
 from vsm_mcp.acquisition.vetting import Candidate, Verdict
 from vsm_mcp.discovery.matcher import Matcher
 from vsm_mcp.errors import AcquisitionRefusedError, ConfigError
@@ -42,13 +42,15 @@ def describe_plan(plan: AcquisitionPlan, verdict: Verdict) -> str:
 
 
 class PromptApprover:
-    """Asks a person through ``ask`` (True/False, or None when nobody answered)."""
+    """Asks a person through ``ask`` (True/False, or None when nobody answered); ``who`` names them."""
 
-    def __init__(self, ask: Ask) -> None:
+    def __init__(self, ask: Ask, who: str = "operator") -> None:
         self._ask = ask
+        self.who = who
 
-    async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> bool | None:
-        return await self._ask(describe_plan(plan, verdict))
+    async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> Answer:
+        question = describe_plan(plan, verdict)
+        return Answer(await self._ask(question), self.who, question)
 
 
 def candidate_json(candidate: Candidate, matcher: Matcher | None = None) -> dict[str, Any]:

@@ -59,6 +59,9 @@ import anyio
 from mcp import Client, StdioServerParameters
 from rich.table import Table
 
+from vsm_mcp.gateway.bearer import bearer_client
+from vsm_mcp.gateway.tokens import AdminTokenFile
+
 CONCURRENCY = 16
 #: CPUs this process may run on, shared by the three processes (client, proxy, server).
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -117,6 +120,8 @@ class _Target:
     env: dict[str, str] | None = None
     #: Serves streamable HTTP on this loopback port (else stdio, spoken to by the client).
     http_port: int | None = None
+    #: The bearer token its HTTP face wants (the admin token, made before the start).
+    token: str = ""
 
 
 def _free_port() -> int:
@@ -160,7 +165,7 @@ async def _http_client(target: _Target, port: int) -> AsyncIterator[tuple[Client
                     break
                 except OSError:
                     await anyio.sleep(0.05)
-        async with Client(f"http://127.0.0.1:{port}/mcp", mode="legacy") as client:
+        async with bearer_client(f"http://127.0.0.1:{port}/mcp", target.token, mode="legacy") as client:
             await _ready(client)
             yield client, process.pid
     finally:
@@ -345,7 +350,8 @@ async def _gateway_rss(units: int, extra_tools: int, state: Path) -> tuple[int, 
                 if "MCP on " in buffer:
                     url = buffer.split("MCP on ", 1)[1].split()[0]
                     break
-        async with Client(url, mode="legacy") as client:
+        token = AdminTokenFile.in_state(state).read()
+        async with bearer_client(url, token, mode="legacy") as client:
             with anyio.fail_after(START_TIMEOUT_S):
                 while True:
                     status = (await client.call_tool("vsm_status", {})).structured_content or {}
@@ -388,6 +394,7 @@ async def run(
                 [sys.executable, "-m", "vsm_mcp.cli.serve", "--http", f"127.0.0.1:{port}"],
                 _gateway_env(Path(tmp) / "gwhttp", 1, sandbox="off"),
                 http_port=port,
+                token=AdminTokenFile.in_state(Path(tmp) / "gwhttp").rotate(),
             ),
             # The standard library's event loop, measured beside the default one (A/B).
             "gateway_asyncio": _Target(

@@ -32,6 +32,7 @@ from vsm_mcp.acquisition.service import PromptApprover, candidate_json
 from vsm_mcp.capability import capability_service
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.core.messages import DemandAggregate
+from vsm_mcp.gateway.access import LOCAL_OPERATOR
 from vsm_mcp.report import reading_dict, stored_profile
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
@@ -52,13 +53,13 @@ def _confirm(question: str) -> bool:
 def approver_for(yes: bool, interactive: bool) -> Approver:
     """``--yes`` accepts; an interactive terminal is asked; otherwise nobody can be asked."""
     if yes:
-        return FixedAnswer(True)
+        return FixedAnswer(True, by=f"local user {LOCAL_OPERATOR.name} (--yes)")
     if interactive:
 
         async def ask(question: str) -> bool | None:
             return await anyio.to_thread.run_sync(_confirm, question)
 
-        return PromptApprover(ask)
+        return PromptApprover(ask, who=f"local user {LOCAL_OPERATOR.name} (terminal)")
     return FixedAnswer(None)
 
 

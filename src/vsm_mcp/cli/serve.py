@@ -7,7 +7,9 @@ file's ``[servers.NAME]`` tables plus runtime changes made with
 store's dead-letter queue; algedonic pain from units (crash loops) reaches S5
 and is stored as alerts. SIGTERM or SIGINT stops the gateway and
 every downstream process; in stdio mode so does the client closing stdin.
-Nothing but MCP is ever written to stdout.
+Nothing but MCP is ever written to stdout. Over HTTP every request needs a
+bearer token (`vsm_mcp.cli.http_face`, ``vsm-mcp token ...``); on stdio the
+local user who started the gateway is the operator.
 """
 
 from __future__ import annotations
@@ -25,8 +27,18 @@ import typer
 from rich.console import Console
 
 from vsm_mcp.cli.context import state_of
+from vsm_mcp.cli.http_face import (
+    AllowHostOption,
+    AllowOriginOption,
+    PublicOption,
+    TlsCertOption,
+    TlsKeyOption,
+    http_listen,
+    start_http,
+)
 from vsm_mcp.errors import ConfigError
-from vsm_mcp.gateway.transport import MCP_PATH, parse_listen, serve_http, serve_stdio
+from vsm_mcp.gateway.binding import HttpListen
+from vsm_mcp.gateway.transport import MCP_PATH, serve_stdio
 from vsm_mcp.runtime import Runtime
 from vsm_mcp.settings import Settings
 
@@ -63,6 +75,7 @@ def bench_gateway(
 
 def serve(
     ctx: typer.Context,
+    *,
     stdio: Annotated[bool, typer.Option("--stdio", help="Speak MCP on stdin/stdout.")] = False,
     http: Annotated[
         str | None, typer.Option("--http", metavar="HOST:PORT", help=f"Serve streamable HTTP at {MCP_PATH}.")
@@ -75,11 +88,27 @@ def serve(
             help="Event loop: uvloop (a dependency) is faster per message; auto uses it when installed.",
         ),
     ] = "auto",
+    public: PublicOption = False,
+    allow_host: AllowHostOption = None,
+    allow_origin: AllowOriginOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
-    """Run the MCP gateway in front of the configured servers."""
+    """Run the MCP gateway in front of the configured servers (HTTP: bearer tokens, `vsm-mcp token`)."""
     if stdio == (http is not None):
         raise ConfigError("give exactly one of --stdio or --http HOST:PORT")
-    listen = parse_listen(http) if http is not None else None
+    listen = (
+        http_listen(
+            http,
+            public=public,
+            allow_host=allow_host,
+            allow_origin=allow_origin,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
+        if http is not None
+        else None
+    )
     settings = state_of(ctx).settings()
     anyio.run(run_gateway, settings, listen, backend_options=loop_options(loop))
 
@@ -100,7 +129,7 @@ def loop_options(loop: str) -> dict[str, bool]:
     return {"use_uvloop": installed}
 
 
-async def run_gateway(settings: Settings, listen: tuple[str, int] | None) -> None:
+async def run_gateway(settings: Settings, listen: HttpListen | None) -> None:
     """Serve until a signal, or until the stdio client goes away (the VSM runs; no acquisition loop)."""
     async with Runtime.open(settings) as runtime, anyio.create_task_group() as tg:
         # Everything built at start (catalog, search index, SDK models) lives as long as the
@@ -118,9 +147,8 @@ async def run_gateway(settings: Settings, listen: tuple[str, int] | None) -> Non
             await serve_stdio(runtime.gateway)
             tg.cancel_scope.cancel()
         else:
-            host, port = listen
-            bound = await tg.start(serve_http, runtime.gateway, host, port)
-            print(f"vsm-mcp: MCP on http://{host}:{bound}{MCP_PATH}", file=sys.stderr, flush=True)
+            url = await start_http(runtime, listen, tg)
+            print(f"vsm-mcp: MCP on {url}", file=sys.stderr, flush=True)
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:

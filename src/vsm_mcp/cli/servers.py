@@ -321,7 +321,8 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing lines as they come (Ctrl-C stops).")
     ] = False,
     as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON array of the lines (with --follow: one JSON string a line).")
+        bool,
+        typer.Option("--json", help="One JSON array of the lines (with --follow: one JSON string a line)."),
     ] = False,
 ) -> None:
     """The last stderr lines of a server (written by the running gateway), control characters removed."""

@@ -3,7 +3,8 @@
 Embedded defaults only: the SQLite state in the state dir, the fleet from the
 settings file and `vsm-mcp servers add`, no external service. It runs until
 SIGTERM/SIGINT, then stops the gateway, every downstream process and the VSM
-systems, in that order (`Runtime`).
+systems, in that order (`Runtime`). Every HTTP request needs a bearer token
+(`vsm_mcp.cli.http_face`; the admin token is created on first start).
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ import anyio
 import typer
 
 from vsm_mcp.cli.context import state_of
-from vsm_mcp.gateway.transport import MCP_PATH, parse_listen, serve_http
+from vsm_mcp.cli.http_face import (
+    AllowHostOption,
+    AllowOriginOption,
+    PublicOption,
+    TlsCertOption,
+    TlsKeyOption,
+    http_listen,
+    start_http,
+)
+from vsm_mcp.gateway.binding import HttpListen
+from vsm_mcp.gateway.transport import MCP_PATH
 from vsm_mcp.runtime import Runtime
 from vsm_mcp.settings import Settings
 
@@ -25,24 +36,36 @@ DEFAULT_LISTEN = "127.0.0.1:8765"
 
 def up(
     ctx: typer.Context,
+    *,
     http: Annotated[
         str, typer.Option("--http", metavar="HOST:PORT", help=f"Where to serve MCP ({MCP_PATH}).")
     ] = DEFAULT_LISTEN,
+    public: PublicOption = False,
+    allow_host: AllowHostOption = None,
+    allow_origin: AllowOriginOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """Run VSM-MCP: gateway over streamable HTTP with S1-S5, S3* and the algedonic channel live."""
-    listen = parse_listen(http)
+    listen = http_listen(
+        http,
+        public=public,
+        allow_host=allow_host,
+        allow_origin=allow_origin,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
     anyio.run(run_up, state_of(ctx).settings(), listen)
 
 
-async def run_up(settings: Settings, listen: tuple[str, int]) -> None:
+async def run_up(settings: Settings, listen: HttpListen) -> None:
     """Serve until a signal."""
     autonomous = settings.acquisition.autonomous
     async with Runtime.open(settings, autonomous=autonomous) as runtime, anyio.create_task_group() as tg:
-        host, port = listen
-        bound = await tg.start(serve_http, runtime.gateway, host, port)
+        url = await start_http(runtime, listen, tg)
         units = ", ".join(runtime.fleet.units) or "none yet (vsm-mcp servers add NAME -- CMD ...)"
         print(
-            f"vsm-mcp up: MCP on http://{host}:{bound}{MCP_PATH}\n"
+            f"vsm-mcp up: MCP on {url}\n"
             f"  state: {settings.state_dir}\n"
             f"  units: {units}\n"
             f"  watch: vsm-mcp --state-dir {settings.state_dir} status",

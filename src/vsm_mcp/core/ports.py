@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeAlias
 
+from vsm_mcp.core.access import TokenRecord
 from vsm_mcp.core.messages import (
     AlgedonicAlert,
     AuditFinding,
@@ -99,6 +100,26 @@ class Store(Protocol):
 
     async def delete_secret(self, name: str) -> bool:
         """Forget secret ``name``; False when it was not set."""
+        ...
+
+    async def add_token(self, token: TokenRecord) -> bool:
+        """Store a new access token (digest, never value); False when its name (or digest) is taken."""
+        ...
+
+    async def tokens(self) -> list[TokenRecord]:
+        """Every stored access token, by name."""
+        ...
+
+    async def rotate_token(self, name: str, digest: str, at: float) -> bool:
+        """Give token ``name`` a new digest, created ``at`` and never used; False when there is none."""
+        ...
+
+    async def delete_token(self, name: str) -> bool:
+        """Forget token ``name``; False when there was none."""
+        ...
+
+    async def mark_tokens_used(self, used: Mapping[str, float]) -> None:
+        """Record the last use (name -> time) of stored tokens; a later time only moves it forward."""
         ...
 
     async def close(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from mcp.server.context import ServerRequestContext
 
+from vsm_mcp.core.access import Scope
 from vsm_mcp.core.variety import UNLIMITED
 from vsm_mcp.core.window import DemandWindow
 
@@ -50,6 +51,10 @@ class ExtraTools(Protocol):
 
     def definitions(self) -> list[dict[str, Any]]:
         """The tools as ``tools/list`` shows them (wire dicts with name, description, inputSchema)."""
+        ...
+
+    def scope(self, name: str) -> Scope:
+        """The scope a client's token needs to call tool ``name`` (`vsm_mcp.core.access`)."""
         ...
 
     async def call(

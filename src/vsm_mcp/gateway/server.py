@@ -16,7 +16,10 @@ unit is serving. Invariants:
   of one with a ``query`` is demand like a `vsm_search_tools` query;
 * a unit's failure reaches the client as one JSON-RPC error naming the
   server and the reason (`REQUEST_TIMEOUT` for timeouts, `INTERNAL_ERROR`
-  otherwise).
+  otherwise);
+* every request passes the `ScopeGate` (`gateway.access`) first: a client
+  whose token lacks the scope a method or tool needs gets one error naming
+  the token, the scope and the tool, and nothing else runs.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ from mcp.shared.subscriptions import (
 from mcp_types.methods import CACHEABLE_METHODS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from vsm_mcp.core.access import Scope
 from vsm_mcp.errors import UnitError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.unit import UnitState
+from vsm_mcp.gateway.access import AccessAudit, ScopeGate
 from vsm_mcp.gateway.express import PLAIN_CALL_PARAMS, ExpressRelay, unit_error_data
 from vsm_mcp.gateway.ports import DemandSink, ExtraTools, StatusSource
 from vsm_mcp.gateway.search import ToolIndex
@@ -98,6 +103,7 @@ class Gateway:
         demand: DemandSink | None = None,
         status: StatusSource | None = None,
         extra: ExtraTools | None = None,
+        audit: AccessAudit | None = None,
         name: str = "vsm-mcp",
         version: str = "0.1.0",
     ) -> None:
@@ -107,6 +113,9 @@ class Gateway:
         self.extra = extra
         self.extra_tools = extra.definitions() if extra is not None else []
         self.extra_names = frozenset(str(t["name"]) for t in self.extra_tools)
+        #: Scopes of the gateway's own tools beyond ``call`` (a fleet-changing tool registers ``manage``).
+        self.tool_scopes: dict[str, Scope] = {}
+        self.gate = ScopeGate(self.tool_scope, audit)
         self.upstream = Upstream()
         #: The stdio face's express relay while one is serving (`gateway.express`).
         self.express: ExpressRelay | None = None
@@ -156,6 +165,8 @@ class Gateway:
         self.server.middleware = [
             m for m in self.server.middleware if not isinstance(m, OpenTelemetryMiddleware)
         ]
+        # The scope gate first: nothing, the fast path for proxied calls included, runs before it.
+        self.server.middleware.append(self.gate)
         self.server.middleware.append(self._direct_route)
         fleet.listener = self
         self._reindex()
@@ -215,6 +226,12 @@ class Gateway:
             return exc.error
 
     # -- handlers: tools -----------------------------------------------------
+    def tool_scope(self, name: str) -> Scope:
+        """The scope a token needs to call tool ``name``: an own tool's registered one, else ``call``."""
+        if self.extra is not None and name in self.extra_names:
+            return self.extra.scope(name)
+        return self.tool_scopes.get(name, Scope.CALL)
+
     def _input_schema(self, name: str) -> Mapping[str, Any] | None:
         """A tool's input schema by public name (None: unknown, dispatch says so).
 

@@ -8,6 +8,15 @@ after shutdown and kill the process before the fleet is cleaned up.
 
 HTTP invariants:
 
+* every request carries ``Authorization: Bearer <token>`` or is answered 401
+  with ``WWW-Authenticate: Bearer`` before the SDK sees it (Starlette's
+  `AuthenticationMiddleware` with the SDK's `BearerAuthBackend` and
+  `RequireAuthMiddleware`, over a `Keyring`); the verified token rides on the
+  request to the handlers, where the gateway's `ScopeGate` checks each
+  request's scope (`gateway.access`);
+* ``Host`` and ``Origin`` are checked on every bind (`gateway.binding`); a
+  bind beyond loopback needs ``public``;
+* sessions are bounded per token, in number and idle time (`gateway.sessions`);
 * SSE streams are resumable (SEP-1699): every event carries an id, a
   2025-11-25 client gets a priming event with `RETRY_INTERVAL_MS`, and a
   client that lost a stream gets the missed events back with
@@ -28,17 +37,23 @@ from typing import Any
 import anyio
 import anyio.abc
 import uvicorn
-from mcp.server.streamable_http import EventStore
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.auth.provider import TokenVerifier
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Route
 
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.fleet.wire import LineReader, LineWriter
+from vsm_mcp.gateway.binding import HttpListen, bind_socket
 from vsm_mcp.gateway.events import EventLog
 from vsm_mcp.gateway.express import ExpressRelay
+from vsm_mcp.gateway.keyring import Keyring
 from vsm_mcp.gateway.server import Gateway
+from vsm_mcp.gateway.sessions import MAX_SESSIONS_PER_TOKEN, SESSION_IDLE_S, ResumableSessions
 from vsm_mcp.gateway.stdio import stdio_streams
 
 #: Endpoint path of the streamable HTTP transport.
@@ -47,7 +62,6 @@ MCP_PATH = "/mcp"
 RETRY_INTERVAL_MS = 1000
 #: Stopping waits this long for open responses to finish before uvicorn cancels them.
 HTTP_SHUTDOWN_S = 3
-_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -82,46 +96,21 @@ async def serve_streams(gateway: Gateway, read: Any, write: Any) -> None:
         gateway.express = None
 
 
-class ResumableSessions(StreamableHTTPSessionManager):
-    """The SDK's session manager, handing each new session its own view of one `EventLog`.
-
-    The SDK reads ``event_store`` once per session it admits; this property
-    makes that read a fresh `SessionEvents` scope.
-    """
-
-    def __init__(self, app: Any, log: EventLog, **kwargs: Any) -> None:
-        self.log = log
-        super().__init__(app, event_store=log.session(), **kwargs)
-
-    @property
-    def event_store(self) -> EventStore:
-        return self.log.session()
-
-    @event_store.setter
-    def event_store(self, value: EventStore | None) -> None:
-        """The SDK's constructor assigns its argument; every session gets a view of `log` instead."""
-
-    async def end_sessions(self) -> None:
-        """Terminate every open session, which ends its SSE streams (clients then get 404 and re-open).
-
-        The SDK's manager has no public call for this; its session table is read as of mcp 2.3.
-        """
-        for transport in list(self._server_instances.values()):
-            await transport.terminate()
-
-
-def http_app(gateway: Gateway, host: str, log: EventLog | None = None) -> tuple[Starlette, ResumableSessions]:
-    """The gateway's streamable HTTP ASGI app at `MCP_PATH` (DNS-rebinding protection on loopback)."""
-    security = None
-    if host in _LOCAL_HOSTS:  # the SDK's own default for a loopback bind
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
-            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-        )
+def http_app(
+    gateway: Gateway,
+    keyring: TokenVerifier,
+    security: TransportSecuritySettings,
+    log: EventLog | None = None,
+    *,
+    sessions_per_token: int = MAX_SESSIONS_PER_TOKEN,
+    session_idle_s: float = SESSION_IDLE_S,
+) -> tuple[Starlette, ResumableSessions]:
+    """The gateway's streamable HTTP ASGI app at `MCP_PATH`, behind bearer tokens (module docstring)."""
     sessions = ResumableSessions(
         gateway.server,
         log if log is not None else EventLog(),
+        per_token=sessions_per_token,
+        idle_s=session_idle_s,
         retry_interval=RETRY_INTERVAL_MS,
         security_settings=security,
     )
@@ -131,9 +120,15 @@ def http_app(gateway: Gateway, host: str, log: EventLog | None = None) -> tuple[
         async with sessions.run():
             yield
 
-    return Starlette(
-        routes=[Route(MCP_PATH, endpoint=StreamableHTTPASGIApp(sessions))], lifespan=lifespan
-    ), sessions
+    # The SDK's own auth pieces: the backend verifies the bearer value (no scope needed to get in: each
+    # request's scope is the gateway's `ScopeGate`'s to check); without a verified token, 401.
+    endpoint = RequireAuthMiddleware(sessions.handle_bounded, required_scopes=[])
+    middleware = [
+        Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(keyring)),
+        Middleware(AuthContextMiddleware),
+    ]
+    routes = [Route(MCP_PATH, endpoint=endpoint)]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan), sessions
 
 
 class _QuietServer(uvicorn.Server):
@@ -146,22 +141,38 @@ class _QuietServer(uvicorn.Server):
 
 async def serve_http(
     gateway: Gateway,
-    host: str,
-    port: int,
+    listen: HttpListen,
+    keyring: Keyring,
     *,
     log: EventLog | None = None,
+    sessions_per_token: int = MAX_SESSIONS_PER_TOKEN,
+    session_idle_s: float = SESSION_IDLE_S,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve streamable HTTP at ``http://HOST:PORT/mcp``; reports the bound port when started."""
-    app, sessions = http_app(gateway, host, log)
+    """Serve streamable HTTP at ``SCHEME://HOST:PORT/mcp``; reports the bound port when started.
+
+    Raises:
+        ConfigError: ``listen`` is refused (`HttpListen.check`) or cannot be bound.
+    """
+    listen.check()
+    sock = bind_socket(listen)
+    port = int(sock.getsockname()[1])
+    app, sessions = http_app(
+        gateway,
+        keyring,
+        listen.security_settings(port),
+        log,
+        sessions_per_token=sessions_per_token,
+        session_idle_s=session_idle_s,
+    )
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_level="warning",
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=HTTP_SHUTDOWN_S,
+        ssl_certfile=listen.tls_cert,
+        ssl_keyfile=listen.tls_key,
     )
     server = _QuietServer(config)
     stopped = anyio.Event()
@@ -172,24 +183,20 @@ async def serve_http(
     async def serve() -> None:
         with serving:
             try:
-                await server.serve()
+                await server.serve(sockets=[sock])
             except SystemExit:
-                pass  # uvicorn exits when it cannot bind (it logged why); reported below
+                pass  # uvicorn exits when its startup fails (it logged why); reported below
             finally:
                 stopped.set()
 
-    async with anyio.create_task_group() as tg:
+    async with keyring.running(), anyio.create_task_group() as tg:
         tg.start_soon(serve)
         try:
             while not server.started:
                 if stopped.is_set():
-                    raise ConfigError(f"cannot listen on {host}:{port} (address in use or not allowed)")
+                    raise ConfigError(f"cannot serve on {listen.host}:{port} (see the error above)")
                 await anyio.sleep(0.01)
-            bound = port
-            for s in server.servers:
-                for sock in s.sockets:
-                    bound = sock.getsockname()[1]
-            task_status.started(bound)
+            task_status.started(port)
             await stopped.wait()
         finally:
             # uvicorn drains open responses before its lifespan shutdown ends the sessions, so the
@@ -205,3 +212,4 @@ async def serve_http(
                 with anyio.move_on_after(1.0):
                     await stopped.wait()
             serving.cancel()
+            sock.close()

@@ -11,11 +11,12 @@ processes, of course; that is the one difference.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from vsm_mcp.core.access import TokenRecord
 from vsm_mcp.core.messages import (
     AlgedonicAlert,
     AuditFinding,
@@ -51,6 +52,7 @@ class MemoryStore:
         self._dead_letters: dict[int, DeadLetter] = {}
         self._kv: dict[str, str] = {}
         self._secrets: dict[str, tuple[str, float]] = {}
+        self._tokens: dict[str, TokenRecord] = {}
         self._ids = {kind: itertools.count(1) for kind in ("decision", "alert", "finding", "letter")}
 
     @classmethod
@@ -211,6 +213,44 @@ class MemoryStore:
         """Forget secret ``name``; False when it was not set."""
         self._check_open()
         return self._secrets.pop(name, None) is not None
+
+    async def add_token(self, token: TokenRecord) -> bool:
+        """Store a new access token (its digest, never its value); False when the name is taken."""
+        self._check_open()
+        records.check_token(token)
+        if token.name in self._tokens or any(t.digest == token.digest for t in self._tokens.values()):
+            return False  # SQLite's INSERT OR IGNORE skips a taken name or digest alike
+        self._tokens[token.name] = token
+        return True
+
+    async def tokens(self) -> list[TokenRecord]:
+        """Every stored access token, by name."""
+        self._check_open()
+        return [self._tokens[name] for name in sorted(self._tokens)]
+
+    async def rotate_token(self, name: str, digest: str, at: float) -> bool:
+        """Give token ``name`` a new digest (created ``at``, never used); False when there is none."""
+        self._check_open()
+        found = self._tokens.get(name)
+        if found is None:
+            return False
+        rotated = replace(found, digest=digest, created_at=at, last_used_at=None)
+        records.check_token(rotated)
+        self._tokens[name] = rotated
+        return True
+
+    async def delete_token(self, name: str) -> bool:
+        """Forget token ``name``; False when there was none."""
+        self._check_open()
+        return self._tokens.pop(name, None) is not None
+
+    async def mark_tokens_used(self, used: Mapping[str, float]) -> None:
+        """Record last uses (name -> time) of stored tokens; never moves one back."""
+        self._check_open()
+        for name, at in used.items():
+            found = self._tokens.get(name)
+            if found is not None and (found.last_used_at is None or found.last_used_at < at):
+                self._tokens[name] = replace(found, last_used_at=at)
 
     async def close(self) -> None:
         """Forget nothing, accept nothing more; idempotent."""

@@ -148,6 +148,19 @@ CREATE TABLE secret (
 ) WITHOUT ROWID;
 """,
     ),
+    Migration(
+        3,
+        "access tokens of the HTTP face: name, scopes and the SHA-256 of the value (never the value)",
+        """
+CREATE TABLE token (
+    name         TEXT PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 64),
+    digest       TEXT NOT NULL UNIQUE CHECK (length(digest) = 64),
+    scopes       TEXT NOT NULL CHECK (length(scopes) > 0),
+    created_at   REAL NOT NULL,
+    last_used_at REAL
+) WITHOUT ROWID;
+""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -35,6 +35,7 @@ import json
 from typing import Any
 
 from vsm_mcp.core import payload
+from vsm_mcp.core.access import Scope, TokenRecord, check_token_name
 from vsm_mcp.core.messages import AlgedonicAlert, Capability, DemandAggregate
 from vsm_mcp.core.ports import JsonValue
 
@@ -110,3 +111,17 @@ def check_alert(alert: AlgedonicAlert) -> None:
         raise ValueError(f"alert {alert.key} must count at least one signal, got {alert.count}")
     if alert.last_at < alert.first_at:
         raise ValueError(f"alert {alert.key} ends ({alert.last_at}) before it starts ({alert.first_at})")
+
+
+def check_token(token: TokenRecord) -> None:
+    """A token has a valid name (never ``admin``: its file holds it), a SHA-256 hex digest, a scope."""
+    check_token_name(token.name)
+    if len(token.digest) != 64 or token.digest.strip("0123456789abcdef"):
+        raise ValueError(f"token {token.name!r}: digest must be 64 lowercase hex digits")
+    if not token.scopes:
+        raise ValueError(f"token {token.name!r} needs at least one scope")
+
+
+def decode_scopes(text: str) -> frozenset[Scope]:
+    """Stored scopes (`scopes_text`) back to a set."""
+    return frozenset(Scope(word) for word in text.split())

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from vsm_mcp.core.access import TokenRecord, scopes_text
 from vsm_mcp.core.messages import (
     AlgedonicAlert,
     AuditFinding,
@@ -462,6 +463,66 @@ class SqliteStore:
                 return conn.execute("DELETE FROM secret WHERE name = ?", (name,)).rowcount > 0
 
         return await self._run(delete)
+
+    async def add_token(self, token: TokenRecord) -> bool:
+        """Store a new access token (its digest, never its value); False when the name is taken."""
+        records.check_token(token)
+        row = (token.name, token.digest, scopes_text(token.scopes), token.created_at, token.last_used_at)
+
+        def insert(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                return conn.execute("INSERT OR IGNORE INTO token VALUES (?, ?, ?, ?, ?)", row).rowcount > 0
+
+        return await self._run(insert)
+
+    async def tokens(self) -> list[TokenRecord]:
+        """Every stored access token, by name."""
+        rows = await self._select(
+            "SELECT name, digest, scopes, created_at, last_used_at FROM token ORDER BY name"
+        )
+        return [
+            TokenRecord(str(n), str(d), records.decode_scopes(str(s)), float(c), u) for n, d, s, c, u in rows
+        ]
+
+    async def rotate_token(self, name: str, digest: str, at: float) -> bool:
+        """Give token ``name`` a new digest (created ``at``, never used); False when there is none."""
+
+        def update(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                return (
+                    conn.execute(
+                        "UPDATE token SET digest = ?, created_at = ?, last_used_at = NULL WHERE name = ?",
+                        (digest, at, name),
+                    ).rowcount
+                    > 0
+                )
+
+        return await self._run(update)
+
+    async def delete_token(self, name: str) -> bool:
+        """Forget token ``name``; False when there was none."""
+
+        def delete(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                return conn.execute("DELETE FROM token WHERE name = ?", (name,)).rowcount > 0
+
+        return await self._run(delete)
+
+    async def mark_tokens_used(self, used: Mapping[str, float]) -> None:
+        """Record last uses (name -> time) of stored tokens, in one transaction; never moves one back."""
+        rows = [(at, name, at) for name, at in used.items()]
+        if not rows:
+            return
+
+        def update(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    "UPDATE token SET last_used_at = ? WHERE name = ? "
+                    "AND (last_used_at IS NULL OR last_used_at < ?)",
+                    rows,
+                )
+
+        await self._run(update)
 
     async def close(self) -> None:
         """Close the connection (checkpointing the WAL); idempotent."""
