@@ -152,3 +152,33 @@ def test_up_refuses_a_bad_listen_address(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "HOST:PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_one_line_naming_the_port_and_the_flag(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from vsm_mcp.cli.app import main; main()",
+                "--state-dir",
+                str(tmp_path),
+                "up",
+                "--http",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another program has it? choose "
+        "another with --http HOST:PORT; port 0 picks a free one)"
+    )
+    assert "Traceback" not in result.stderr

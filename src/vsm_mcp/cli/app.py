@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -57,8 +57,33 @@ def main() -> None:
     try:
         app()
     except VsmError as exc:
-        # The message is text, never markup: "[acquisition] sandbox" must print as written.
-        Console(stderr=True).print(
-            Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True
-        )
-        sys.exit(1)
+        _user_error(exc)
+    except BaseExceptionGroup as group:
+        # A user error raised inside a task group (a port in use at start) is still one line.
+        found = _first_user_error(group)
+        if found is None:
+            raise
+        _user_error(found)
+
+
+def _user_error(exc: VsmError) -> NoReturn:
+    # The message is text, never markup: "[acquisition] sandbox" must print as written.
+    Console(stderr=True).print(
+        Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True
+    )
+    sys.exit(1)
+
+
+def _first_user_error(group: BaseExceptionGroup[BaseException]) -> VsmError | None:
+    """The first `VsmError` in ``group`` (depth first), when every leaf is one or a cancellation."""
+    leaves: list[BaseException] = []
+    todo: list[BaseException] = [group]
+    while todo:
+        exc = todo.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            todo[:0] = list(exc.exceptions)
+        else:
+            leaves.append(exc)
+    errors = [e for e in leaves if isinstance(e, VsmError)]
+    others = [e for e in leaves if not isinstance(e, VsmError | KeyboardInterrupt | SystemExit)]
+    return errors[0] if errors and not any(type(e).__name__ != "CancelledError" for e in others) else None

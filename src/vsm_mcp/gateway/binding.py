@@ -159,7 +159,10 @@ def bind_socket(listen: HttpListen) -> socket.socket:
         )[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}") from exc
+        raise ConfigError(
+            f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc} "
+            "(another program has it? choose another with --http HOST:PORT; port 0 picks a free one)"
+        ) from exc
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restarts rebind at once
         if family == socket.AF_INET6:
@@ -167,5 +170,8 @@ def bind_socket(listen: HttpListen) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}") from exc
+        raise ConfigError(
+            f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc} "
+            "(another program has it? choose another with --http HOST:PORT; port 0 picks a free one)"
+        ) from exc
     return sock
