@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from functools import partial
 from typing import Annotated
 
 import anyio
@@ -26,6 +27,7 @@ from vsm_mcp.cli.http_face import (
     http_listen,
     start_http,
 )
+from vsm_mcp.cli.watch import report_events
 from vsm_mcp.gateway.binding import HttpListen
 from vsm_mcp.gateway.transport import MCP_PATH
 from vsm_mcp.runtime import Runtime
@@ -45,6 +47,9 @@ def up(
     allow_origin: AllowOriginOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Unit changes and alerts as JSON lines (default: as text).")
+    ] = False,
 ) -> None:
     """Run VSM-MCP: gateway over streamable HTTP with S1-S5, S3* and the algedonic channel live."""
     listen = http_listen(
@@ -55,11 +60,11 @@ def up(
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
-    anyio.run(run_up, state_of(ctx).settings(), listen)
+    anyio.run(run_up, state_of(ctx).settings(), listen, log_json)
 
 
-async def run_up(settings: Settings, listen: HttpListen) -> None:
-    """Serve until a signal."""
+async def run_up(settings: Settings, listen: HttpListen, log_json: bool = False) -> None:
+    """Serve until a signal; unit state changes and alerts are told on stderr as they happen."""
     autonomous = settings.acquisition.autonomous
     async with Runtime.open(settings, autonomous=autonomous) as runtime, anyio.create_task_group() as tg:
         url = await start_http(runtime, listen, tg)
@@ -78,6 +83,7 @@ async def run_up(settings: Settings, listen: HttpListen) -> None:
         )
         if warning is not None:
             print(warning, file=sys.stderr, flush=True)
+        tg.start_soon(partial(report_events, runtime, as_json=log_json))
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
                 tg.cancel_scope.cancel()
