@@ -178,24 +178,27 @@ async def test_outcomes_are_learned_per_server_and_category_and_persisted(tmp_pa
                 await anyio.sleep(0.1)
 
 
-async def test_audit_detects_a_changed_tool_definition_against_its_pin(tmp_path: Path) -> None:
-    from vsm_mcp.acquisition.pipeline import PINS_KEY
-    from vsm_mcp.acquisition.verify import pin_tools
+async def test_audit_lists_the_tools_afresh_against_their_pin(tmp_path: Path) -> None:
+    from vsm_mcp.fleet import definitions
     from vsm_mcp.runtime import audit_probe
 
     async with running(settings_for(tmp_path)) as (runtime, _):
         unit = runtime.fleet.units["probe"]
-        pins = pin_tools(unit.catalog.tools)
-        await runtime.store.kv_put(PINS_KEY, {"probe": pins})
-        clean = await audit_probe(runtime.fleet, runtime.store, "probe")
-        assert (clean.check, clean.ok) == ("pinned_definitions", True)
-        # What verification pinned differs from what the server now lists: a rug pull.
-        await runtime.store.kv_put(PINS_KEY, {"probe": {**pins, "echo": "0" * 64}})
-        pulled = await audit_probe(runtime.fleet, runtime.store, "probe")
-        assert pulled.check == "pinned_definitions"
-        assert pulled.ok is False
-        assert "tool 'echo' changed its definition" in pulled.detail
-        gone = await audit_probe(runtime.fleet, runtime.store, "nobody")
+        pin = await definitions.load(runtime.store, "probe")
+        assert pin is not None and pin.by == "first use"  # a configured server: pinned at its first listing
+        clean = await audit_probe(runtime.fleet, "probe")
+        assert (clean.check, clean.ok, clean.detail) == ("pinned_definitions", True, "9 tools as pinned")
+        # What was pinned differs from what the server now lists: a rug pull.
+        tools = {**pin.tools, "echo": {**pin.tools["echo"], "description": "Return the text."}}
+        await definitions.trust(runtime.store, "probe", tools, by="operator", now=1.0)
+        pulled = await audit_probe(runtime.fleet, "probe")
+        assert (pulled.check, pulled.ok) == ("pinned_definitions", False)
+        assert pulled.detail == (
+            "quarantined: tool definitions changed since they were pinned: tool 'echo' changed its description"
+        )
+        assert unit.quarantine is not None
+        assert not any(r.unit == "probe" for r in runtime.fleet.routes.tools.values())
+        gone = await audit_probe(runtime.fleet, "nobody")
         assert (gone.ok, gone.detail) == (False, "unit is gone")
 
 

@@ -36,8 +36,7 @@ import anyio
 from vsm_mcp import report
 from vsm_mcp.acquisition.loop import AcquisitionLoop
 from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
-from vsm_mcp.acquisition.pipeline import INSTALLED_KEY, PINS_KEY
-from vsm_mcp.acquisition.verify import pin_changes
+from vsm_mcp.acquisition.pipeline import INSTALLED_KEY
 from vsm_mcp.capability import capability_service
 from vsm_mcp.capability_face import CapabilityFace
 from vsm_mcp.core.messages import AlgedonicSignal, Capability, Priority
@@ -356,7 +355,7 @@ class Runtime:
             fleets: list[Fleet] = []  # the probe needs the fleet, the fleet needs the system
 
             async def probe(unit: str) -> ProbeResult:
-                return await audit_probe(fleets[0], store, unit)
+                return await audit_probe(fleets[0], unit)
 
             system = ViableSystem(
                 "vsm-mcp",
@@ -382,6 +381,7 @@ class Runtime:
                     sandbox=settings.sandbox_policy(),
                     secrets=store,
                     pins=store,
+                    definitions=store,
                 )
                 fleets.append(fleet)
                 async with fleet, anyio.create_task_group() as tg:
@@ -475,28 +475,20 @@ class Runtime:
         return {"vsm": self.system.status().to_dict(), "fleet": self.fleet.status()}
 
 
-async def audit_probe(fleet: Fleet, store: Store, unit_name: str) -> ProbeResult:
-    """S3*: an MCP ping to one unit, then, for an acquired unit, a fresh `tools/list` checked
-    against the definitions pinned at verification (rug-pull detection)."""
+async def audit_probe(fleet: Fleet, unit_name: str) -> ProbeResult:
+    """S3*: an MCP ping to one unit, then a fresh ``tools/list`` over its live session checked
+    against its pinned definitions (a rug pull quarantines the unit at once)."""
     unit = fleet.units.get(unit_name)
     if unit is None:
         return ProbeResult("ping", False, "unit is gone")
-    started = time.perf_counter()
     try:
         with anyio.fail_after(AUDIT_PING_TIMEOUT_S):
             await unit.request("ping", None, retry_safe=False)
-            pinned = await store.kv_get(PINS_KEY)
-            pins = pinned.get(unit_name) if isinstance(pinned, dict) else None
-            if not isinstance(pins, dict) or not pins:
-                return ProbeResult("ping", True, f"{(time.perf_counter() - started) * 1000:.1f} ms")
-            listed = await unit.request("tools/list", None, retry_safe=True)
+            quarantine = await unit.audit_definitions()
     except TimeoutError:
         return ProbeResult("ping", False, f"no answer within {AUDIT_PING_TIMEOUT_S:g} s")
     except Exception as exc:  # any failure of the probe is an audit finding, not a crash
         return ProbeResult("ping", False, f"{type(exc).__name__}: {exc}")
-    changed = pin_changes({str(k): str(v) for k, v in pins.items()}, listed.get("tools") or [])
-    if changed:
-        return ProbeResult(
-            "pinned_definitions", False, "tool definitions changed since verification: " + ", ".join(changed)
-        )
-    return ProbeResult("pinned_definitions", True, f"{len(pins)} pinned tools unchanged")
+    if quarantine is not None:
+        return ProbeResult("pinned_definitions", False, f"quarantined: {quarantine.reason}")
+    return ProbeResult("pinned_definitions", True, f"{len(unit.catalog.tools)} tools as pinned")

@@ -11,15 +11,14 @@ import pytest
 from vsm_mcp.acquisition.launch import SandboxLauncher
 from vsm_mcp.acquisition.pipeline import (
     INSTALLED_KEY,
-    PINS_KEY,
     Acquirer,
     AcquisitionPlan,
     FixedAnswer,
     unit_name,
 )
-from vsm_mcp.acquisition.verify import tool_pin
 from vsm_mcp.acquisition.vetting import Candidate, Verdict, VettingPolicy
 from vsm_mcp.errors import AcquisitionError, AcquisitionRefusedError
+from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.store import MemoryStore
@@ -75,11 +74,14 @@ async def test_a_server_is_installed_verified_pinned_and_registered(tmp_path: Pa
             "slow",
         ]
         echo = next(t for t in acquired.verification.tools if t["name"] == "echo")
-        assert acquired.verification.pins["echo"] == tool_pin(echo)
+        assert acquired.verification.pins["echo"] == definitions.digest(echo)
         desired = await FleetRegistry(store).desired()
         assert desired["probe"] == acquired.spec
-        pins = await store.kv_get(PINS_KEY)
-        assert isinstance(pins, dict) and pins["probe"] == dict(acquired.verification.pins)
+        # What was verified is the server's definition pin: every field of every tool.
+        pin = await definitions.load(store, "probe")
+        assert pin is not None and (pin.by, pin.quarantine) == ("verification", None)
+        assert pin.tools == definitions.listed(acquired.verification.tools)
+        assert pin.tools["echo"]["annotations"] == {"readOnlyHint": True}
         installed = await store.kv_get(INSTALLED_KEY)
         assert isinstance(installed, dict) and installed["probe"]["ref"] == "pypi:mcp-server-probe@1.0.0"
         caps = await store.capabilities()
@@ -119,7 +121,7 @@ async def test_a_server_that_crashes_at_start_is_rolled_back_completely(tmp_path
         assert not (tmp_path / "servers" / "probe").exists()
         assert await FleetRegistry(store).desired() == {}
         assert await store.capabilities() == []
-        assert await store.kv_get(PINS_KEY) is None
+        assert await definitions.load(store, "probe") is None
         last = (await store.decisions())[0]
         assert (last.choice, last.rule) == ("rolled_back", "verify")
         assert last.rationale == "the server exited before answering (crashing at start); undone: files"
@@ -138,12 +140,14 @@ async def test_integration_into_a_running_fleet_and_rollback_of_it(tmp_path: Pat
         pid = fleet.unit("probe").pid
         assert pid is not None
 
-        # A second unit whose listing no longer matches its pins (a verifier that saw other tools) is undone.
+        # A second unit whose listing no longer matches what was verified (a verifier that saw other
+        # tools) is undone.
         async def lying_verifier(spec: object, plan: object) -> object:
             from vsm_mcp.acquisition.verify import verify
 
             real = await verify(spec, plan)  # type: ignore[arg-type]
-            return type(real)(**{**{f: getattr(real, f) for f in real.__slots__}, "pins": {"echo": "0" * 64}})
+            echo = next(t for t in real.tools if t["name"] == "echo")
+            return type(real)(**{**{f: getattr(real, f) for f in real.__slots__}, "tools": (echo,)})
 
         liar = _acquirer(store, tmp_path, ProbeInstaller(), fleet=fleet, verifier=lying_verifier)
         other = await liar.plan([ALTERNATIVE], query="other", category="other")
@@ -151,11 +155,12 @@ async def test_integration_into_a_running_fleet_and_rollback_of_it(tmp_path: Pat
             await liar.acquire(other)
         assert info.value.step == "integrate"
         assert info.value.reason.startswith("tool definitions changed since verification: tool 'add' is new")
+        assert await definitions.load(store, "other") is None
         assert "other" not in fleet.units
         assert not (tmp_path / "servers" / "other").exists()
         assert list(await FleetRegistry(store).desired()) == ["probe"]
         last = (await store.decisions())[0]
-        assert last.rationale.endswith("undone: process, files")
+        assert last.rationale.endswith("undone: process, definition pin, files")
     assert children_running(str(tmp_path)) == []
 
 

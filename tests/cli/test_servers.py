@@ -49,6 +49,7 @@ def test_add_list_restart_remove(tmp_path: Path) -> None:
             "running": None,
             "limits": None,  # what holds is known only where a gateway runs it
             **dict.fromkeys(("state", "tools", "calls", "errors", "last_error")),  # likewise
+            "quarantine": None,
         }
     ]
     code, out, error = _vsm(tmp_path, "servers", "add", "time", "--", "true")

@@ -19,6 +19,7 @@ class _Fleet:
     def __init__(self, specs: list[ServerSpec]) -> None:
         self.units: dict[str, Any] = {s.name: type("U", (), {"spec": s})() for s in specs}
         self.restarted: list[str] = []
+        self.lifts = 0  # syncs that looked for approved quarantines
 
     async def add(self, spec: ServerSpec) -> None:
         self.units[spec.name] = type("U", (), {"spec": spec})()
@@ -28,6 +29,9 @@ class _Fleet:
 
     def restart(self, name: str) -> None:
         self.restarted.append(name)
+
+    async def lift_approved(self) -> None:
+        self.lifts += 1
 
 
 async def test_the_first_restart_after_the_gateway_started_restarts_and_old_requests_are_not_replayed() -> (
@@ -50,3 +54,4 @@ async def test_the_first_restart_after_the_gateway_started_restarts_and_old_requ
         await registry.request_restart("old")
         await registry.sync(fleet, seen)  # type: ignore[arg-type]
         assert fleet.restarted == ["gh", "old"]
+        assert fleet.lifts == 4  # every sync looks for quarantines an operator approved

@@ -13,14 +13,16 @@ acquires the first one. Steps, each recorded:
 4. **sandbox**: the spec to store (the install's plain command plus a sandbox
    section, no environment values) and its launch plan on this host
    (`Launcher`), then **verify** exactly that plan: handshake, non-empty
-   ``tools/list``, ping, tool pins;
-5. **integrate**: into the running `Fleet` (when given; its listing must
-   match the pins), persisted in the fleet registry (a running gateway picks
-   it up), capabilities stored in the demand ``category``, pins stored.
+   ``tools/list``, ping;
+5. **integrate**: the launch pin and the verified tools as the definition pin
+   (`vsm_mcp.fleet.definitions`) stored before any fleet starts the server,
+   into the running `Fleet` (when given; its listing must match what was
+   verified), persisted in the fleet registry (a running gateway picks it
+   up), capabilities stored in the demand ``category``.
 
 Invariants: a failure at any step undoes every earlier step in reverse order
 (the unit removed from the fleet and its process group killed, the registry
-entry, capabilities and pins deleted, the prefix deleted), a ``rolled_back``
+entry, capabilities and both pins deleted, the prefix deleted), a ``rolled_back``
 decision names the step and the reason, and `AcquisitionError` is raised.
 A refusal (budget, vetting, operator) installs nothing and raises
 `AcquisitionRefusedError`. Every outcome is a stored decision.
@@ -41,11 +43,12 @@ import anyio
 
 from vsm_mcp.acquisition.installer import Installation, Installer
 from vsm_mcp.acquisition.launch import Launch, Launcher, SandboxLauncher
-from vsm_mcp.acquisition.verify import Verification, pin_changes, verify
+from vsm_mcp.acquisition.verify import Verification, verify
 from vsm_mcp.acquisition.vetting import Candidate, Outcome, ReleaseMetadata, Verdict, VettingPolicy, vet
 from vsm_mcp.core.messages import Capability, Decision
 from vsm_mcp.core.ports import Store
 from vsm_mcp.errors import AcquisitionError, AcquisitionRefusedError, ConfigError, UnknownUnitError, VsmError
+from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.pins import forget as forget_pin
 from vsm_mcp.fleet.pins import trust as trust_pin
@@ -53,8 +56,6 @@ from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.sandbox import LaunchPlan
 
-#: Stored tool pins: ``{unit: {tool: sha256}}``.
-PINS_KEY = "acquisition.pins"
 #: Stored installs: ``{unit: {ref, prefix, category, query, installed_at}}``.
 INSTALLED_KEY = "acquisition.installed"
 #: A unit added to a running fleet must be ready within this (it was just verified to start).
@@ -246,6 +247,12 @@ class Acquirer:
                 # What was installed and verified is what every start must run (`vsm_mcp.fleet.pins`).
                 undo.append(("launch pin", lambda: forget_pin(self.store, spec.name)))
                 await trust_pin(self.store, spec.name, launch.plan.pin)
+            # What was verified is what the server may list (`vsm_mcp.fleet.definitions`).
+            undo.append(("definition pin", lambda: definitions.forget(self.store, spec.name)))
+            verified = definitions.listed(verification.tools)
+            await definitions.trust(
+                self.store, spec.name, verified, by=definitions.VERIFICATION, now=self._wall_clock()
+            )
             await self._integrate(plan, spec, verification, undo)
             timings["integrate"] = time.monotonic() - t
         except (VsmError, OSError) as exc:
@@ -391,10 +398,14 @@ class Acquirer:
                 raise AcquisitionError(
                     "integrate", f"unit {spec.name!r} not ready within {INTEGRATE_TIMEOUT_S:g}s"
                 ) from None
-            changes = pin_changes(verification.pins, unit.catalog.tools)
+            changes = definitions.compare(
+                definitions.listed(verification.tools), definitions.listed(unit.catalog.tools)
+            )
             if changes:
                 raise AcquisitionError(
-                    "integrate", "tool definitions changed since verification: " + "; ".join(changes)
+                    "integrate",
+                    "tool definitions changed since verification: "
+                    + "; ".join(c.describe() for c in changes),
                 )
         undo.append(("registration", lambda: _unregister(self.registry, spec.name)))
         await self.registry.add(spec)
@@ -408,8 +419,7 @@ class Acquirer:
                 for t in verification.tools
             ],
         )
-        undo.append(("pins", lambda: self._forget(spec.name)))
-        await self._remember(PINS_KEY, spec.name, dict(verification.pins))
+        undo.append(("install record", lambda: self._forget(spec.name)))
         await self._remember(
             INSTALLED_KEY,
             spec.name,
@@ -430,10 +440,9 @@ class Acquirer:
         await self.store.kv_put(key, data)
 
     async def _forget(self, unit: str) -> None:
-        for key in (PINS_KEY, INSTALLED_KEY):
-            current = await self.store.kv_get(key)
-            if isinstance(current, dict) and unit in current:
-                await self.store.kv_put(key, {k: v for k, v in current.items() if k != unit})
+        current = await self.store.kv_get(INSTALLED_KEY)
+        if isinstance(current, dict) and unit in current:
+            await self.store.kv_put(INSTALLED_KEY, {k: v for k, v in current.items() if k != unit})
 
     async def _roll_back(self, undo: list[tuple[str, Callable[[], Awaitable[None]]]]) -> list[str]:
         done: list[str] = []

@@ -4,10 +4,12 @@ One short-lived session, through the fleet's own process control
 (`vsm_mcp.fleet.process.spawn`: own process group, killed on exit, dies with
 the gateway) running the very `LaunchPlan` the fleet will run (sandboxed as
 the spec's sandbox section says) and the SDK's `ClientSession`: the MCP handshake, a non-empty
-``tools/list`` (every page), and a ``ping``. Each tool's definition is pinned
-as the SHA-256 of the canonical JSON (sorted keys, no spaces) of its
-``name``, ``description`` and ``inputSchema``, so a later listing that
-differs (a changed description can carry an injected instruction) is seen.
+``tools/list`` (every page), and a ``ping``. The tools as verified become the
+server's definition pin (`vsm_mcp.fleet.definitions`: name, title, description,
+input and output schema, annotations; the pipeline stores it before the fleet
+starts the server), so a later listing that differs (a changed description can
+carry an injected instruction, a flipped ``readOnlyHint`` buys retries)
+quarantines it.
 
 Invariants: the server process is gone when `verify` returns or raises; a
 failure is an `AcquisitionError` at step ``verify`` whose reason says what
@@ -17,8 +19,6 @@ tools; no answer to ping; timeout).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -32,6 +32,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vsm_mcp.errors import AcquisitionError, SandboxError
+from vsm_mcp.fleet.definitions import digest
 from vsm_mcp.fleet.process import spawn
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.sandbox import LaunchPlan
@@ -66,35 +67,9 @@ class Verification:
     ping_ms: float
 
 
-def tool_pin(tool: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of a tool's name, description and input schema."""
-    canonical = json.dumps(
-        {
-            "name": tool.get("name"),
-            "description": tool.get("description"),
-            "inputSchema": tool.get("inputSchema"),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
 def pin_tools(tools: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Tool name -> pin, for every tool."""
-    return {str(t.get("name")): tool_pin(t) for t in tools}
-
-
-def pin_changes(pinned: Mapping[str, str], tools: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Human-readable differences between pinned definitions and a fresh listing (empty when equal)."""
-    now = pin_tools(tools)
-    changes = [f"tool {n!r} is new" for n in sorted(now.keys() - pinned.keys())]
-    changes += [f"tool {n!r} disappeared" for n in sorted(pinned.keys() - now.keys())]
-    changes += [
-        f"tool {n!r} changed its definition" for n in sorted(now) if n in pinned and now[n] != pinned[n]
-    ]
-    return changes
+    """Tool name -> the digest of its pinned definition (`vsm_mcp.fleet.definitions.digest`)."""
+    return {str(t.get("name")): digest(t) for t in tools}
 
 
 def _stderr_tail(lines: deque[str]) -> str:

@@ -81,6 +81,15 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
                     Text(f"WARNING: server {unit.get('name')} {sandbox}", style="bold red"),
                     soft_wrap=True,
                 )
+            if unit.get("quarantine"):  # its tools are withheld: the server wrote what changed
+                console.print(
+                    Text(
+                        f"WARNING: server {unit.get('name')} is quarantined: {printable(str(unit['quarantine']))}; "
+                        f"to accept: vsm-mcp servers approve {unit.get('name')}",
+                        style="bold red",
+                    ),
+                    soft_wrap=True,
+                )
         console.print(_fleet_table(fleet))
     console.print(_reading_table(data["variety"]))
     units = Table(title="S1 units (stored capabilities)")
@@ -120,18 +129,23 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 def _fleet_table(fleet: list[dict[str, Any]]) -> Table:
     """The running gateway's units, failing ones first."""
-    order = {"failed": 0, "backoff": 1, "starting": 2}
+    order = {"failed": 0, "quarantined": 0, "backoff": 1, "starting": 2}
+
+    def shown_state(u: dict[str, Any]) -> str:
+        return "quarantined" if u.get("quarantine") else str(u.get("state", "?"))
+
     table = Table(title="S1 units (live)")
     for column in ("unit", "state", "tools", "calls", "errors", "sandbox", "last error"):
         table.add_column(column)
-    for u in sorted(fleet, key=lambda u: (order.get(str(u.get("state")), 3), str(u.get("name")))):
-        state = str(u.get("state", "?"))
+    for u in sorted(fleet, key=lambda u: (order.get(shown_state(u), 3), str(u.get("name")))):
+        state = shown_state(u)
+        why = f"quarantined: {u['quarantine']}" if u.get("quarantine") else str(u.get("last_error") or "")
         table.add_row(
             str(u.get("name")),
-            Text(state, style="bold red" if state == "failed" else ""),
+            Text(state, style="bold red" if state in ("failed", "quarantined") else ""),
             *(str(u.get(key, "-")) for key in ("tools", "calls", "errors")),
             Text(str(u.get("sandbox", "-"))),
-            Text(printable(str(u.get("last_error") or ""))),
+            Text(printable(why)),
         )
     return table
 

@@ -11,7 +11,9 @@ only when the call succeeds; a letter whose arguments were over the store's
 cap (only their digest was kept) is refused with that reason, never replayed
 with something else. ``servers logs`` reads the tail of a server's log (and
 its rotated files) from the end, in bounded memory, and prints it without
-control characters (`vsm_mcp.fleet.logfile`).
+control characters (`vsm_mcp.fleet.logfile`). ``servers list`` shows a
+quarantined server (its tool definitions changed) from its stored record,
+whether or not a gateway runs it; ``servers approve`` is `vsm_mcp.cli.approve`.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from rich.table import Table
 from rich.text import Text
 
 from vsm_mcp import report
+from vsm_mcp.cli.approve import approve
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.core.payload import MAX_STORED_PAYLOAD_BYTES, capped_digest
 from vsm_mcp.errors import ConfigError, SandboxError, UnitError, UnknownUnitError
+from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.confinement import Confinement
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.logfile import follow, printable, read_tail, rotated_paths
@@ -58,6 +62,7 @@ app = typer.Typer(help="Downstream MCP servers (System 1 units).", no_args_is_he
 dlq_app = typer.Typer(help="Failed calls kept for inspection and replay.", no_args_is_help=True)
 _out = Console()
 _T = TypeVar("_T")
+app.command("approve")(approve)
 
 
 def _with_registry(ctx: typer.Context, action: Callable[[FleetRegistry, Settings], Awaitable[_T]]) -> _T:
@@ -198,6 +203,7 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
             live = await store.kv_get(report.LIVE_STATUS_KEY)
             running, limits = _running_sandboxes(live), _running(live, "limits")
             units = _running_entries(live)
+            quarantines = {name: await _quarantine(store, name) for name in desired}
         confinement = Confinement(settings.sandbox_policy())
         return [
             {
@@ -211,6 +217,8 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
                 "limits": limits.get(s.name),
                 # what the running gateway measured (None: no gateway runs it)
                 **{key: units.get(s.name, {}).get(key) for key in LIVE_FIELDS},
+                # from the stored record: it outlives the gateway
+                "quarantine": quarantines[s.name],
             }
             for s in desired.values()
         ]
@@ -222,17 +230,29 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
     table = Table("name", "state", "tools", "calls", "errors", "sandbox", "limits", "target", "last error")
     for row in rows:
         shown = row["running"] or (f"{row['sandbox']} (not running)" if row["sandbox"] != "-" else "-")
-        state = row["state"] or "not running"
+        state = "quarantined" if row["quarantine"] else row["state"] or "not running"
+        why = f"quarantined: {row['quarantine']}" if row["quarantine"] else row["last_error"] or ""
         table.add_row(
             row["name"],
-            Text(state, style="bold red" if state == "failed" else ""),
+            Text(state, style="bold red" if state in ("failed", "quarantined") else ""),
             *(str(row[key]) if row[key] is not None else "-" for key in ("tools", "calls", "errors")),
             Text(shown),
             Text(row["limits"] or "-"),
             Text(row["target"]),
-            Text(printable(row["last_error"] or "")),  # a server wrote parts of it: no markup, no controls
+            Text(printable(why)),  # a server wrote parts of it: no markup, no controls
         )
     _out.print(table)
+    for row in rows:
+        if row["quarantine"]:
+            _out.print(
+                f"to accept {row['name']}'s new tool definitions: vsm-mcp servers approve {row['name']}"
+            )
+
+
+async def _quarantine(store: SqliteStore, name: str) -> str | None:
+    """Why ``name`` is quarantined (its stored definition pin says so), None when it is not."""
+    pin = await definitions.load(store, name)
+    return pin.quarantine.reason if pin is not None and pin.quarantine is not None else None
 
 
 #: What `servers list` shows of a running gateway's live status per server.
@@ -414,7 +434,9 @@ def dlq_replay(
         async with SqliteStore.open(settings.database_path) as store:
             letters = [d for d in await store.dead_letters() if not ids or d.id in ids]
             desired = await FleetRegistry(store, settings.servers.values()).desired()
-            async with Fleet(sandbox=settings.sandbox_policy(), secrets=store, pins=store) as fleet:
+            async with Fleet(
+                sandbox=settings.sandbox_policy(), secrets=store, pins=store, definitions=store
+            ) as fleet:
                 for letter in letters:
                     assert letter.id is not None
                     digest = capped_digest(letter.arguments)

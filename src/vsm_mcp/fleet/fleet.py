@@ -17,7 +17,11 @@ all of them. Invariants:
   there if its tool is read-only or idempotent), in a task of the fleet's;
 * every stdio unit is launched through the fleet's one `Confinement` (one
   sandbox policy, the host probed once), so sandboxing is a property of the
-  server applied at each start, never baked into its spec.
+  server applied at each start, never baked into its spec;
+* a quarantined unit (its tool listing differs from its pinned definitions,
+  `vsm_mcp.fleet.definitions`) is left out of the routes before they are
+  built, and calls of it are refused naming the quarantine and the command
+  that lifts it; `lift_approved` ends a quarantine an operator approved.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ from mcp.shared.exceptions import MCPError
 from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter
 from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
+from vsm_mcp.fleet.definitions import DefinitionBook
 from vsm_mcp.fleet.express import Outcome, ProgressSink, Ticket
 from vsm_mcp.fleet.pins import PinBook
+from vsm_mcp.fleet.quarantine import admitted, publishes, quarantined
 from vsm_mcp.fleet.routing import Route, RoutingTable, namespace_clash
 from vsm_mcp.fleet.secrets import SecretSource
 from vsm_mcp.fleet.spec import NAMESPACE_SEPARATOR, ServerSpec
@@ -101,11 +107,14 @@ class Fleet:
         sandbox: SandboxPolicy | None = None,
         secrets: SecretSource | None = None,
         pins: PinBook | None = None,
+        definitions: DefinitionBook | None = None,
     ) -> None:
-        """``pins``: where launch pins are kept (`vsm_mcp.fleet.pins`); None: launches are not pinned."""
+        """``pins``: where launch pins are kept (`vsm_mcp.fleet.pins`); None: launches are not pinned.
+        ``definitions``: where tool definition pins are kept (`vsm_mcp.fleet.definitions`); None: not pinned."""
         self._initial = [s for s in specs if s.enabled]
         self._secrets = secrets
         self._pins = pins
+        self._definitions = definitions
         self._dead_letters = dead_letters
         self._signals = signals
         self._reserved = frozenset(reserved_names)
@@ -185,6 +194,7 @@ class Fleet:
             confinement=self.confinement,
             secrets=self._secrets,
             pins=self._pins,
+            definitions=self._definitions,
         )
         self._units[spec.name] = unit
         await self._tg.start(self._supervise, unit)
@@ -213,6 +223,11 @@ class Fleet:
     def restart(self, name: str) -> None:
         """Restart ``name`` now (also lifts a crash-loop FAILED state)."""
         self.unit(name).request_restart()
+
+    async def lift_approved(self) -> None:
+        """Lift the quarantine of every unit whose new definitions an operator approved since."""
+        for unit in list(self._units.values()):
+            await unit.lift_if_approved()
 
     async def wait_ready(self, name: str) -> Unit:
         """Wait until ``name`` has a live session (bound it with ``anyio.fail_after``)."""
@@ -374,7 +389,7 @@ class Fleet:
         on_progress: ProgressFn | None = None,
         failed: UnitError | None = None,
     ) -> dict[str, Any]:
-        unit = self.unit(unit_name)
+        unit = admitted(self.unit(unit_name))
         retries_before = unit.stats.retries
         try:
             return await unit.request(
@@ -394,7 +409,9 @@ class Fleet:
         on_progress: ProgressFn | None = None,
     ) -> dict[str, Any]:
         """Forward a read-only request (resources, prompts, completion, logging) to ``unit``."""
-        return await self.unit(unit).request(method, params, retry_safe=True, on_progress=on_progress)
+        return await admitted(self.unit(unit)).request(
+            method, params, retry_safe=True, on_progress=on_progress
+        )
 
     async def _dead_letter(
         self,
@@ -442,7 +459,7 @@ class Fleet:
 
     async def _rebuild(self) -> None:
         table = RoutingTable.build(
-            ((u.spec, u.catalog) for u in self._units.values()),
+            ((u.spec, u.catalog) for u in self._units.values() if u.quarantine is None),
             reserved=self._reserved,
         )
         changed = (
@@ -461,6 +478,8 @@ class Fleet:
         """Why ``public_name`` has no route when it names a tool of a unit that is not serving
         (``server 'time' is failed: not started: ...``); None when no unit's namespace matches."""
         for unit in self._units.values():
+            if unit.quarantine is not None and publishes(unit, public_name):
+                return quarantined(unit)
             prefix = unit.spec.prefix
             if not prefix or not public_name.startswith(prefix + NAMESPACE_SEPARATOR):
                 continue
@@ -496,6 +515,7 @@ class Fleet:
                     "mean_latency_ms": round(s.latency_total_s / ok * 1000, 3) if ok > 0 else None,
                     "last_ping_ms": round(s.last_ping_ms, 3) if s.last_ping_ms is not None else None,
                     "last_error": s.last_error,
+                    "quarantine": unit.quarantine.reason if unit.quarantine is not None else None,
                 }
             )
         return out

@@ -9,7 +9,11 @@ Invariants:
   of the same name replaces the settings one);
 * a spec that changed is restarted as the new spec (remove, then add);
 * a restart request is a counter, so two requests between syncs are one restart,
-  and an old request is never replayed.
+  and an old request is never replayed;
+* an approval of changed tool definitions (`vsm-mcp servers approve`, stored
+  in the server's definition pin) lifts its unit's quarantine at the next sync;
+* a removed or replaced server's launch and definition pins are forgotten: it
+  is pinned afresh when it next starts.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pydantic import ValidationError
 
 from vsm_mcp.core.ports import JsonValue
 from vsm_mcp.errors import ConfigError, UnknownUnitError
+from vsm_mcp.fleet.definitions import forget as forget_definitions
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.pins import forget as forget_pin
 from vsm_mcp.fleet.routing import namespace_clash
@@ -90,6 +95,7 @@ class FleetRegistry:
             raise ConfigError(clash)
         if replace:
             await forget_pin(self._kv, spec.name)  # the operator approved a new launch: pinned at its start
+            await forget_definitions(self._kv, spec.name)  # and a new server: pinned at its first listing
         added = await self._map(_ADDED)
         added[spec.name] = spec.model_dump(mode="json", exclude_defaults=True)
         await self._kv.kv_put(_ADDED, added)
@@ -106,6 +112,7 @@ class FleetRegistry:
         if name not in await self.desired():
             raise UnknownUnitError(f"no server named {name!r}")
         await forget_pin(self._kv, name)  # a server added again under this name is pinned afresh
+        await forget_definitions(self._kv, name)
         added = await self._map(_ADDED)
         if added.pop(name, None) is not None:
             await self._kv.kv_put(_ADDED, added)
@@ -147,6 +154,7 @@ class FleetRegistry:
             if name in fleet.units and int(count) > seen_restarts.get(name, 0):
                 fleet.restart(name)
             seen_restarts[name] = int(count)
+        await fleet.lift_approved()
 
     async def keep_in_sync(self, fleet: Fleet) -> None:
         """Reconcile forever (run it in the gateway's task group)."""

@@ -20,6 +20,12 @@ Invariants:
 * The catalog survives a restart: it is replaced (and observers told) only
   when a fresh listing differs, so a quick restart does not make clients'
   tool lists flap.
+* Every tool listing (at each start, on ``list_changed``, at each S3* audit:
+  `audit_definitions`) is compared with the server's definition pin
+  (`vsm_mcp.fleet.definitions`) before anyone sees it; a change quarantines
+  the unit (`quarantine`; the fleet routes none of its tools) and sends
+  ``definitions_changed`` pain (HIGH) once; only an operator's approval lifts
+  it (`lift_if_approved`).
 * A call waits at most `READY_WAIT_S` for a (re)starting unit, is bounded by
   an idle timeout that every progress notification resets and by an absolute
   timeout, and is refused while the circuit breaker is open.
@@ -38,7 +44,7 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,7 +74,9 @@ from vsm_mcp.errors import (
     UnitError,
     UnitUnavailableError,
 )
+from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.confinement import Confined, Confinement
+from vsm_mcp.fleet.definitions import DefinitionBook, Quarantine
 from vsm_mcp.fleet.express import DoneFn, ExpressLane, LaneCall, Outcome, ProgressSink
 from vsm_mcp.fleet.pins import PinBook
 from vsm_mcp.fleet.pins import check as check_pin
@@ -85,6 +93,9 @@ from vsm_mcp.sandbox.cgroups import CgroupUsage
 RUNAWAY_GRACE_S = 5.0
 #: A server that used more than this share of a core through that window is still burning: restarted.
 RUNAWAY_CPU_SHARE = 0.5
+#: Every this many health rounds (ping_interval_s each: 30 s by default) a unit's tools are
+#: listed afresh and checked against their pin, for every unit (S3* samples at random besides).
+DEFINITIONS_EVERY_ROUNDS = 3
 #: How long a stopping unit may take to report the limits its server hit last.
 FINAL_SIGNAL_S = 1.0
 #: How many of a failed server's last stderr lines (and characters of them) its error quotes.
@@ -226,12 +237,18 @@ class Unit:
         confinement: Confinement | None = None,
         secrets: SecretSource | None = None,
         pins: PinBook | None = None,
+        definitions: DefinitionBook | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.spec = spec
         self._secrets = secrets
         self._pins = pins
+        self._definitions = definitions
+        #: Why the unit's tools are withheld: its listing differs from its pinned definitions.
+        self.quarantine: Quarantine | None = None
+        #: One listing at a time is reviewed and becomes the catalog (refresh, audit, approval).
+        self._listing = anyio.Lock()
         self._observer = observer
         self.log_path = log_path
         self._confinement = confinement or Confinement()
@@ -364,6 +381,7 @@ class Unit:
         try:
             async with self._open_session() as (session, gone):
                 catalog = await self._list_catalog(session)
+                moved = await self._review(catalog)  # before anyone can see or call its tools
                 self._session = session
                 if self._wire is not None:
                     self._express = self._open_lane(*self._wire)
@@ -372,7 +390,7 @@ class Unit:
                 self.stats.last_error = ""  # it describes the current state: a start that worked has none
                 self.ready_since = self._clock()
                 self._ready.set()
-                if catalog != self.catalog:
+                if catalog != self.catalog or moved:
                     self.catalog = catalog
                     await self._notify_catalog()
                 self.first_start.set()  # after the routes know the catalog
@@ -490,6 +508,7 @@ class Unit:
 
             async def health() -> None:
                 nonlocal reason
+                rounds = 0
                 while True:
                     with anyio.move_on_after(self.spec.ping_interval_s):
                         await self._probe_now.wait()
@@ -499,15 +518,22 @@ class Unit:
                         tg.cancel_scope.cancel()
                         return
                     await self._check_limits(await anyio.to_thread.run_sync(self._usage))
+                    rounds += 1
+                    if self._definitions is not None and rounds % DEFINITIONS_EVERY_ROUNDS == 0:
+                        # Every unit's tools, listed afresh on its live session: a server that shows
+                        # its pinned definitions only in its first listing is caught within a few
+                        # rounds, whatever S3*'s random sample picks.
+                        with (
+                            anyio.move_on_after(self.spec.ping_timeout_s),
+                            suppress(MCPError, anyio.BrokenResourceError, anyio.ClosedResourceError),
+                        ):
+                            await self._relist(session)  # a failure here: the next ping judges it
 
             async def refresh() -> None:
                 while True:
                     await self._refresh.wait()
                     self._refresh = anyio.Event()
-                    catalog = await self._list_catalog(session)
-                    if catalog != self.catalog:
-                        self.catalog = catalog
-                        await self._notify_catalog()
+                    await self._relist(session)
 
             async def runaway() -> None:
                 # A timed-out call must stop its work: the server was told (cancelled); one that
@@ -629,6 +655,60 @@ class Unit:
                 init.server_info.model_dump(by_alias=True, mode="json", exclude_none=True) if init else {}
             ),
         )
+
+    # -- definition pins -------------------------------------------------------
+    async def _review(self, catalog: UnitCatalog) -> bool:
+        """Compare a fresh listing's tools with the pin (the first is pinned); True when the unit
+        went into or out of quarantine, so the routes must be rebuilt."""
+        if self._definitions is None:
+            return False
+        before = self.quarantine
+        verdict = await definitions.review(self._definitions, self.name, catalog.tools, now=time.time())
+        self.quarantine = verdict.pin.quarantine
+        if verdict.quarantined_now and self.quarantine is not None:
+            await self._emit(
+                "definitions_changed",
+                Severity.HIGH,
+                f"{self.quarantine.reason}; its tools are withheld until an operator approves them: "
+                f"vsm-mcp servers approve {self.name}",
+            )
+        return (before is None) != (self.quarantine is None)
+
+    async def _relist(self, session: ClientSession) -> None:
+        """List the catalog afresh over ``session``, review it, and publish it if anything changed."""
+        async with self._listing:
+            catalog = await self._list_catalog(session)
+            moved = await self._review(catalog)
+            if catalog != self.catalog or moved:
+                self.catalog = catalog
+                await self._notify_catalog()
+
+    async def audit_definitions(self) -> Quarantine | None:
+        """S3*: list the tools afresh over the live session (never a kept listing) and review
+        them as every listing is; returns the unit's quarantine (None: its tools match the pin).
+
+        Raises:
+            UnitUnavailableError: no session is up.
+            MCPError, TimeoutError: the server did not list its tools.
+        """
+        session = self._session
+        if session is None:
+            raise UnitUnavailableError(f"server {self.name!r} is {self.state.value}: no session to list on")
+        await self._relist(session)
+        return self.quarantine
+
+    async def lift_if_approved(self) -> None:
+        """End the quarantine once an operator pinned new definitions (``vsm-mcp servers approve``,
+        from any process): the last listing is reviewed against them, then the tools are listed afresh."""
+        if self._definitions is None or self.quarantine is None:
+            return
+        stored = await definitions.load(self._definitions, self.name)
+        if stored is not None and stored.quarantine is not None:
+            return
+        async with self._listing:
+            if await self._review(self.catalog):
+                await self._notify_catalog()
+        self._refresh.set()  # what the server lists now, on the live session
 
     # -- express lane --------------------------------------------------------
     def _open_lane(self, read: LineReader, write: LineWriter) -> ExpressLane:
