@@ -78,6 +78,13 @@ def test_servers_fail_while_a_running_gateway_reports_a_failed_one() -> None:
         "fix the cause, then vsm-mcp servers restart time (vsm-mcp servers logs time shows its stderr)",
     )
     assert check_servers({**live, "fleet": live["fleet"][:1]}, now=1001.0).verdict is Verdict.OK
+    pulled = {"at": 1000.0, "fleet": [{"name": "rp", "state": "ready", "quarantine": "tool fetch changed"}]}
+    quarantined = check_servers(pulled, now=1001.0)
+    assert (quarantined.verdict, quarantined.detail, quarantined.fix) == (
+        Verdict.FAIL,
+        "1 quarantined: rp: tool fetch changed",
+        "review the change: vsm-mcp servers approve rp",
+    )
     stale = check_servers(live, now=1100.0)
     assert (stale.verdict, stale.detail) == (Verdict.OK, "no running gateway (its last report is 100 s old)")
     assert check_servers(None).verdict is Verdict.OK

@@ -261,13 +261,20 @@ def check_servers(live: object, max_age_s: float = 10.0, now: float | None = Non
         return Check("servers", Verdict.OK, f"no running gateway (its last report is {age:.0f} s old)")
     units = [u for u in live.get("fleet", []) if isinstance(u, dict)]
     failed = [u for u in units if u.get("state") == "failed"]
-    if not failed:
-        return Check("servers", Verdict.OK, f"{len(units)} running, none failed")
-    named = "; ".join(f"{u.get('name')}: {u.get('last_error') or 'failed'}" for u in failed)
-    first = failed[0].get("name")
-    return Check(
-        "servers",
-        Verdict.FAIL,
-        f"{len(failed)} of {len(units)} failed: {named}",
-        f"fix the cause, then vsm-mcp servers restart {first} (vsm-mcp servers logs {first} shows its stderr)",
+    quarantined = [u for u in units if u.get("quarantine")]
+    if not failed and not quarantined:
+        return Check("servers", Verdict.OK, f"{len(units)} running, none failed or quarantined")
+    parts = []
+    if failed:
+        named = "; ".join(f"{u.get('name')}: {u.get('last_error') or 'failed'}" for u in failed)
+        parts.append(f"{len(failed)} of {len(units)} failed: {named}")
+    if quarantined:
+        named = "; ".join(f"{u.get('name')}: {u.get('quarantine')}" for u in quarantined)
+        parts.append(f"{len(quarantined)} quarantined: {named}")
+    first = (failed or quarantined)[0].get("name")
+    fix = (
+        f"fix the cause, then vsm-mcp servers restart {first} (vsm-mcp servers logs {first} shows its stderr)"
+        if failed
+        else f"review the change: vsm-mcp servers approve {first}"
     )
+    return Check("servers", Verdict.FAIL, "; ".join(parts), fix)
