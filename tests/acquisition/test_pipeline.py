@@ -21,6 +21,7 @@ from vsm_mcp.errors import AcquisitionError, AcquisitionRefusedError
 from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.store import MemoryStore
 
 from .conftest import ProbeInstaller, children_running, stub_metadata
@@ -243,3 +244,15 @@ async def test_a_typosquat_is_refused_without_installing(tmp_path: Path) -> None
             await acquirer.acquire(await acquirer.plan([squat], query="q", category="q"))
         assert installer.installs == []
         assert not (tmp_path / "servers").exists()
+
+
+async def test_a_configured_server_launching_the_same_package_counts_as_installed(
+    tmp_path: Path, probe_installer: Callable[..., ProbeInstaller]
+) -> None:
+    configured = ServerSpec(name="time", command="uvx", args=["mcp-server-time"])
+    async with MemoryStore.open() as store:
+        acquirer = _acquirer(store, tmp_path, probe_installer(), registry=FleetRegistry(store, [configured]))
+        candidate = Candidate("mcp-server-time", "pypi", "mcp-server-time", "2026.10.19", in_catalog=True)
+        assert await acquirer.installed_unit(candidate) == "time"
+        other = Candidate("mcp-server-fetch", "pypi", "mcp-server-fetch", "1.0.0", in_catalog=True)
+        assert await acquirer.installed_unit(other) is None

@@ -198,14 +198,16 @@ class Acquirer:
         return AcquisitionPlan(first, name, self.servers_dir / name, query, category, tuple(candidates[1:]))
 
     async def installed_unit(self, candidate: Candidate) -> str | None:
-        """The unit already running exactly this package and version, if any."""
+        """The unit that already provides ``candidate``: one acquired as exactly this package and
+        version, or one configured to launch the package itself (``uvx mcp-server-time``,
+        ``npx -y @scope/server``, ``python -m mcp_server_time``), whatever version it runs."""
         installed = await self.store.kv_get(INSTALLED_KEY)
         desired = await self.registry.desired()
         if isinstance(installed, dict):
             for unit, record in installed.items():
                 if isinstance(record, dict) and record.get("ref") == candidate.ref and unit in desired:
                     return str(unit)
-        return None
+        return next((name for name, spec in desired.items() if launches(spec, candidate)), None)
 
     # -- the pipeline ----------------------------------------------------------
     async def acquire(self, plan: AcquisitionPlan, *, auto_approve: bool | None = None) -> Acquired:
@@ -464,3 +466,34 @@ async def _remove_unit(fleet: Fleet, name: str) -> None:
 async def _unregister(registry: FleetRegistry, name: str) -> None:
     with contextlib.suppress(UnknownUnitError, ConfigError):
         await registry.remove(name)
+
+
+#: Launchers that fetch and run a registry package named on their command line.
+_PACKAGE_LAUNCHERS = {"pypi": ("uvx", "pipx", "uv"), "npm": ("npx", "pnpx", "bunx")}
+
+
+def launches(spec: ServerSpec, candidate: Candidate) -> bool:
+    """Whether ``spec`` runs ``candidate``'s package through a launcher (module `installed_unit`)."""
+    if spec.command is None:
+        return False
+    words = [spec.command, *spec.args]
+    launcher = Path(spec.command).name
+    wanted = candidate.identifier.lower()
+    if launcher in _PACKAGE_LAUNCHERS.get(candidate.registry_type, ()):
+        rest = words[1:]
+        if "--from" in rest[:-1]:  # uvx --from PACKAGE COMMAND: the package is named there
+            rest = [rest[rest.index("--from") + 1]]
+        for word in rest:
+            if word.startswith("-") or word in ("run", "tool"):
+                continue
+            name = word.lower()
+            if candidate.registry_type == "pypi":
+                name = re.split(r"[=<>!~\[@]", name, maxsplit=1)[0]
+            else:
+                name = name.rsplit("@", 1)[0] if name.count("@") > name.startswith("@") else name
+            return name == wanted
+        return False
+    if candidate.registry_type == "pypi" and "-m" in spec.args:
+        module = spec.args[spec.args.index("-m") + 1] if spec.args.index("-m") + 1 < len(spec.args) else ""
+        return module.lower() == re.sub(r"[-.]", "_", wanted)
+    return False
