@@ -76,11 +76,19 @@ async def test_reader_parses_lines_skips_blank_ones_and_hands_garbage_over_as_ex
     assert eofs == [1]  # once, though receive was called again after the end
 
 
-async def test_reader_ends_on_a_line_over_the_limit() -> None:
+async def test_a_line_over_the_limit_is_dropped_whole_and_reading_goes_on() -> None:
     eofs: list[int] = []
-    async with pipe_reader(b"x" * 200 + b"\n", limit=64, on_eof=lambda: eofs.append(1)) as stream:
-        assert [item async for item in stream] == []
-    assert eofs == [1]
+    garbage: list[int] = []
+    ping = b'{"jsonrpc":"2.0","id":7,"method":"ping"}'
+    data = b"x" * 200 + b"\n" + ping + b"\n" + b"y" * 300  # the second one ends without a newline
+    async with pipe_reader(
+        data, limit=64, on_eof=lambda: eofs.append(1), on_garbage=lambda: garbage.append(1)
+    ) as stream:
+        items = [item async for item in stream]
+    assert [type(i).__name__ for i in items] == ["ValueError", "SessionMessage", "ValueError"]
+    assert str(items[0]) == "a line over 64 bytes was dropped"
+    assert isinstance(items[1], SessionMessage) and items[1].message.id == 7
+    assert (garbage, eofs) == ([1, 1], [1])
 
 
 async def test_lines_sent_in_one_loop_turn_go_out_in_one_write_in_order() -> None:

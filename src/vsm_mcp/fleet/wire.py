@@ -21,8 +21,9 @@ with the SDK transports' options). Invariants:
   responses and progress this way, in wire order with everything else; a hook
   that raises is logged and the message goes to the session (the pipe lives);
 * `LineReader` ends (``EndOfStream``), once the messages before it are taken,
-  at EOF, on a line over the reader's limit, or on a broken pipe, and then
-  calls ``on_eof`` once;
+  at EOF or on a broken pipe, and then calls ``on_eof`` once; a line over the
+  reader's limit is dropped whole as it streams in (never buffered past the
+  limit) and handed to the session as garbage, and reading goes on;
 * every line a `LineWriter` accepted is written whole and in send order;
   lines sent in the same event-loop turn go out in one write (one syscall,
   one wake-up of the reader), flushed by a callback, not a task;
@@ -51,7 +52,8 @@ logger = logging.getLogger(__name__)
 
 #: A send waits for the pipe to drain while more than this is queued (asyncio's own default).
 HIGH_WATER_BYTES = 64 * 1024
-#: Longest line a reader takes (one JSON-RPC message); a longer one ends the stream.
+#: Longest line a reader takes (one JSON-RPC message); a longer one is dropped whole (memory stays
+#: bounded by this) and reported as garbage, and the stream goes on.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 #: A reader stops reading its pipe while more messages than this wait for the session,
 #: and reads on once fewer than `QUEUE_LOW` do.
@@ -84,7 +86,8 @@ class LineReader(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._transport: asyncio.ReadTransport | None = None
         self._paused = False
-        self._closed = False  # no more data will come (EOF, overlong line, broken pipe, aclose)
+        self._closed = False  # no more data will come (EOF, broken pipe, aclose)
+        self._discarding = False  # inside a line over the limit: drop until its newline
         self._ended = False  # the consumer was told (``on_eof`` called)
         self._intercept: Callable[[types.JSONRPCMessage], bool] | None = None
 
@@ -114,6 +117,13 @@ class LineReader(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
+        if self._discarding:
+            # The rest of a line over the limit: dropped up to its newline, never buffered.
+            newline = data.find(b"\n")
+            if newline < 0:
+                return
+            self._discarding = False
+            data = data[newline + 1 :]
         buffer = self._buffer
         buffer += data
         if b"\n" in data:
@@ -123,13 +133,16 @@ class LineReader(asyncio.Protocol):
                 if end < 0:
                     break
                 if end - start > self._limit:
-                    self._close()  # a line over the limit: the stream cannot continue
-                    break
-                self._line(bytes(buffer[start:end]))
+                    self._oversized()
+                else:
+                    self._line(bytes(buffer[start:end]))
                 start = end + 1
             del buffer[:start]
         if len(buffer) > self._limit:
-            self._close()  # a line over the limit: the stream cannot continue
+            # A line over the limit: dropped whole (its rest as it comes), and the stream goes on.
+            buffer.clear()
+            self._discarding = True
+            self._oversized()
         if self._queue:
             self._wake()  # only then: a line the hook took is no news to the session
         if len(self._queue) > QUEUE_HIGH and not self._paused and self._transport is not None:
@@ -148,6 +161,12 @@ class LineReader(asyncio.Protocol):
         if not self._closed and 0 < len(self._buffer) <= self._limit:
             self._line(bytes(self._buffer))
         self._close()
+
+    def _oversized(self) -> None:
+        """A line longer than the limit: counted as garbage and reported to the session as one."""
+        if self._on_garbage is not None:
+            self._on_garbage()
+        self._queue.append(ValueError(f"a line over {self._limit} bytes was dropped"))
 
     def _line(self, line: bytes) -> None:
         if not line or line.isspace():
