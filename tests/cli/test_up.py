@@ -182,3 +182,28 @@ def test_a_port_in_use_is_one_line_naming_the_port_and_the_flag(tmp_path: Path) 
         "another with --http HOST:PORT; port 0 picks a free one)"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_up_with_a_port_flag_is_told_the_right_flag(tmp_path: Path) -> None:
+    import subprocess
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from vsm_mcp.cli.app import main; main()",
+            "--state-dir",
+            str(tmp_path),
+            "up",
+            "--port",
+            "9000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr.strip()) == (
+        1,
+        "error: vsm-mcp up has no --port: use --http 127.0.0.1:9000 (HOST:PORT)",
+    )

@@ -24,7 +24,7 @@ app = typer.Typer(
     help="A self-governing MCP gateway: Stafford Beer's Viable System Model, running.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # vsm-mcp --install-completion
 )
 app.add_typer(bench.app, name="bench")
 app.add_typer(catalog.app, name="catalog")

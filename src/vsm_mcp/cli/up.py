@@ -28,6 +28,7 @@ from vsm_mcp.cli.http_face import (
     start_http,
 )
 from vsm_mcp.cli.watch import report_events
+from vsm_mcp.errors import ConfigError
 from vsm_mcp.gateway.binding import HttpListen
 from vsm_mcp.gateway.transport import MCP_PATH
 from vsm_mcp.runtime import Runtime
@@ -50,8 +51,11 @@ def up(
     log_json: Annotated[
         bool, typer.Option("--log-json", help="Unit changes and alerts as JSON lines (default: as text).")
     ] = False,
+    port: Annotated[int | None, typer.Option("--port", hidden=True)] = None,
 ) -> None:
     """Run VSM-MCP: gateway over streamable HTTP with S1-S5, S3* and the algedonic channel live."""
+    if port is not None:  # a common guess: say what the flag is
+        raise ConfigError(f"vsm-mcp up has no --port: use --http 127.0.0.1:{port} (HOST:PORT)")
     listen = http_listen(
         http,
         public=public,
