@@ -76,6 +76,45 @@ async def test_reader_parses_lines_skips_blank_ones_and_hands_garbage_over_as_ex
     assert eofs == [1]  # once, though receive was called again after the end
 
 
+@pytest.mark.parametrize(
+    ("expects", "line", "kind"),
+    [
+        # Found by tests/gateway/test_fuzz_stdio.py: the stdio face answered this error response as a request.
+        (
+            types.JSONRPCRequest,
+            b'{"jsonrpc":"2.0","id":7,"method":"ping","error":{"code":1,"message":"m"}}',
+            "JSONRPCError",
+        ),
+        (
+            types.JSONRPCRequest,
+            b'{"jsonrpc":"2.0","id":7,"method":"ping","\\u0065rror":{"code":1,"message":"m"}}',
+            "JSONRPCError",
+        ),
+        (types.JSONRPCRequest, b'{"jsonrpc":"2.0","id":7,"method":"ping","result":{}}', "JSONRPCRequest"),
+        (
+            types.JSONRPCResponse,
+            b'{"jsonrpc":"2.0","id":7,"result":{},"error":{"code":1,"message":"m"}}',
+            "JSONRPCError",
+        ),
+        (types.JSONRPCResponse, b'{"jsonrpc":"2.0","id":7,"result":{},"method":"ping"}', "JSONRPCRequest"),
+        (
+            types.JSONRPCResponse,
+            b'{"jsonrpc":"2.0","id":7,"result":{},"\\u006dethod":"ping"}',
+            "JSONRPCRequest",
+        ),
+    ],
+)
+async def test_a_line_is_the_kind_the_sdk_parses_it_as_whatever_the_reader_expects(
+    expects: type[types.JSONRPCRequest] | type[types.JSONRPCResponse], line: bytes, kind: str
+) -> None:
+    assert type(types.jsonrpc_message_adapter.validate_json(line, by_name=False)).__name__ == kind
+    async with pipe_reader(line + b"\n", expects=expects) as stream:
+        (item,) = [item async for item in stream]
+    assert isinstance(item, SessionMessage)
+    assert type(item.message).__name__ == kind
+    assert item.message.id == 7
+
+
 async def test_a_line_over_the_limit_is_dropped_whole_and_reading_goes_on() -> None:
     eofs: list[int] = []
     garbage: list[int] = []

@@ -145,6 +145,21 @@ async def test_calls_with_extra_params_or_odd_shapes_take_the_full_path(
     assert "result" in answers[5]
 
 
+async def test_a_call_whose_meta_is_not_an_object_is_refused_as_invalid_params(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    # Found by tests/gateway/test_fuzz_stdio.py: with a param beyond the plain ones (``task``), such a
+    # call was forwarded as it came and raised in the SDK's send path (answered with code 0 and a traceback).
+    async with raw_face(probe_spec("p")) as (_, client):
+        await client.handshake()
+        for request_id, meta in enumerate([[5], "x", 5, [["a", 1]], None], start=10):
+            params = {"name": "p__echo", "arguments": {"text": "x"}, "_meta": meta, "task": {}}
+            client.send({**_call(request_id, "p__echo"), "params": params})
+        answers = {(a := await client.receive())["id"]: a for _ in range(5)}
+    assert [answers[i]["error"]["code"] for i in range(10, 14)] == [-32602] * 4
+    assert answers[14]["result"]["structuredContent"] == {"result": "x"}
+
+
 async def test_a_modern_client_is_never_relayed(probe_spec: Callable[..., ServerSpec]) -> None:
     async with Fleet([probe_spec("p")]) as fleet:
         with anyio.fail_after(20):

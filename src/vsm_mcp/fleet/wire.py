@@ -15,7 +15,10 @@ with the SDK transports' options). Invariants:
 * a line is parsed first as the message kind the reader ``expects`` most (a
   server's answers, a client's requests), then, if it is not one, as any
   JSON-RPC message: the same typed message either way, half the work for the
-  common kind;
+  common kind; a line that names a member of a rival kind (`_RIVAL_MEMBERS`:
+  ``{"id":1,"method":"x","error":{...}}`` is an error response to the SDK,
+  not a request), or may spell one with a ``\\u`` escape, is parsed by the
+  full union only;
 * a parsed message the ``intercept`` hook takes (returns True for) never reaches
   the session: the express lane (`vsm_mcp.fleet.express`) takes its own
   responses and progress this way, in wire order with everything else; a hook
@@ -55,6 +58,12 @@ HIGH_WATER_BYTES = 64 * 1024
 #: Longest line a reader takes (one JSON-RPC message); a longer one is dropped whole (memory stays
 #: bounded by this) and reported as garbage, and the stream goes on.
 MAX_LINE_BYTES = 64 * 1024 * 1024
+#: Members by which the SDK's union tells another kind from the expected one: a line holding one is
+#: parsed by the full union (the expected kind alone would take it, and answer an error response).
+_RIVAL_MEMBERS: dict[type[types.JSONRPCMessage], tuple[bytes, ...]] = {
+    types.JSONRPCRequest: (b'"error"',),
+    types.JSONRPCResponse: (b'"error"', b'"method"'),
+}
 #: A reader stops reading its pipe while more messages than this wait for the session,
 #: and reads on once fewer than `QUEUE_LOW` do.
 QUEUE_HIGH = 1024
@@ -191,12 +200,17 @@ class LineReader(asyncio.Protocol):
             return False
 
     def _parse(self, line: bytes) -> types.JSONRPCMessage:
-        if self._expects is not None:
+        if self._expects is not None and not self._rival(line):
             try:
                 return self._expects.model_validate_json(line, by_name=False)
             except ValidationError:
                 pass  # another kind of message (or garbage): the full union says which
         return types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+
+    def _rival(self, line: bytes) -> bool:
+        """Whether ``line`` may hold a member of another kind than the expected one."""
+        assert self._expects is not None
+        return b"\\u" in line or any(member in line for member in _RIVAL_MEMBERS[self._expects])
 
     def _close(self) -> None:
         if not self._closed:

@@ -275,11 +275,13 @@ class Gateway:
             or not isinstance(params, dict)
         ):
             return await call_next(ctx)
-        name, arguments = params.get("name"), params.get("arguments", {})
+        name, arguments, meta = params.get("name"), params.get("arguments", {}), params.get("_meta")
         if (
             not isinstance(name, str)
             or name not in self.fleet.routes.tools
             or not isinstance(arguments, dict)
+            # The SDK's send path takes ``_meta`` as an object: any other (``[5]``, ``"x"``) raised there.
+            or not (meta is None or isinstance(meta, dict))
         ):
             return await call_next(ctx)
         result: HandlerResult = await self._proxy_call(ctx, name, arguments, params)
