@@ -51,6 +51,7 @@ from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.unit import ProgressFn
 from vsm_mcp.gateway import Gateway
 from vsm_mcp.gateway.access import StoreAudit
+from vsm_mcp.gateway.profiles import StoredProfiles
 from vsm_mcp.gateway.vsm_tools import VSM_TOOL_NAMES
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
@@ -387,8 +388,15 @@ class Runtime:
                 async with fleet, anyio.create_task_group() as tg:
                     demand = SystemDemand(system, fleet, store)
                     capabilities = CapabilityFace(fleet, registry)
+                    profiles = StoredProfiles(store)
+                    await profiles.load()
                     gateway = Gateway(
-                        fleet, demand=demand, status=demand, extra=capabilities, audit=StoreAudit(store)
+                        fleet,
+                        demand=demand,
+                        status=demand,
+                        extra=capabilities,
+                        audit=StoreAudit(store),
+                        profiles=profiles,
                     )
                     runtime = cls(
                         settings=settings,
@@ -401,6 +409,7 @@ class Runtime:
                         capabilities=capabilities,
                     )
                     tg.start_soon(demand.run)
+                    tg.start_soon(profiles.poll, gateway.fleet_changed)
                     tg.start_soon(registry.keep_in_sync, fleet)
                     tg.start_soon(runtime._sample_units)
                     try:

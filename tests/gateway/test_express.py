@@ -11,11 +11,14 @@ from typing import Any
 import anyio
 import pytest
 
+from vsm_mcp.core.profiles import Profile, ToolOverride
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.gateway import Gateway
+from vsm_mcp.gateway.profiles import ProfileBook, StoredProfiles
 from vsm_mcp.gateway.stdio import pipe_streams
 from vsm_mcp.gateway.transport import serve_streams
+from vsm_mcp.store import MemoryStore
 
 from .conftest import stdio_face
 
@@ -58,14 +61,14 @@ class RawClient:
 
 
 @asynccontextmanager
-async def raw_face(spec: ServerSpec) -> AsyncIterator[tuple[Gateway, RawClient]]:
+async def raw_face(spec: ServerSpec, **options: Any) -> AsyncIterator[tuple[Gateway, RawClient]]:
     to_gateway_r, to_gateway_w = os.pipe()
     to_client_r, to_client_w = os.pipe()
     os.set_blocking(to_client_r, False)
     async with Fleet([spec]) as fleet:
         with anyio.fail_after(20):
             await fleet.wait_ready(spec.name)
-        gateway = Gateway(fleet)
+        gateway = Gateway(fleet, **options)
 
         async def serve() -> None:
             async with pipe_streams(to_gateway_r, to_client_w) as (read, write):
@@ -106,6 +109,27 @@ async def test_a_relayed_call_is_answered_with_the_clients_own_id_and_the_server
             "isError": False,
         },
     }
+
+
+async def test_a_stdio_face_with_a_profile_relays_its_renamed_tools_and_only_those(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    store = MemoryStore()
+    profile = Profile("p", deny_tools=("p__add",), overrides={"p__echo": ToolOverride(name="say")})
+    await ProfileBook(store).add(profile)
+    profiles = StoredProfiles(store)
+    await profiles.load()
+    async with raw_face(probe_spec("p"), profiles=profiles, profile="p") as (gateway, client):
+        await client.handshake()
+        client.send(_call(1, "say", text="hi"))
+        said = await client.receive()
+        for request_id, name in ((2, "p__echo"), (3, "p__add")):
+            client.send(_call(request_id, name, text="x"))
+            refused = await client.receive()
+            assert refused["id"] == request_id
+            assert f"Unknown tool: {name!r}" in refused["error"]["message"]
+        assert gateway.express is not None and gateway.express.relayed == 1
+    assert said["result"]["structuredContent"] == {"result": "hi"}
 
 
 async def test_nothing_is_relayed_before_the_handshake_is_done(probe_spec: Callable[..., ServerSpec]) -> None:

@@ -421,6 +421,13 @@ async def test_tokens_are_added_listed_rotated_used_and_deleted_by_digest_only(s
     assert [t.name for t in await store.tokens()] == ["ops"]
 
 
+async def test_a_token_keeps_its_profile_binding_across_rotation(store: Store) -> None:
+    bound = TokenRecord("ide", token_digest("v1"), frozenset({Scope.CALL}), 1.0, profile="dev.tools")
+    assert await store.add_token(bound) is True
+    assert await store.rotate_token("ide", token_digest("v2"), at=2.0) is True
+    assert [(t.name, t.profile) for t in await store.tokens()] == [("ide", "dev.tools")]
+
+
 @pytest.mark.parametrize(
     ("token", "message"),
     [
@@ -428,6 +435,7 @@ async def test_tokens_are_added_listed_rotated_used_and_deleted_by_digest_only(s
         (TokenRecord("bad name", "a" * 64, frozenset({Scope.CALL}), 1.0), "must be 1-64 letters"),
         (TokenRecord("ci", "A" * 64, frozenset({Scope.CALL}), 1.0), "64 lowercase hex digits"),
         (TokenRecord("ci", "a" * 64, frozenset(), 1.0), "at least one scope"),
+        (TokenRecord("ci", "a" * 64, frozenset({Scope.CALL}), 1.0, profile="a b"), "profile name"),
     ],
 )
 async def test_invalid_tokens_are_refused_before_anything_is_stored(

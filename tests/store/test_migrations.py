@@ -46,7 +46,7 @@ def tables(conn: sqlite3.Connection) -> set[str]:
 def test_fresh_database_reaches_the_latest_version_with_every_table(conn: sqlite3.Connection) -> None:
     assert migrate(conn, Path("state.db")) == LATEST_VERSION
 
-    assert schema_version(conn) == LATEST_VERSION == 3
+    assert schema_version(conn) == LATEST_VERSION == 4
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert tables(conn) == {
         "demand_aggregate",
@@ -59,6 +59,17 @@ def test_fresh_database_reaches_the_latest_version_with_every_table(conn: sqlite
         "secret",
         "token",
     }
+
+
+def test_version_3_tokens_survive_the_profile_column_unbound(conn: sqlite3.Connection) -> None:
+    migrate(conn, Path("state.db"), MIGRATIONS[:3])
+    conn.execute("INSERT INTO token VALUES ('ci', ?, 'call', 1.0, NULL)", ("a" * 64,))
+
+    assert migrate(conn, Path("state.db")) == 4
+
+    assert conn.execute("SELECT name, scopes, profile FROM token").fetchall() == [("ci", "call", None)]
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("UPDATE token SET profile = '' WHERE name = 'ci'")
 
 
 def test_migrating_an_up_to_date_database_changes_nothing(conn: sqlite3.Connection) -> None:
@@ -149,7 +160,7 @@ def test_a_version_2_database_gains_the_token_table_and_keeps_its_data(conn: sql
     migrate(conn, Path("state.db"), MIGRATIONS[:2])
     conn.execute("INSERT INTO secret VALUES ('API_KEY', 'v', 1.0)")
 
-    assert migrate(conn, Path("state.db")) == 3
+    assert migrate(conn, Path("state.db"), MIGRATIONS[:3]) == 3
 
     assert conn.execute("SELECT name, value FROM secret").fetchall() == [("API_KEY", "v")]
     digest = "a" * 64

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from vsm_mcp.cli import acquire, bench, catalog, inspect, match, secrets, serve, servers, token, up
+from vsm_mcp.cli import acquire, bench, catalog, inspect, match, profiles, secrets, serve, servers, token, up
 from vsm_mcp.cli.context import CliState
 from vsm_mcp.errors import VsmError
 
@@ -32,6 +32,7 @@ app.add_typer(servers.app, name="servers")
 app.add_typer(servers.dlq_app, name="dlq")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(token.app, name="token")
+app.add_typer(profiles.app, name="profiles")
 up.register(app)
 serve.register(app)
 inspect.register(app)

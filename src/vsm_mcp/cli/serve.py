@@ -38,9 +38,11 @@ from vsm_mcp.cli.http_face import (
 )
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.gateway.binding import HttpListen
-from vsm_mcp.gateway.transport import MCP_PATH, serve_stdio
+from vsm_mcp.gateway.profiles import ProfileBook
+from vsm_mcp.gateway.transport import MCP_PATH, PROFILE_PATH, serve_stdio
 from vsm_mcp.runtime import Runtime
 from vsm_mcp.settings import Settings
+from vsm_mcp.store import SqliteStore
 
 
 def register(root: typer.Typer) -> None:
@@ -93,10 +95,23 @@ def serve(
     allow_origin: AllowOriginOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="stdio: serve only this profile's tools (`vsm-mcp profiles`); over HTTP each profile "
+            f"has its own path ({PROFILE_PATH}).",
+        ),
+    ] = None,
 ) -> None:
     """Run the MCP gateway in front of the configured servers (HTTP: bearer tokens, `vsm-mcp token`)."""
     if stdio == (http is not None):
         raise ConfigError("give exactly one of --stdio or --http HOST:PORT")
+    if profile is not None and http is not None:
+        raise ConfigError(
+            f"--profile is for --stdio; over HTTP a client picks a profile by its path ({PROFILE_PATH}) "
+            "or its token (`vsm-mcp token create NAME --profile P`)"
+        )
     listen = (
         http_listen(
             http,
@@ -110,7 +125,7 @@ def serve(
         else None
     )
     settings = state_of(ctx).settings()
-    anyio.run(run_gateway, settings, listen, backend_options=loop_options(loop))
+    anyio.run(run_gateway, settings, listen, profile, backend_options=loop_options(loop))
 
 
 def loop_options(loop: str) -> dict[str, bool]:
@@ -129,9 +144,17 @@ def loop_options(loop: str) -> dict[str, bool]:
     return {"use_uvloop": installed}
 
 
-async def run_gateway(settings: Settings, listen: HttpListen | None) -> None:
-    """Serve until a signal, or until the stdio client goes away (the VSM runs; no acquisition loop)."""
+async def run_gateway(settings: Settings, listen: HttpListen | None, profile: str | None = None) -> None:
+    """Serve until a signal, or until the stdio client goes away (the VSM runs; no acquisition loop).
+
+    Raises:
+        ConfigError: ``profile`` does not exist.
+    """
+    if profile is not None:  # it exists (a typo should not serve nothing), said before anything starts
+        async with SqliteStore.open(settings.database_path) as store:
+            await ProfileBook(store).get(profile)
     async with Runtime.open(settings) as runtime, anyio.create_task_group() as tg:
+        runtime.gateway.default_profile = profile
         # Everything built at start (catalog, search index, SDK models) lives as long as the
         # process: keep it out of the collector's generations, so a collection per few hundred
         # calls does not walk it (and stall a call).

@@ -24,6 +24,7 @@ from vsm_mcp.cli.context import state_of
 from vsm_mcp.core.access import ADMIN, Scope, parse_scopes, scopes_text
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.gateway.tokens import AdminTokenFile, TokenBook
+from vsm_mcp.gateway.transport import PROFILE_PATH
 from vsm_mcp.store import SqliteStore
 
 app = typer.Typer(
@@ -71,16 +72,25 @@ def create(
             "repeatable or comma-separated. Default: call.",
         ),
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="Bind it to a profile (`vsm-mcp profiles add`): on every path it sees that profile's "
+            "tools only.",
+        ),
+    ] = None,
 ) -> None:
     """Create a token and print its value once (only its digest is stored)."""
     try:
         scopes = parse_scopes(scope or [Scope.CALL.value])
     except ValueError as exc:
         raise ConfigError(f"--scope: {exc}") from None
-    value = _with_book(ctx, lambda book: book.create(name, scopes))
+    value = _with_book(ctx, lambda book: book.create(name, scopes, profile=profile))
     print(value)
+    bound = f", profile {profile}: {PROFILE_PATH.format(profile=profile)}" if profile else ""
     Console(stderr=True).print(
-        f"token {name} ({scopes_text(scopes)}) created; the value above is shown only now",
+        f"token {name} ({scopes_text(scopes)}{bound}) created; the value above is shown only now",
         highlight=False,
         soft_wrap=True,
     )
@@ -97,14 +107,17 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
                 "scopes": scopes_text(v.scopes).split(),
                 "created_at": v.created_at,
                 "last_used_at": v.last_used_at,
+                "profile": v.profile,
             }
             for v in views
         ]
         print(json.dumps(rows, indent=2))
         return
-    table = Table("name", "scopes", "created", "last use")
+    table = Table("name", "scopes", "profile", "created", "last use")
     for v in views:
-        table.add_row(v.name, scopes_text(v.scopes), _when(v.created_at), _when(v.last_used_at))
+        table.add_row(
+            v.name, scopes_text(v.scopes), v.profile or "-", _when(v.created_at), _when(v.last_used_at)
+        )
     _out.print(table)
 
 

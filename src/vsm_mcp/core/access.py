@@ -99,6 +99,8 @@ class TokenRecord:
     scopes: frozenset[Scope]
     created_at: float
     last_used_at: float | None = None
+    #: The profile the token is bound to (`vsm_mcp.core.profiles`): it sees that subset only.
+    profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,8 @@ class Principal:
     name: str
     scopes: frozenset[Scope]
     local: bool = False
+    #: The profile a bound token sees everywhere (None: every tool, or the path's profile).
+    profile: str | None = None
 
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes

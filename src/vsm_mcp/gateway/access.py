@@ -77,6 +77,24 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
     return principal_of_token(token) if token is not None else LOCAL_OPERATOR
 
 
+def profile_of(ctx: ServerRequestContext[Any, Any], default: str | None = None) -> str | None:
+    """The profile a request is served through: its token's binding, else its path's
+    (``/mcp/p/<name>``), else ``default`` (stdio's ``serve --profile``); None: every tool.
+
+    The HTTP face refuses a bound token on another profile's path before any handler runs
+    (`gateway.transport`); here the binding wins either way.
+    """
+    request = ctx.request
+    if isinstance(request, HTTPConnection):
+        principal = principal_of(ctx)
+        path = request.path_params.get("profile")
+        return principal.profile or (path if isinstance(path, str) else None)
+    token = get_access_token()
+    if token is not None:
+        return principal_of_token(token).profile
+    return default
+
+
 def required_scope(
     method: str, params: Mapping[str, Any] | None, tool_scope: Callable[[str], Scope]
 ) -> tuple[Scope, str] | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
+from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vsm_mcp.errors import CallTimeoutError, UnitError
@@ -96,9 +97,15 @@ class ExpressRelay:
         if meta is not None and not isinstance(meta, dict):
             return False
         gateway = self._gateway
-        route = gateway.fleet.routes.tools.get(name)
-        if route is None:
+        try:
+            exposed = gateway.view(gateway.default_profile).resolve(name)
+        except MCPError:
+            return False  # the profile is gone: the full path refuses the call
+        if exposed is None:
             return False  # unknown: the full path says so and records unmatched demand
+        route = exposed.route
+        if exposed.public != name:  # renamed by the stdio face's profile
+            name, params = exposed.public, {**params, "name": exposed.public}
 
         def reply(outcome: dict[str, Any] | types.ErrorData | UnitError) -> None:
             if self._inflight.pop(request_id, None) is None:

@@ -45,6 +45,8 @@ MISS_REFRESH_S = 0.1
 LAST_USE_FLUSH_S = 60.0
 #: The ``iss`` claim of every token this gateway verifies.
 ISSUER = "vsm-mcp"
+#: The claim naming the profile a token is bound to (absent: unbound).
+PROFILE_CLAIM = "vsm_profile"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,12 @@ class _Known:
 def principal_of_token(token: AccessToken) -> Principal:
     """The `Principal` a verified `AccessToken` stands for."""
     known = {s.value for s in Scope}
-    return Principal(token.client_id, frozenset(Scope(s) for s in token.scopes if s in known))
+    profile = (token.claims or {}).get(PROFILE_CLAIM)
+    return Principal(
+        token.client_id,
+        frozenset(Scope(s) for s in token.scopes if s in known),
+        profile=profile if isinstance(profile, str) else None,
+    )
 
 
 class Keyring:
@@ -95,7 +102,9 @@ class Keyring:
             client_id=found.principal.name,
             scopes=[s.value for s in Scope if s in found.principal.scopes],
             subject=found.digest[:16],
-            claims={"iss": ISSUER},
+            claims={"iss": ISSUER}
+            if found.principal.profile is None
+            else {"iss": ISSUER, PROFILE_CLAIM: found.principal.profile},
         )
 
     def _match(self, digest: str) -> _Known | None:
@@ -114,7 +123,10 @@ class Keyring:
             known: list[_Known] = []
             with contextlib.suppress(ConfigError):  # no admin file (removed by hand): named tokens only
                 known.append(_Known(Principal(ADMIN, ALL_SCOPES), token_digest(self.admin.read())))
-            known.extend(_Known(Principal(t.name, t.scopes), t.digest) for t in await self.store.tokens())
+            known.extend(
+                _Known(Principal(t.name, t.scopes, profile=t.profile), t.digest)
+                for t in await self.store.tokens()
+            )
             self._known = known
             self._loaded_at = self._clock()
 

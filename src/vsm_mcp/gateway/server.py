@@ -19,7 +19,12 @@ unit is serving. Invariants:
   otherwise);
 * every request passes the `ScopeGate` (`gateway.access`) first: a client
   whose token lacks the scope a method or tool needs gets one error naming
-  the token, the scope and the tool, and nothing else runs.
+  the token, the scope and the tool, and nothing else runs;
+* a request served through a profile (``/mcp/p/<name>``, a token bound to
+  one, or ``serve --profile`` on stdio; `gateway.profiles`) lists, searches,
+  calls and reads only what the profile admits; a tool outside it is unknown
+  there, exactly as a name no server has, and a profile that does not exist
+  admits nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import mcp_types as types
 from mcp.server._otel import OpenTelemetryMiddleware
@@ -52,9 +57,10 @@ from vsm_mcp.errors import UnitError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.unit import UnitState
-from vsm_mcp.gateway.access import AccessAudit, ScopeGate
+from vsm_mcp.gateway.access import AccessAudit, ScopeGate, profile_of
 from vsm_mcp.gateway.express import PLAIN_CALL_PARAMS, ExpressRelay, unit_error_data
 from vsm_mcp.gateway.ports import DemandSink, ExtraTools, StatusSource
+from vsm_mcp.gateway.profiles import ProfileSource, ProfileView
 from vsm_mcp.gateway.search import ToolIndex
 from vsm_mcp.gateway.upstream import Upstream
 from vsm_mcp.gateway.vsm_tools import (
@@ -104,10 +110,17 @@ class Gateway:
         status: StatusSource | None = None,
         extra: ExtraTools | None = None,
         audit: AccessAudit | None = None,
+        profiles: ProfileSource | None = None,
+        profile: str | None = None,
         name: str = "vsm-mcp",
         version: str = "0.1.0",
     ) -> None:
         self.fleet = fleet
+        self.profiles = profiles
+        #: The profile of requests that name none (stdio's ``serve --profile``); None: every tool.
+        self.default_profile = profile
+        self._views: dict[str | None, tuple[tuple[int, int], ProfileView]] = {}
+        self._routes_generation = 0
         self.demand = demand
         self.status_source = status
         self.extra = extra
@@ -174,6 +187,7 @@ class Gateway:
     # -- fleet -> clients ----------------------------------------------------
     def _reindex(self) -> None:
         routes = self.fleet.routes
+        self._routes_generation += 1
         self.index = ToolIndex(routes.tools.values())
         if self.demand is not None:
             self.demand.set_capabilities({self._category(r) for r in routes.tools.values()})
@@ -225,6 +239,35 @@ class Gateway:
         except MCPError as exc:
             return exc.error
 
+    # -- profiles --------------------------------------------------------------
+    def view(self, profile: str | None) -> ProfileView:
+        """The fleet as ``profile`` shows it (None: everything), rebuilt only when routes or profiles change.
+
+        Raises:
+            MCPError: ``profile`` does not exist (it admits nothing).
+        """
+        key = (self._routes_generation, self.profiles.generation if self.profiles is not None else 0)
+        cached = self._views.get(profile)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        found = None
+        if profile is not None:
+            found = self.profiles.profile(profile) if self.profiles is not None else None
+            if found is None:
+                raise MCPError(
+                    code=types.INVALID_REQUEST,
+                    message=f"profile {profile!r} does not exist (see `vsm-mcp profiles list`)",
+                )
+        view = ProfileView(found, self.fleet.routes, [*VSM_TOOLS, *self.extra_tools])
+        if len(self._views) > 256:  # profiles removed long ago
+            self._views.clear()
+        self._views[profile] = (key, view)
+        return view
+
+    def view_of(self, ctx: Ctx) -> ProfileView:
+        """The view of the request of ``ctx`` (see `gateway.access.profile_of`)."""
+        return self.view(profile_of(ctx, self.default_profile))
+
     # -- handlers: tools -----------------------------------------------------
     def tool_scope(self, name: str) -> Scope:
         """The scope a token needs to call tool ``name``: an own tool's registered one, else ``call``."""
@@ -240,7 +283,18 @@ class Gateway:
         """
         route = self.fleet.routes.tools.get(name)
         if route is None:
-            return self._own_schemas.get(name)
+            own = self._own_schemas.get(name)
+            if own is not None:
+                return own
+            # A profile's new name for a tool: its schema when exactly one view knows that name.
+            routes = {
+                id(c[1].exposed[name].route): c[1].exposed[name].route
+                for c in self._views.values()
+                if name in c[1].exposed
+            }
+            if len(routes) != 1:
+                return None
+            (route,) = routes.values()
         schema = route.definition.get("inputSchema")
         return schema if isinstance(schema, Mapping) else None
 
@@ -251,13 +305,7 @@ class Gateway:
         # A client that lists once at start (and ignores list_changed) sees the configured
         # servers' tools, not an empty fleet that is still starting.
         await self.fleet.settled(STARTUP_LIST_WAIT_S)
-        return {
-            "tools": [
-                *VSM_TOOLS,
-                *self.extra_tools,
-                *(r.definition for r in self.fleet.routes.tools.values()),
-            ]
-        }
+        return {"tools": list(self.view_of(ctx).tools)}
 
     async def _direct_route(self, ctx: Ctx, call_next: CallNext) -> HandlerResult:
         """Forward a well-formed call of a routed tool as it came, and its result as it comes back.
@@ -278,35 +326,35 @@ class Gateway:
         name, arguments, meta = params.get("name"), params.get("arguments", {}), params.get("_meta")
         if (
             not isinstance(name, str)
-            or name not in self.fleet.routes.tools
             or not isinstance(arguments, dict)
             # The SDK's send path takes ``_meta`` as an object: any other (``[5]``, ``"x"``) raised there.
             or not (meta is None or isinstance(meta, dict))
         ):
             return await call_next(ctx)
-        result: HandlerResult = await self._proxy_call(ctx, name, arguments, params)
+        view = self.view_of(ctx)
+        if view.resolve(name) is None:
+            return await call_next(ctx)
+        result: HandlerResult = await self._proxy_call(ctx, view, name, arguments, params)
         return result
 
     async def _call_tool(self, ctx: Ctx, params: types.CallToolRequestParams) -> Any:
         arguments = dict(params.arguments or {})
-        if params.name in VSM_TOOL_NAMES:
-            return await self._vsm_tool(ctx, params.name, arguments)
-        if params.name in self.extra_names:
+        view = self.view_of(ctx)
+        if view.admits_own(params.name):
+            if params.name in VSM_TOOL_NAMES:
+                return await self._vsm_tool(ctx, view, params.name, arguments)
             return await self._extra_tool(ctx, params.name, arguments)
-        return await self._proxy_call(ctx, params.name, arguments, dict(ctx.params or {}))
+        return await self._proxy_call(ctx, view, params.name, arguments, dict(ctx.params or {}))
 
-    async def _proxy_call(self, ctx: Ctx, name: str, arguments: dict[str, Any], raw: dict[str, Any]) -> Any:
-        route = self.fleet.routes.tools.get(name)
-        if route is None:
-            self._record(name, matched=False)
-            why = self.fleet.why_unrouted(name)
-            if why is not None:  # a unit that cannot start is never just "unknown tool"
-                raise MCPError(code=types.INVALID_PARAMS, message=f"Tool {name!r} is not available: {why}")
-            raise MCPError(
-                code=types.INVALID_PARAMS,
-                message=f"Unknown tool: {name!r}. Use {VSM_SEARCH_TOOLS} to find one of the "
-                f"{len(self.fleet.routes.tools)} tools behind this gateway.",
-            )
+    async def _proxy_call(
+        self, ctx: Ctx, view: ProfileView, name: str, arguments: dict[str, Any], raw: dict[str, Any]
+    ) -> Any:
+        exposed = view.resolve(name)
+        if exposed is None:
+            self._unknown_tool(view, name)
+        route = exposed.route
+        if exposed.public != name:
+            name, raw = exposed.public, {**raw, "name": exposed.public}
         self.note_call(route)
 
         async def progress(value: float, total: float | None, message: str | None) -> None:
@@ -328,23 +376,45 @@ class Gateway:
             except UnitError as exc:
                 raise MCPError.from_error_data(unit_error_data(exc, route.unit)) from exc
 
-    async def _vsm_tool(self, ctx: Ctx, name: str, arguments: dict[str, Any]) -> Any:
+    def _unknown_tool(self, view: ProfileView, name: str) -> NoReturn:
+        """Refuse a call of ``name``, which ``view`` does not have, saying why.
+
+        A name no server has is unmatched demand; a tool outside the view's profile is not (the
+        fleet has it: acquiring it again would not help), and the refusal does not say it exists.
+
+        Raises:
+            MCPError: always.
+        """
+        if name not in self.fleet.routes.tools:
+            self._record(name, matched=False)
+        where = f"profile {view.profile.name!r}" if view.profile is not None else "this gateway"
+        if view.profile is None:
+            why = self.fleet.why_unrouted(name)
+            if why is not None:  # a unit that cannot start is never just "unknown tool"
+                raise MCPError(code=types.INVALID_PARAMS, message=f"Tool {name!r} is not available: {why}")
+        raise MCPError(
+            code=types.INVALID_PARAMS,
+            message=f"Unknown tool: {name!r}. Use {VSM_SEARCH_TOOLS} to find one of the "
+            f"{len(view.exposed)} tools of {where}.",
+        )
+
+    async def _vsm_tool(self, ctx: Ctx, view: ProfileView, name: str, arguments: dict[str, Any]) -> Any:
         if name == VSM_STATUS:
-            return _json_result(self.status())
+            return _json_result(self.status(view))
         if name == VSM_VARIETY:
             return _json_result(self.variety())
         if name == VSM_SEARCH_TOOLS:
             query = str(arguments.get("query", ""))
             limit = int(arguments.get("limit", 10))
-            hits = self.index.search(query, limit=max(1, min(limit, 50)))
-            self._record_query(query, hits[0].name if hits else None)
+            hits = view.index.search(query, limit=max(1, min(limit, 50)))
+            self._record_query(query, view.exposed[hits[0].name].route if hits else None)
             tools = [
                 {
                     "name": h.name,
                     "server": h.unit,
                     "score": h.score,
                     "description": h.description,
-                    "inputSchema": self.fleet.routes.tools[h.name].definition.get("inputSchema", {}),
+                    "inputSchema": view.exposed[h.name].route.definition.get("inputSchema", {}),
                 }
                 for h in hits
             ]
@@ -352,22 +422,22 @@ class Gateway:
         # vsm_call_tool
         target = str(arguments.get("name", ""))
         inner = arguments.get("arguments") or {}
-        if target in VSM_TOOL_NAMES:
-            return await self._vsm_tool(ctx, target, dict(inner))
-        if target in self.extra_names:
+        if view.admits_own(target):
+            if target in VSM_TOOL_NAMES:
+                return await self._vsm_tool(ctx, view, target, dict(inner))
             return await self._extra_tool(ctx, target, dict(inner))
         raw = {"name": target, "arguments": inner}
         meta = (ctx.params or {}).get("_meta")
         if meta is not None:
             raw["_meta"] = meta
-        return await self._proxy_call(ctx, target, dict(inner), raw)
+        return await self._proxy_call(ctx, view, target, dict(inner), raw)
 
     async def _extra_tool(self, ctx: Ctx, name: str, arguments: dict[str, Any]) -> Any:
         assert self.extra is not None
         query = arguments.get("query")
         if isinstance(query, str):
             hits = self.index.search(query, limit=1)
-            self._record_query(query, hits[0].name if hits else None)
+            self._record_query(query, self.fleet.routes.tools[hits[0].name] if hits else None)
         try:
             return _json_result(await self.extra.call(name, arguments, ctx))
         except VsmError as exc:
@@ -376,30 +446,38 @@ class Gateway:
     # -- handlers: resources -------------------------------------------------
     async def _list_resources(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
         await self.fleet.settled(STARTUP_LIST_WAIT_S)
-        return {"resources": [*VSM_RESOURCES, *self.fleet.routes.resource_list]}
+        view, routes = self.view_of(ctx), self.fleet.routes
+        listed = [
+            r for r in routes.resource_list if view.admits_unit(routes.resources.get(str(r.get("uri")), ""))
+        ]
+        return {"resources": [*VSM_RESOURCES, *listed]}
 
     async def _list_templates(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
         await self.fleet.settled(STARTUP_LIST_WAIT_S)
-        return {"resourceTemplates": self.fleet.routes.template_list}
+        view = self.view_of(ctx)
+        return {
+            "resourceTemplates": [d for _, unit, d in self.fleet.routes.templates if view.admits_unit(unit)]
+        }
 
     async def _read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> Any:
         uri = str(params.uri)
-        documents = {
-            RESOURCE_STATUS: self.status,
+        view = self.view_of(ctx)
+        documents: dict[str, Callable[[], dict[str, Any]]] = {
+            RESOURCE_STATUS: lambda: self.status(view),
             RESOURCE_VARIETY: self.variety,
-            RESOURCE_FLEET: self.fleet_view,
+            RESOURCE_FLEET: lambda: self.fleet_view(view),
         }
         if uri in documents:
             text = json.dumps(documents[uri](), indent=2, default=str)
             return {"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}
-        unit = self._resource_unit(uri)
+        unit = self._resource_unit(view, uri)
         return await self._forward(ctx, unit, "resources/read", dict(ctx.params or {}))
 
     async def _subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> dict[str, Any]:
         uri = str(params.uri)
         if uri in {r["uri"] for r in VSM_RESOURCES}:
             return {}
-        unit = self._resource_unit(uri)
+        unit = self._resource_unit(self.view_of(ctx), uri)
         if self.upstream.subscribe(uri, ctx.session):
             await self._forward(ctx, unit, "resources/subscribe", dict(ctx.params or {}))
         return {}
@@ -411,19 +489,22 @@ class Gateway:
             await self._forward(ctx, unit, "resources/unsubscribe", dict(ctx.params or {}))
         return {}
 
-    def _resource_unit(self, uri: str) -> str:
+    def _resource_unit(self, view: ProfileView, uri: str) -> str:
         unit = self.fleet.routes.resource_unit(uri)
-        if unit is None:
+        if unit is None or not view.admits_unit(unit):
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}", data={"uri": uri})
         return unit
 
     # -- handlers: prompts, completion, logging ----------------------------
     async def _list_prompts(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
         await self.fleet.settled(STARTUP_LIST_WAIT_S)
-        return {"prompts": [r.definition for r in self.fleet.routes.prompts.values()]}
+        view = self.view_of(ctx)
+        return {
+            "prompts": [r.definition for r in self.fleet.routes.prompts.values() if view.admits_unit(r.unit)]
+        }
 
     async def _get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> Any:
-        route = self._prompt(params.name)
+        route = self._prompt(self.view_of(ctx), params.name)
         return await self._forward(
             ctx, route.unit, "prompts/get", {**dict(ctx.params or {}), "name": route.name}
         )
@@ -431,17 +512,18 @@ class Gateway:
     async def _complete(self, ctx: Ctx, params: types.CompleteRequestParams) -> Any:
         raw = dict(ctx.params or {})
         ref = dict(raw.get("ref") or {})
+        view = self.view_of(ctx)
         if ref.get("type") == "ref/prompt":
-            route = self._prompt(str(ref.get("name", "")))
+            route = self._prompt(view, str(ref.get("name", "")))
             unit = route.unit
             raw["ref"] = {**ref, "name": route.name}
         else:
-            unit = self._resource_unit(str(ref.get("uri", "")))
+            unit = self._resource_unit(view, str(ref.get("uri", "")))
         return await self._forward(ctx, unit, "completion/complete", raw)
 
-    def _prompt(self, name: str) -> Route:
+    def _prompt(self, view: ProfileView, name: str) -> Route:
         route = self.fleet.routes.prompts.get(name)
-        if route is None:
+        if route is None or not view.admits_unit(route.unit):
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {name!r}")
         return route
 
@@ -470,10 +552,10 @@ class Gateway:
         if self.demand is not None:
             self.demand.record(category, matched)
 
-    def _record_query(self, query: str, best: str | None) -> None:
+    def _record_query(self, query: str, best: Route | None) -> None:
         """A need in words: matched demand in the best tool's category, else unmatched ``search:<words>``."""
         if best is not None:
-            self._record(self._category(self.fleet.routes.tools[best]), matched=True)
+            self._record(self._category(best), matched=True)
         else:
             self._record(f"search:{' '.join(query.lower().split())}", matched=False)
 
@@ -481,17 +563,20 @@ class Gateway:
         unit = self.fleet.units.get(route.unit)
         return unit.spec.category if unit is not None and unit.spec.category else route.public
 
-    def status(self) -> dict[str, Any]:
-        """Gateway, fleet and (when wired) VSM status as one JSON-able dict."""
+    def status(self, view: ProfileView | None = None) -> dict[str, Any]:
+        """Gateway, fleet and (when wired) VSM status as one JSON-able dict; ``view``'s units only."""
+        gateway: dict[str, Any] = {
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "clients": len(self.upstream.sessions),
+            "tools": len(self.fleet.routes.tools),
+            "name_collisions_resolved": self.fleet.routes.collisions,
+            "dead_lettered": self.fleet.dead_lettered,
+        }
+        if view is not None and view.profile is not None:
+            gateway["profile"] = {"name": view.profile.name, "tools": len(view.exposed)}
         out: dict[str, Any] = {
-            "gateway": {
-                "uptime_s": round(time.time() - self.started_at, 3),
-                "clients": len(self.upstream.sessions),
-                "tools": len(self.fleet.routes.tools),
-                "name_collisions_resolved": self.fleet.routes.collisions,
-                "dead_lettered": self.fleet.dead_lettered,
-            },
-            "units": self.fleet.status(),
+            "gateway": gateway,
+            "units": [u for u in self.fleet.status() if view is None or view.admits_unit(u["name"])],
         }
         if self.status_source is not None:
             out["vsm"] = self.status_source.status()
@@ -502,9 +587,12 @@ class Gateway:
             return {"detail": "no demand model is wired to this gateway"}
         return self.status_source.variety()
 
-    def fleet_view(self) -> dict[str, Any]:
+    def fleet_view(self, view: ProfileView | None = None) -> dict[str, Any]:
         by_unit: dict[str, list[str]] = {}
-        for route in self.fleet.routes.tools.values():
+        routes = (
+            self.fleet.routes.tools.values() if view is None else (e.route for e in view.exposed.values())
+        )
+        for route in routes:
             by_unit.setdefault(route.unit, []).append(route.public)
         return {
             "units": [
@@ -515,6 +603,7 @@ class Gateway:
                     "tools": by_unit.get(u["name"], []),
                 }
                 for u in self.fleet.status()
+                if view is None or view.admits_unit(u["name"])
             ]
         }
 

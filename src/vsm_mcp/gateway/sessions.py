@@ -50,6 +50,16 @@ class SessionBoundError(Exception):
         )
 
 
+def jsonrpc_refusal(status: int, message: str) -> Response:
+    """An HTTP refusal with a JSON-RPC error body (no id: it answers no request the SDK read)."""
+    body = JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=INVALID_REQUEST, message=message))
+    return Response(
+        body.model_dump_json(by_alias=True, exclude_unset=True),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
 class ResumableSessions(StreamableHTTPSessionManager):
     """The SDK's session manager with per-session event views and per-token bounds (module docstring)."""
 
@@ -87,15 +97,7 @@ class ResumableSessions(StreamableHTTPSessionManager):
         try:
             await self.handle_request(scope, receive, send)
         except SessionBoundError as exc:
-            body = JSONRPCError(
-                jsonrpc="2.0", id=None, error=ErrorData(code=INVALID_REQUEST, message=str(exc))
-            )
-            response = Response(
-                body.model_dump_json(by_alias=True, exclude_unset=True),
-                status_code=429,
-                media_type="application/json",
-            )
-            await response(scope, receive, send)
+            await jsonrpc_refusal(429, str(exc))(scope, receive, send)
 
     async def end_sessions(self) -> None:
         """Terminate every open session, which ends its SSE streams (clients then get 404 and re-open)."""

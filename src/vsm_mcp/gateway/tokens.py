@@ -38,6 +38,7 @@ from vsm_mcp.core.access import (
 )
 from vsm_mcp.core.ports import Store
 from vsm_mcp.errors import ConfigError
+from vsm_mcp.gateway.profiles import ProfileBook
 
 ADMIN_TOKEN_FILE = "admin.token"
 #: kv key of the admin token's last use (the named tokens keep theirs in their rows).
@@ -150,6 +151,7 @@ class TokenView:
     scopes: frozenset[Scope]
     created_at: float | None
     last_used_at: float | None
+    profile: str | None = None
 
 
 class TokenBook:
@@ -162,11 +164,12 @@ class TokenBook:
         self.admin = admin
         self._wall_clock = wall_clock
 
-    async def create(self, name: str, scopes: Iterable[Scope]) -> str:
-        """A new token ``name`` with ``scopes``; returns its value (shown once, stored as a digest).
+    async def create(self, name: str, scopes: Iterable[Scope], *, profile: str | None = None) -> str:
+        """A new token ``name`` with ``scopes``, bound to ``profile`` when given; returns its value
+        (shown once, stored as a digest).
 
         Raises:
-            ConfigError: a bad or taken name, or no scope.
+            ConfigError: a bad or taken name, no scope, or no such profile.
         """
         held = frozenset(scopes)
         try:
@@ -175,8 +178,10 @@ class TokenBook:
             raise ConfigError(str(exc)) from None
         if not held:
             raise ConfigError("a token needs at least one scope (--scope call, manage or approve)")
+        if profile is not None:
+            await ProfileBook(self.store).get(profile)  # it exists
         value = new_token_value()
-        record = TokenRecord(name, token_digest(value), held, self._wall_clock())
+        record = TokenRecord(name, token_digest(value), held, self._wall_clock(), profile=profile)
         if not await self.store.add_token(record):
             raise ConfigError(f"a token named {name!r} exists; `vsm-mcp token rotate {name}` renews it")
         return value
@@ -191,7 +196,8 @@ class TokenBook:
                 TokenView(ADMIN, ALL_SCOPES, created, float(used) if isinstance(used, int | float) else None)
             )
         views.extend(
-            TokenView(t.name, t.scopes, t.created_at, t.last_used_at) for t in await self.store.tokens()
+            TokenView(t.name, t.scopes, t.created_at, t.last_used_at, t.profile)
+            for t in await self.store.tokens()
         )
         return views
 

@@ -17,6 +17,10 @@ HTTP invariants:
 * ``Host`` and ``Origin`` are checked on every bind (`gateway.binding`); a
   bind beyond loopback needs ``public``;
 * sessions are bounded per token, in number and idle time (`gateway.sessions`);
+* a profile is served at ``/mcp/p/<name>`` (`PROFILE_PATH`): an unknown one
+  is answered 404, and a token bound to a profile is answered 403 on any
+  other profile's path (on ``/mcp`` it gets its own profile), both with a
+  JSON-RPC error saying which path is its;
 * SSE streams are resumable (SEP-1699): every event carries an id, a
   2025-11-25 client gets a priming event with `RETRY_INTERVAL_MS`, and a
   client that lost a stream gets the missed events back with
@@ -38,26 +42,39 @@ import anyio
 import anyio.abc
 import uvicorn
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
-from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.auth.middleware.bearer_auth import (
+    AuthenticatedUser,
+    BearerAuthBackend,
+    RequireAuthMiddleware,
+)
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.fleet.wire import LineReader, LineWriter
 from vsm_mcp.gateway.binding import HttpListen, bind_socket
 from vsm_mcp.gateway.events import EventLog
 from vsm_mcp.gateway.express import ExpressRelay
-from vsm_mcp.gateway.keyring import Keyring
+from vsm_mcp.gateway.keyring import Keyring, principal_of_token
 from vsm_mcp.gateway.server import Gateway
-from vsm_mcp.gateway.sessions import MAX_SESSIONS_PER_TOKEN, SESSION_IDLE_S, ResumableSessions
+from vsm_mcp.gateway.sessions import (
+    MAX_SESSIONS_PER_TOKEN,
+    SESSION_IDLE_S,
+    ResumableSessions,
+    jsonrpc_refusal,
+)
 from vsm_mcp.gateway.stdio import stdio_streams
 
 #: Endpoint path of the streamable HTTP transport.
 MCP_PATH = "/mcp"
+#: A profile's endpoint (`gateway.profiles`).
+PROFILE_PATH = MCP_PATH + "/p/{profile}"
 #: SSE ``retry:`` a client waits before resuming a lost stream; a second keeps a resumed result prompt.
 RETRY_INTERVAL_MS = 1000
 #: Stopping waits this long for open responses to finish before uvicorn cancels them.
@@ -122,13 +139,37 @@ def http_app(
 
     # The SDK's own auth pieces: the backend verifies the bearer value (no scope needed to get in: each
     # request's scope is the gateway's `ScopeGate`'s to check); without a verified token, 401.
-    endpoint = RequireAuthMiddleware(sessions.handle_bounded, required_scopes=[])
+    async def profiled(scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = _profile_refusal(gateway, scope)
+        if refusal is None:
+            await sessions.handle_bounded(scope, receive, send)
+        else:
+            await refusal(scope, receive, send)
+
+    endpoint = RequireAuthMiddleware(profiled, required_scopes=[])
     middleware = [
         Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(keyring)),
         Middleware(AuthContextMiddleware),
     ]
-    routes = [Route(MCP_PATH, endpoint=endpoint)]
+    routes = [Route(MCP_PATH, endpoint=endpoint), Route(PROFILE_PATH, endpoint=endpoint)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan), sessions
+
+
+def _profile_refusal(gateway: Gateway, scope: Scope) -> Response | None:
+    """Why a request may not use its path's profile (or its token's), as a response; None: it may."""
+    user = scope.get("user")
+    bound = principal_of_token(user.access_token).profile if isinstance(user, AuthenticatedUser) else None
+    path = scope.get("path_params", {}).get("profile")
+    if bound is not None and path is not None and path != bound:
+        return jsonrpc_refusal(
+            403, f"this token is bound to profile {bound!r}: use {PROFILE_PATH.format(profile=bound)}"
+        )
+    wanted = bound or path
+    if wanted is not None and (gateway.profiles is None or gateway.profiles.profile(wanted) is None):
+        if bound is not None:
+            return jsonrpc_refusal(403, f"this token is bound to profile {bound!r}, which no longer exists")
+        return jsonrpc_refusal(404, f"no profile named {wanted!r} (see `vsm-mcp profiles list`)")
+    return None
 
 
 class _QuietServer(uvicorn.Server):

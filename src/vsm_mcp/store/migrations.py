@@ -161,6 +161,13 @@ CREATE TABLE token (
 ) WITHOUT ROWID;
 """,
     ),
+    Migration(
+        4,
+        "a token may be bound to a profile (a named subset of servers and tools)",
+        """
+ALTER TABLE token ADD COLUMN profile TEXT CHECK (profile IS NULL OR length(profile) BETWEEN 1 AND 64);
+""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

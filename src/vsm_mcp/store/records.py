@@ -38,6 +38,7 @@ from vsm_mcp.core import payload
 from vsm_mcp.core.access import Scope, TokenRecord, check_token_name
 from vsm_mcp.core.messages import AlgedonicAlert, Capability, DemandAggregate
 from vsm_mcp.core.ports import JsonValue
+from vsm_mcp.core.profiles import check_profile_name
 
 
 def encode_json(value: Any) -> str:
@@ -120,6 +121,8 @@ def check_token(token: TokenRecord) -> None:
         raise ValueError(f"token {token.name!r}: digest must be 64 lowercase hex digits")
     if not token.scopes:
         raise ValueError(f"token {token.name!r} needs at least one scope")
+    if token.profile is not None:
+        check_profile_name(token.profile)
 
 
 def decode_scopes(text: str) -> frozenset[Scope]:

@@ -467,21 +467,33 @@ class SqliteStore:
     async def add_token(self, token: TokenRecord) -> bool:
         """Store a new access token (its digest, never its value); False when the name is taken."""
         records.check_token(token)
-        row = (token.name, token.digest, scopes_text(token.scopes), token.created_at, token.last_used_at)
+        row = (
+            token.name,
+            token.digest,
+            scopes_text(token.scopes),
+            token.created_at,
+            token.last_used_at,
+            token.profile,
+        )
 
         def insert(conn: sqlite3.Connection) -> bool:
             with _transaction(conn):
-                return conn.execute("INSERT OR IGNORE INTO token VALUES (?, ?, ?, ?, ?)", row).rowcount > 0
+                sql = (
+                    "INSERT OR IGNORE INTO token (name, digest, scopes, created_at, last_used_at, profile) "
+                    "VALUES (?, ?, ?, ?, ?, ?)"
+                )
+                return conn.execute(sql, row).rowcount > 0
 
         return await self._run(insert)
 
     async def tokens(self) -> list[TokenRecord]:
         """Every stored access token, by name."""
         rows = await self._select(
-            "SELECT name, digest, scopes, created_at, last_used_at FROM token ORDER BY name"
+            "SELECT name, digest, scopes, created_at, last_used_at, profile FROM token ORDER BY name"
         )
         return [
-            TokenRecord(str(n), str(d), records.decode_scopes(str(s)), float(c), u) for n, d, s, c, u in rows
+            TokenRecord(str(n), str(d), records.decode_scopes(str(s)), float(c), u, p)
+            for n, d, s, c, u, p in rows
         ]
 
     async def rotate_token(self, name: str, digest: str, at: float) -> bool:
