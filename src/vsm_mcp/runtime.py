@@ -34,6 +34,7 @@ from typing import Any
 import anyio
 
 from vsm_mcp import report
+from vsm_mcp.acquisition.approvals import QueuedApprover
 from vsm_mcp.acquisition.loop import AcquisitionLoop
 from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
 from vsm_mcp.acquisition.pipeline import INSTALLED_KEY
@@ -434,7 +435,12 @@ class Runtime:
         capabilities = self.capabilities
         try:
             async with capability_service(
-                self.settings, self.store, capabilities.approver, outcomes=ledger
+                # Nobody to ask (the loop; a client that cannot answer): the question waits for an
+                # operator (`vsm-mcp approvals`).
+                self.settings,
+                self.store,
+                QueuedApprover(capabilities.approver, self.store),
+                outcomes=ledger,
             ) as service:
                 capabilities.attach(service)
                 if autonomous:

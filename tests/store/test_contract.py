@@ -11,6 +11,8 @@ import pytest
 from vsm_mcp.core.access import Scope, TokenRecord, token_digest
 from vsm_mcp.core.messages import (
     AlgedonicAlert,
+    ApprovalRequest,
+    ApprovalStatus,
     AuditFinding,
     Capability,
     DeadLetter,
@@ -444,3 +446,60 @@ async def test_invalid_tokens_are_refused_before_anything_is_stored(
     with pytest.raises(ValueError, match=message):
         await store.add_token(token)
     assert await store.tokens() == []
+
+
+def _asked(subject: str = "acquire:pypi:pkg@1.0", at: float = 1.0) -> ApprovalRequest:
+    return ApprovalRequest("acquisition", subject, at, f"Acquire {subject}?", {"plan": {"unit": "pkg"}})
+
+
+async def test_approvals_are_asked_once_per_pending_subject_and_settled_by_compare_and_set(
+    store: Store,
+) -> None:
+    first, new = await store.ask_approval(_asked())
+    assert new is True
+    assert await store.ask_approval(_asked(at=2.0)) == (first, False)  # the same subject, still pending
+    other, _ = await store.ask_approval(_asked("acquire:npm:x@2"))
+    assert [a.id for a in await store.approvals()] == [other, first]  # newest first
+    kept = await store.approval(first)
+    assert (
+        kept is not None
+        and kept.request == {"plan": {"unit": "pkg"}}
+        and kept.status is ApprovalStatus.PENDING
+    )
+
+    settle = store.settle_approval
+    assert await settle(
+        first, expect=ApprovalStatus.PENDING, status=ApprovalStatus.APPROVED, at=3.0, by="alice"
+    )
+    # Someone else's answer came first: the second one does not overwrite it.
+    assert not await settle(
+        first, expect=ApprovalStatus.PENDING, status=ApprovalStatus.DENIED, at=4.0, by="bob"
+    )
+    assert await settle(
+        first, expect=ApprovalStatus.APPROVED, status=ApprovalStatus.DONE, at=5.0, outcome="unit pkg"
+    )
+    done = await store.approval(first)
+    assert done is not None
+    assert (done.status, done.decided_at, done.decided_by, done.outcome) == (
+        ApprovalStatus.DONE,
+        5.0,
+        "alice",
+        "unit pkg",
+    )
+    assert not await settle(99, expect=ApprovalStatus.PENDING, status=ApprovalStatus.DENIED, at=6.0)
+    assert await store.approval(99) is None
+
+    # Settled, the subject may be asked again.
+    again, new = await store.ask_approval(_asked(at=7.0))
+    assert new is True and again not in (first, other)
+    assert [a.id for a in await store.approvals(status=ApprovalStatus.PENDING)] == [again, other]
+    assert [a.id for a in await store.approvals(subject="acquire:pypi:pkg@1.0")] == [again, first]
+    assert len(await store.approvals(limit=1)) == 1
+
+
+async def test_an_approval_is_asked_pending_with_a_kind_and_subject(store: Store) -> None:
+    with pytest.raises(ValueError, match="kind and a subject"):
+        await store.ask_approval(ApprovalRequest("", "s", 1.0, "q", {}))
+    with pytest.raises(ValueError, match="asked pending"):
+        await store.ask_approval(replace(_asked(), status=ApprovalStatus.DONE))
+    assert await store.approvals() == []

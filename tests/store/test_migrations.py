@@ -46,7 +46,7 @@ def tables(conn: sqlite3.Connection) -> set[str]:
 def test_fresh_database_reaches_the_latest_version_with_every_table(conn: sqlite3.Connection) -> None:
     assert migrate(conn, Path("state.db")) == LATEST_VERSION
 
-    assert schema_version(conn) == LATEST_VERSION == 4
+    assert schema_version(conn) == LATEST_VERSION == 5
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert tables(conn) == {
         "demand_aggregate",
@@ -58,6 +58,7 @@ def test_fresh_database_reaches_the_latest_version_with_every_table(conn: sqlite
         "kv",
         "secret",
         "token",
+        "approval",
     }
 
 
@@ -65,7 +66,7 @@ def test_version_3_tokens_survive_the_profile_column_unbound(conn: sqlite3.Conne
     migrate(conn, Path("state.db"), MIGRATIONS[:3])
     conn.execute("INSERT INTO token VALUES ('ci', ?, 'call', 1.0, NULL)", ("a" * 64,))
 
-    assert migrate(conn, Path("state.db")) == 4
+    assert migrate(conn, Path("state.db"), MIGRATIONS[:4]) == 4
 
     assert conn.execute("SELECT name, scopes, profile FROM token").fetchall() == [("ci", "call", None)]
     with pytest.raises(sqlite3.IntegrityError):

@@ -65,6 +65,9 @@ BUDGET_LOOKBACK = 1000
 SUBJECT_PREFIX = "acquire:"
 
 MetadataFetch = Callable[[str, str, str], Awaitable[ReleaseMetadata | None]]
+#: Told as each step starts (``seconds`` None) and ends (its duration): budget, vet, install, sandbox,
+#: verify, integrate. What ``vsm-mcp acquire`` and ``approvals approve`` show as they go.
+StepProgress = Callable[[str, float | None], None]
 Verifier = Callable[[ServerSpec, LaunchPlan], Awaitable[Verification]]
 
 
@@ -123,6 +126,10 @@ class FixedAnswer:
 
     async def approve(self, plan: AcquisitionPlan, verdict: Verdict) -> Answer:
         return Answer(self.answer, self.by)
+
+
+def _silent(step: str, seconds: float | None) -> None:
+    """No one is told (`StepProgress`)."""
 
 
 def unit_name(identifier: str, taken: Collection[str]) -> str:
@@ -210,10 +217,18 @@ class Acquirer:
         return next((name for name, spec in desired.items() if launches(spec, candidate)), None)
 
     # -- the pipeline ----------------------------------------------------------
-    async def acquire(self, plan: AcquisitionPlan, *, auto_approve: bool | None = None) -> Acquired:
+    async def acquire(
+        self,
+        plan: AcquisitionPlan,
+        *,
+        auto_approve: bool | None = None,
+        progress: StepProgress | None = None,
+        approver: Approver | None = None,
+    ) -> Acquired:
         """Vet, install, verify and integrate ``plan``; see the module docstring.
 
-        ``auto_approve`` overrides the policy's rule for this acquisition (S5's rule in the loop).
+        ``auto_approve`` overrides the policy's rule for this acquisition (S5's rule in the loop);
+        ``approver`` this acquirer's approver; ``progress`` hears each step start and end.
 
         Raises:
             AcquisitionRefusedError: S5 refused (budget, vetting, operator); nothing was installed.
@@ -226,25 +241,35 @@ class Acquirer:
             if auto_approve is None
             else self.policy.model_copy(update={"auto_approve": auto_approve})
         )
+        tell = progress or _silent
+        step = "budget"
+        t = time.monotonic()
+
+        def begin(name: str) -> None:
+            nonlocal step, t
+            if name != step:
+                tell(step, time.monotonic() - t)
+            step, t = name, time.monotonic()
+            tell(name, None)
+
+        tell(step, None)
         await self._check_budget(plan, policy)
-        verdict, metadata = await self._vet(plan, policy)
+        begin("vet")
+        verdict, metadata = await self._vet(plan, policy, approver or self.approver)
         timings["vet"] = time.monotonic() - started
         undo: list[tuple[str, Callable[[], Awaitable[None]]]] = []
-        step = "install"
         try:
-            t = time.monotonic()
+            begin("install")
             undo.append(("files", lambda: self.installer.remove(plan.prefix)))
             installation = await self.installer.install(plan.candidate, plan.prefix)
             timings["install"] = time.monotonic() - t
-            step = "sandbox"
+            begin("sandbox")
             launch = self.launcher.launch(plan.unit, installation, plan.category)
             spec = launch.spec
-            step = "verify"
-            t = time.monotonic()
+            begin("verify")
             verification = await self.verifier(spec, launch.plan)
             timings["verify"] = time.monotonic() - t
-            step = "integrate"
-            t = time.monotonic()
+            begin("integrate")
             if launch.plan.pin is not None:
                 # What was installed and verified is what every start must run (`vsm_mcp.fleet.pins`).
                 undo.append(("launch pin", lambda: forget_pin(self.store, spec.name)))
@@ -257,6 +282,7 @@ class Acquirer:
             )
             await self._integrate(plan, spec, verification, undo)
             timings["integrate"] = time.monotonic() - t
+            tell(step, timings["integrate"])
         except (VsmError, OSError) as exc:
             reason = exc.reason if isinstance(exc, AcquisitionError) else f"{type(exc).__name__}: {exc}"
             with anyio.CancelScope(shield=True):
@@ -311,7 +337,7 @@ class Acquirer:
             )
 
     async def _vet(
-        self, plan: AcquisitionPlan, policy: VettingPolicy
+        self, plan: AcquisitionPlan, policy: VettingPolicy, approver: Approver
     ) -> tuple[Verdict, ReleaseMetadata | None]:
         c = plan.candidate
         metadata: ReleaseMetadata | None = None
@@ -332,7 +358,7 @@ class Acquirer:
         if verdict.outcome is Outcome.REFUSE:
             raise AcquisitionRefusedError(verdict.rule, verdict.rationale)
         if verdict.outcome is Outcome.ASK:
-            given = await self.approver.approve(plan, verdict)
+            given = await approver.approve(plan, verdict)
             answer = given if isinstance(given, Answer) else Answer(given)
             who = {"answered_by": answer.by, "shown": answer.shown}
             if answer.approved is None:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from vsm_mcp.acquisition.candidates import SEARCH_PREFIX, parse_ref, rank_candidates
-from vsm_mcp.acquisition.pipeline import Acquired, Acquirer, AcquisitionPlan, Answer
+from vsm_mcp.acquisition.pipeline import Acquired, Acquirer, AcquisitionPlan, Answer, StepProgress
 from vsm_mcp.acquisition.vetting import Candidate, Verdict
 from vsm_mcp.discovery.matcher import Matcher
 from vsm_mcp.errors import AcquisitionRefusedError, ConfigError
@@ -108,6 +108,6 @@ class CapabilityService:
             raise AcquisitionRefusedError("no_candidate", "nothing to acquire: give a query or a package")
         return await self.acquirer.plan(candidates, query=query, category=category)
 
-    async def acquire(self, plan: AcquisitionPlan) -> Acquired:
-        """Run the pipeline on ``plan`` (see `Acquirer.acquire`)."""
-        return await self.acquirer.acquire(plan)
+    async def acquire(self, plan: AcquisitionPlan, *, progress: StepProgress | None = None) -> Acquired:
+        """Run the pipeline on ``plan`` (see `Acquirer.acquire`), telling ``progress`` each step."""
+        return await self.acquirer.acquire(plan, progress=progress)

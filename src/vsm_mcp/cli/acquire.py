@@ -27,7 +27,7 @@ import typer
 from rich.console import Console
 
 from vsm_mcp.acquisition.launch import SandboxMode
-from vsm_mcp.acquisition.pipeline import Acquired, Approver, FixedAnswer
+from vsm_mcp.acquisition.pipeline import Acquired, Approver, FixedAnswer, StepProgress
 from vsm_mcp.acquisition.service import PromptApprover, candidate_json
 from vsm_mcp.capability import capability_service
 from vsm_mcp.cli.context import state_of
@@ -39,6 +39,7 @@ from vsm_mcp.store import SqliteStore
 from vsm_mcp.vsm.intelligence import DEMAND_BUCKET_S
 
 _out = Console()
+_err = Console(stderr=True)
 
 
 def register(root: typer.Typer) -> None:
@@ -78,8 +79,10 @@ class Options:
     source_builds: bool | None = None
 
 
-async def run_acquire(settings: Settings, options: Options, approver: Approver) -> dict[str, Any]:
-    """The whole command, as data (what ``--json`` prints)."""
+async def run_acquire(
+    settings: Settings, options: Options, approver: Approver, progress: StepProgress | None = None
+) -> dict[str, Any]:
+    """The whole command, as data (what ``--json`` prints); ``progress`` hears each step."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     max_age = settings.variety.max_age_s or 3600.0
     async with (
@@ -112,11 +115,19 @@ async def run_acquire(settings: Settings, options: Options, approver: Approver) 
                 "gap_before": reading_dict(before),
                 "gap_after": reading_dict(before),
             }
-        result = await service.acquire(plan)
+        result = await service.acquire(plan, progress=progress)
         after = (await stored_profile(store, max_age_s=max_age)).reading()
     return _result_json(
         options, result, [candidate_json(c, service.matcher) for c in candidates], before, after
     )
+
+
+def _step(step: str, seconds: float | None) -> None:
+    """Each step of the pipeline as it goes, on stderr (stdout keeps the result, or ``--json``)."""
+    if seconds is None:
+        _err.print(f"  {step} ...", highlight=False)
+    else:
+        _err.print(f"  {step} done in {seconds:.2f} s", highlight=False)
 
 
 def _result_json(
@@ -200,7 +211,7 @@ def acquire(
     )
     settings = state_of(ctx).settings()
     approver = approver_for(yes, interactive=sys.stdin.isatty() and not as_json)
-    data = anyio.run(run_acquire, settings, options, approver)
+    data = anyio.run(run_acquire, settings, options, approver, None if as_json else _step)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return

@@ -15,7 +15,20 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from vsm_mcp.cli import acquire, bench, catalog, inspect, match, profiles, secrets, serve, servers, token, up
+from vsm_mcp.cli import (
+    acquire,
+    approvals,
+    bench,
+    catalog,
+    inspect,
+    match,
+    profiles,
+    secrets,
+    serve,
+    servers,
+    token,
+    up,
+)
 from vsm_mcp.cli.context import CliState
 from vsm_mcp.errors import VsmError
 
@@ -33,6 +46,7 @@ app.add_typer(servers.dlq_app, name="dlq")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(token.app, name="token")
 app.add_typer(profiles.app, name="profiles")
+app.add_typer(approvals.app, name="approvals")
 up.register(app)
 serve.register(app)
 inspect.register(app)

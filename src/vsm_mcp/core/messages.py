@@ -124,3 +124,37 @@ class DemandAggregate:
     bucket_start: int
     count: int
     matched: int
+
+
+class ApprovalStatus(enum.StrEnum):
+    """Where a question S5 put to an operator stands.
+
+    ``pending`` → ``approved`` (then ``done`` or ``failed`` once acted on) or ``denied``.
+    """
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """A question S5 asked and nobody present could answer, kept for an operator.
+
+    ``subject`` names what is asked about (``acquire:pypi:pkg@1.0``): at most one request per
+    subject is pending. ``request`` holds what the operator needs to decide and what acting on
+    the answer needs (for an acquisition: the plan and the vetting verdict).
+    """
+
+    kind: str
+    subject: str
+    asked_at: float
+    question: str
+    request: dict[str, Any]
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    id: int | None = None
+    decided_at: float | None = None
+    decided_by: str | None = None
+    outcome: str | None = None

@@ -12,6 +12,8 @@ from typing import Protocol, TypeAlias
 from vsm_mcp.core.access import TokenRecord
 from vsm_mcp.core.messages import (
     AlgedonicAlert,
+    ApprovalRequest,
+    ApprovalStatus,
     AuditFinding,
     Capability,
     DeadLetter,
@@ -76,6 +78,35 @@ class Store(Protocol):
 
     async def mark_replayed(self, letter_id: int, at: float) -> None:
         """Record that a dead letter was replayed successfully."""
+        ...
+
+    async def ask_approval(self, request: ApprovalRequest) -> tuple[int, bool]:
+        """Keep a pending question for an operator; returns its id and whether it is new (an
+        equal subject already pending is not asked twice: its id comes back with False)."""
+        ...
+
+    async def approvals(
+        self, *, status: ApprovalStatus | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[ApprovalRequest]:
+        """Questions for an operator, newest first, optionally of one status or subject."""
+        ...
+
+    async def approval(self, approval_id: int) -> ApprovalRequest | None:
+        """One question by id, None when there is none."""
+        ...
+
+    async def settle_approval(
+        self,
+        approval_id: int,
+        *,
+        expect: ApprovalStatus,
+        status: ApprovalStatus,
+        at: float,
+        by: str | None = None,
+        outcome: str | None = None,
+    ) -> bool:
+        """Move question ``approval_id`` from ``expect`` to ``status`` (who, when, what came of it);
+        False when it is not in ``expect`` (someone else settled it first) or does not exist."""
         ...
 
     async def kv_get(self, key: str) -> JsonValue:

@@ -19,6 +19,8 @@ from pathlib import Path
 from vsm_mcp.core.access import TokenRecord
 from vsm_mcp.core.messages import (
     AlgedonicAlert,
+    ApprovalRequest,
+    ApprovalStatus,
     AuditFinding,
     Capability,
     DeadLetter,
@@ -53,7 +55,10 @@ class MemoryStore:
         self._kv: dict[str, str] = {}
         self._secrets: dict[str, tuple[str, float]] = {}
         self._tokens: dict[str, TokenRecord] = {}
-        self._ids = {kind: itertools.count(1) for kind in ("decision", "alert", "finding", "letter")}
+        self._approvals: dict[int, ApprovalRequest] = {}
+        self._ids = {
+            kind: itertools.count(1) for kind in ("decision", "alert", "finding", "letter", "approval")
+        }
 
     @classmethod
     @asynccontextmanager
@@ -181,6 +186,64 @@ class MemoryStore:
         if letter is None:
             raise RecordNotFoundError(f"no dead letter with id {letter_id}")
         self._dead_letters[letter_id] = replace(letter, replayed_at=at)
+
+    async def ask_approval(self, request: ApprovalRequest) -> tuple[int, bool]:
+        """Keep a pending question; an equal subject already pending comes back with False."""
+        self._check_open()
+        records.check_approval(request)
+        for approval_id, kept in self._approvals.items():
+            if kept.subject == request.subject and kept.status is ApprovalStatus.PENDING:
+                return approval_id, False
+        approval_id = next(self._ids["approval"])
+        kept = replace(
+            request,
+            id=approval_id,
+            question=records.store_text(request.question),
+            request=records.decode_json(records.encode_payload(request.request)),
+        )
+        self._approvals[approval_id] = kept
+        return approval_id, True
+
+    async def approvals(
+        self, *, status: ApprovalStatus | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[ApprovalRequest]:
+        """Questions for an operator, newest first, optionally of one status or subject."""
+        self._check_open()
+        found = [
+            a
+            for a in self._approvals.values()
+            if (status is None or a.status is status) and (subject is None or a.subject == subject)
+        ]
+        return sorted(found, key=lambda a: -(a.id or 0))[:limit]
+
+    async def approval(self, approval_id: int) -> ApprovalRequest | None:
+        """One question by id, None when there is none."""
+        self._check_open()
+        return self._approvals.get(approval_id)
+
+    async def settle_approval(
+        self,
+        approval_id: int,
+        *,
+        expect: ApprovalStatus,
+        status: ApprovalStatus,
+        at: float,
+        by: str | None = None,
+        outcome: str | None = None,
+    ) -> bool:
+        """Move question ``approval_id`` from ``expect`` to ``status``; False when it was not in ``expect``."""
+        self._check_open()
+        kept = self._approvals.get(approval_id)
+        if kept is None or kept.status is not expect:
+            return False
+        self._approvals[approval_id] = replace(
+            kept,
+            status=status,
+            decided_at=at,
+            decided_by=by if by is not None else kept.decided_by,
+            outcome=None if outcome is None else records.store_text(outcome),
+        )
+        return True
 
     async def kv_get(self, key: str) -> JsonValue:
         """The value stored under ``key``, or None when absent."""

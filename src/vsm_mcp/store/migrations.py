@@ -168,6 +168,26 @@ CREATE TABLE token (
 ALTER TABLE token ADD COLUMN profile TEXT CHECK (profile IS NULL OR length(profile) BETWEEN 1 AND 64);
 """,
     ),
+    Migration(
+        5,
+        "questions S5 keeps for an operator (approvals): what was asked, the answer, what came of it",
+        """
+CREATE TABLE approval (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL CHECK (length(kind) > 0),
+    subject    TEXT NOT NULL CHECK (length(subject) > 0),
+    asked_at   REAL NOT NULL,
+    question   TEXT NOT NULL,
+    request    TEXT NOT NULL CHECK (json_valid(request)),
+    status     TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'done', 'failed')),
+    decided_at REAL,
+    decided_by TEXT,
+    outcome    TEXT
+);
+CREATE UNIQUE INDEX approval_pending_subject ON approval (subject) WHERE status = 'pending';
+CREATE INDEX approval_by_subject ON approval (subject, id);
+""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -36,7 +36,13 @@ from typing import Any
 
 from vsm_mcp.core import payload
 from vsm_mcp.core.access import Scope, TokenRecord, check_token_name
-from vsm_mcp.core.messages import AlgedonicAlert, Capability, DemandAggregate
+from vsm_mcp.core.messages import (
+    AlgedonicAlert,
+    ApprovalRequest,
+    ApprovalStatus,
+    Capability,
+    DemandAggregate,
+)
 from vsm_mcp.core.ports import JsonValue
 from vsm_mcp.core.profiles import check_profile_name
 
@@ -128,3 +134,11 @@ def check_token(token: TokenRecord) -> None:
 def decode_scopes(text: str) -> frozenset[Scope]:
     """Stored scopes (`scopes_text`) back to a set."""
     return frozenset(Scope(word) for word in text.split())
+
+
+def check_approval(request: ApprovalRequest) -> None:
+    """An approval request names its kind and subject and starts pending (settling is separate)."""
+    if not request.kind or not request.subject:
+        raise ValueError("an approval request needs a kind and a subject")
+    if request.status is not ApprovalStatus.PENDING:
+        raise ValueError(f"an approval request is asked pending, not {request.status.value}")

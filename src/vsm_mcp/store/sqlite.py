@@ -41,6 +41,8 @@ import anyio.to_thread
 from vsm_mcp.core.access import TokenRecord, scopes_text
 from vsm_mcp.core.messages import (
     AlgedonicAlert,
+    ApprovalRequest,
+    ApprovalStatus,
     AuditFinding,
     Capability,
     DeadLetter,
@@ -130,6 +132,25 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+_APPROVAL_COLUMNS = "id, kind, subject, asked_at, question, request, status, decided_at, decided_by, outcome"
+
+
+def _approval(row: Any) -> ApprovalRequest:
+    approval_id, kind, subject, asked_at, question, request, status, decided_at, decided_by, outcome = row
+    return ApprovalRequest(
+        kind=kind,
+        subject=subject,
+        asked_at=asked_at,
+        question=question,
+        request=records.decode_json(request),
+        status=ApprovalStatus(status),
+        id=approval_id,
+        decided_at=decided_at,
+        decided_by=decided_by,
+        outcome=outcome,
+    )
 
 
 class SqliteStore:
@@ -411,6 +432,82 @@ class SqliteStore:
 
         if await self._run(mark) == 0:
             raise RecordNotFoundError(f"no dead letter with id {letter_id}")
+
+    async def ask_approval(self, request: ApprovalRequest) -> tuple[int, bool]:
+        """Keep a pending question; an equal subject already pending comes back with False."""
+        records.check_approval(request)
+        row = (
+            request.kind,
+            request.subject,
+            request.asked_at,
+            records.store_text(request.question),
+            records.encode_payload(request.request),
+        )
+
+        def ask(conn: sqlite3.Connection) -> tuple[int, bool]:
+            with _transaction(conn):
+                found = conn.execute(
+                    "SELECT id FROM approval WHERE subject = ? AND status = 'pending'", (request.subject,)
+                ).fetchone()
+                if found is not None:
+                    return int(found[0]), False
+                rowid = conn.execute(
+                    "INSERT INTO approval (kind, subject, asked_at, question, request, status) "
+                    "VALUES (?, ?, ?, ?, ?, 'pending')",
+                    row,
+                ).lastrowid
+            assert rowid is not None
+            return rowid, True
+
+        return await self._run(ask)
+
+    async def approvals(
+        self, *, status: ApprovalStatus | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[ApprovalRequest]:
+        """Questions for an operator, newest first, optionally of one status or subject."""
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status.value)
+        if subject is not None:
+            where.append("subject = ?")
+            params.append(subject)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = await self._select(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approval {clause}ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        return [_approval(row) for row in rows]
+
+    async def approval(self, approval_id: int) -> ApprovalRequest | None:
+        """One question by id, None when there is none."""
+        rows = await self._select(f"SELECT {_APPROVAL_COLUMNS} FROM approval WHERE id = ?", (approval_id,))
+        return _approval(rows[0]) if rows else None
+
+    async def settle_approval(
+        self,
+        approval_id: int,
+        *,
+        expect: ApprovalStatus,
+        status: ApprovalStatus,
+        at: float,
+        by: str | None = None,
+        outcome: str | None = None,
+    ) -> bool:
+        """Move question ``approval_id`` from ``expect`` to ``status``; False when it was not in ``expect``."""
+        params = (status.value, at, by, None if outcome is None else records.store_text(outcome), approval_id)
+
+        def settle(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                return (
+                    conn.execute(
+                        "UPDATE approval SET status = ?, decided_at = ?, decided_by = COALESCE(?, decided_by), "
+                        "outcome = ? WHERE id = ? AND status = ?",
+                        (*params, expect.value),
+                    ).rowcount
+                    > 0
+                )
+
+        return await self._run(settle)
 
     async def kv_get(self, key: str) -> JsonValue:
         """The value stored under ``key``, or None when absent."""
