@@ -96,20 +96,32 @@ def test_dlq_list_and_replay(tmp_path: Path) -> None:
             await store.put_dead_letter(
                 DeadLetter(at=time.time(), unit="gone", tool="x", arguments={}, error="boom", attempts=1)
             )
+            # A call the tool itself answers with isError: a failure, not a replay.
+            await store.put_dead_letter(
+                DeadLetter(
+                    at=time.time(), unit="p", tool="add", arguments={"a": "x", "b": 1}, error="e", attempts=1
+                )
+            )
 
     anyio.run(seed)
     listed = json.loads(_vsm(tmp_path, "dlq", "list", "--json")[1])
     assert [(d["server"], d["tool"], d["attempts"], d["replayed_at"]) for d in listed] == [
         ("p", "echo", 3, None),
         ("gone", "x", 1, None),
+        ("p", "add", 1, None),
     ]
     code, out, _ = _vsm(tmp_path, "dlq", "replay")
-    assert code == 1  # one letter's server no longer exists
-    assert "#1: p/echo replayed" in out
-    assert "#2: server 'gone' no longer exists; kept" in out
-    assert "1 replayed, 1 still failing" in out
+    assert code == 1  # one letter's server no longer exists, one tool said no
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        "no gateway with an HTTP face runs on this state dir: replaying with a one-off fleet"
+    )
+    assert lines[1:3] == ["#1: p/echo replayed", "#2: gone/x failed again: server 'gone' no longer exists"]
+    assert lines[3].startswith("#3: p/add failed again: the tool reported an error: ")
+    assert lines[4] == "1 replayed, 2 still failing"
     remaining = json.loads(_vsm(tmp_path, "dlq", "list", "--json")[1])
-    assert [d["id"] for d in remaining] == [2]
+    assert [(d["id"], d["attempts"]) for d in remaining] == [(2, 2), (3, 2)]
+    assert remaining[1]["error"].startswith("the tool reported an error: ")
     replayed = json.loads(_vsm(tmp_path, "dlq", "list", "--all", "--json")[1])
     assert replayed[0]["replayed_at"] is not None
 
@@ -242,7 +254,7 @@ def test_dead_letters_of_huge_calls_keep_a_digest_and_replay_says_why_not(tmp_pa
 
     code, out, _ = _vsm(tmp_path, "dlq", "replay", "1")
     assert code == 1
-    assert out.splitlines() == [
+    assert out.splitlines()[1:] == [
         f"#1: broken/write cannot be replayed: its arguments ({len(text)} bytes of JSON, sha256 "
         f"{digest['sha256'][:16]}...) were over the 64 KiB kept of a call, so only their digest was "
         "stored; kept",

@@ -503,3 +503,12 @@ async def test_an_approval_is_asked_pending_with_a_kind_and_subject(store: Store
     with pytest.raises(ValueError, match="asked pending"):
         await store.ask_approval(replace(_asked(), status=ApprovalStatus.DONE))
     assert await store.approvals() == []
+
+
+async def test_a_failed_replay_counts_one_attempt_more_with_the_new_error(store: Store) -> None:
+    letter_id = await store.put_dead_letter(DeadLetter(1.0, "u", "t", {"a": 1}, "first", attempts=2))
+    await store.note_failed_replay(letter_id, "the tool reported an error: no")
+    [letter] = await store.dead_letters()
+    assert (letter.attempts, letter.error, letter.replayed_at) == (3, "the tool reported an error: no", None)
+    with pytest.raises(RecordNotFoundError):
+        await store.note_failed_replay(99, "x")

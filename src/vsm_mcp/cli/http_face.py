@@ -8,6 +8,7 @@ value is never printed here or logged. A public bind prints what guards it
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,11 +17,16 @@ import anyio
 import anyio.abc
 import typer
 
+from vsm_mcp.core.ports import Store
 from vsm_mcp.gateway.binding import HttpListen
 from vsm_mcp.gateway.keyring import Keyring
 from vsm_mcp.gateway.tokens import AdminTokenFile
 from vsm_mcp.gateway.transport import MCP_PATH, parse_listen, serve_http
 from vsm_mcp.runtime import Runtime
+from vsm_mcp.store.lock import holder
+
+#: Where a running gateway's HTTP face says where it listens (with its pid).
+HTTP_FACE_KEY = "gateway.http_face"
 
 PublicOption = Annotated[
     bool,
@@ -102,4 +108,17 @@ async def start_http(runtime: Runtime, listen: HttpListen, tg: anyio.abc.TaskGro
     for line in listen.notices(port):
         _say(line)
     host = listen.host if ":" not in listen.host else f"[{listen.host}]"
-    return f"{listen.scheme}://{host}:{port}{MCP_PATH}"
+    url = f"{listen.scheme}://{host}:{port}{MCP_PATH}"
+    # Commands run beside it (`dlq replay`) reach this gateway here, while its pid holds the lock.
+    await runtime.store.kv_put(HTTP_FACE_KEY, {"url": url, "pid": os.getpid()})
+    return url
+
+
+async def running_face(store: Store, state_dir: Path) -> str | None:
+    """The URL of the HTTP face of the gateway running on ``state_dir`` now, None when there is none."""
+    record = await store.kv_get(HTTP_FACE_KEY)
+    pid = await anyio.to_thread.run_sync(holder, state_dir)
+    if not isinstance(record, dict) or pid is None or record.get("pid") != pid:
+        return None  # no gateway, a stdio-only one, or the record of one that stopped
+    url = record.get("url")
+    return url if isinstance(url, str) else None

@@ -5,11 +5,8 @@ within a second (`vsm_mcp.fleet.registry`). A stdio server is sandboxed as the
 ``[sandbox]`` settings say unless ``servers add`` is given its own choice
 (``--sandbox``, ``--network/--no-network``, ``--data-dir``); ``servers list``
 shows what a running gateway reports (``bwrap, no network``, ``UNSANDBOXED``,
-``REFUSED``) or else what the policy asks for. ``dlq replay`` starts the dead
-letter's server itself, calls the tool again and marks the letter replayed
-only when the call succeeds; a letter whose arguments were over the store's
-cap (only their digest was kept) is refused with that reason, never replayed
-with something else. ``servers logs`` reads the tail of a server's log (and
+``REFUSED``) or else what the policy asks for. ``dlq replay`` is
+`vsm_mcp.cli.replay` (through the running gateway when there is one). ``servers logs`` reads the tail of a server's log (and
 its rotated files) from the end, in bounded memory, and prints it without
 control characters (`vsm_mcp.fleet.logfile`). ``servers list`` shows a
 quarantined server (its tool definitions changed) from its stored record,
@@ -38,11 +35,9 @@ from rich.text import Text
 from vsm_mcp import report
 from vsm_mcp.cli.approve import approve
 from vsm_mcp.cli.context import state_of
-from vsm_mcp.core.payload import MAX_STORED_PAYLOAD_BYTES, capped_digest
-from vsm_mcp.errors import ConfigError, SandboxError, UnitError, UnknownUnitError
+from vsm_mcp.errors import ConfigError, SandboxError, UnknownUnitError
 from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.confinement import Confinement
-from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.logfile import follow, printable, read_tail, rotated_paths
 from vsm_mcp.fleet.pins import trust as trust_pin
 from vsm_mcp.fleet.registry import FleetRegistry
@@ -51,8 +46,6 @@ from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
 
-#: How long `dlq replay` waits for a server to start before giving up on it.
-REPLAY_START_TIMEOUT_S = 60.0
 #: A running gateway stores its live status every 2 s; older than this, nobody is running.
 LIVE_STATUS_MAX_AGE_S = 10.0
 #: How often `servers logs --follow` looks for new lines: quick enough to feel live, idle otherwise.
@@ -425,55 +418,17 @@ def dlq_replay(
     ctx: typer.Context,
     ids: Annotated[list[int] | None, typer.Argument(help="Letters to replay (default: all).")] = None,
 ) -> None:
-    """Call the failed tools again; a success marks the letter replayed."""
-    settings = state_of(ctx).settings()
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    """Call the failed tools again (through the running gateway when there is one); a success marks
+    the letter replayed, a failure (a tool error too) counts one attempt more."""
+    from vsm_mcp.cli.replay import replay
 
-    async def run() -> tuple[int, int, int]:
-        ok = failed = refused = 0
-        async with SqliteStore.open(settings.database_path) as store:
-            letters = [d for d in await store.dead_letters() if not ids or d.id in ids]
-            desired = await FleetRegistry(store, settings.servers.values()).desired()
-            async with Fleet(
-                sandbox=settings.sandbox_policy(), secrets=store, pins=store, definitions=store
-            ) as fleet:
-                for letter in letters:
-                    assert letter.id is not None
-                    digest = capped_digest(letter.arguments)
-                    if digest is not None:
-                        # Calling with the digest, or the preview, would be another call than the one that failed.
-                        _out.print(
-                            f"#{letter.id}: {letter.unit}/{letter.tool} cannot be replayed: its arguments "
-                            f"({digest.describe()}) were over the {MAX_STORED_PAYLOAD_BYTES // 1024} KiB "
-                            "kept of a call, so only their digest was stored; kept",
-                            markup=False,
-                            highlight=False,
-                            soft_wrap=True,
-                        )
-                        refused += 1
-                        continue
-                    spec = desired.get(letter.unit)
-                    if spec is None:
-                        _out.print(f"#{letter.id}: server {letter.unit!r} no longer exists; kept")
-                        failed += 1
-                        continue
-                    if letter.unit not in fleet.units:
-                        await fleet.add(spec)
-                    try:
-                        with anyio.fail_after(REPLAY_START_TIMEOUT_S):
-                            await fleet.wait_ready(letter.unit)
-                        result = await fleet.call_unit_tool(letter.unit, letter.tool, dict(letter.arguments))
-                    except (UnitError, TimeoutError) as exc:
-                        _out.print(f"#{letter.id}: {letter.unit}/{letter.tool} failed again: {exc}")
-                        failed += 1
-                        continue
-                    await store.mark_replayed(letter.id, time.time())
-                    flag = " (the tool reported an error)" if result.get("isError") else ""
-                    _out.print(f"#{letter.id}: {letter.unit}/{letter.tool} replayed{flag}")
-                    ok += 1
-        return ok, failed, refused
-
-    ok, failed, refused = anyio.run(run)
-    _out.print(f"{ok} replayed, {failed} still failing" + (f", {refused} not replayable" if refused else ""))
+    done = anyio.run(replay, state_of(ctx).settings(), ids)
+    for line in done.lines:
+        _out.print(line, markup=False, highlight=False, soft_wrap=True)
+    ok, failed, refused = done.ok, done.failed, done.refused
+    if ok or failed or refused:
+        _out.print(
+            f"{ok} replayed, {failed} still failing" + (f", {refused} not replayable" if refused else "")
+        )
     if failed or refused:
         raise typer.Exit(code=1)

@@ -80,6 +80,10 @@ class Store(Protocol):
         """Record that a dead letter was replayed successfully."""
         ...
 
+    async def note_failed_replay(self, letter_id: int, error: str) -> None:
+        """Record that replaying a dead letter failed again: one attempt more, and the new error."""
+        ...
+
     async def ask_approval(self, request: ApprovalRequest) -> tuple[int, bool]:
         """Keep a pending question for an operator; returns its id and whether it is new (an
         equal subject already pending is not asked twice: its id comes back with False)."""

@@ -588,19 +588,21 @@ class Gateway:
         return self.status_source.variety()
 
     def fleet_view(self, view: ProfileView | None = None) -> dict[str, Any]:
-        by_unit: dict[str, list[str]] = {}
+        """Units with their public tool names, and each name's tool as its server calls it."""
+        by_unit: dict[str, dict[str, str]] = {}
         routes = (
             self.fleet.routes.tools.values() if view is None else (e.route for e in view.exposed.values())
         )
         for route in routes:
-            by_unit.setdefault(route.unit, []).append(route.public)
+            by_unit.setdefault(route.unit, {})[route.public] = route.name
         return {
             "units": [
                 {
                     "name": u["name"],
                     "state": u["state"],
                     "target": u["target"],
-                    "tools": by_unit.get(u["name"], []),
+                    "tools": list(by_unit.get(u["name"], {})),
+                    "downstream": by_unit.get(u["name"], {}),
                 }
                 for u in self.fleet.status()
                 if view is None or view.admits_unit(u["name"])

@@ -187,6 +187,20 @@ class MemoryStore:
             raise RecordNotFoundError(f"no dead letter with id {letter_id}")
         self._dead_letters[letter_id] = replace(letter, replayed_at=at)
 
+    async def note_failed_replay(self, letter_id: int, error: str) -> None:
+        """One attempt more for dead letter ``letter_id``, failing with ``error``.
+
+        Raises:
+            RecordNotFoundError: no dead letter has that id.
+        """
+        self._check_open()
+        letter = self._dead_letters.get(letter_id)
+        if letter is None:
+            raise RecordNotFoundError(f"no dead letter with id {letter_id}")
+        self._dead_letters[letter_id] = replace(
+            letter, attempts=letter.attempts + 1, error=records.store_text(error)
+        )
+
     async def ask_approval(self, request: ApprovalRequest) -> tuple[int, bool]:
         """Keep a pending question; an equal subject already pending comes back with False."""
         self._check_open()

@@ -433,6 +433,24 @@ class SqliteStore:
         if await self._run(mark) == 0:
             raise RecordNotFoundError(f"no dead letter with id {letter_id}")
 
+    async def note_failed_replay(self, letter_id: int, error: str) -> None:
+        """One attempt more for dead letter ``letter_id``, failing with ``error``.
+
+        Raises:
+            RecordNotFoundError: no dead letter has that id.
+        """
+        text = records.store_text(error)
+
+        def note(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                return conn.execute(
+                    "UPDATE dead_letter SET attempts = attempts + 1, error = ? WHERE id = ?",
+                    (text, letter_id),
+                ).rowcount
+
+        if await self._run(note) == 0:
+            raise RecordNotFoundError(f"no dead letter with id {letter_id}")
+
     async def ask_approval(self, request: ApprovalRequest) -> tuple[int, bool]:
         """Keep a pending question; an equal subject already pending comes back with False."""
         records.check_approval(request)
