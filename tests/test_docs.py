@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
 import typer.main
 
@@ -14,7 +14,7 @@ from vsm_mcp.cli.app import app
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", "BENCHMARKS.md", "ARCHITECTURE.md"]
 #: ``vsm-mcp`` and the words after it that may name commands (a flag, a placeholder or a quote ends them).
-MENTION = re.compile(r"vsm-mcp((?: [a-z][a-z0-9-]*)+)")
+MENTION = re.compile(r"vsm-mcp((?: [a-z][a-z0-9-]*)+)(?![a-z0-9:-])")
 #: Words of a project's history, not of its product.
 HISTORY = re.compile(r"\b(session \d+|sessions? \d|last session|previous session|sprint \d+)\b", re.I)
 
@@ -31,16 +31,14 @@ def _mentions() -> list[tuple[str, str]]:
 
 def _resolve(words: list[str]) -> str | None:
     """Why ``vsm-mcp WORDS…`` names no command (None: it does)."""
-    command: click.Command = typer.main.get_command(app)
+    command: Any = typer.main.get_command(app)
     for depth, word in enumerate(words):
-        if not isinstance(command, click.Group):
+        commands = getattr(command, "commands", None)  # a group (typer's groups are not click.Group)
+        if not isinstance(commands, dict):
             return None  # the rest are a command's arguments
-        sub = command.commands.get(word)
-        if sub is None:
-            return (
-                None if depth > 0 and not command.commands else f"no command {' '.join(words[: depth + 1])!r}"
-            )
-        command = sub
+        if word not in commands:
+            return f"no command {' '.join(words[: depth + 1])!r}"
+        command = commands[word]
     return None
 
 
