@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vsm_mcp.errors import SandboxError
-from vsm_mcp.sandbox import egress
+from vsm_mcp.sandbox import egress, egress_probe
 from vsm_mcp.sandbox.cgroups import DELEGATE_HINT, LIMITED, CgroupBackend, detect_cgroups
 from vsm_mcp.sandbox.launch import Host
 
@@ -160,7 +160,7 @@ def check_cgroups(backend: CgroupBackend | None = None) -> Check:
 
 def check_egress(state_dir: Path, mode: str = "prefer") -> Check:
     """``network = true`` gets a namespace of its own that reaches out but not the host: a real
-    egress sandbox connects here (`vsm_mcp.sandbox.egress.probe`). Without one, such servers are
+    egress sandbox connects here (`vsm_mcp.sandbox.egress_probe.probe`). Without one, such servers are
     refused (never quietly given the host's network), hence FAIL."""
     if mode == "off":
         return Check("egress", Verdict.OK, 'sandbox mode "off": servers share the host network')
@@ -175,7 +175,7 @@ def check_egress(state_dir: Path, mode: str = "prefer") -> Check:
             "no working bwrap: no network namespaces (unsandboxed servers share the host network)",
             "see the bubblewrap check",
         )
-    problem = egress.probe(host)
+    problem = egress_probe.probe(host)
     if problem:
         return Check(
             "egress",

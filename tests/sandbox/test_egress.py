@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from vsm_mcp.errors import SandboxError
 from vsm_mcp.fleet.process import spawn
 from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.sandbox import Host, SandboxProfile, egress, plan_launch
+from vsm_mcp.sandbox import Host, SandboxProfile, egress, egress_probe, plan_launch
 from vsm_mcp.sandbox import _egress_stage as stage
 from vsm_mcp.sandbox.system import SystemView
 
@@ -329,7 +329,7 @@ def test_a_failing_slirp4netns_stops_the_launch_with_a_reason(shape: Any, layout
 
 @pytest.mark.external
 def test_probe_finds_egress_working_here(native: Any) -> None:
-    assert egress.probe(native.host) == ""
+    assert egress_probe.probe(native.host) == ""
 
 
 @pytest.mark.anyio

@@ -23,7 +23,7 @@ server session unchanged. Invariants:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
@@ -31,10 +31,22 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vsm_mcp.errors import CallTimeoutError, UnitError
 from vsm_mcp.fleet.express import Ticket
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.wire import LineWriter
+from vsm_mcp.gateway.profiles import ProfileView
 
-if TYPE_CHECKING:
-    from vsm_mcp.gateway.server import Gateway
+
+class RelayedGateway(Protocol):
+    """What the relay needs of the gateway (`vsm_mcp.gateway.server.Gateway`, which imports this module)."""
+
+    fleet: Fleet
+    default_profile: str | None
+
+    def view(self, profile: str | None) -> ProfileView: ...
+
+    def note_call(self, route: Route) -> None: ...
+
 
 #: The only params a relayed call may carry; anything else (a task request, ...) takes the full path.
 PLAIN_CALL_PARAMS = frozenset({"name", "arguments", "_meta"})
@@ -43,7 +55,7 @@ PLAIN_CALL_PARAMS = frozenset({"name", "arguments", "_meta"})
 class ExpressRelay:
     """Relays plain tool calls from the stdio client to the fleet's express lanes."""
 
-    def __init__(self, gateway: Gateway, writer: LineWriter) -> None:
+    def __init__(self, gateway: RelayedGateway, writer: LineWriter) -> None:
         self._gateway = gateway
         self._writer = writer
         #: Set once the client's handshake is done (handshake-era connections only).
