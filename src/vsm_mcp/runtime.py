@@ -331,7 +331,8 @@ class Runtime:
     ) -> AsyncIterator[Runtime]:
         """Start everything; stop it all on exit (see the module invariants).
 
-        ``seed`` fixes S3*'s audit sampling (tests); by default it is unpredictable.
+        ``seed`` fixes the one random source (S3*'s audit sampling, every unit's back-off and retry
+        jitter) for tests; by default it is unpredictable.
         ``autonomous`` runs the acquisition loop (when ``[acquisition] autonomous``
         allows it): a sustained gap makes S4 propose, S5 decide, and an approved
         acquisition installs, verifies and registers a server, which the fleet
@@ -359,11 +360,13 @@ class Runtime:
             async def probe(unit: str) -> ProbeResult:
                 return await audit_probe(fleets[0], unit)
 
+            # The one random source: S3*'s sampling, and every unit's back-off and retry jitter.
+            rng = random.Random(seed)
             system = ViableSystem(
                 "vsm-mcp",
                 store,
                 probe=probe,
-                rng=random.Random(seed),
+                rng=rng,
                 config=viable_config(settings, autonomous=autonomous),
             )
             async with system:
@@ -384,6 +387,7 @@ class Runtime:
                     secrets=store,
                     pins=store,
                     definitions=store,
+                    rand=rng.random,
                 )
                 fleets.append(fleet)
                 async with fleet, anyio.create_task_group() as tg:

@@ -27,6 +27,7 @@ all of them. Invariants:
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -108,9 +109,13 @@ class Fleet:
         secrets: SecretSource | None = None,
         pins: PinBook | None = None,
         definitions: DefinitionBook | None = None,
+        rand: Callable[[], float] | None = None,
     ) -> None:
         """``pins``: where launch pins are kept (`vsm_mcp.fleet.pins`); None: launches are not pinned.
-        ``definitions``: where tool definition pins are kept (`vsm_mcp.fleet.definitions`); None: not pinned."""
+        ``definitions``: where tool definition pins are kept (`vsm_mcp.fleet.definitions`); None: not pinned.
+        ``rand``: the one random source of every unit (back-off and retry jitter), uniform in [0, 1);
+        None: a private `random.Random` (the runtime passes its one seedable source)."""
+        self._rand = rand if rand is not None else random.Random().random
         self._initial = [s for s in specs if s.enabled]
         self._secrets = secrets
         self._pins = pins
@@ -195,6 +200,7 @@ class Fleet:
             secrets=self._secrets,
             pins=self._pins,
             definitions=self._definitions,
+            rand=self._rand,
         )
         self._units[spec.name] = unit
         await self._tg.start(self._supervise, unit)

@@ -31,12 +31,12 @@ class Backoff:
         maximum: float,
         *,
         factor: float = 2.0,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] | None = None,
     ) -> None:
         self._initial = initial
         self._maximum = max(maximum, initial)
         self._factor = factor
-        self._rand = rand
+        self._rand = rand if rand is not None else random.Random().random
         self._next = initial
 
     def next_delay(self) -> float:

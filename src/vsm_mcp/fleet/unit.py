@@ -239,8 +239,10 @@ class Unit:
         pins: PinBook | None = None,
         definitions: DefinitionBook | None = None,
         clock: Callable[[], float] = time.monotonic,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] | None = None,
     ) -> None:
+        rand = rand if rand is not None else random.Random().random
+        self._rand = rand
         self.spec = spec
         self._secrets = secrets
         self._pins = pins
@@ -798,7 +800,7 @@ class Unit:
                 ):
                     raise error
                 self.stats.retries += 1
-                await anyio.sleep(RETRY_PAUSE_S * (1 + random.random()))  # jitter: spread retries out
+                await anyio.sleep(RETRY_PAUSE_S * (1 + self._rand()))  # jitter: spread retries out
             attempt += 1
             try:
                 return await self._attempt(method, params, on_progress)
