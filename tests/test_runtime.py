@@ -111,20 +111,16 @@ async def test_calls_finished_within_the_report_window_reach_s1_as_one_message(
 async def test_a_sustained_gap_reaches_s5_as_a_stored_decision(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, persist_events=3, persist_s=1000, gap_upper=0.5, gap_lower=0.2)
     async with running(settings) as (runtime, client):
+        mark = runtime.notices.last_seq
         for _ in range(5):
             with pytest.raises(MCPError):
                 await client.call_tool("translate_klingon", {"text": "nuqneH"})
-        await wait_for(lambda: runtime.system.s4.proposals == 1)
-
-        async def decided() -> bool:
-            return any(
-                d.subject.startswith("acquisition") or "klingon" in str(d.inputs)
-                for d in await runtime.store.decisions()
-            )
-
         with anyio.fail_after(10):
-            while not await decided():  # noqa: ASYNC110 - polls the store
-                await anyio.sleep(0.05)
+            proposal = await runtime.notices.wait_for("proposal.made", after=mark)
+            decided = await runtime.notices.wait_for("decision.stored", "variety_gap", after=mark)
+        assert proposal.data["unmatched"][0][0] == "translate_klingon"
+        assert decided.data["choice"] == "ask_operator"
+        assert runtime.system.s4.proposals == 1
         decisions = await runtime.store.decisions()
         assert decisions[0].choice == "ask_operator"
         assert "translate_klingon" in str(decisions[0].inputs)

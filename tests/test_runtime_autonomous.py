@@ -27,32 +27,38 @@ async def test_unanswered_demand_makes_the_system_acquire_a_server_and_the_gap_c
     )
     settings = load_settings(config, state_dir=tmp_path / "state")
     async with Runtime.open(settings, seed=1, autonomous=True) as runtime:
+        notices = runtime.notices
+        mark = notices.last_seq
         async with Client(runtime.gateway.server, mode="legacy") as client:
             for _ in range(4):
                 with pytest.raises(MCPError, match="Unknown tool"):
                     await client.call_tool("get_current_time", {"timezone": "Asia/Tokyo"})
             s4 = runtime.system.s4
             with anyio.fail_after(10):
-                while s4.proposals < 1:  # noqa: ASYNC110 - S4 counts, it signals no event
-                    await anyio.sleep(0.05)
+                await notices.wait_for("proposal.made", after=mark)
             gap_before = s4.reading().gap
             # one category (H_E = 0, so no deficit term), nothing answers it: G = 1 - kappa = 1
             assert gap_before == 1.0
             loop = runtime.acquisition
             assert loop is not None
             with anyio.fail_after(ACQUIRE_TIMEOUT_S):
-                while not loop.attempts:  # noqa: ASYNC110
-                    await anyio.sleep(0.2)
-            assert loop.attempts[0].ok, loop.attempts[0].detail
-            unit = loop.attempts[0].unit
-            assert unit is not None
+                ended = await notices.wait_for(
+                    "decision.stored",
+                    after=mark,
+                    where=lambda n: (
+                        n.subject.startswith("acquire:")
+                        and n.data["choice"] in {"acquired", "rolled_back", "refuse"}
+                    ),
+                )
+            assert ended.data["choice"] == "acquired", ended
             with anyio.fail_after(60):
                 # the registry hands the new server to the running fleet within a sync interval
-                while unit not in runtime.fleet.units:  # noqa: ASYNC110 - polls the registry sync
-                    await anyio.sleep(0.1)
-                await runtime.fleet.wait_ready(unit)
-                while not any(n.endswith("get_current_time") for n in runtime.fleet.routes.tools):  # noqa: ASYNC110
-                    await anyio.sleep(0.1)
+                await notices.wait_for(
+                    "capability.changed",
+                    after=mark,
+                    where=lambda _: any(n.endswith("get_current_time") for n in runtime.fleet.routes.tools),
+                )
+            assert loop.attempts[0].ok, loop.attempts[0].detail
             public = next(n for n in runtime.fleet.routes.tools if n.endswith("get_current_time"))
             result = await client.call_tool(public, {"timezone": "Asia/Tokyo"})
             assert result.is_error is False

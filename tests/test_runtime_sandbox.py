@@ -130,9 +130,10 @@ async def test_require_without_bwrap_fails_the_unit_and_stores_a_pain_alert(
         async def sandbox_alerts() -> list[AlgedonicAlert]:
             return [a for a in await runtime.store.alerts() if a.kind == "sandbox_unavailable"]
 
-        with anyio.fail_after(ALERT_TIMEOUT_S):
-            while not await sandbox_alerts():  # noqa: ASYNC110 - polls the store
-                await anyio.sleep(0.05)
+        with anyio.fail_after(ALERT_TIMEOUT_S):  # raised at start, maybe before this line: from the first
+            await runtime.notices.wait_for(
+                "alert.raised", "unit:box", after=0, where=lambda n: n.data["kind"] == "sandbox_unavailable"
+            )
         assert unit.state is UnitState.FAILED
         assert unit.pid is None
         [alert] = await sandbox_alerts()

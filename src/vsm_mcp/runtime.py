@@ -60,6 +60,7 @@ from vsm_mcp.store.lock import gateway_lock
 from vsm_mcp.vsm.audit import ProbeResult
 from vsm_mcp.vsm.control import Budget
 from vsm_mcp.vsm.events import CallCompleted, CallsCompleted, DemandObserved, UnitState, UnitStateChanged
+from vsm_mcp.vsm.notices import Notices, noticed
 from vsm_mcp.vsm.policy import PolicyRules
 from vsm_mcp.vsm.viable import ViableConfig, ViableSystem
 
@@ -323,6 +324,8 @@ class Runtime:
         self.demand = demand
         self.capabilities = capabilities
         self.acquisition: AcquisitionLoop | None = None
+        #: What happened, as it happens: unit states, capability changes, proposals, decisions, alerts.
+        self.notices = system.notices
 
     @classmethod
     @asynccontextmanager
@@ -353,7 +356,10 @@ class Runtime:
     @classmethod
     @asynccontextmanager
     async def _open(cls, settings: Settings, *, seed: int | None, autonomous: bool) -> AsyncIterator[Runtime]:
-        async with SqliteStore.open(settings.database_path) as store:
+        async with SqliteStore.open(settings.database_path) as stored:
+            notices = Notices()
+            # Every stored decision and alert is published as it is stored (`vsm.notices`).
+            store = noticed(stored, notices)
             registry = FleetRegistry(store, settings.servers.values())
             fleets: list[Fleet] = []  # the probe needs the fleet, the fleet needs the system
 
@@ -367,6 +373,7 @@ class Runtime:
                 store,
                 probe=probe,
                 rng=rng,
+                notices=notices,
                 config=viable_config(settings, autonomous=autonomous),
             )
             async with system:
@@ -388,6 +395,7 @@ class Runtime:
                     pins=store,
                     definitions=store,
                     rand=rng.random,
+                    notices=notices,
                 )
                 fleets.append(fleet)
                 async with fleet, anyio.create_task_group() as tg:

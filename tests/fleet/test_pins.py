@@ -29,6 +29,7 @@ from vsm_mcp.fleet.spec import SandboxSpec, ServerSpec
 from vsm_mcp.fleet.unit import UnitState
 from vsm_mcp.sandbox import Host
 from vsm_mcp.store import MemoryStore
+from vsm_mcp.vsm.notices import Notices
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.external]
 
@@ -88,7 +89,7 @@ async def test_a_server_cannot_rewrite_its_launcher_to_see_a_hidden_place(tmp_pa
     policy = SandboxPolicy(mode="require", servers_dir=state / "servers", state_dir=state, host=host)
     async with (
         MemoryStore.open() as store,
-        Fleet([_spec("hostile", launcher, prefix)], sandbox=policy, pins=store) as fleet,
+        Fleet([_spec("hostile", launcher, prefix)], sandbox=policy, pins=store, notices=Notices()) as fleet,
     ):
         with anyio.fail_after(READY_TIMEOUT_S):
             await fleet.wait_ready("hostile")
@@ -99,11 +100,12 @@ async def test_a_server_cannot_rewrite_its_launcher_to_see_a_hidden_place(tmp_pa
         assert _text(answer) == "EROFS"
         assert launcher.read_text() == before
         first = fleet.unit("hostile").pid
+        assert fleet.notices is not None
+        mark = fleet.notices.last_seq
         fleet.restart("hostile")
         with anyio.fail_after(READY_TIMEOUT_S):
-            while fleet.unit("hostile").pid in (None, first):  # noqa: ASYNC110 - no event for "a new process"
-                await anyio.sleep(0.02)
-            await fleet.wait_ready("hostile")
+            await fleet.notices.wait_for("unit.ready", "hostile", after=mark)
+        assert fleet.unit("hostile").pid not in (None, first)
         answer = await fleet.call_unit_tool("hostile", "read", {"path": str(hidden / ".creds" / "token")})
         assert _text(answer) == "ENOENT"
 

@@ -124,12 +124,19 @@ async def test_a_unit_without_its_secret_fails_with_a_signal_and_starts_once_it_
 ) -> None:
     observer = Observer()
     source = Secrets()
-    unit = Unit(probe_spec("p", env={"PROBE_TOKEN": "${secret:tok}"}), observer, secrets=source)
+    failed = anyio.Event()
+
+    def on_state(unit: Unit, previous: UnitState | None) -> None:
+        if unit.state is UnitState.FAILED:
+            failed.set()
+
+    unit = Unit(
+        probe_spec("p", env={"PROBE_TOKEN": "${secret:tok}"}), observer, secrets=source, on_state=on_state
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(unit.run)
         with anyio.fail_after(10):
-            while unit.state is not UnitState.FAILED:  # noqa: ASYNC110 - the unit's own loop sets it
-                await anyio.sleep(0.02)
+            await failed.wait()
         assert unit.pid is None  # nothing was started
         assert unit.stats.last_error == (
             "not started: server 'p' refers to secret 'tok', not set: vsm-mcp secrets set tok "

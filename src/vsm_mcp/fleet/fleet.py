@@ -51,6 +51,7 @@ from vsm_mcp.fleet.routing import Route, RoutingTable, namespace_clash
 from vsm_mcp.fleet.secrets import SecretSource
 from vsm_mcp.fleet.spec import NAMESPACE_SEPARATOR, ServerSpec
 from vsm_mcp.fleet.unit import ProgressFn, Unit, UnitState, forwarded_params
+from vsm_mcp.vsm.notices import Notices
 
 SignalSink = Callable[[AlgedonicSignal], Awaitable[None]]
 #: How an express call ends for its caller: the result, the server's error, or the unit's failure.
@@ -110,11 +111,14 @@ class Fleet:
         pins: PinBook | None = None,
         definitions: DefinitionBook | None = None,
         rand: Callable[[], float] | None = None,
+        notices: Notices | None = None,
     ) -> None:
         """``pins``: where launch pins are kept (`vsm_mcp.fleet.pins`); None: launches are not pinned.
         ``definitions``: where tool definition pins are kept (`vsm_mcp.fleet.definitions`); None: not pinned.
         ``rand``: the one random source of every unit (back-off and retry jitter), uniform in [0, 1);
-        None: a private `random.Random` (the runtime passes its one seedable source)."""
+        None: a private `random.Random` (the runtime passes its one seedable source).
+        ``notices``: where unit state changes and capability changes are published (`vsm.notices`)."""
+        self.notices = notices
         self._rand = rand if rand is not None else random.Random().random
         self._initial = [s for s in specs if s.enabled]
         self._secrets = secrets
@@ -201,10 +205,24 @@ class Fleet:
             pins=self._pins,
             definitions=self._definitions,
             rand=self._rand,
+            on_state=self._unit_state,
         )
         self._units[spec.name] = unit
         await self._tg.start(self._supervise, unit)
         return unit
+
+    def _unit_state(self, unit: Unit, previous: UnitState | None) -> None:
+        """A unit changed state: published as ``unit.state`` (and ``unit.ready`` / ``unit.failed``)."""
+        if self.notices is None:
+            return
+        state = unit.state
+        self.notices.publish(
+            "unit.state", unit.name, state=state.value, previous=previous.value if previous else None
+        )
+        if state is UnitState.READY:
+            self.notices.publish("unit.ready", unit.name)
+        elif state is UnitState.FAILED:
+            self.notices.publish("unit.failed", unit.name, error=unit.stats.last_error)
 
     async def _supervise(self, unit: Unit, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         with anyio.CancelScope() as scope:
@@ -477,6 +495,8 @@ class Fleet:
             or table.template_list != self.routes.template_list
         )
         self.routes = table
+        if changed and self.notices is not None:
+            self.notices.publish("capability.changed", "fleet", tools=len(table.tools))
         if changed and self.listener is not None:
             await self.listener.fleet_changed()
 

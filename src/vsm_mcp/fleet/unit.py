@@ -228,6 +228,21 @@ def forwarded_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
 class Unit:
     """A supervised downstream MCP server; see the module docstring for its rules."""
 
+    _state: UnitState | None
+
+    @property
+    def state(self) -> UnitState:
+        """Where the unit is in its lifecycle (`UnitState`)."""
+        assert self._state is not None  # set in __init__
+        return self._state
+
+    @state.setter
+    def state(self, new: UnitState) -> None:
+        previous = self._state
+        self._state = new
+        if previous is not new and self._on_state is not None:
+            self._on_state(self, previous)
+
     def __init__(
         self,
         spec: ServerSpec,
@@ -240,7 +255,11 @@ class Unit:
         definitions: DefinitionBook | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] | None = None,
+        on_state: Callable[[Unit, UnitState | None], None] | None = None,
     ) -> None:
+        """``on_state`` hears every change of `state` (with the previous one), synchronously."""
+        self._on_state = on_state
+        self._state = None
         rand = rand if rand is not None else random.Random().random
         self._rand = rand
         self.spec = spec

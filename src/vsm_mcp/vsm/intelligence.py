@@ -29,6 +29,7 @@ from vsm_mcp.core.variety import VarietyReading
 from vsm_mcp.core.window import DemandWindow
 from vsm_mcp.vsm.bus import Bus, Inbox
 from vsm_mcp.vsm.events import AcquisitionProposal, DemandObserved, GapClosed
+from vsm_mcp.vsm.notices import Notices
 from vsm_mcp.vsm.status import SystemStatus
 
 #: Width of a stored demand bucket: an hour, the grain of demand history.
@@ -55,7 +56,10 @@ class Intelligence:
         to: str = "s5",
         flush_every_s: float = FLUSH_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
+        notices: Notices | None = None,
     ) -> None:
+        """``notices``: where a proposal is published (``proposal.made``) once it is sent."""
+        self._notices = notices
         self._inbox = inbox
         self._bus = bus
         self._store = store
@@ -139,7 +143,15 @@ class Intelligence:
         event = self.observe(demand.categories, demand.at)
         if isinstance(event, GapDetected):
             self.proposals += 1
-            await self._bus.publish(self._to, self.proposal(event, demand.at), sender=self.name)
+            proposal = self.proposal(event, demand.at)
+            await self._bus.publish(self._to, proposal, sender=self.name)
+            if self._notices is not None:
+                self._notices.publish(
+                    "proposal.made",
+                    self.name,
+                    gap=proposal.reading.gap,
+                    unmatched=[list(u) for u in proposal.unmatched],
+                )
         elif isinstance(event, GapCleared):
             await self._bus.publish(self._to, GapClosed(demand.at, event.reading), sender=self.name)
 

@@ -35,6 +35,7 @@ from vsm_mcp.vsm.bus import Bus
 from vsm_mcp.vsm.control import Budget, Control
 from vsm_mcp.vsm.coordination import Coordination
 from vsm_mcp.vsm.intelligence import Intelligence
+from vsm_mcp.vsm.notices import Notices
 from vsm_mcp.vsm.operations import Operations
 from vsm_mcp.vsm.policy import Policy, PolicyRules
 from vsm_mcp.vsm.status import SystemStatus, ViableStatus
@@ -78,9 +79,12 @@ class ViableSystem:
         config: ViableConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        notices: Notices | None = None,
     ) -> None:
         cfg = config or ViableConfig()
         self.name = name
+        #: What happened, for anyone to await or follow (`vsm.notices`).
+        self.notices = notices if notices is not None else Notices(clock=wall_clock)
         self.config = cfg
         self.bus = Bus()
         bus = self.bus
@@ -123,6 +127,7 @@ class ViableSystem:
             detector=GapDetector(cfg.hysteresis),
             to=cfg.proposals_to,
             clock=clock,
+            notices=self.notices,
         )
         self.s5 = Policy(bus.inbox("s5"), store, rules=cfg.rules, wall_clock=wall_clock)
 
