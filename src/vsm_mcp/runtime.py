@@ -423,6 +423,7 @@ class Runtime:
                     )
                     tg.start_soon(demand.run)
                     tg.start_soon(profiles.poll, gateway.fleet_changed)
+                    tg.start_soon(gateway.searches.run)  # a search nobody answered counts when idle too
                     tg.start_soon(registry.keep_in_sync, fleet)
                     tg.start_soon(runtime._sample_units)
                     try:

@@ -225,7 +225,8 @@ async def test_a_profiled_face_lists_searches_calls_and_reads_only_its_part(
             assert [u["name"] for u in status["units"]] == ["a"]
         # Calls outside the profile are not demand the fleet lacks (it has those tools): the two calls
         # of ``say`` are matched and nothing is unmatched.
-        assert (demand.matched, demand.unmatched) == (3, 0)  # two calls of say, one search
+        assert (demand.matched, demand.unmatched) == (2, 0)  # two calls of say
+        assert gateway.searches.summary()["pending"] == 1  # the search waits for a call of what it showed
 
 
 def _text(result: types.ReadResourceResult) -> str:

@@ -99,16 +99,21 @@ async def test_calls_are_proxied_and_feed_demand(
 
 
 async def test_search_finds_tools_and_records_misses(probe_spec: Callable[..., ServerSpec]) -> None:
-    async with running(probe_spec("probe")) as (_, client, demand):
+    async with running(probe_spec("probe")) as (gateway, client, demand):
         found = await client.call_tool("vsm_search_tools", {"query": "add two integers"})
         assert found.structured_content is not None
         assert found.structured_content["tools"][0]["name"] == "probe__add"
         assert found.structured_content["tools"][0]["inputSchema"]["required"] == ["a", "b"]
         missed = await client.call_tool("vsm_search_tools", {"query": "translate klingon poetry"})
         assert missed.structured_content == {"query": "translate klingon poetry", "matches": 0, "tools": []}
-        assert demand.window.profile().counts == {"probe__add": 1, "search:translate klingon poetry": 1}
+        # The miss counts at once; the search with hits waits for the call that answers it.
+        assert demand.window.profile().counts == {"search:translate klingon poetry": 1}
         via = await client.call_tool("vsm_call_tool", {"name": "probe__add", "arguments": {"a": 2, "b": 3}})
         assert _text(via) == "5"
+        # Answered by that call: the call is the demand, the search adds nothing more.
+        assert demand.window.profile().counts == {"probe__add": 1, "search:translate klingon poetry": 1}
+        assert (demand.matched, demand.unmatched) == (1, 1)
+        assert gateway.searches.summary() == {"pending": 0, "answered": 1, "unanswered": 1}
 
 
 async def test_progress_is_relayed_to_the_client(

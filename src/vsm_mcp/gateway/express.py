@@ -23,6 +23,7 @@ server session unchanged. Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any, Protocol
 
 import mcp_types as types
@@ -35,6 +36,7 @@ from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.wire import LineWriter
 from vsm_mcp.gateway.profiles import ProfileView
+from vsm_mcp.gateway.search_demand import STDIO_CLIENT
 
 
 class RelayedGateway(Protocol):
@@ -45,7 +47,7 @@ class RelayedGateway(Protocol):
 
     def view(self, profile: str | None) -> ProfileView: ...
 
-    def note_call(self, route: Route) -> None: ...
+    def note_call(self, route: Route, client: Hashable = ..., shown: str | None = None) -> None: ...
 
 
 #: The only params a relayed call may carry; anything else (a task request, ...) takes the full path.
@@ -116,6 +118,7 @@ class ExpressRelay:
         if exposed is None:
             return False  # unknown: the full path says so and records unmatched demand
         route = exposed.route
+        shown = name
         if exposed.public != name:  # renamed by the stdio face's profile
             name, params = exposed.public, {**params, "name": exposed.public}
 
@@ -137,7 +140,7 @@ class ExpressRelay:
             return False
         self._inflight[request_id] = ticket
         self.relayed += 1
-        gateway.note_call(route)
+        gateway.note_call(route, STDIO_CLIENT, shown)
         return True
 
     def _progress(self, params: dict[str, Any]) -> None:

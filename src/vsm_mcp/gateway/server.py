@@ -10,7 +10,14 @@ unit is serving. Invariants:
 
 * every ``tools/call`` feeds the demand sink exactly once: a routed call is
   matched demand in its tool's category, an unknown name is unmatched demand;
-  so is a `vsm_search_tools` query with no good match;
+* a search (`vsm_search_tools`, or an own tool called with a ``query``) is
+  demand in its query's category, answered only when the same client then
+  calls a tool it was shown (`gateway.search_demand`): answered, it adds
+  nothing beyond that call; unanswered (no hit, its window over, the client
+  gone), it is one unmatched event, so searches never raise coverage;
+* ``clients`` in the status counts connected client sessions: the stdio
+  client while it is connected, and the HTTP face's open sessions (a
+  stateless 2026-07-28 client holds none between requests);
 * the VSM tools' names are reserved and always win, and so are the names of
   the `ExtraTools` (capability acquisition), listed right after them; a call
   of one with a ``query`` is demand like a `vsm_search_tools` query;
@@ -31,7 +38,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, NoReturn
 
 import mcp_types as types
@@ -57,11 +64,12 @@ from vsm_mcp.errors import UnitError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.unit import UnitState
-from vsm_mcp.gateway.access import AccessAudit, ScopeGate, profile_of
+from vsm_mcp.gateway.access import AccessAudit, ScopeGate, principal_of, profile_of
 from vsm_mcp.gateway.express import PLAIN_CALL_PARAMS, ExpressRelay, unit_error_data
 from vsm_mcp.gateway.ports import DemandSink, ExtraTools, StatusSource
 from vsm_mcp.gateway.profiles import ProfileSource, ProfileView
 from vsm_mcp.gateway.search import ToolIndex
+from vsm_mcp.gateway.search_demand import STDIO_CLIENT, PendingSearches, client_key
 from vsm_mcp.gateway.upstream import Upstream
 from vsm_mcp.gateway.vsm_tools import (
     RESOURCE_FLEET,
@@ -130,6 +138,11 @@ class Gateway:
         self.tool_scopes: dict[str, Scope] = {}
         self.gate = ScopeGate(self.tool_scope, audit)
         self.upstream = Upstream()
+        #: Searches waiting for the call that answers them (`gateway.search_demand`).
+        self.searches = PendingSearches(lambda category, matched: self._record(category, matched=matched))
+        #: Clients connected over stdio now (0 or 1), and the HTTP face's open sessions when it serves.
+        self.stdio_clients = 0
+        self.http_sessions: Callable[[], int] | None = None
         #: The stdio face's express relay while one is serving (`gateway.express`).
         self.express: ExpressRelay | None = None
         self.index = ToolIndex(())
@@ -353,9 +366,9 @@ class Gateway:
         if exposed is None:
             self._unknown_tool(view, name)
         route = exposed.route
+        self.note_call(route, self._client(ctx), name)
         if exposed.public != name:
             name, raw = exposed.public, {**raw, "name": exposed.public}
-        self.note_call(route)
 
         async def progress(value: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(value, total, message)
@@ -407,7 +420,8 @@ class Gateway:
             query = str(arguments.get("query", ""))
             limit = int(arguments.get("limit", 10))
             hits = view.index.search(query, limit=max(1, min(limit, 50)))
-            self._record_query(query, view.exposed[hits[0].name].route if hits else None)
+            best = view.exposed[hits[0].name].route if hits else None
+            self._record_query(self._client(ctx), query, best, [h.name for h in hits])
             tools = [
                 {
                     "name": h.name,
@@ -436,8 +450,10 @@ class Gateway:
         assert self.extra is not None
         query = arguments.get("query")
         if isinstance(query, str):
-            hits = self.index.search(query, limit=1)
-            self._record_query(query, self.fleet.routes.tools[hits[0].name] if hits else None)
+            view = self.view_of(ctx)
+            hits = view.index.search(query, limit=10)
+            best = view.exposed[hits[0].name].route if hits else None
+            self._record_query(self._client(ctx), query, best, [h.name for h in hits])
         try:
             return _json_result(await self.extra.call(name, arguments, ctx))
         except VsmError as exc:
@@ -544,20 +560,28 @@ class Gateway:
                 raise MCPError.from_error_data(unit_error_data(exc, unit)) from exc
 
     # -- views -------------------------------------------------------------
-    def note_call(self, route: Route) -> None:
-        """A call of ``route``'s tool is matched demand in its category."""
+    def note_call(self, route: Route, client: Hashable = STDIO_CLIENT, shown: str | None = None) -> None:
+        """A call of ``route``'s tool (by the name ``client`` was shown) is matched demand in its
+        category, and may answer that client's pending searches."""
         self._record(self._category(route), matched=True)
+        self.searches.called(client, shown if shown is not None else route.public)
+
+    def _client(self, ctx: Ctx) -> Hashable:
+        return client_key(ctx.request, principal_of(ctx).name if ctx.request is not None else "")
+
+    def client_count(self) -> int:
+        """Connected client sessions (module docstring)."""
+        return self.stdio_clients + (self.http_sessions() if self.http_sessions is not None else 0)
 
     def _record(self, category: str, *, matched: bool) -> None:
         if self.demand is not None:
             self.demand.record(category, matched)
 
-    def _record_query(self, query: str, best: Route | None) -> None:
-        """A need in words: matched demand in the best tool's category, else unmatched ``search:<words>``."""
-        if best is not None:
-            self._record(self._category(best), matched=True)
-        else:
-            self._record(f"search:{' '.join(query.lower().split())}", matched=False)
+    def _record_query(self, client: Hashable, query: str, best: Route | None, shown: list[str]) -> None:
+        """A need in words, in the best hit's category (else ``search:<words>``): pending until
+        ``client`` calls one of the ``shown`` tools, unmatched at once when nothing was shown."""
+        category = self._category(best) if best is not None else f"search:{' '.join(query.lower().split())}"
+        self.searches.searched(client, category, shown)
 
     def _category(self, route: Route) -> str:
         unit = self.fleet.units.get(route.unit)
@@ -567,7 +591,8 @@ class Gateway:
         """Gateway, fleet and (when wired) VSM status as one JSON-able dict; ``view``'s units only."""
         gateway: dict[str, Any] = {
             "uptime_s": round(time.time() - self.started_at, 3),
-            "clients": len(self.upstream.sessions),
+            "clients": self.client_count(),
+            "searches": self.searches.summary(),
             "tools": len(self.fleet.routes.tools),
             "name_collisions_resolved": self.fleet.routes.collisions,
             "dead_lettered": self.fleet.dead_lettered,

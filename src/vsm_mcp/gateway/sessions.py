@@ -21,6 +21,7 @@ extended and `_session_owners` / `_server_instances` are read as of mcp 2.3
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
@@ -74,6 +75,8 @@ class ResumableSessions(StreamableHTTPSessionManager):
     ) -> None:
         self.log = log
         self.per_token = per_token
+        #: Told the id of each session that ended (closed by its client, idle, or terminated).
+        self.on_end: Callable[[str], None] | None = None
         super().__init__(app, event_store=log.session(), session_idle_timeout=idle_s, **kwargs)
 
     @property
@@ -83,6 +86,15 @@ class ResumableSessions(StreamableHTTPSessionManager):
     @event_store.setter
     def event_store(self, value: EventStore | None) -> None:
         """The SDK's constructor assigns its argument; every session gets a view of `log` instead."""
+
+    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        await super()._discard_session(session_id, transport)
+        if self.on_end is not None:
+            self.on_end(session_id)
+
+    def open_count(self) -> int:
+        """The sessions open now."""
+        return len(self._server_instances)
 
     def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
         if requestor is not None:

@@ -62,6 +62,7 @@ from vsm_mcp.gateway.binding import HttpListen, bind_socket
 from vsm_mcp.gateway.events import EventLog
 from vsm_mcp.gateway.express import ExpressRelay
 from vsm_mcp.gateway.keyring import Keyring, principal_of_token
+from vsm_mcp.gateway.search_demand import STDIO_CLIENT
 from vsm_mcp.gateway.server import Gateway
 from vsm_mcp.gateway.sessions import (
     MAX_SESSIONS_PER_TOKEN,
@@ -107,9 +108,12 @@ async def serve_streams(gateway: Gateway, read: Any, write: Any) -> None:
         relay = ExpressRelay(gateway, write)
         read.intercept = relay.intercept
         gateway.express = relay
+    gateway.stdio_clients += 1
     try:
         await server.run(read, write, server.create_initialization_options())
     finally:
+        gateway.stdio_clients -= 1
+        gateway.searches.ended(STDIO_CLIENT)
         gateway.express = None
 
 
@@ -131,6 +135,9 @@ def http_app(
         retry_interval=RETRY_INTERVAL_MS,
         security_settings=security,
     )
+
+    gateway.http_sessions = sessions.open_count
+    sessions.on_end = lambda session_id: gateway.searches.ended(("session", session_id))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
