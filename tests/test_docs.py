@@ -32,6 +32,7 @@ def _mentions() -> list[tuple[str, str]]:
 def _resolve(words: list[str]) -> str | None:
     """Why ``vsm-mcp WORDS…`` names no command (None: it does)."""
     command: Any = typer.main.get_command(app)
+    command.load_all()  # the root group loads its commands lazily (`vsm_mcp.cli.lazy`)
     for depth, word in enumerate(words):
         commands = getattr(command, "commands", None)  # a group (typer's groups are not click.Group)
         if not isinstance(commands, dict):

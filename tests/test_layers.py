@@ -22,6 +22,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "vsm_mcp"
 #: The lower layers (ARCHITECTURE.md, "Allowed imports").
 _LOWER: dict[str, set[str]] = {
     "errors": set(),
+    "paths": {"errors"},
     "core": {"core", "errors"},
     "vsm": {"core", "vsm", "errors"},
     "store": {"core", "store", "errors"},

@@ -19,8 +19,7 @@ from typing import Any
 
 from vsm_mcp.core.messages import AlgedonicAlert, AuditFinding, Decision
 from vsm_mcp.core.ports import Store
-from vsm_mcp.core.variety import UNLIMITED, DemandProfile, VarietyReading
-from vsm_mcp.vsm.intelligence import DEMAND_BUCKET_S
+from vsm_mcp.core.variety import DEMAND_BUCKET_S, UNLIMITED, DemandProfile, VarietyReading
 
 LIVE_STATUS_KEY = "status"
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextvars
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -23,17 +21,12 @@ from vsm_mcp.acquisition.vetting import VettingPolicy
 from vsm_mcp.core.hysteresis import HysteresisPolicy
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.fleet.confinement import SandboxPolicy
-from vsm_mcp.fleet.routing import namespace_clash
-from vsm_mcp.fleet.spec import SandboxMode, ServerSpec
+from vsm_mcp.fleet.spec import SandboxMode, ServerSpec, namespace_clash
+from vsm_mcp.paths import default_state_dir, read_toml, settings_file
 
 _FILE_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "vsm_mcp_file_data", default=None
 )
-
-
-def default_state_dir() -> Path:
-    """Where state lives unless told otherwise (XDG state dir)."""
-    return Path(platformdirs.user_state_dir("vsm-mcp"))
 
 
 class _Section(BaseModel):
@@ -213,16 +206,6 @@ class Settings(BaseSettings):
         return self.state_dir / "state.db"
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"settings file {path} cannot be read: {exc.strerror}") from exc
-
-
 def _describe(exc: ValidationError, source: str) -> str:
     parts = []
     for error in exc.errors():
@@ -239,14 +222,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             the message names the field.
     """
     flags = {k: v for k, v in overrides.items() if v is not None}
-    path = config
-    if path is None:
-        state_dir = flags.get("state_dir") or os.environ.get("VSM_MCP_STATE_DIR") or default_state_dir()
-        candidate = Path(state_dir) / "config.toml"
-        path = candidate if candidate.is_file() else None
-    elif not path.is_file():
-        raise ConfigError(f"settings file {path} does not exist")
-    data = _read_toml(path) if path is not None else {}
+    path = settings_file(config, flags.get("state_dir"), os.environ)
+    data = read_toml(path) if path is not None else {}
     source = f"(file {path}, environment VSM_MCP_*, flags)" if path else "(environment VSM_MCP_*, flags)"
     token = _FILE_DATA.set(data)
     try:

@@ -32,11 +32,11 @@ from vsm_mcp.acquisition.service import PromptApprover, candidate_json
 from vsm_mcp.capability import capability_service
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.core.messages import DemandAggregate
+from vsm_mcp.core.variety import DEMAND_BUCKET_S
 from vsm_mcp.gateway.access import LOCAL_OPERATOR
 from vsm_mcp.report import reading_dict, stored_profile
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
-from vsm_mcp.vsm.intelligence import DEMAND_BUCKET_S
 
 _out = Console()
 _err = Console(stderr=True)

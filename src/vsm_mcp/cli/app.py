@@ -15,21 +15,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from vsm_mcp.cli import (
-    acquire,
-    approvals,
-    bench,
-    catalog,
-    inspect,
-    match,
-    profiles,
-    secrets,
-    serve,
-    servers,
-    token,
-    up,
-)
 from vsm_mcp.cli.context import CliState
+from vsm_mcp.cli.lazy import LazyGroup
 from vsm_mcp.errors import VsmError
 
 app = typer.Typer(
@@ -38,20 +25,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,  # vsm-mcp --install-completion
+    cls=LazyGroup,  # each command's module is imported only when that command runs (`cli.lazy`)
+    # Plain help and errors: typer's rich formatter imports a Markdown renderer (0.2 s) before a line shows.
+    rich_markup_mode=None,
 )
-app.add_typer(bench.app, name="bench")
-app.add_typer(catalog.app, name="catalog")
-app.add_typer(servers.app, name="servers")
-app.add_typer(servers.dlq_app, name="dlq")
-app.add_typer(secrets.app, name="secrets")
-app.add_typer(token.app, name="token")
-app.add_typer(profiles.app, name="profiles")
-app.add_typer(approvals.app, name="approvals")
-up.register(app)
-serve.register(app)
-inspect.register(app)
-match.register(app)
-acquire.register(app)
 
 
 @app.callback()
@@ -67,10 +44,45 @@ def _root(
     ctx.obj = CliState(state_dir=state_dir, config=config)
 
 
+#: The root's own options; given after a command they are taken as if given before it.
+GLOBAL_OPTIONS = ("--state-dir", "--config")
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """``argv`` with root options given after the command moved before it
+    (``vsm-mcp servers list --state-dir D`` is ``vsm-mcp --state-dir D servers list``).
+
+    Nothing after ``--`` moves (a server's own command line), nor anything when no command is given.
+    """
+    end = argv.index("--") if "--" in argv else len(argv)
+    # The root's options before the command take a value each: skip over them to find the command.
+    i = 0
+    while i < end and argv[i] in GLOBAL_OPTIONS:
+        i += 2
+    command = next((j for j in range(i, end) if not argv[j].startswith("-")), None)
+    if command is None:
+        return argv
+    moved: list[str] = []
+    rest: list[str] = []
+    j = command
+    while j < end:
+        arg = argv[j]
+        if arg in GLOBAL_OPTIONS and j + 1 < end:
+            moved += [arg, argv[j + 1]]
+            j += 2
+            continue
+        if arg.split("=", 1)[0] in GLOBAL_OPTIONS and "=" in arg:
+            moved.append(arg)
+        else:
+            rest.append(arg)
+        j += 1
+    return [*argv[:command], *moved, *rest, *argv[end:]]
+
+
 def main() -> None:
     """Console entry point."""
     try:
-        app()
+        app(args=hoist_global_options(sys.argv[1:]))
     except VsmError as exc:
         _user_error(exc)
     except BaseExceptionGroup as group:

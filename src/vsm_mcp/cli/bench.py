@@ -46,6 +46,28 @@ def variety(
     console.print(table)
 
 
+@app.command("cli")
+def cli_start(
+    runs: Annotated[int, typer.Option(min=1, help="Fresh processes per target.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """How fast commands start (--help, status), beside Python doing nothing and importing typer."""
+    from vsm_mcp.bench import cli_start
+
+    result = cli_start.run(runs)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    table = Table(title=f"command start-up, {runs} fresh processes each (target {result['target_s']} s)")
+    for column in ("target", "median s", "p90 s", "median / target"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for row in result["rows"]:
+        table.add_row(
+            row["target"], f"{row['median_s']:.3f}", f"{row['p90_s']:.3f}", f"{row['vs_target']:.2f}"
+        )
+    Console().print(table)
+
+
 @app.command("sandbox")
 def sandbox(
     rounds: Annotated[int, typer.Option(min=1, help="Rounds (one pass per target each).")] = 7,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from vsm_mcp.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from vsm_mcp.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,8 @@ class CliState:
 
     def settings(self) -> Settings:
         """Load settings: flags > environment > TOML file > defaults."""
+        from vsm_mcp.settings import load_settings  # pydantic and every layer it validates: not for --help
+
         return load_settings(self.config, state_dir=self.state_dir)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import typer
@@ -14,13 +14,13 @@ from rich.text import Text
 
 from vsm_mcp import report
 from vsm_mcp.cli.context import state_of
-from vsm_mcp.doctor import Check, Verdict, check_secrets, check_servers, diagnose
 from vsm_mcp.errors import VsmError
 from vsm_mcp.fleet.logfile import printable
-from vsm_mcp.fleet.registry import FleetRegistry
-from vsm_mcp.fleet.secrets import secret_users
-from vsm_mcp.settings import Settings
 from vsm_mcp.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:  # loaded by the commands that need them
+    from vsm_mcp.doctor import Check
+    from vsm_mcp.settings import Settings
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -169,6 +169,8 @@ def variety(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Check Python, node/npx, uv/pip, bubblewrap, the state dir and the servers' secrets; say how to fix each."""
+    from vsm_mcp.doctor import Verdict, check_servers, diagnose
+
     settings = state_of(ctx).settings()
     checks = [
         *diagnose(settings.state_dir, sandbox_mode=settings.sandbox.mode),
@@ -198,6 +200,10 @@ def doctor(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 
 def _secrets_check(settings: Settings) -> Check:
+    from vsm_mcp.doctor import Check, Verdict, check_secrets
+    from vsm_mcp.fleet.registry import FleetRegistry
+    from vsm_mcp.fleet.secrets import secret_users
+
     """The secrets the servers refer to against those stored (a missing database stores none)."""
 
     async def gather() -> tuple[dict[str, list[str]], set[str]]:

@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 UNLIMITED = sys.maxsize
 
 
+#: Width of a stored demand bucket: an hour, the grain of demand history.
+DEMAND_BUCKET_S = 3600
+
+
 def set_variety(n: int) -> float:
     """Variety, in bits, of a set of ``n`` distinguishable states."""
     if n < 0:

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
-from mcp.client.stdio import get_default_environment
 
 from vsm_mcp.errors import SandboxError, SandboxUnavailableError
 from vsm_mcp.fleet.spec import SandboxMode, SandboxSpec, ServerSpec
@@ -183,7 +182,7 @@ class Confinement:
         if profile is None:
             plain = LaunchPlan(
                 argv=(spec.command, *spec.args),
-                env=get_default_environment() | spec.env,
+                env=_default_environment() | spec.env,
                 cwd=os.path.abspath(spec.cwd) if spec.cwd is not None else os.getcwd(),
                 sandboxed=False,
                 network="host",  # no sandbox: the host's network, loopback included
@@ -228,3 +227,11 @@ class Confinement:
     async def plan(self, spec: ServerSpec) -> Confined:
         """`plan_now` in a worker thread, so probing and preparing never block the event loop."""
         return await anyio.to_thread.run_sync(self.plan_now, spec)
+
+
+def _default_environment() -> dict[str, str]:
+    """The SDK's default environment of a stdio server (imported here: the SDK's client is heavy, and
+    the settings, which import this module for `SandboxPolicy`, are read by quick commands)."""
+    from mcp.client.stdio import get_default_environment
+
+    return get_default_environment()

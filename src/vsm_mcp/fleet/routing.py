@@ -33,8 +33,10 @@ from typing import Any
 
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
-from vsm_mcp.fleet.spec import NAMESPACE_SEPARATOR, ServerSpec
+from vsm_mcp.fleet.spec import NAMESPACE_SEPARATOR, ServerSpec, namespace_clash
 from vsm_mcp.fleet.unit import UnitCatalog
+
+__all__ = ["Route", "RoutingTable", "namespace_clash"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,19 +171,3 @@ def _bounded(public: str) -> str:
         return public
     digest = hashlib.sha256(public.encode()).hexdigest()[:_HASH_CHARS]
     return f"{public[: MAX_NAME_CHARS - _HASH_CHARS - 1]}_{digest}"
-
-
-def namespace_clash(spec: ServerSpec, others: Iterable[ServerSpec]) -> str | None:
-    """Why ``spec`` cannot join ``others`` (a namespace, or its name, is another unit's), or None."""
-    for other in others:
-        if other.name == spec.name:
-            continue
-        mine = {spec.prefix, spec.name} - {""}
-        theirs = {other.prefix, other.name} - {""}
-        shared = sorted(mine & theirs)
-        if shared:
-            return (
-                f"server {spec.name!r} would publish tools as {shared[0]}__..., which is server "
-                f"{other.name!r}'s namespace: choose another name or namespace (--namespace)"
-            )
-    return None

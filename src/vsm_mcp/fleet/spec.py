@@ -20,6 +20,7 @@ treated as an immutable value. Invariants:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -155,3 +156,19 @@ class ServerSpec(BaseModel):
         if self.url is not None:
             return self.url
         return " ".join([self.command or "", *self.args])
+
+
+def namespace_clash(spec: ServerSpec, others: Iterable[ServerSpec]) -> str | None:
+    """Why ``spec`` cannot join ``others`` (a namespace, or its name, is another unit's), or None."""
+    for other in others:
+        if other.name == spec.name:
+            continue
+        mine = {spec.prefix, spec.name} - {""}
+        theirs = {other.prefix, other.name} - {""}
+        shared = sorted(mine & theirs)
+        if shared:
+            return (
+                f"server {spec.name!r} would publish tools as {shared[0]}__..., which is server "
+                f"{other.name!r}'s namespace: choose another name or namespace (--namespace)"
+            )
+    return None

@@ -25,15 +25,13 @@ import anyio
 from vsm_mcp.core.hysteresis import GapCleared, GapDetected, GapDetector, GapState
 from vsm_mcp.core.messages import DemandAggregate
 from vsm_mcp.core.ports import Store
-from vsm_mcp.core.variety import VarietyReading
+from vsm_mcp.core.variety import DEMAND_BUCKET_S, VarietyReading
 from vsm_mcp.core.window import DemandWindow
 from vsm_mcp.vsm.bus import Bus, Inbox
 from vsm_mcp.vsm.events import AcquisitionProposal, DemandObserved, GapClosed
 from vsm_mcp.vsm.notices import Notices
 from vsm_mcp.vsm.status import SystemStatus
 
-#: Width of a stored demand bucket: an hour, the grain of demand history.
-DEMAND_BUCKET_S = 3600
 #: How often running S4 writes demand counts to the store.
 FLUSH_EVERY_S = 10.0
 #: How many unmatched categories a proposal names.

@@ -1,0 +1,140 @@
+"""The root command's subcommands, imported only when one is run: `LazyGroup`.
+
+``vsm-mcp --help`` and ``vsm-mcp status`` must start fast, and most commands
+pull in the MCP SDK, the fleet or the catalog. So the root group knows each
+subcommand by name and one-line help (`COMMANDS`) and imports its module only
+when that subcommand is resolved (run, completed, or asked for its own help).
+Invariants:
+
+* the root help lists every command with the help its own module gives it (a
+  test loads them all and compares, so `COMMANDS` cannot drift);
+* a resolved command is the module's real one: options, help, completion and
+  errors are exactly typer's.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import typer
+import typer.main
+from typer.core import TyperCommand, TyperGroup
+
+#: name -> (module, attribute, one-line help). The attribute is a `typer.Typer` (a group of
+#: commands), or a ``register(root)`` function that adds the command to a root app.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "up": (
+        "vsm_mcp.cli.up",
+        "register",
+        "Run VSM-MCP: gateway over streamable HTTP with S1-S5, S3* and the algedonic channel live.",
+    ),
+    "serve": (
+        "vsm_mcp.cli.serve",
+        "register",
+        "Run the MCP gateway in front of the configured servers (HTTP: bearer tokens, `vsm-mcp token`).",
+    ),
+    "status": (
+        "vsm_mcp.cli.inspect",
+        "register",
+        "The viable system at a glance: units, variety, alerts, decisions, audit.",
+    ),
+    "variety": (
+        "vsm_mcp.cli.inspect",
+        "register",
+        "Environmental vs system variety, coverage and the gap, per demand category.",
+    ),
+    "doctor": (
+        "vsm_mcp.cli.inspect",
+        "register",
+        "Check Python, node/npx, uv/pip, bubblewrap, the state dir and the servers' secrets; say how to fix each.",
+    ),
+    "match": (
+        "vsm_mcp.cli.match",
+        "register",
+        "Rank the servers and tools of a catalog for QUERY (no LLM, no network).",
+    ),
+    "acquire": (
+        "vsm_mcp.cli.acquire",
+        "register",
+        "Acquire a server for a need: rank, vet, install, verify, register.",
+    ),
+    "bench": (
+        "vsm_mcp.cli.bench",
+        "app",
+        "Benchmarks that print measured ratios (compare, don't quote absolute times).",
+    ),
+    "catalog": (
+        "vsm_mcp.cli.catalog",
+        "app",
+        "Search, show and regenerate the offline catalog of MCP servers.",
+    ),
+    "servers": ("vsm_mcp.cli.servers", "app", "Downstream MCP servers (System 1 units)."),
+    "dlq": ("vsm_mcp.cli.servers", "dlq_app", "Failed calls kept for inspection and replay."),
+    "secrets": (
+        "vsm_mcp.cli.secrets",
+        "app",
+        "Secrets of the servers, referred to as ${secret:NAME} in their env or headers.",
+    ),
+    "token": (
+        "vsm_mcp.cli.token",
+        "app",
+        "Bearer tokens of the HTTP face: every request needs `Authorization: Bearer <token>`.",
+    ),
+    "profiles": (
+        "vsm_mcp.cli.profiles",
+        "app",
+        "Profiles: named subsets of servers and tools, served at /mcp/p/NAME and bindable to a token.",
+    ),
+    "approvals": (
+        "vsm_mcp.cli.approvals",
+        "app",
+        "Questions S5 keeps for an operator (acquisitions vetting asks about): list, show, approve, deny.",
+    ),
+}
+
+
+def load(name: str) -> Any:
+    """The real command ``name`` (importing its module).
+
+    Raises:
+        KeyError: no such command.
+    """
+    module_name, attribute, _ = COMMANDS[name]
+    found: Any = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(found, typer.Typer):
+        command = typer.main.get_command(found)
+    else:
+        holder = typer.Typer()
+        found(holder)
+        command = typer.main.get_group(holder).commands[name]
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """A typer group whose subcommands are `COMMANDS`, each loaded when resolved (module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for name, (_, _, short) in COMMANDS.items():
+            if name not in self.commands:
+                self.commands[name] = TyperCommand(name, help=short, short_help=short)
+        self._loaded: set[str] = set()
+
+    def _real(self, name: str) -> Any:
+        if name in COMMANDS and name not in self._loaded:
+            self.commands[name] = load(name)
+            self._loaded.add(name)
+        return self.commands.get(name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """Load the command ``args`` names (typer's click is its own: its types stay ``Any`` here)."""
+        if args:
+            self._real(str(args[0]))
+        return super().resolve_command(ctx, args)
+
+    def load_all(self) -> None:
+        """Load every command (the docs test walks the real tree)."""
+        for name in COMMANDS:
+            self._real(name)
