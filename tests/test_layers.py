@@ -33,13 +33,15 @@ _LOWER: dict[str, set[str]] = {
     "gateway": {"core", "vsm", "fleet", "discovery", "gateway", "errors"},
 }
 _BELOW_TOP = set(_LOWER)
+#: Between the operational layers and the VSM systems: all of the lower layers, nothing above.
+_LOWER_AND_BRIDGE = {**_LOWER, "bridge": set(_LOWER) | {"bridge"}}
 #: The composition root and its helpers: every lower layer and each other, never the user interfaces.
 _TOP = {"runtime", "settings", "report", "doctor", "capability", "capability_face", "__init__"}
 ALLOWED: dict[str, set[str]] = {
-    **_LOWER,
-    **{name: _BELOW_TOP | _TOP for name in _TOP},
-    "cli": _BELOW_TOP | _TOP | {"cli", "bench"},
-    "bench": _BELOW_TOP | _TOP | {"cli", "bench"},
+    **_LOWER_AND_BRIDGE,
+    **{name: _BELOW_TOP | {"bridge"} | _TOP for name in _TOP},
+    "cli": _BELOW_TOP | {"bridge"} | _TOP | {"cli", "bench"},
+    "bench": _BELOW_TOP | {"bridge"} | _TOP | {"cli", "bench"},
 }
 
 

@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from vsm_mcp import report
-from vsm_mcp import runtime as runtime_module
+from vsm_mcp.bridge import observers
 from vsm_mcp.runtime import Runtime
 from vsm_mcp.settings import Settings, load_settings
 from vsm_mcp.store import SqliteStore
@@ -95,7 +95,7 @@ async def test_demand_recorded_together_reaches_s4_as_one_batch(tmp_path: Path) 
 async def test_calls_finished_within_the_report_window_reach_s1_as_one_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime_module, "REPORT_WINDOW_S", 0.5)  # wide enough for a loaded CI machine
+    monkeypatch.setattr(observers, "REPORT_WINDOW_S", 0.5)  # wide enough for a loaded CI machine
     async with running(settings_for(tmp_path)) as (runtime, client):
         await anyio.sleep(0.1)  # nothing from the start is pending for S1
         sent_before = runtime.system.bus.stats()["s1"].routine.sent
@@ -164,7 +164,7 @@ async def test_outcomes_are_learned_per_server_and_category_and_persisted(tmp_pa
             await client.call_tool("probe__echo", {"text": "x"})
         bad = await client.call_tool("probe__add", {"a": "not a number", "b": 1})
         assert bad.is_error is True
-        ledger = runtime.fleet.outcomes
+        ledger = runtime.outcomes.ledger
         assert ledger.tallies[("probe", "probe__echo")].successes == 3
         assert ledger.tallies[("probe", "probe__add")].failures == 1
         assert ledger.boost("probe", "probe__echo") > 0 > ledger.boost("probe", "probe__add")

@@ -3,7 +3,8 @@ fleet and the gateway, wires them, and runs them as one async context manager.
 
 Data flow (ARCHITECTURE.md draws it):
 
-* client request -> `Gateway` -> `ObservedFleet.call_tool` -> unit session;
+* client request -> `Gateway` -> `Fleet.call_tool` -> unit session; the fleet's call observers
+  (`vsm_mcp.bridge.observers`) report each ended call to S1 and the outcome ledger;
   the gateway feeds each request's demand category to `SystemDemand`, which
   batches it onto the bus as `DemandObserved` for S4 (back-pressure, no drop);
   each finished call becomes a `CallCompleted` for S1.
@@ -21,14 +22,12 @@ stores the alerts still queued), then closes the store.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, suppress
-from types import TracebackType
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -38,18 +37,16 @@ from vsm_mcp.acquisition.approvals import QueuedApprover
 from vsm_mcp.acquisition.loop import AcquisitionLoop
 from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
 from vsm_mcp.acquisition.pipeline import INSTALLED_KEY
+from vsm_mcp.bridge.observers import OutcomeRecorder, S1Reporter
 from vsm_mcp.capability import capability_service
 from vsm_mcp.capability_face import CapabilityFace
 from vsm_mcp.core.messages import AlgedonicSignal, Capability, Priority
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import UNLIMITED
 from vsm_mcp.discovery.outcomes import OutcomeLedger
-from vsm_mcp.errors import BusClosedError, VsmError
+from vsm_mcp.errors import VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
-from vsm_mcp.fleet.routing import Route
-from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.fleet.unit import ProgressFn
 from vsm_mcp.gateway import Gateway
 from vsm_mcp.gateway.access import StoreAudit
 from vsm_mcp.gateway.profiles import StoredProfiles
@@ -59,7 +56,7 @@ from vsm_mcp.store import SqliteStore
 from vsm_mcp.store.lock import gateway_lock
 from vsm_mcp.vsm.audit import ProbeResult
 from vsm_mcp.vsm.control import Budget
-from vsm_mcp.vsm.events import CallCompleted, CallsCompleted, DemandObserved, UnitState, UnitStateChanged
+from vsm_mcp.vsm.events import DemandObserved, UnitState, UnitStateChanged
 from vsm_mcp.vsm.notices import Notices, noticed
 from vsm_mcp.vsm.policy import PolicyRules
 from vsm_mcp.vsm.viable import ViableConfig, ViableSystem
@@ -67,7 +64,6 @@ from vsm_mcp.vsm.viable import ViableConfig, ViableSystem
 #: Demand is handed to S4 in batches at most this old: the variety reading lags by at most this.
 DEMAND_FLUSH_S = 0.02
 #: Calls finished within this window reach S1 as one `CallsCompleted` (one wake-up of S1 for many calls).
-REPORT_WINDOW_S = 0.02
 #: A batch is sent at once when it reaches this size (bounded memory under bursts).
 DEMAND_BATCH_MAX = 512
 #: How often unit states are sampled for S3 and the live status is stored.
@@ -123,86 +119,16 @@ def _rss_bytes(pid: int | None) -> int | None:
     return total if found else None
 
 
-class ObservedFleet(Fleet):
-    """The fleet, reporting every tool call it completes to S1 (`CallCompleted`) and to the
-    outcome ledger (which catalog server served which demand category, and how well).
-
-    The calls that finish within `REPORT_WINDOW_S` of the first reach S1 as one
-    `CallsCompleted` (one wake-up of S1 counts many calls, whatever the load); what is
-    pending when the fleet stops is sent then."""
-
-    def __init__(
-        self, system: ViableSystem, specs: Iterable[ServerSpec], *, outcomes: OutcomeLedger, **kwargs: Any
-    ) -> None:
-        super().__init__(specs, **kwargs)
-        self.system = system
-        self.outcomes = outcomes
-        self.outcomes_dirty = False
-        #: unit name -> the catalog server it was acquired as (units added by hand keep their own name)
-        self.catalog_names: dict[str, str] = {}
-        self._finished: list[CallCompleted] = []
-        self._report_timer: asyncio.TimerHandle | None = None
-
-    async def call_tool(
-        self,
-        public: str,
-        arguments: dict[str, Any] | None,
-        *,
-        params: dict[str, Any] | None = None,
-        on_progress: ProgressFn | None = None,
-    ) -> dict[str, Any]:
-        route = self.routes.tools.get(public)
-        started = time.perf_counter()
-        error = ""
-        ok = False
-        try:
-            result = await super().call_tool(public, arguments, params=params, on_progress=on_progress)
-            ok = not result.get("isError", False)
-            if not ok:
-                error = "tool returned isError"
-            return result
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            if route is not None:
-                self._completed(route, ok, time.perf_counter() - started, error)
-
-    def _completed(self, route: Route, ok: bool, elapsed_s: float, error: str) -> None:
-        unit = self.units.get(route.unit)
-        category = unit.spec.category if unit is not None and unit.spec.category else route.public
-        self.outcomes.record(self.catalog_names.get(route.unit, route.unit), category, ok)
-        self.outcomes_dirty = True
-        if not self._finished:
-            self._report_timer = asyncio.get_running_loop().call_later(REPORT_WINDOW_S, self._report)
-        self._finished.append(CallCompleted(route.unit, route.name, ok, elapsed_s, time.time(), error))
-
-    def _report(self) -> None:
-        if self._report_timer is not None:
-            self._report_timer.cancel()
-            self._report_timer = None
-        if not self._finished:
-            return
-        batch, self._finished = self._finished, []
-        with suppress(BusClosedError):  # the systems stopped first: nobody is counting any more
-            self.system.bus.offer("s1", CallsCompleted(tuple(batch)), sender="fleet")
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        try:
-            return await super().__aexit__(exc_type, exc, tb)
-        finally:
-            self._report()  # calls that finished while the fleet stopped count too
-
-
 class SystemDemand:
     """The gateway's `DemandSink` and `StatusSource`, backed by the viable system."""
 
-    def __init__(self, system: ViableSystem, fleet: Fleet, store: Store) -> None:
+    def __init__(
+        self, system: ViableSystem, fleet: Fleet, store: Store, outcomes: OutcomeRecorder | None = None
+    ) -> None:
         self._system = system
         self._fleet = fleet
         self._store = store
+        self._outcomes = outcomes
         self._pending: list[str] = []
         #: Set when there is something to flush (demand, or changed capabilities).
         self._wake = anyio.Event()
@@ -276,8 +202,8 @@ class SystemDemand:
 
     async def _sync_capabilities(self) -> None:
         installed = await self._store.kv_get(INSTALLED_KEY)
-        if isinstance(installed, dict) and isinstance(self._fleet, ObservedFleet):
-            self._fleet.catalog_names = {
+        if isinstance(installed, dict) and self._outcomes is not None:
+            self._outcomes.catalog_names = {
                 unit: str(record["server"])
                 for unit, record in installed.items()
                 if isinstance(record, dict) and record.get("server")
@@ -309,7 +235,8 @@ class Runtime:
         settings: Settings,
         store: Store,
         system: ViableSystem,
-        fleet: ObservedFleet,
+        fleet: Fleet,
+        outcomes: OutcomeRecorder,
         registry: FleetRegistry,
         gateway: Gateway,
         demand: SystemDemand,
@@ -319,6 +246,8 @@ class Runtime:
         self.store = store
         self.system = system
         self.fleet = fleet
+        #: The outcome ledger's recorder (every call the fleet ends is one outcome).
+        self.outcomes = outcomes
         self.registry = registry
         self.gateway = gateway
         self.demand = demand
@@ -382,10 +311,8 @@ class Runtime:
                     system.channel.emit(signal)
 
                 ledger = await OutcomeLedger.load(store)
-                fleet = ObservedFleet(
-                    system,
+                fleet = Fleet(
                     (await registry.desired()).values(),
-                    outcomes=ledger,
                     dead_letters=store,
                     signals=to_channel,
                     reserved_names=VSM_TOOL_NAMES | CAPABILITY_TOOL_NAMES,
@@ -398,8 +325,10 @@ class Runtime:
                     notices=notices,
                 )
                 fleets.append(fleet)
+                outcomes = OutcomeRecorder(ledger, lambda: fleet.units)
+                fleet.observers += [S1Reporter(system), outcomes]
                 async with fleet, anyio.create_task_group() as tg:
-                    demand = SystemDemand(system, fleet, store)
+                    demand = SystemDemand(system, fleet, store, outcomes)
                     capabilities = CapabilityFace(fleet, registry)
                     profiles = StoredProfiles(store)
                     await profiles.load()
@@ -416,6 +345,7 @@ class Runtime:
                         store=store,
                         system=system,
                         fleet=fleet,
+                        outcomes=outcomes,
                         registry=registry,
                         gateway=gateway,
                         demand=demand,
@@ -493,9 +423,9 @@ class Runtime:
             for name in set(seen) - set(self.fleet.units):
                 del seen[name]
             await self.store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **self.live_status()})
-            if self.fleet.outcomes_dirty:
-                self.fleet.outcomes_dirty = False
-                await self.fleet.outcomes.save(self.store)
+            if self.outcomes.dirty:
+                self.outcomes.dirty = False
+                await self.outcomes.ledger.save(self.store)
             await anyio.sleep(STATUS_EVERY_S)
 
     def live_status(self) -> dict[str, Any]:

@@ -81,6 +81,27 @@ class DeadLetterSink(Protocol):
     async def put_dead_letter(self, letter: DeadLetter) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """A tool call through the fleet ended (express lane or full path): for `CallObserver`s."""
+
+    route: Route
+    ok: bool
+    elapsed_s: float
+    #: Why it failed ("" when it did not): the unit's failure, the server's error, or ``isError``.
+    error: str
+
+
+class CallObserver(Protocol):
+    """Hears every tool call the fleet ends (S1's accounting, the outcome ledger): never blocks."""
+
+    def call_ended(self, call: CallEnded) -> None: ...
+
+    def fleet_stopped(self) -> None:
+        """The fleet stopped: no call ends after this (flush what is pending)."""
+        ...
+
+
 class FleetListener(Protocol):
     """The upstream face (gateway): told about changes, asked to relay server requests."""
 
@@ -112,6 +133,7 @@ class Fleet:
         definitions: DefinitionBook | None = None,
         rand: Callable[[], float] | None = None,
         notices: Notices | None = None,
+        observers: Iterable[CallObserver] = (),
     ) -> None:
         """``pins``: where launch pins are kept (`vsm_mcp.fleet.pins`); None: launches are not pinned.
         ``definitions``: where tool definition pins are kept (`vsm_mcp.fleet.definitions`); None: not pinned.
@@ -119,6 +141,8 @@ class Fleet:
         None: a private `random.Random` (the runtime passes its one seedable source).
         ``notices``: where unit state changes and capability changes are published (`vsm.notices`)."""
         self.notices = notices
+        #: Told of every tool call that ends (`CallObserver`); the runtime registers S1 and the ledger.
+        self.observers: list[CallObserver] = list(observers)
         self._rand = rand if rand is not None else random.Random().random
         self._initial = [s for s in specs if s.enabled]
         self._secrets = secrets
@@ -162,6 +186,8 @@ class Fleet:
             return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
             self._tg = None
+            for observer in self.observers:
+                observer.fleet_stopped()  # calls that ended while the fleet stopped count too
 
     @property
     def units(self) -> Mapping[str, Unit]:
@@ -279,9 +305,20 @@ class Fleet:
         wire = dict(params or {})
         wire["name"] = route.name
         wire["arguments"] = arguments or {}
-        return await self._call_unit(
-            route.unit, route.name, wire, retry_safe=route.retry_safe, on_progress=on_progress
-        )
+        started = time.perf_counter()
+        ok, error = False, ""
+        try:
+            result = await self._call_unit(
+                route.unit, route.name, wire, retry_safe=route.retry_safe, on_progress=on_progress
+            )
+            ok = not result.get("isError", False)
+            error = "" if ok else "tool returned isError"
+            return result
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._completed(route, ok, time.perf_counter() - started, error)
 
     async def call_tool_express(self, public: str, params: dict[str, Any]) -> ExpressAnswer | None:
         """`express_call`, awaited: the server's result, its error, or the unit's failure (after
@@ -397,7 +434,11 @@ class Fleet:
             call.reply(outcome)
 
     def _completed(self, route: Route, ok: bool, elapsed_s: float, error: str) -> None:
-        """A tool call through the fleet ended (express lane or full path); for observers."""
+        """A tool call through the fleet ended (express lane or full path): every observer hears it."""
+        if self.observers:
+            ended = CallEnded(route, ok, elapsed_s, error)
+            for observer in self.observers:
+                observer.call_ended(ended)
 
     async def call_unit_tool(self, unit: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Call a tool by its downstream name (dead-letter replay)."""
