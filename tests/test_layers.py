@@ -23,6 +23,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "vsm_mcp"
 _LOWER: dict[str, set[str]] = {
     "errors": set(),
     "paths": {"errors"},
+    "report": {"core", "errors"},
     "core": {"core", "errors"},
     "vsm": {"core", "vsm", "errors"},
     "store": {"core", "store", "errors"},
@@ -36,7 +37,7 @@ _BELOW_TOP = set(_LOWER)
 #: Between the operational layers and the VSM systems: all of the lower layers, nothing above.
 _LOWER_AND_BRIDGE = {**_LOWER, "bridge": set(_LOWER) | {"bridge"}}
 #: The composition root and its helpers: every lower layer and each other, never the user interfaces.
-_TOP = {"runtime", "settings", "report", "doctor", "capability", "capability_face", "__init__"}
+_TOP = {"runtime", "settings", "doctor", "capability", "capability_face", "__init__"}
 ALLOWED: dict[str, set[str]] = {
     **_LOWER_AND_BRIDGE,
     **{name: _BELOW_TOP | {"bridge"} | _TOP for name in _TOP},

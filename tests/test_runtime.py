@@ -175,8 +175,8 @@ async def test_outcomes_are_learned_per_server_and_category_and_persisted(tmp_pa
 
 
 async def test_audit_lists_the_tools_afresh_against_their_pin(tmp_path: Path) -> None:
+    from vsm_mcp.bridge.sampling import audit_probe
     from vsm_mcp.fleet import definitions
-    from vsm_mcp.runtime import audit_probe
 
     async with running(settings_for(tmp_path)) as (runtime, _):
         unit = runtime.fleet.units["probe"]

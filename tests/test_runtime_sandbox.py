@@ -173,7 +173,7 @@ async def test_s3_gets_the_memory_of_the_whole_sandbox_not_of_bwrap(base: Path) 
         pytest.skip("bubblewrap is not installed") if shutil.which("bwrap") is None else pytest.fail(
             "bwrap broken"
         )
-    from vsm_mcp.runtime import _rss_bytes
+    from vsm_mcp.bridge.sampling import rss_bytes as _rss_bytes
 
     async with Runtime.open(settings_for(base), seed=7) as runtime:
         with anyio.fail_after(READY_TIMEOUT_S):

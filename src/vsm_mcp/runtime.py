@@ -5,7 +5,7 @@ Data flow (ARCHITECTURE.md draws it):
 
 * client request -> `Gateway` -> `Fleet.call_tool` -> unit session; the fleet's call observers
   (`vsm_mcp.bridge.observers`) report each ended call to S1 and the outcome ledger;
-  the gateway feeds each request's demand category to `SystemDemand`, which
+  the gateway feeds each request's demand category to `SystemDemand` (`vsm_mcp.bridge`), which
   batches it onto the bus as `DemandObserved` for S4 (back-pressure, no drop);
   each finished call becomes a `CallCompleted` for S1.
 * fleet changes -> S4 capacity (answerable categories), S1 unit registry, and
@@ -22,27 +22,23 @@ stores the alerts still queued), then closes the store.
 
 from __future__ import annotations
 
-import os
 import random
-import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 
-from vsm_mcp import report
 from vsm_mcp.acquisition.approvals import QueuedApprover
 from vsm_mcp.acquisition.loop import AcquisitionLoop
 from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
-from vsm_mcp.acquisition.pipeline import INSTALLED_KEY
+from vsm_mcp.bridge.demand import SystemDemand
 from vsm_mcp.bridge.observers import OutcomeRecorder, S1Reporter
+from vsm_mcp.bridge.sampling import audit_probe, sample_units
 from vsm_mcp.capability import capability_service
 from vsm_mcp.capability_face import CapabilityFace
-from vsm_mcp.core.messages import AlgedonicSignal, Capability, Priority
+from vsm_mcp.core.messages import AlgedonicSignal
 from vsm_mcp.core.ports import Store
-from vsm_mcp.core.variety import UNLIMITED
 from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.errors import VsmError
 from vsm_mcp.fleet.fleet import Fleet
@@ -56,22 +52,14 @@ from vsm_mcp.store import SqliteStore
 from vsm_mcp.store.lock import gateway_lock
 from vsm_mcp.vsm.audit import ProbeResult
 from vsm_mcp.vsm.control import Budget
-from vsm_mcp.vsm.events import DemandObserved, UnitState, UnitStateChanged
 from vsm_mcp.vsm.notices import Notices, noticed
 from vsm_mcp.vsm.policy import PolicyRules
 from vsm_mcp.vsm.viable import ViableConfig, ViableSystem
 
-#: Demand is handed to S4 in batches at most this old: the variety reading lags by at most this.
-DEMAND_FLUSH_S = 0.02
-#: Calls finished within this window reach S1 as one `CallsCompleted` (one wake-up of S1 for many calls).
-#: A batch is sent at once when it reaches this size (bounded memory under bursts).
-DEMAND_BATCH_MAX = 512
 #: How often unit states are sampled for S3 and the live status is stored.
 STATUS_EVERY_S = 2.0
 #: The inbox of the autonomous acquisition loop (it hands each proposal to S5, then acts on S5's rules).
 ACQUISITION_INBOX = "acquisition"
-#: The S3* ping probe's own limit; a unit slower than this fails the audit.
-AUDIT_PING_TIMEOUT_S = 5.0
 
 
 def viable_config(settings: Settings, *, autonomous: bool = False) -> ViableConfig:
@@ -90,140 +78,6 @@ def viable_config(settings: Settings, *, autonomous: bool = False) -> ViableConf
         hysteresis=settings.variety.hysteresis(),
         budget=Budget(),
     )
-
-
-def _rss_bytes(pid: int | None) -> int | None:
-    """Resident memory of a unit's whole process group from /proc (None when unknown or gone).
-
-    ``pid`` leads the group (the fleet starts each server in a session of its own). The group
-    is what the server costs: a sandboxed server's leader is bwrap, the server runs below it,
-    and an ``npx`` launcher's node runs below npm.
-    """
-    if pid is None:
-        return None
-    page = os.sysconf("SC_PAGE_SIZE")
-    total, found = 0, False
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pid:  # fields: state, ppid, pgrp, ...
-                continue
-            with open(f"/proc/{entry.name}/statm") as fh:
-                total += int(fh.read().split()[1]) * page
-            found = True
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile
-    return total if found else None
-
-
-class SystemDemand:
-    """The gateway's `DemandSink` and `StatusSource`, backed by the viable system."""
-
-    def __init__(
-        self, system: ViableSystem, fleet: Fleet, store: Store, outcomes: OutcomeRecorder | None = None
-    ) -> None:
-        self._system = system
-        self._fleet = fleet
-        self._store = store
-        self._outcomes = outcomes
-        self._pending: list[str] = []
-        #: Set when there is something to flush (demand, or changed capabilities).
-        self._wake = anyio.Event()
-        self._wake.set()  # capabilities start dirty
-        #: Set when the pending batch is full: it goes without waiting out the flush window.
-        self._full = anyio.Event()
-        self._capabilities_dirty = True
-        self.matched = 0
-        self.unmatched = 0
-
-    # -- DemandSink ----------------------------------------------------------
-    def record(self, category: str, matched: bool) -> None:
-        self._pending.append(category)
-        if matched:
-            self.matched += 1
-        else:
-            self.unmatched += 1
-        if len(self._pending) == 1:
-            self._wake.set()
-        elif len(self._pending) >= DEMAND_BATCH_MAX:
-            self._full.set()
-
-    def set_capabilities(self, categories: Iterable[str]) -> None:
-        self._system.s4.set_capacity(dict.fromkeys(categories, UNLIMITED))
-        self._capabilities_dirty = True
-        self._wake.set()
-
-    # -- StatusSource ----------------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        return {
-            **self._system.status().to_dict(),
-            "demand": {"matched": self.matched, "unmatched": self.unmatched},
-        }
-
-    def variety(self) -> dict[str, Any]:
-        reading = self._system.s4.reading()
-        profile = self._system.s4.window.profile()
-        unmet = {c: n for c, n in profile.counts.items() if c not in profile.capacity}
-        return {
-            **report.reading_dict(reading),
-            "detector": self._system.s4.detector.state.value,
-            "unmatched_categories": dict(sorted(unmet.items(), key=lambda kv: (-kv[1], kv[0]))[:20]),
-        }
-
-    # -- running -----------------------------------------------------------------
-    async def run(self) -> None:
-        """Hand demand to S4 in batches and mirror capabilities into S1 and the store.
-
-        Idle, it sleeps; the first demand after a flush opens a window of `DEMAND_FLUSH_S`
-        (or less, if the batch fills) in which the batch gathers.
-        """
-        try:
-            while True:
-                await self._wake.wait()
-                with anyio.move_on_after(DEMAND_FLUSH_S):
-                    await self._full.wait()
-                self._wake, self._full = anyio.Event(), anyio.Event()
-                await self.flush()
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
-                await self.flush()
-
-    async def flush(self) -> None:
-        """Send pending demand now; sync capabilities if the fleet changed."""
-        if self._pending:
-            batch, self._pending = tuple(self._pending), []
-            await self._system.bus.publish("s4", DemandObserved(batch, time.time()), sender="gateway")
-        if self._capabilities_dirty:
-            self._capabilities_dirty = False
-            await self._sync_capabilities()
-
-    async def _sync_capabilities(self) -> None:
-        installed = await self._store.kv_get(INSTALLED_KEY)
-        if isinstance(installed, dict) and self._outcomes is not None:
-            self._outcomes.catalog_names = {
-                unit: str(record["server"])
-                for unit, record in installed.items()
-                if isinstance(record, dict) and record.get("server")
-            }
-        by_unit: dict[str, list[Capability]] = defaultdict(list)
-        for route in self._fleet.routes.tools.values():
-            unit = self._fleet.units.get(route.unit)
-            category = unit.spec.category if unit is not None and unit.spec.category else route.public
-            by_unit[route.unit].append(Capability(route.unit, route.name, category, route.description))
-        routes = self._fleet.routes
-        self._system.s2.note_routing(public_names=len(routes.tools), collisions=routes.collisions)
-        s1 = self._system.s1
-        for name in set(s1.units) - set(self._fleet.units):
-            s1.deregister(name)
-        for name in self._fleet.units:
-            caps = by_unit.get(name, [])
-            s1.register(name, [c.tool for c in caps])
-            await self._store.put_capabilities(name, caps)
-        for name in {c.unit for c in await self._store.capabilities()} - set(self._fleet.units):
-            await self._store.put_capabilities(name, [])
 
 
 class Runtime:
@@ -406,47 +260,11 @@ class Runtime:
                 raise
 
     async def _sample_units(self) -> None:
-        """Tell S3 about unit state changes (with measured RSS) and store the live status."""
-        seen: dict[str, str] = {}
-        while True:
-            now = time.time()
-            for name, unit in list(self.fleet.units.items()):
-                state = unit.state.value
-                if seen.get(name) != state:
-                    seen[name] = state
-                    await self.system.bus.publish(
-                        "s3",
-                        UnitStateChanged(name, UnitState(state), now, _rss_bytes(unit.pid)),
-                        priority=Priority.ROUTINE,
-                        sender="runtime",
-                    )
-            for name in set(seen) - set(self.fleet.units):
-                del seen[name]
-            await self.store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **self.live_status()})
-            if self.outcomes.dirty:
-                self.outcomes.dirty = False
-                await self.outcomes.ledger.save(self.store)
-            await anyio.sleep(STATUS_EVERY_S)
+        """Unit states to S3, the live status and the outcome ledger to the store, every `STATUS_EVERY_S`."""
+        await sample_units(
+            self.system, self.fleet, self.store, self.outcomes, self.live_status, every_s=STATUS_EVERY_S
+        )
 
     def live_status(self) -> dict[str, Any]:
         """The recursive VSM status plus the fleet's per-unit counters."""
         return {"vsm": self.system.status().to_dict(), "fleet": self.fleet.status()}
-
-
-async def audit_probe(fleet: Fleet, unit_name: str) -> ProbeResult:
-    """S3*: an MCP ping to one unit, then a fresh ``tools/list`` over its live session checked
-    against its pinned definitions (a rug pull quarantines the unit at once)."""
-    unit = fleet.units.get(unit_name)
-    if unit is None:
-        return ProbeResult("ping", False, "unit is gone")
-    try:
-        with anyio.fail_after(AUDIT_PING_TIMEOUT_S):
-            await unit.request("ping", None, retry_safe=False)
-            quarantine = await unit.audit_definitions()
-    except TimeoutError:
-        return ProbeResult("ping", False, f"no answer within {AUDIT_PING_TIMEOUT_S:g} s")
-    except Exception as exc:  # any failure of the probe is an audit finding, not a crash
-        return ProbeResult("ping", False, f"{type(exc).__name__}: {exc}")
-    if quarantine is not None:
-        return ProbeResult("pinned_definitions", False, f"quarantined: {quarantine.reason}")
-    return ProbeResult("pinned_definitions", True, f"{len(unit.catalog.tools)} tools as pinned")

@@ -1,0 +1,109 @@
+"""Sampling the running fleet for the VSM and the CLI, and S3*'s probe of one unit.
+
+`sample_units` tells S3 of each unit state change with the unit's measured
+memory (its whole process group: a sandboxed server runs below bwrap, an
+``npx`` server's node below npm), stores the live status for
+``vsm-mcp status``, and saves the outcome ledger when it has news.
+`audit_probe` is S3*'s look at one unit: an MCP ping, then a fresh
+``tools/list`` over its live session checked against its pinned definitions
+(a rug pull quarantines the unit at once).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from vsm_mcp import report
+from vsm_mcp.bridge.observers import OutcomeRecorder
+from vsm_mcp.core.messages import Priority
+from vsm_mcp.core.ports import Store
+from vsm_mcp.fleet.fleet import Fleet
+from vsm_mcp.vsm.audit import ProbeResult
+from vsm_mcp.vsm.events import UnitState, UnitStateChanged
+from vsm_mcp.vsm.viable import ViableSystem
+
+#: The S3* ping probe's own limit; a unit slower than this fails the audit.
+AUDIT_PING_TIMEOUT_S = 5.0
+
+
+def rss_bytes(pid: int | None) -> int | None:
+    """Resident memory of a unit's whole process group from /proc (None when unknown or gone).
+
+    ``pid`` leads the group (the fleet starts each server in a session of its own). The group
+    is what the server costs: a sandboxed server's leader is bwrap, the server runs below it,
+    and an ``npx`` launcher's node runs below npm.
+    """
+    if pid is None:
+        return None
+    page = os.sysconf("SC_PAGE_SIZE")
+    total, found = 0, False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pid:  # fields: state, ppid, pgrp, ...
+                continue
+            with open(f"/proc/{entry.name}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+            found = True
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return total if found else None
+
+
+async def sample_units(
+    system: ViableSystem,
+    fleet: Fleet,
+    store: Store,
+    outcomes: OutcomeRecorder,
+    live_status: Callable[[], dict[str, Any]],
+    *,
+    every_s: float,
+) -> None:
+    """Until cancelled, every ``every_s``: see the module docstring."""
+    seen: dict[str, str] = {}
+    while True:
+        now = time.time()
+        for name, unit in list(fleet.units.items()):
+            state = unit.state.value
+            if seen.get(name) != state:
+                seen[name] = state
+                await system.bus.publish(
+                    "s3",
+                    UnitStateChanged(name, UnitState(state), now, rss_bytes(unit.pid)),
+                    priority=Priority.ROUTINE,
+                    sender="runtime",
+                )
+        for name in set(seen) - set(fleet.units):
+            del seen[name]
+        await store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **live_status()})
+        if outcomes.dirty:
+            outcomes.dirty = False
+            await outcomes.ledger.save(store)
+        await anyio.sleep(every_s)
+
+
+async def audit_probe(fleet: Fleet, unit_name: str) -> ProbeResult:
+    """S3*: an MCP ping to one unit, then a fresh ``tools/list`` over its live session checked
+    against its pinned definitions (a rug pull quarantines the unit at once)."""
+    unit = fleet.units.get(unit_name)
+    if unit is None:
+        return ProbeResult("ping", False, "unit is gone")
+    try:
+        with anyio.fail_after(AUDIT_PING_TIMEOUT_S):
+            await unit.request("ping", None, retry_safe=False)
+            quarantine = await unit.audit_definitions()
+    except TimeoutError:
+        return ProbeResult("ping", False, f"no answer within {AUDIT_PING_TIMEOUT_S:g} s")
+    except Exception as exc:  # any failure of the probe is an audit finding, not a crash
+        return ProbeResult("ping", False, f"{type(exc).__name__}: {exc}")
+    if quarantine is not None:
+        return ProbeResult("pinned_definitions", False, f"quarantined: {quarantine.reason}")
+    return ProbeResult("pinned_definitions", True, f"{len(unit.catalog.tools)} tools as pinned")
