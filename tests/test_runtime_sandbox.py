@@ -21,10 +21,10 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from vsm_mcp.core.messages import AlgedonicAlert, Severity, Valence
-from vsm_mcp.fleet.unit import UnitState
 from vsm_mcp.runtime import Runtime
 from vsm_mcp.sandbox import Host
 from vsm_mcp.settings import Settings, load_settings
+from vsm_mcp.vsm.events import UnitState
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

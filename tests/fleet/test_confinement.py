@@ -24,9 +24,9 @@ from vsm_mcp.errors import SandboxError, UnitUnavailableError
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.spec import SandboxSpec, ServerSpec
-from vsm_mcp.fleet.unit import UnitState
 from vsm_mcp.sandbox import Host
 from vsm_mcp.sandbox.launch import TRUST_STORE_ENV
+from vsm_mcp.vsm.events import UnitState
 
 SERVER = Path(__file__).resolve().parents[1] / "fixtures" / "escape" / "sandboxed_server.py"
 SITE_PACKAGES = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))

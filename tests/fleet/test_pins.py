@@ -26,9 +26,9 @@ from vsm_mcp.fleet.confinement import SandboxPolicy
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.pins import pin_key, trust
 from vsm_mcp.fleet.spec import SandboxSpec, ServerSpec
-from vsm_mcp.fleet.unit import UnitState
 from vsm_mcp.sandbox import Host
 from vsm_mcp.store import MemoryStore
+from vsm_mcp.vsm.events import UnitState
 from vsm_mcp.vsm.notices import Notices
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.external]

@@ -16,7 +16,8 @@ from vsm_mcp.errors import MissingSecretError
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.secrets import referenced, resolve
 from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.fleet.unit import Unit, UnitState
+from vsm_mcp.fleet.unit import Unit
+from vsm_mcp.vsm.events import UnitState
 
 pytestmark = pytest.mark.anyio
 

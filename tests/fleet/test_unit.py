@@ -16,7 +16,8 @@ import pytest
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
 from vsm_mcp.errors import CallTimeoutError, UnitUnavailableError
 from vsm_mcp.fleet.spec import ServerSpec
-from vsm_mcp.fleet.unit import Unit, UnitState
+from vsm_mcp.fleet.unit import Unit
+from vsm_mcp.vsm.events import UnitState
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

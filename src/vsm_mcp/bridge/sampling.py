@@ -24,7 +24,7 @@ from vsm_mcp.core.messages import Priority
 from vsm_mcp.core.ports import Store
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.vsm.audit import ProbeResult
-from vsm_mcp.vsm.events import UnitState, UnitStateChanged
+from vsm_mcp.vsm.events import UnitStateChanged
 from vsm_mcp.vsm.viable import ViableSystem
 
 #: The S3* ping probe's own limit; a unit slower than this fails the audit.
@@ -77,7 +77,7 @@ async def sample_units(
                 seen[name] = state
                 await system.bus.publish(
                     "s3",
-                    UnitStateChanged(name, UnitState(state), now, rss_bytes(unit.pid)),
+                    UnitStateChanged(name, unit.state, now, rss_bytes(unit.pid)),
                     priority=Priority.ROUTINE,
                     sender="runtime",
                 )

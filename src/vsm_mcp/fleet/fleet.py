@@ -50,7 +50,8 @@ from vsm_mcp.fleet.quarantine import admitted, publishes, quarantined
 from vsm_mcp.fleet.routing import Route, RoutingTable, namespace_clash
 from vsm_mcp.fleet.secrets import SecretSource
 from vsm_mcp.fleet.spec import NAMESPACE_SEPARATOR, ServerSpec
-from vsm_mcp.fleet.unit import ProgressFn, Unit, UnitState, forwarded_params
+from vsm_mcp.fleet.unit import ProgressFn, Unit, forwarded_params
+from vsm_mcp.vsm.events import UnitState
 from vsm_mcp.vsm.notices import Notices
 
 SignalSink = Callable[[AlgedonicSignal], Awaitable[None]]

@@ -39,7 +39,6 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 import random
 import time
 from collections import deque
@@ -87,6 +86,7 @@ from vsm_mcp.fleet.secrets import resolve as resolve_secrets
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.wire import LineReader, LineWriter
 from vsm_mcp.sandbox.cgroups import CgroupUsage
+from vsm_mcp.vsm.events import UnitState
 
 #: After a call times out, the window in which the server's CPU use is measured: long enough for a
 #: server to wind its cancelled work down, short enough that a runaway burns seconds, not hours.
@@ -146,16 +146,6 @@ class _Passthrough(BaseModel):
 
 
 _CLIENT_INFO = types.Implementation(name="vsm-mcp", version="0.1.0")
-
-
-class UnitState(enum.StrEnum):
-    """Lifecycle of a unit."""
-
-    STARTING = "starting"
-    READY = "ready"
-    BACKOFF = "backoff"
-    FAILED = "failed"
-    STOPPED = "stopped"
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,6 @@ from vsm_mcp.core.access import Scope
 from vsm_mcp.errors import UnitError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
-from vsm_mcp.fleet.unit import UnitState
 from vsm_mcp.gateway.access import AccessAudit, ScopeGate, principal_of, profile_of
 from vsm_mcp.gateway.express import PLAIN_CALL_PARAMS, ExpressRelay, unit_error_data
 from vsm_mcp.gateway.ports import DemandSink, ExtraTools, StatusSource
@@ -82,6 +81,7 @@ from vsm_mcp.gateway.vsm_tools import (
     VSM_TOOLS,
     VSM_VARIETY,
 )
+from vsm_mcp.vsm.events import UnitState
 
 RESOURCE_NOT_FOUND = -32002
 #: The first tools/list waits this long at most for the configured servers' first start

@@ -24,10 +24,12 @@ from vsm_mcp.core.variety import VarietyReading
 
 
 class UnitState(enum.StrEnum):
-    """Life of an operational unit as S3 sees it.
+    """Life of an operational unit: the one enum the fleet's units and the VSM systems share.
 
-    The values are the fleet's (``fleet.unit.UnitState``), so the composition
-    root converts with ``UnitState(fleet_state.value)``; QUARANTINED is S5's.
+    A unit is STARTING, READY, in BACKOFF between starts, FAILED (it will not
+    start until told), or STOPPED; QUARANTINED is S5's view of a unit whose
+    tool definitions changed (its process may still run: S3 counts it by its
+    fleet state).
     """
 
     STARTING = "starting"
