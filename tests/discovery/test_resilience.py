@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from vsm_mcp.discovery.resilience import BreakerState, CircuitBreaker, MemoryKeyValue, TtlCache
+from vsm_mcp.core.breaker import BreakerState
+from vsm_mcp.discovery.resilience import MemoryKeyValue, SourceBreaker, TtlCache
 from vsm_mcp.errors import SourceError
 
 
@@ -25,7 +26,7 @@ async def succeed() -> int:
 @pytest.mark.anyio
 async def test_breaker_opens_after_threshold_and_recovers_after_a_good_trial() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker("npm", failure_threshold=3, reset_after_s=60.0, clock=clock)
+    breaker = SourceBreaker("npm", failure_threshold=3, reset_after_s=60.0, clock=clock)
     for _ in range(3):
         with pytest.raises(SourceError, match="down"):
             await breaker.call(fail)
@@ -42,7 +43,7 @@ async def test_breaker_opens_after_threshold_and_recovers_after_a_good_trial() -
 @pytest.mark.anyio
 async def test_failed_trial_reopens_at_once() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker("pypi", failure_threshold=2, reset_after_s=10.0, clock=clock)
+    breaker = SourceBreaker("pypi", failure_threshold=2, reset_after_s=10.0, clock=clock)
     for _ in range(2):
         with pytest.raises(SourceError):
             await breaker.call(fail)

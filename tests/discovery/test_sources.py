@@ -6,8 +6,9 @@ import httpx
 import pytest
 from tests.discovery.conftest import registry_item, serve_registry
 
+from vsm_mcp.core.breaker import BreakerState
 from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec
-from vsm_mcp.discovery.resilience import BreakerState, MemoryKeyValue, TtlCache
+from vsm_mcp.discovery.resilience import MemoryKeyValue, TtlCache
 from vsm_mcp.discovery.sources import CatalogSource, GuardedSource, RegistrySource, discover
 from vsm_mcp.errors import SourceError
 

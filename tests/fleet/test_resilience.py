@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from vsm_mcp.fleet.resilience import Backoff, BreakerState, CircuitBreaker, CrashLoop
+from vsm_mcp.core.breaker import BreakerState, CircuitBreaker
+from vsm_mcp.fleet.resilience import Backoff, CrashLoop
 
 
 class Clock:

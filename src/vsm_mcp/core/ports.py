@@ -25,7 +25,19 @@ from vsm_mcp.core.messages import (
 JsonValue: TypeAlias = bool | int | float | str | Sequence["JsonValue"] | Mapping[str, "JsonValue"] | None
 
 
-class Store(Protocol):
+class KeyValue(Protocol):
+    """JSON values by key: the part of the `Store` that caches, ledgers and settings need."""
+
+    async def kv_get(self, key: str) -> JsonValue:
+        """The JSON value stored under ``key`` (a misc setting), or None when absent."""
+        ...
+
+    async def kv_put(self, key: str, value: JsonValue) -> None:
+        """Store ``value`` (JSON-encodable, no NaN/infinity) under ``key``, replacing any old value."""
+        ...
+
+
+class Store(KeyValue, Protocol):
     """Durable state. Every awaited write is committed before it returns."""
 
     async def add_demand(self, aggregates: Sequence[DemandAggregate]) -> None:
@@ -111,14 +123,6 @@ class Store(Protocol):
     ) -> bool:
         """Move question ``approval_id`` from ``expect`` to ``status`` (who, when, what came of it);
         False when it is not in ``expect`` (someone else settled it first) or does not exist."""
-        ...
-
-    async def kv_get(self, key: str) -> JsonValue:
-        """The JSON value stored under ``key`` (a misc setting), or None when absent."""
-        ...
-
-    async def kv_put(self, key: str, value: JsonValue) -> None:
-        """Store ``value`` (JSON-encodable, no NaN/infinity) under ``key``, replacing any old value."""
         ...
 
     async def put_secret(self, name: str, value: str, at: float) -> None:

@@ -9,7 +9,7 @@ one lucky call moves a server only a little.
 
 Invariants:
 - boosts lie in [-1, 1] and are 0 for pairs never seen;
-- `save` then `load` through any `KeyValueStore` gives the same counts;
+- `save` then `load` through any `KeyValue` gives the same counts;
 - a malformed persisted record is ignored entry by entry, never fatal.
 """
 
@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vsm_mcp.core.ports import JsonValue
-from vsm_mcp.discovery.resilience import KeyValueStore
+from vsm_mcp.core.ports import JsonValue, KeyValue
 
 LEDGER_KEY = "discovery:outcome-ledger"
 PRIOR_ALPHA = 2.0  # a weak prior: two imagined successes ...
@@ -62,12 +61,12 @@ class OutcomeLedger:
     def to_json(self) -> JsonValue:
         return [[s, c, t.successes, t.failures] for (s, c), t in sorted(self.tallies.items())]
 
-    async def save(self, store: KeyValueStore) -> None:
+    async def save(self, store: KeyValue) -> None:
         await store.kv_put(LEDGER_KEY, self.to_json())
 
     @classmethod
     async def load(
-        cls, store: KeyValueStore, alpha: float = PRIOR_ALPHA, beta: float = PRIOR_BETA
+        cls, store: KeyValue, alpha: float = PRIOR_ALPHA, beta: float = PRIOR_BETA
     ) -> OutcomeLedger:
         ledger = cls(alpha, beta)
         raw = await store.kv_get(LEDGER_KEY)

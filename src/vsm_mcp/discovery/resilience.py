@@ -1,12 +1,12 @@
 """Per-source resilience: a circuit breaker and a TTL cache kept in the store.
 
 Invariants:
-- `CircuitBreaker`: closed until ``failure_threshold`` consecutive failures,
+- `SourceBreaker`: the one circuit breaker (`vsm_mcp.core.breaker`) around a
+  source's requests: closed until ``failure_threshold`` consecutive failures,
   then open (calls refused at once with `SourceError`) for ``reset_after_s``;
   then one trial call (half-open): success closes it, failure re-opens it.
 - `TtlCache` stores ``{"expires_at": t, "value": v}`` under ``cache:<key>``
-  through any `KeyValueStore` (the `Store` port's ``kv_get``/``kv_put``
-  satisfy it); an expired or malformed record is a miss, never an error.
+  through any `KeyValue` (`vsm_mcp.core.ports`; every `Store` is one); an expired or malformed record is a miss, never an error.
 - both take an injectable monotonic/wall clock, so tests need no sleeping.
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
-from vsm_mcp.core.ports import JsonValue
+from vsm_mcp.core.breaker import BreakerState, CircuitBreaker
+from vsm_mcp.core.ports import JsonValue, KeyValue
 from vsm_mcp.errors import SourceError
 
 T = TypeVar("T")
@@ -28,16 +28,8 @@ RESET_AFTER_S = 60.0  # a minute before trying a down registry again
 DEFAULT_TTL_S = 6 * 3600.0  # registry listings change slowly; refresh a few times a day
 
 
-class KeyValueStore(Protocol):
-    """The persistence discovery needs: the store's JSON key-value pairs."""
-
-    async def kv_get(self, key: str) -> JsonValue: ...
-
-    async def kv_put(self, key: str, value: JsonValue) -> None: ...
-
-
 class MemoryKeyValue:
-    """A dict-backed `KeyValueStore` for tests and store-less use."""
+    """A dict-backed `KeyValue` for tests and store-less use."""
 
     def __init__(self) -> None:
         self.data: dict[str, JsonValue] = {}
@@ -49,65 +41,56 @@ class MemoryKeyValue:
         self.data[key] = value
 
 
-class BreakerState(Enum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half-open"
+class SourceBreaker:
+    """A live source's circuit breaker: the one `CircuitBreaker`, around awaited requests."""
 
-
-@dataclass(slots=True)
-class CircuitBreaker:
-    """Stops calling a source that keeps failing (see module invariants)."""
-
-    name: str
-    failure_threshold: int = FAILURE_THRESHOLD
-    reset_after_s: float = RESET_AFTER_S
-    clock: Callable[[], float] = time.monotonic
-    failures: int = 0
-    opened_at: float | None = None
-    _trial_running: bool = field(default=False, repr=False)
+    def __init__(
+        self,
+        name: str,
+        failure_threshold: int = FAILURE_THRESHOLD,
+        reset_after_s: float = RESET_AFTER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.breaker = CircuitBreaker(failure_threshold, reset_after_s, clock=clock)
 
     @property
     def state(self) -> BreakerState:
-        if self.opened_at is None:
-            return BreakerState.CLOSED
-        if self.clock() - self.opened_at >= self.reset_after_s:
-            return BreakerState.HALF_OPEN
-        return BreakerState.OPEN
+        return self.breaker.state
+
+    @property
+    def failures(self) -> int:
+        return self.breaker.failures
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run ``operation`` unless the breaker is open.
+        """Run ``operation`` unless the breaker refuses it.
 
         Raises:
-            SourceError: the breaker is open, or ``operation`` raised one (counted as a failure).
+            SourceError: the breaker is open (or its one probe is out), or ``operation`` raised one
+                (counted as a failure).
         """
-        state = self.state
-        if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and self._trial_running):
-            assert self.opened_at is not None
-            wait = self.reset_after_s - (self.clock() - self.opened_at)
+        if not self.breaker.admit():
             raise SourceError(
-                f"{self.name}: circuit open after {self.failures} failures; retry in {wait:.0f} s"
+                f"{self.name}: circuit open after {self.breaker.failures} failures; "
+                f"retry in {self.breaker.retry_after():.0f} s"
             )
-        self._trial_running = state is BreakerState.HALF_OPEN
         try:
             result = await operation()
         except SourceError:
-            self.failures += 1
-            if self.failures >= self.failure_threshold or state is BreakerState.HALF_OPEN:
-                self.opened_at = self.clock()
+            self.breaker.record_failure()
             raise
-        finally:
-            self._trial_running = False
-        self.failures = 0
-        self.opened_at = None
+        except BaseException:
+            self.breaker.release_probe()  # no verdict (cancelled, or a bug): another may probe
+            raise
+        self.breaker.record_success()
         return result
 
 
 @dataclass(slots=True)
 class TtlCache:
-    """JSON values with an expiry, persisted through a `KeyValueStore`."""
+    """JSON values with an expiry, persisted through a `KeyValue`."""
 
-    store: KeyValueStore
+    store: KeyValue
     ttl_s: float = DEFAULT_TTL_S
     clock: Callable[[], float] = time.time
 

@@ -27,7 +27,7 @@ from vsm_mcp.discovery.matcher import Matcher, ServerMatch
 from vsm_mcp.discovery.packages import npm_search
 from vsm_mcp.discovery.refresh import entry_from_package
 from vsm_mcp.discovery.registry import OFFICIAL_REGISTRY, list_servers
-from vsm_mcp.discovery.resilience import CircuitBreaker, TtlCache
+from vsm_mcp.discovery.resilience import SourceBreaker, TtlCache
 from vsm_mcp.discovery.text import STOP_WORDS, words
 from vsm_mcp.errors import CatalogError, SourceError
 
@@ -113,10 +113,10 @@ class GuardedSource:
     inner: CandidateSource
     cache: TtlCache | None = None
     deadline_s: float = SOURCE_DEADLINE_S
-    breaker: CircuitBreaker = field(init=False)
+    breaker: SourceBreaker = field(init=False)
 
     def __post_init__(self) -> None:
-        self.breaker = CircuitBreaker(self.inner.name)
+        self.breaker = SourceBreaker(self.inner.name)
 
     @property
     def name(self) -> str:

@@ -63,6 +63,7 @@ from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from vsm_mcp.core.breaker import BreakerState, CircuitBreaker
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
 from vsm_mcp.errors import (
     CallTimeoutError,
@@ -80,7 +81,7 @@ from vsm_mcp.fleet.express import DoneFn, ExpressLane, LaneCall, Outcome, Progre
 from vsm_mcp.fleet.pins import PinBook
 from vsm_mcp.fleet.pins import check as check_pin
 from vsm_mcp.fleet.process import ChildProcess, group_cpu_seconds, spawn
-from vsm_mcp.fleet.resilience import Backoff, BreakerState, CircuitBreaker, CrashLoop
+from vsm_mcp.fleet.resilience import Backoff, CrashLoop
 from vsm_mcp.fleet.secrets import SecretSource
 from vsm_mcp.fleet.secrets import resolve as resolve_secrets
 from vsm_mcp.fleet.spec import ServerSpec
