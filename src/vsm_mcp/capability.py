@@ -24,6 +24,8 @@ from vsm_mcp.core.ports import Store
 from vsm_mcp.discovery.catalog import load_shipped_catalog
 from vsm_mcp.discovery.matcher import Matcher
 from vsm_mcp.discovery.outcomes import OutcomeLedger
+from vsm_mcp.discovery.resilience import TtlCache
+from vsm_mcp.discovery.sources import GuardedSource, NpmSearchSource, RegistrySource
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.settings import Settings
 
@@ -78,10 +80,20 @@ async def capability_service(
                 network=config.network if network is None else network,
             ),
         )
+        cache = TtlCache(store)
+        live = (
+            [
+                GuardedSource(RegistrySource(client), cache, deadline_s=config.live_deadline_s),
+                GuardedSource(NpmSearchSource(client), cache, deadline_s=config.live_deadline_s),
+            ]
+            if config.live_sources
+            else []
+        )
         yield CapabilityService(
             acquirer,
             # On the event loop: indexing stems words with discovery's one shared (not thread-safe)
             # Snowball stemmer, which the gateway's tool search uses at the same time.
             Matcher(catalog, outcomes=ledger),
             registry_types=tuple(sorted(policy.allowed_registries)),
+            live_sources=live,
         )

@@ -99,6 +99,10 @@ class AcquisitionSettings(_Section):
     sandbox: Literal["require", "prefer", "off"] = "require"
     network: bool = False
     autonomous: bool = True
+    #: Ask the official MCP registry and npm search when the offline catalog has no installable match.
+    live_sources: bool = True
+    #: How long one live source may take to answer before it counts as failed.
+    live_deadline_s: float = Field(10.0, gt=0, le=120)
 
     def policy(self, **overrides: Any) -> VettingPolicy:
         """The vetting rules these settings describe (``overrides`` from command-line flags)."""

@@ -15,13 +15,15 @@ gateway) and returns None when nobody can be asked.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+import dataclasses
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
-from vsm_mcp.acquisition.candidates import SEARCH_PREFIX, parse_ref, rank_candidates
+from vsm_mcp.acquisition.candidates import SEARCH_PREFIX, entry_candidate, parse_ref, rank_candidates
 from vsm_mcp.acquisition.pipeline import Acquired, Acquirer, AcquisitionPlan, Answer, StepProgress
 from vsm_mcp.acquisition.vetting import Candidate, Verdict
 from vsm_mcp.discovery.matcher import Matcher
+from vsm_mcp.discovery.sources import CandidateSource, discover
 from vsm_mcp.errors import AcquisitionRefusedError, ConfigError
 
 Ask = Callable[[str], Awaitable[bool | None]]
@@ -72,11 +74,20 @@ class CapabilityService:
     """Ranked candidates and acquisitions over one `Acquirer` and the catalog matcher."""
 
     def __init__(
-        self, acquirer: Acquirer, matcher: Matcher, *, registry_types: Collection[str] = ("npm", "pypi")
+        self,
+        acquirer: Acquirer,
+        matcher: Matcher,
+        *,
+        registry_types: Collection[str] = ("npm", "pypi"),
+        live_sources: Sequence[CandidateSource] = (),
     ) -> None:
+        """``live_sources``: asked when the offline catalog has no installable match (`plan`)."""
         self.acquirer = acquirer
         self.matcher = matcher
         self.registry_types = tuple(registry_types)
+        self.live_sources = tuple(live_sources)
+        #: What the live sources said the last time they were asked (source -> failure), for messages.
+        self.live_errors: dict[str, str] = {}
 
     def find(self, query: str, *, limit: int = 5) -> list[Candidate]:
         """Installable catalog servers for ``query``, best first."""
@@ -98,6 +109,15 @@ class CapabilityService:
                 raise ConfigError(str(exc)) from None
         else:
             candidates = self.find(query, limit=limit)
+            if not candidates and server is None and self.live_sources and query.strip():
+                candidates = await self.find_live(query, limit=limit)
+                if not candidates and self.live_errors:
+                    failed = "; ".join(f"{name}: {why}" for name, why in sorted(self.live_errors.items()))
+                    raise AcquisitionRefusedError(
+                        "no_candidate",
+                        f"no installable server matches {query!r} in the catalog, and the live sources "
+                        f"found none ({failed})",
+                    )
             if server is not None:
                 chosen = [c for c in candidates if c.server == server]
                 if not chosen:
@@ -107,6 +127,27 @@ class CapabilityService:
         if not category:
             raise AcquisitionRefusedError("no_candidate", "nothing to acquire: give a query or a package")
         return await self.acquirer.plan(candidates, query=query, category=category)
+
+    async def find_live(self, query: str, *, limit: int = 5) -> list[Candidate]:
+        """Installable servers the live sources (registry, npm search) propose for ``query``, best
+        first; not in the catalog, so vetting treats them as such. A source that fails (deadline,
+        breaker, HTTP) is named in `live_errors` and never hides the others' answers."""
+        found = await discover(self.live_sources, query, limit=limit)
+        self.live_errors = dict(found.errors)
+        out: list[Candidate] = []
+        for match in found.matches:
+            entry = found.entries.get(match.name)
+            if entry is None or match.score <= 0.0:
+                continue
+            reasons = [f"found by {found.origin.get(match.name, 'a live source')}, not in the catalog"]
+            if match.matched_terms:
+                reasons.append("matches " + ", ".join(repr(t) for t in match.matched_terms))
+            candidate = entry_candidate(entry, self.registry_types, round(match.score, 4), reasons)
+            if candidate is not None:
+                out.append(dataclasses.replace(candidate, in_catalog=False))
+            if len(out) >= limit:
+                break
+        return out
 
     async def acquire(self, plan: AcquisitionPlan, *, progress: StepProgress | None = None) -> Acquired:
         """Run the pipeline on ``plan`` (see `Acquirer.acquire`), telling ``progress`` each step."""

@@ -37,7 +37,8 @@ SOURCE_DEADLINE_S = 20.0  # a discovery round must not hang on one slow registry
 class CandidateSource(Protocol):
     """Anything that can propose servers for a query."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def candidates(self, query: str, limit: int) -> list[ServerEntry]: ...
 
