@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -16,6 +17,7 @@ from vsm_mcp import report
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.errors import VsmError
 from vsm_mcp.fleet.logfile import printable
+from vsm_mcp.paths import cached
 from vsm_mcp.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:  # loaded by the commands that need them
@@ -29,16 +31,29 @@ def _when(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-async def _status(settings: Settings) -> dict[str, Any]:
-    async with SqliteStore.open(settings.database_path) as store:
-        data = await report.status_report(store, max_age_s=settings.variety.max_age_s or 3600.0)
-    data["state_dir"] = str(settings.state_dir)
+def _report_settings(ctx: typer.Context) -> tuple[Path, float]:
+    """The state directory and the demand window's age, from settings validated once per change
+    (`vsm_mcp.paths.cached`: a bad settings file is still refused, naming the field)."""
+    state = state_of(ctx)
+
+    def validate() -> dict[str, Any]:
+        settings = state.settings()
+        return {"state_dir": str(settings.state_dir), "max_age_s": settings.variety.max_age_s or 3600.0}
+
+    values = cached(state.config, state.state_dir, validate)
+    return Path(values["state_dir"]), float(values["max_age_s"])
+
+
+async def _status(state_dir: Path, max_age_s: float) -> dict[str, Any]:
+    async with SqliteStore.open(state_dir / "state.db") as store:
+        data = await report.status_report(store, max_age_s=max_age_s)
+    data["state_dir"] = str(state_dir)
     return data
 
 
-async def _variety(settings: Settings) -> dict[str, Any]:
-    async with SqliteStore.open(settings.database_path) as store:
-        return await report.variety_report(store, max_age_s=settings.variety.max_age_s or 3600.0)
+async def _variety(state_dir: Path, max_age_s: float) -> dict[str, Any]:
+    async with SqliteStore.open(state_dir / "state.db") as store:
+        return await report.variety_report(store, max_age_s=max_age_s)
 
 
 def _reading_table(reading: dict[str, Any]) -> Table:
@@ -63,7 +78,7 @@ def _reading_table(reading: dict[str, Any]) -> Table:
 
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """The viable system at a glance: units, variety, alerts, decisions, audit."""
-    data = anyio.run(_status, state_of(ctx).settings())
+    data = anyio.run(_status, *_report_settings(ctx))
     if as_json:
         typer.echo(json.dumps(data, default=str))
         return
@@ -152,7 +167,7 @@ def _fleet_table(fleet: list[dict[str, Any]]) -> Table:
 
 def variety(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Environmental vs system variety, coverage and the gap, per demand category."""
-    data = anyio.run(_variety, state_of(ctx).settings())
+    data = anyio.run(_variety, *_report_settings(ctx))
     if as_json:
         typer.echo(json.dumps(data))
         return
