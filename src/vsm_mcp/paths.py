@@ -59,6 +59,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"settings file {path} cannot be read: {exc.strerror}") from exc
 
 
+#: Variables the platform's default directories derive from.
+_DIRS_ENV = frozenset({"HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"})
 #: Bumped when what the cache holds changes meaning.
 _CACHE_VERSION = 1
 
@@ -70,7 +72,8 @@ def _cache_path(config: Path | None, state_dir: Path | None, env: Mapping[str, s
         "v": _CACHE_VERSION,
         "config": str(config) if config else None,
         "state_dir": str(state_dir) if state_dir else None,
-        "env": sorted((k, v) for k, v in env.items() if k.startswith("VSM_MCP_")),
+        # Every variable the settings read, and those the default state directory derives from.
+        "env": sorted((k, v) for k, v in env.items() if k.startswith("VSM_MCP_") or k in _DIRS_ENV),
         "file": str(file) if file else None,
         "content": hashlib.sha256(file.read_bytes()).hexdigest() if file else None,
     }
@@ -86,7 +89,7 @@ def cached(
     A command that needs only a few settings (``status``) must still refuse a bad settings file,
     but need not import the validator on every run: the values are kept in the user's cache
     directory under a digest of everything they derive from (the flags, every ``VSM_MCP_*``
-    variable, the settings file's path and content). Any change is a miss: ``validate`` runs
+    variable, ``HOME`` and the XDG directories, the settings file's path and content). Any change is a miss: ``validate`` runs
     (and raises on a bad setting, which is never cached). An unreadable cache is a miss.
 
     Raises:
