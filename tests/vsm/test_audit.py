@@ -83,8 +83,8 @@ async def test_a_failing_or_raising_probe_is_a_failed_finding_and_medium_pain() 
         ]
         assert all(f.latency_ms is not None and f.latency_ms >= 0 for f in findings)
         assert [(s.source, s.kind, s.severity) for s in sink.signals] == [
-            ("unit/broken", "audit_failed", Severity.MEDIUM),
-            ("unit/changed", "audit_failed", Severity.MEDIUM),
+            ("unit:broken", "audit_failed", Severity.MEDIUM),
+            ("unit:changed", "audit_failed", Severity.MEDIUM),
         ]
         status = audit.status()
         assert (status.state, status.metrics["failures"], status.metrics["units_failing"]) == (

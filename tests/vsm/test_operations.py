@@ -62,7 +62,7 @@ async def test_a_sustained_error_spike_is_one_signal_and_rearms_after_recovery()
         for _ in range(10):
             s1.record(_call(False))  # still spiking: no new signal
         assert [(s.source, s.kind, s.valence, s.severity, s.at) for s in sink.signals] == [
-            ("unit/fs", "error_rate_spike", Valence.PAIN, Severity.HIGH, 5.0)
+            ("unit:fs", "error_rate_spike", Valence.PAIN, Severity.HIGH, 5.0)
         ]
         assert sink.signals[0].detail == "2 of the last 4 calls to fs failed; last error: ENOENT"
         assert s1.spiking("fs")

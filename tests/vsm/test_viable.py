@@ -7,10 +7,11 @@ import random
 import anyio
 import pytest
 
-from vsm_mcp.core.messages import AlgedonicAlert, Severity
+from vsm_mcp.core.messages import AlgedonicAlert, Severity, unit_source
 from vsm_mcp.store.memory import MemoryStore
 from vsm_mcp.vsm.audit import ProbeResult
 from vsm_mcp.vsm.events import CallCompleted, UnitState, UnitStateChanged
+from vsm_mcp.vsm.notices import Notices, noticed
 from vsm_mcp.vsm.status import SYSTEMS, SystemStatus, ViableStatus
 from vsm_mcp.vsm.supervisor import ChildState
 from vsm_mcp.vsm.viable import ViableConfig, ViableSystem
@@ -121,3 +122,33 @@ async def test_pain_felt_just_before_shutdown_is_still_stored() -> None:
     assert (alert.kind, alert.count) == ("sandbox_violation", 5)
     assert decision.choice == "escalate_to_operator"
     assert system.channel.lost_at_shutdown == 0
+
+
+async def test_pain_about_a_unit_lights_that_units_view_and_no_other() -> None:
+    notices = Notices()
+    async with MemoryStore.open() as raw:
+        system = ViableSystem(
+            "gw",
+            noticed(raw, notices),
+            probe=_ping,
+            rng=random.Random(0),
+            config=ViableConfig(alert_window_s=0.01),
+            notices=notices,
+        )
+        async with system:
+            system.s1.register("fs", ["read"])
+            system.s1.register("git", ["log"])
+            mark = system.notices.last_seq
+            # As the fleet, S1 and S3* name a unit (`unit_source`), and a system of the VSM names itself.
+            system.channel.pain(unit_source("fs"), "crash_loop", Severity.CRITICAL, "5 restarts in 60 s")
+            system.channel.pain("gw/git", "restart_intensity_exceeded", Severity.CRITICAL, "a system task")
+            with anyio.fail_after(5):
+                await system.notices.wait_for(
+                    "alert.raised", after=mark, where=lambda n: n.subject == "gw/git"
+                )
+                await system.notices.wait_for("alert.raised", unit_source("fs"), after=mark)
+            await anyio.wait_all_tasks_blocked()  # S5 has escalated both
+            fs, git = system.unit_status("fs"), system.unit_status("git")
+    assert len(system.s5.attention) == 2
+    assert (fs.algedonic.state, fs.algedonic.metrics["attention"]) == ("attention", 1)
+    assert (git.algedonic.state, git.algedonic.metrics["attention"]) == ("ok", 0)

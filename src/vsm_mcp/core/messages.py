@@ -35,6 +35,20 @@ class Priority(enum.IntEnum):
     ROUTINE = 1
 
 
+#: How a signal about a unit names it: ``unit:<name>`` (the one form, so a unit's own view finds it).
+UNIT_SOURCE_PREFIX = "unit:"
+
+
+def unit_source(unit: str) -> str:
+    """The algedonic source of a signal about ``unit``."""
+    return f"{UNIT_SOURCE_PREFIX}{unit}"
+
+
+def source_unit(source: str) -> str | None:
+    """The unit an algedonic source names, None when it names none (a system of the VSM)."""
+    return source.removeprefix(UNIT_SOURCE_PREFIX) if source.startswith(UNIT_SOURCE_PREFIX) else None
+
+
 @dataclass(frozen=True, slots=True)
 class AlgedonicSignal:
     """One raw pain or pleasure signal from somewhere in the system."""

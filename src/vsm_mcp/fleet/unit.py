@@ -64,7 +64,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vsm_mcp.core.breaker import BreakerState, CircuitBreaker
-from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
+from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence, unit_source
 from vsm_mcp.errors import (
     CallTimeoutError,
     LauncherChangedError,
@@ -960,7 +960,7 @@ class Unit:
     async def _emit(self, kind: str, severity: Severity, detail: str) -> None:
         if self._observer is not None:
             signal = AlgedonicSignal(
-                source=f"unit:{self.name}",
+                source=unit_source(self.name),
                 kind=kind,
                 valence=Valence.PAIN,
                 severity=severity,

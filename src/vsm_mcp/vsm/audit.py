@@ -11,7 +11,7 @@ Invariants:
   the monotonic clock around the probe. A probe that raises or exceeds
   ``probe_timeout_s`` is a failed finding, never a crash of the scheduler.
 * A failed finding is also PAIN (MEDIUM, kind ``audit_failed``, source
-  ``unit/<name>``) on the algedonic channel.
+  ``unit:<name>``, `unit_source`) on the algedonic channel.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from vsm_mcp.core.messages import AlgedonicSignal, AuditFinding, Severity, Valence
+from vsm_mcp.core.messages import AlgedonicSignal, AuditFinding, Severity, Valence, unit_source
 from vsm_mcp.core.ports import Store
 from vsm_mcp.vsm.algedonic import SignalSink
 from vsm_mcp.vsm.status import SystemStatus
@@ -107,7 +107,7 @@ class AuditScheduler:
                 self.failures += 1
                 self._sink.emit(
                     AlgedonicSignal(
-                        f"unit/{unit}",
+                        unit_source(unit),
                         AUDIT_FAILED_KIND,
                         Valence.PAIN,
                         Severity.MEDIUM,

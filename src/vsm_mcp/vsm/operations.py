@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
+from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence, unit_source
 from vsm_mcp.vsm.algedonic import SignalSink
 from vsm_mcp.vsm.bus import Inbox
 from vsm_mcp.vsm.events import CallCompleted, CallsCompleted
@@ -158,7 +158,7 @@ class Operations:
             )
             self._sink.emit(
                 AlgedonicSignal(
-                    f"unit/{event.unit}", ERROR_SPIKE_KIND, Valence.PAIN, Severity.HIGH, detail, event.at
+                    unit_source(event.unit), ERROR_SPIKE_KIND, Valence.PAIN, Severity.HIGH, detail, event.at
                 )
             )
         elif unit.spiking and share < self._spike_share:

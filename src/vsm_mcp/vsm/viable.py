@@ -26,6 +26,7 @@ from types import TracebackType
 import anyio
 
 from vsm_mcp.core.hysteresis import GapDetector, HysteresisPolicy
+from vsm_mcp.core.messages import source_unit
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import set_variety
 from vsm_mcp.core.window import DemandWindow
@@ -227,4 +228,5 @@ class ViableSystem:
 
 
 def _concerns(source: str, unit: str) -> bool:
-    return source == unit or source.endswith(f"/{unit}")
+    """Whether an alert from ``source`` is about ``unit`` (every signal about a unit names it one way)."""
+    return source_unit(source) == unit
