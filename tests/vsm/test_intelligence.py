@@ -7,6 +7,7 @@ import pytest
 
 from vsm_mcp.core.hysteresis import GapDetector, HysteresisPolicy
 from vsm_mcp.core.messages import DemandAggregate
+from vsm_mcp.core.window import DemandWindow
 from vsm_mcp.store.memory import MemoryStore
 from vsm_mcp.vsm.bus import Bus
 from vsm_mcp.vsm.events import AcquisitionProposal, DemandObserved, GapClosed
@@ -61,3 +62,20 @@ async def test_flush_writes_only_what_was_counted_since_the_last_flush() -> None
         assert await s4.flush_demand() == 1
         stored = {(a.category, a.bucket_start): a.count for a in await store.demand_since(0)}
     assert stored == {("a", 0): 2, ("b", 0): 1, ("a", 3600): 1}
+
+
+async def test_demand_ages_out_without_new_events_and_a_detected_gap_clears() -> None:
+    now = [0.0]
+    async with MemoryStore.open() as store, Bus() as bus:
+        detector = GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=3, persist_s=1000.0))
+        window = DemandWindow(max_events=1000, max_age_s=10.0, clock=lambda: now[0])
+        s4 = Intelligence(bus.inbox("s4"), bus, store, window=window, detector=detector, clock=lambda: now[0])
+        detected = s4.observe(["klingon"] * 5, at=0.0)
+        assert detected is not None and type(detected).__name__ == "GapDetected"
+        now[0] = 5.0
+        assert s4.age() is None and s4.reading().events == 5  # still within the window's age
+        now[0] = 100.0  # no demand since: the window has forgotten it
+        cleared = s4.age()
+        assert cleared is not None and type(cleared).__name__ == "GapCleared"
+        assert (s4.reading().events, s4.reading().gap) == (0, 0.0)
+        assert s4.age() is None  # cleared once

@@ -34,6 +34,9 @@ from vsm_mcp.vsm.status import SystemStatus
 
 #: How often running S4 writes demand counts to the store.
 FLUSH_EVERY_S = 10.0
+#: How often the demand window forgets what aged out when no demand arrives (so a gap clears
+#: once traffic stops, instead of waiting for the next event).
+AGE_EVERY_S = 1.0
 #: How many unmatched categories a proposal names.
 PROPOSAL_TOP = 10
 
@@ -95,6 +98,18 @@ class Intelligence:
             self.last_event = event
         return event
 
+    def age(self) -> GapDetected | GapCleared | None:
+        """Forget the demand older than the window's age, and judge the gap on what is left.
+
+        With no demand left the coverage is 1 and the gap 0, so a detected gap clears.
+        """
+        now = self._clock()
+        self.window.expire(now)
+        event = self.detector.observe(self.window.reading(), now, 0)
+        if event is not None:
+            self.last_event = event
+        return event
+
     def reading(self) -> VarietyReading:
         """The variety reading of the window now."""
         return self.window.reading()
@@ -128,6 +143,7 @@ class Intelligence:
         """Follow demand and flush it periodically, until the inbox closes."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._flush_periodically)
+            tg.start_soon(self._age_periodically)
             try:
                 async for envelope in self._inbox:
                     payload = envelope.payload
@@ -138,10 +154,18 @@ class Intelligence:
         await self.flush_demand()
 
     async def _on_demand(self, demand: DemandObserved) -> None:
-        event = self.observe(demand.categories, demand.at)
+        await self._judged(self.observe(demand.categories, demand.at), demand.at)
+
+    async def _age_periodically(self) -> None:
+        while True:
+            await anyio.sleep(AGE_EVERY_S)
+            await self._judged(self.age(), time.time())
+
+    async def _judged(self, event: GapDetected | GapCleared | None, at: float) -> None:
+        """Tell S5 of a detected gap (a proposal) or a cleared one."""
         if isinstance(event, GapDetected):
             self.proposals += 1
-            proposal = self.proposal(event, demand.at)
+            proposal = self.proposal(event, at)
             await self._bus.publish(self._to, proposal, sender=self.name)
             if self._notices is not None:
                 self._notices.publish(
@@ -151,7 +175,7 @@ class Intelligence:
                     unmatched=[list(u) for u in proposal.unmatched],
                 )
         elif isinstance(event, GapCleared):
-            await self._bus.publish(self._to, GapClosed(demand.at, event.reading), sender=self.name)
+            await self._bus.publish(self._to, GapClosed(at, event.reading), sender=self.name)
 
     async def _flush_periodically(self) -> None:
         while True:
