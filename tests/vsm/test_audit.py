@@ -61,7 +61,7 @@ async def test_the_same_seed_draws_the_same_sample_and_it_follows_the_random_str
         assert 0 < len(expected) < 60
 
 
-async def test_a_failing_or_raising_probe_is_a_failed_finding_and_medium_pain() -> None:
+async def test_a_failing_probe_is_a_failed_finding_medium_pain_and_a_rug_pull_high() -> None:
     sink = SignalList()
 
     async def probe(unit: str) -> ProbeResult:
@@ -84,7 +84,7 @@ async def test_a_failing_or_raising_probe_is_a_failed_finding_and_medium_pain() 
         assert all(f.latency_ms is not None and f.latency_ms >= 0 for f in findings)
         assert [(s.source, s.kind, s.severity) for s in sink.signals] == [
             ("unit:broken", "audit_failed", Severity.MEDIUM),
-            ("unit:changed", "audit_failed", Severity.MEDIUM),
+            ("unit:changed", "audit_failed", Severity.HIGH),  # a rug pull: S5 escalates it at once
         ]
         status = audit.status()
         assert (status.state, status.metrics["failures"], status.metrics["units_failing"]) == (

@@ -37,6 +37,9 @@ PROBE_TIMEOUT_S = 5.0
 #: Seconds between audit rounds by default.
 AUDIT_INTERVAL_S = 30.0
 AUDIT_FAILED_KIND = "audit_failed"
+#: How much a failed check hurts: a tool definition that changed behind the operator's back (a rug
+#: pull) is S5's to see at once; a slow or failed ping is the unit's own trouble first.
+AUDIT_SEVERITY: dict[str, Severity] = {"pinned_definitions": Severity.HIGH}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,7 @@ class AuditScheduler:
                         unit_source(unit),
                         AUDIT_FAILED_KIND,
                         Valence.PAIN,
-                        Severity.MEDIUM,
+                        AUDIT_SEVERITY.get(finding.check, Severity.MEDIUM),
                         f"{finding.check}: {finding.detail}",
                         finding.at,
                     )
