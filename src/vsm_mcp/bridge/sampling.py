@@ -24,7 +24,7 @@ from vsm_mcp.core.messages import Priority
 from vsm_mcp.core.ports import Store
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.vsm.audit import ProbeResult
-from vsm_mcp.vsm.events import UnitStateChanged
+from vsm_mcp.vsm.events import UnitState, UnitStateChanged
 from vsm_mcp.vsm.viable import ViableSystem
 
 #: The S3* ping probe's own limit; a unit slower than this fails the audit.
@@ -83,6 +83,11 @@ async def sample_units(
                 )
         for name in set(seen) - set(fleet.units):
             del seen[name]
+        units = list(fleet.units.values())
+        system.s2.note_units(
+            restarts=sum(u.stats.restarts for u in units),
+            backing_off=sum(1 for u in units if u.state is UnitState.BACKOFF),
+        )
         await store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **live_status()})
         if outcomes.dirty:
             outcomes.dirty = False

@@ -26,14 +26,23 @@ class Coordination:
         self._supervisor = supervisor
         self.public_names = 0
         self.collisions_resolved = 0
+        #: The fleet's units: restarts since start, and how many are in back-off between starts now.
+        self.unit_restarts = 0
+        self.units_backing_off = 0
 
     def note_routing(self, *, public_names: int, collisions: int) -> None:
         """The fleet rebuilt its routing table: this many public names, this many collisions resolved."""
         self.public_names = public_names
         self.collisions_resolved = collisions
 
+    def note_units(self, *, restarts: int, backing_off: int) -> None:
+        """The fleet's restart back-off, as counted by its units (sampled with their states)."""
+        self.unit_restarts = restarts
+        self.units_backing_off = backing_off
+
     def status(self) -> SystemStatus:
-        """Bus queue depth and drops, supervised restarts, routing collisions."""
+        """Bus queue depth and drops, the VSM's own restarts, the units' restarts and back-offs,
+        routing collisions."""
         queued = dropped = 0
         for stats in self._bus.stats().values():
             for lane in (stats.urgent, stats.routine):
@@ -49,6 +58,8 @@ class Coordination:
                 "dropped": dropped,
                 "restarts": restarts,
                 "children_failed": failed,
+                "unit_restarts": self.unit_restarts,
+                "units_backing_off": self.units_backing_off,
                 "public_names": self.public_names,
                 "collisions_resolved": self.collisions_resolved,
             },
