@@ -217,9 +217,9 @@ async def test_alerts_round_trip_and_come_back_by_last_at_most_recent_first(stor
 
     assert ids == [1, 2, 3]
     assert await store.alerts() == [
-        alert(70.0, "rug_pull"),
-        alert(60.0, "error_spike"),
-        alert(50.0, "crash_loop"),
+        replace(alert(70.0, "rug_pull"), id=2),
+        replace(alert(60.0, "error_spike"), id=3),
+        replace(alert(50.0, "crash_loop"), id=1),
     ]
     [latest] = await store.alerts(limit=1)
     assert latest.valence is Valence.PAIN

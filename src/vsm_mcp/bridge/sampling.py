@@ -3,7 +3,8 @@
 `sample_units` tells S3 of each unit state change with the unit's measured
 memory (its whole process group: a sandboxed server runs below bwrap, an
 ``npx`` server's node below npm), stores the live status for
-``vsm-mcp status``, and saves the outcome ledger when it has news.
+``vsm-mcp status``, saves the outcome ledger when it has news, and applies the
+operator's alert acknowledgements (`bridge.acknowledgements`).
 `audit_probe` is S3*'s look at one unit: an MCP ping, then a fresh
 ``tools/list`` over its live session checked against its pinned definitions
 (a rug pull quarantines the unit at once).
@@ -19,6 +20,7 @@ from typing import Any
 import anyio
 
 from vsm_mcp import report
+from vsm_mcp.bridge.acknowledgements import apply_acknowledgements
 from vsm_mcp.bridge.observers import OutcomeRecorder
 from vsm_mcp.core.messages import Priority
 from vsm_mcp.core.ports import Store
@@ -69,6 +71,7 @@ async def sample_units(
 ) -> None:
     """Until cancelled, every ``every_s``: see the module docstring."""
     seen: dict[str, str] = {}
+    acknowledged: set[int] = set()
     while True:
         now = time.time()
         for name, unit in list(fleet.units.items()):
@@ -88,6 +91,7 @@ async def sample_units(
             restarts=sum(u.stats.restarts for u in units),
             backing_off=sum(1 for u in units if u.state is UnitState.BACKOFF),
         )
+        await apply_acknowledgements(store, system.s5, acknowledged)
         await store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **live_status()})
         if outcomes.dirty:
             outcomes.dirty = False

@@ -86,6 +86,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "app",
         "Profiles: named subsets of servers and tools, served at /mcp/p/NAME and bindable to a token.",
     ),
+    "alerts": ("vsm_mcp.cli.alerts", "app", "Algedonic alerts: list them, acknowledge the escalated ones."),
     "approvals": (
         "vsm_mcp.cli.approvals",
         "app",

@@ -73,6 +73,8 @@ class AlgedonicAlert:
     first_at: float
     last_at: float
     detail: str
+    #: Its number in the store (None until stored).
+    id: int | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -133,7 +133,7 @@ class MemoryStore:
         self._check_open()
         records.check_alert(alert)
         alert_id = next(self._ids["alert"])
-        self._alerts.append((alert_id, replace(alert, detail=records.store_text(alert.detail))))
+        self._alerts.append((alert_id, replace(alert, detail=records.store_text(alert.detail), id=alert_id)))
         return alert_id
 
     async def alerts(self, limit: int = 100) -> list[AlgedonicAlert]:

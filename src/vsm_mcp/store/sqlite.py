@@ -334,7 +334,7 @@ class SqliteStore:
         """The ``limit`` most recent alerts (by ``last_at``), most recent first."""
         records.check_limit(limit)
         rows = await self._select(
-            "SELECT source, kind, valence, severity, count, first_at, last_at, detail FROM algedonic_alert "
+            "SELECT source, kind, valence, severity, count, first_at, last_at, detail, id FROM algedonic_alert "
             "ORDER BY last_at DESC, id DESC LIMIT ?",
             (limit,),
         )
@@ -348,8 +348,9 @@ class SqliteStore:
                 first_at=first_at,
                 last_at=last_at,
                 detail=detail,
+                id=alert_id,
             )
-            for source, kind, valence, severity, count, first_at, last_at, detail in rows
+            for source, kind, valence, severity, count, first_at, last_at, detail, alert_id in rows
         ]
 
     async def record_finding(self, finding: AuditFinding) -> int:
