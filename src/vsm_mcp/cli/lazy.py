@@ -104,13 +104,22 @@ def load(name: str) -> Any:
     module_name, attribute, _ = COMMANDS[name]
     found: Any = getattr(importlib.import_module(module_name), attribute)
     if isinstance(found, typer.Typer):
-        command = typer.main.get_command(found)
+        command = typer.main.get_group(found)  # a group as `add_typer` makes it (no completion options)
     else:
         holder = typer.Typer()
         found(holder)
         command = typer.main.get_group(holder).commands[name]
     command.name = name
+    _plain(command)
     return command
+
+
+def _plain(command: Any) -> None:
+    """Plain help and errors for ``command`` and everything below it, as for the root (typer's rich
+    formatter imports a Markdown renderer before the first line shows)."""
+    command.rich_markup_mode = None
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _plain(sub)
 
 
 class LazyGroup(TyperGroup):
