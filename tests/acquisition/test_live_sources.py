@@ -12,6 +12,7 @@ from vsm_mcp.acquisition.pipeline import Acquirer
 from vsm_mcp.acquisition.service import CapabilityService
 from vsm_mcp.discovery.catalog import Catalog, PackageRef, ServerEntry, ToolSpec
 from vsm_mcp.discovery.matcher import Matcher
+from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.discovery.resilience import TtlCache
 from vsm_mcp.discovery.sources import GuardedSource, RegistrySource
 from vsm_mcp.errors import AcquisitionRefusedError
@@ -83,3 +84,40 @@ async def test_a_failing_source_is_named_in_the_refusal_within_its_deadline(tmp_
             AcquisitionRefusedError, match=r"live sources found none \(mcp-registry: .*HTTP 500"
         ):
             await service.plan("merge pdf documents")
+
+
+def test_what_served_a_demand_category_well_ranks_higher_for_it(tmp_path: Path) -> None:
+    twins = Catalog(
+        tuple(
+            ServerEntry(
+                name,
+                "Current time and timezone conversion",
+                (ToolSpec("get_current_time", "The current time in a timezone"),),
+                packages=(PackageRef("pypi", f"mcp-{name}", "1.0.0"),),
+            )
+            for name in ("clock-a", "clock-b")
+        )
+    )
+    ledger = OutcomeLedger()
+    service = CapabilityService(_bare_acquirer(tmp_path), Matcher(twins, outcomes=ledger))
+    query = "current time in a timezone"
+    before = [c.server for c in service.find(query)]
+    loser, winner = before[0], before[1]
+    for _ in range(20):  # what answered this very need: the lower-ranked twin, every time
+        ledger.record(winner, "search:current time in a timezone", True)
+        ledger.record(loser, "search:current time in a timezone", False)
+    assert service.find(query)[0].server == winner
+    # Another category's outcomes do not move this one.
+    assert [c.server for c in service.find(query, category="search:weather")] == before
+
+
+def _bare_acquirer(tmp_path: Path) -> Acquirer:
+    store = MemoryStore()
+    return Acquirer(
+        store=store,
+        registry=FleetRegistry(store),
+        installer=ProbeInstaller(),
+        metadata=stub_metadata(),  # type: ignore[arg-type]
+        known_names=set(),
+        state_dir=tmp_path,
+    )

@@ -106,8 +106,12 @@ class AcquisitionLoop:
 
     async def _acquire_for(self, category: str) -> bool:
         query = category_query(category)
-        ranked = rank_candidates(
-            self.matcher, query, registry_types=self.registry_types, top_k=CANDIDATES_PER_CATEGORY
+        ranked = rank_candidates(  # the demand category: what served it well before ranks higher
+            self.matcher,
+            query,
+            registry_types=self.registry_types,
+            top_k=CANDIDATES_PER_CATEGORY,
+            category=category,
         )
         fresh = [c for c in ranked if await self.acquirer.installed_unit(c) is None]
         try:

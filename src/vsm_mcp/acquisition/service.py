@@ -89,9 +89,17 @@ class CapabilityService:
         #: What the live sources said the last time they were asked (source -> failure), for messages.
         self.live_errors: dict[str, str] = {}
 
-    def find(self, query: str, *, limit: int = 5) -> list[Candidate]:
-        """Installable catalog servers for ``query``, best first."""
-        return rank_candidates(self.matcher, query, registry_types=self.registry_types, top_k=limit)
+    def find(self, query: str, *, limit: int = 5, category: str | None = None) -> list[Candidate]:
+        """Installable catalog servers for ``query``, best first; the servers that answered demand
+        ``category`` well before rise for it (the outcome ledger's boost; the query's own ``search:``
+        category when none is given)."""
+        return rank_candidates(
+            self.matcher,
+            query,
+            registry_types=self.registry_types,
+            top_k=limit,
+            category=category if category is not None else search_category(query),
+        )
 
     async def plan(
         self, query: str, *, package: str | None = None, server: str | None = None, limit: int = 5

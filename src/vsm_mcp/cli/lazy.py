@@ -103,6 +103,7 @@ def load(name: str) -> Any:
     """
     module_name, attribute, _ = COMMANDS[name]
     found: Any = getattr(importlib.import_module(module_name), attribute)
+    command: Any
     if isinstance(found, typer.Typer):
         command = typer.main.get_group(found)  # a group as `add_typer` makes it (no completion options)
     else:
