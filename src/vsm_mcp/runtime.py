@@ -262,7 +262,13 @@ class Runtime:
     async def _sample_units(self) -> None:
         """Unit states to S3, the live status and the outcome ledger to the store, every `STATUS_EVERY_S`."""
         await sample_units(
-            self.system, self.fleet, self.store, self.outcomes, self.live_status, every_s=STATUS_EVERY_S
+            self.system,
+            self.fleet,
+            self.store,
+            self.outcomes,
+            self.live_status,
+            every_s=STATUS_EVERY_S,
+            states_changed=self.demand.refresh_capacity,  # S4 counts READY units' capacity only
         )
 
     def live_status(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from vsm_mcp.core.messages import Capability
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import UNLIMITED
 from vsm_mcp.fleet.fleet import Fleet
-from vsm_mcp.vsm.events import DemandObserved
+from vsm_mcp.vsm.events import DemandObserved, UnitState
 from vsm_mcp.vsm.viable import ViableSystem
 
 #: Demand is handed to S4 in batches at most this old: the variety reading lags by at most this.
@@ -50,6 +50,8 @@ class SystemDemand:
         #: Set when the pending batch is full: it goes without waiting out the flush window.
         self._full = anyio.Event()
         self._capabilities_dirty = True
+        #: The categories the gateway routes (`set_capabilities`); S4 counts those of READY units only.
+        self._offered: set[str] = set()
         self.matched = 0
         self.unmatched = 0
 
@@ -66,9 +68,25 @@ class SystemDemand:
             self._full.set()
 
     def set_capabilities(self, categories: Iterable[str]) -> None:
-        self._system.s4.set_capacity(dict.fromkeys(categories, UNLIMITED))
+        self._offered = set(categories)
+        self.refresh_capacity()
         self._capabilities_dirty = True
         self._wake.set()
+
+    def refresh_capacity(self) -> None:
+        """Tell S4 what the system can answer now: the routed categories of READY units only.
+
+        A unit that is failed, backing off or starting answers nothing (its tools stay routed, so a
+        call of one is told why); counting it would hide the gap S3 sees. Called when the routes
+        change and whenever a unit changes state (`bridge.sampling`).
+        """
+        units = self._fleet.units
+        able: set[str] = set()
+        for route in self._fleet.routes.tools.values():
+            unit = units.get(route.unit)
+            if unit is not None and unit.state is UnitState.READY:
+                able.add(unit.spec.category or route.public)
+        self._system.s4.set_capacity(dict.fromkeys(self._offered & able, UNLIMITED))
 
     # -- StatusSource ----------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -68,16 +68,19 @@ async def sample_units(
     live_status: Callable[[], dict[str, Any]],
     *,
     every_s: float,
+    states_changed: Callable[[], None] | None = None,
 ) -> None:
     """Until cancelled, every ``every_s``: see the module docstring."""
     seen: dict[str, str] = {}
     acknowledged: set[int] = set()
     while True:
         now = time.time()
+        changed = False
         for name, unit in list(fleet.units.items()):
             state = unit.state.value
             if seen.get(name) != state:
                 seen[name] = state
+                changed = True
                 await system.bus.publish(
                     "s3",
                     UnitStateChanged(name, unit.state, now, rss_bytes(unit.pid)),
@@ -86,6 +89,8 @@ async def sample_units(
                 )
         for name in set(seen) - set(fleet.units):
             del seen[name]
+        if changed and states_changed is not None:
+            states_changed()
         units = list(fleet.units.values())
         system.s2.note_units(
             restarts=sum(u.stats.restarts for u in units),
