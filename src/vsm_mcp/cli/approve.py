@@ -28,9 +28,7 @@ from vsm_mcp.cli.context import state_of
 from vsm_mcp.errors import UnitError, UnknownUnitError
 from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.definitions import DefinitionPin, field_diffs
-from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.logfile import printable
-from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
@@ -85,6 +83,8 @@ async def _approve(settings: Settings, name: str) -> tuple[DefinitionPin | None,
         UnknownUnitError: no server of that name.
         UnitError: a server with nothing pinned did not start and list its tools.
     """
+    from vsm_mcp.fleet.registry import FleetRegistry  # the fleet and the MCP SDK: loaded when run
+
     async with SqliteStore.open(settings.database_path) as store:
         spec = (await FleetRegistry(store, settings.servers.values()).desired()).get(name)
         if spec is None:
@@ -100,6 +100,8 @@ async def _approve(settings: Settings, name: str) -> tuple[DefinitionPin | None,
 
 async def _first_pin(settings: Settings, store: SqliteStore, spec: ServerSpec) -> DefinitionPin:
     """Start ``spec`` once, as the gateway would; its first listing is pinned (trust on first use)."""
+    from vsm_mcp.fleet.fleet import Fleet
+
     async with Fleet(
         [spec], sandbox=settings.sandbox_policy(), secrets=store, pins=store, definitions=store
     ) as fleet:

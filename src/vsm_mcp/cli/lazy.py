@@ -10,15 +10,23 @@ Invariants:
   test loads them all and compares, so `COMMANDS` cannot drift);
 * a resolved command is the module's real one: options, help, completion and
   errors are exactly typer's.
+
+Typer 0.29 coerces every option value through a pydantic ``TypeAdapter`` (importing
+pydantic costs 0.1 s, more than the rest of ``vsm-mcp status``). `plain_coercion`
+gives the options that need no validation (flags, plain strings and paths) typer's own
+result without pydantic, and hands every other value to typer's adapter.
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 import typer
 import typer.main
+from typer._coercion import RuntimeParam, build_runtime_param, resolve_type_descriptor
+from typer._param_types import coerce_cli_path
 from typer.core import TyperCommand, TyperGroup
 
 #: name -> (module, attribute, one-line help). The attribute is a `typer.Typer` (a group of
@@ -117,10 +125,71 @@ def load(name: str) -> Any:
 
 def _plain(command: Any) -> None:
     """Plain help and errors for ``command`` and everything below it, as for the root (typer's rich
-    formatter imports a Markdown renderer before the first line shows)."""
+    formatter imports a Markdown renderer before the first line shows); options coerced by
+    `plain_coercion`."""
     command.rich_markup_mode = None
+    plain_coercion(command)
     for sub in (getattr(command, "commands", None) or {}).values():
         _plain(sub)
+
+
+def plain_coercion(command: Any) -> None:
+    """Give every typer parameter ``command`` parses (its help option too, made on first use) a
+    coercion that needs no pydantic for plain values (`plain_param`)."""
+    get_params = command.get_params
+
+    def plain_params(ctx: Any) -> Any:
+        params = get_params(ctx)
+        for param in params:
+            plain_param(param)
+        return params
+
+    command.get_params = plain_params
+
+
+def plain_param(param: Any) -> None:
+    """Give the typer parameter ``param`` `PlainRuntimeParam` in its lazily built coercion slot,
+    unless typer built one already; a typer without that slot (another version) keeps its own
+    coercion, only slower."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None or getattr(param, "_runtime_param", "absent") is not None:
+        return
+    param._runtime_param = PlainRuntimeParam(
+        parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
+    )
+
+
+class PlainRuntimeParam(RuntimeParam):
+    """Typer's result for a flag's bool, a plain ``str`` and a ``Path`` (with typer's own path
+    checks); anything else goes through typer's pydantic adapter, built on first need."""
+
+    def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+        annotation: Any = self.annotation
+        info = self.parameter_info
+        if info.parser is None:
+            if annotation is bool and isinstance(value, bool):
+                return value
+            if annotation is str and isinstance(value, str):
+                return value
+            if (
+                isinstance(annotation, type)
+                and issubclass(annotation, Path)
+                and info.path_type is None
+                and isinstance(value, str | Path)
+            ):
+                return coerce_cli_path(annotation(value), info, path_type=annotation, param=param, ctx=ctx)
+        return self._typer()._coerce_value(value, param, ctx)
+
+    def _typer(self) -> RuntimeParam:
+        """Typer's own coercion for this parameter (built once)."""
+        built: RuntimeParam | None = self.__dict__.get("_built")
+        if built is None:
+            descriptor = resolve_type_descriptor(
+                annotation=self.annotation, parameter_info=self.parameter_info
+            )
+            built = build_runtime_param(descriptor)
+            object.__setattr__(self, "_built", built)  # a frozen dataclass: the cache is not a field
+        return built
 
 
 class LazyGroup(TyperGroup):
@@ -132,6 +201,13 @@ class LazyGroup(TyperGroup):
             if name not in self.commands:
                 self.commands[name] = TyperCommand(name, help=short, short_help=short)
         self._loaded: set[str] = set()
+
+    def get_params(self, ctx: Any) -> Any:
+        """The root's parameters, coerced as `plain_param` says."""
+        params = super().get_params(ctx)
+        for param in params:
+            plain_param(param)
+        return params
 
     def _real(self, name: str) -> Any:
         if name in COMMANDS and name not in self._loaded:

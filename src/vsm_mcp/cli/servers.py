@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import typer
@@ -40,11 +40,13 @@ from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.confinement import Confinement
 from vsm_mcp.fleet.logfile import follow, printable, read_tail, rotated_paths
 from vsm_mcp.fleet.pins import trust as trust_pin
-from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.secrets import referenced
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
+
+if TYPE_CHECKING:  # the registry imports the fleet and the MCP SDK: loaded when a command needs it
+    from vsm_mcp.fleet.registry import FleetRegistry
 
 #: A running gateway stores its live status every 2 s; older than this, nobody is running.
 LIVE_STATUS_MAX_AGE_S = 10.0
@@ -63,6 +65,8 @@ def _with_registry(ctx: typer.Context, action: Callable[[FleetRegistry, Settings
     settings.state_dir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> _T:
+        from vsm_mcp.fleet.registry import FleetRegistry
+
         async with SqliteStore.open(settings.database_path) as store:
             return await action(FleetRegistry(store, settings.servers.values()), settings)
 
@@ -191,6 +195,8 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
     settings.state_dir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> list[dict[str, Any]]:
+        from vsm_mcp.fleet.registry import FleetRegistry
+
         async with SqliteStore.open(settings.database_path) as store:
             desired = await FleetRegistry(store, settings.servers.values()).desired()
             live = await store.kv_get(report.LIVE_STATUS_KEY)
@@ -307,6 +313,8 @@ def trust(ctx: typer.Context, name: str) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> tuple[int, int]:
+        from vsm_mcp.fleet.registry import FleetRegistry
+
         async with SqliteStore.open(settings.database_path) as store:
             registry = FleetRegistry(store, settings.servers.values())
             spec = (await registry.desired()).get(name)
