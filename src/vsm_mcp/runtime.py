@@ -30,13 +30,13 @@ from typing import Any
 import anyio
 
 from vsm_mcp.acquisition.approvals import QueuedApprover
+from vsm_mcp.acquisition.build import capability_service
+from vsm_mcp.acquisition.face import CapabilityFace
 from vsm_mcp.acquisition.loop import AcquisitionLoop
 from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
 from vsm_mcp.bridge.demand import SystemDemand
 from vsm_mcp.bridge.observers import OutcomeRecorder, S1Reporter
 from vsm_mcp.bridge.sampling import audit_probe, sample_units
-from vsm_mcp.capability import capability_service
-from vsm_mcp.capability_face import CapabilityFace
 from vsm_mcp.core.messages import AlgedonicSignal
 from vsm_mcp.core.ports import Store
 from vsm_mcp.discovery.outcomes import OutcomeLedger
@@ -44,7 +44,7 @@ from vsm_mcp.errors import VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.gateway import Gateway
-from vsm_mcp.gateway.access import StoreAudit
+from vsm_mcp.gateway.access import StoreAudit, principal_of
 from vsm_mcp.gateway.profiles import StoredProfiles
 from vsm_mcp.gateway.vsm_tools import VSM_TOOL_NAMES
 from vsm_mcp.settings import Settings
@@ -183,7 +183,7 @@ class Runtime:
                 fleet.observers += [S1Reporter(system), outcomes]
                 async with fleet, anyio.create_task_group() as tg:
                     demand = SystemDemand(system, fleet, store, outcomes)
-                    capabilities = CapabilityFace(fleet, registry)
+                    capabilities = CapabilityFace(fleet, registry, principal_of)
                     profiles = StoredProfiles(store)
                     await profiles.load()
                     gateway = Gateway(
@@ -234,7 +234,9 @@ class Runtime:
             async with capability_service(
                 # Nobody to ask (the loop; a client that cannot answer): the question waits for an
                 # operator (`vsm-mcp approvals`).
-                self.settings,
+                self.settings.acquisition,
+                self.settings.servers.values(),
+                self.settings.state_dir,
                 self.store,
                 QueuedApprover(capabilities.approver, self.store),
                 outcomes=ledger,

@@ -22,18 +22,18 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
+from vsm_mcp.acquisition.face import CapabilityFace
 from vsm_mcp.acquisition.launch import SandboxLauncher
 from vsm_mcp.acquisition.pipeline import Acquirer
 from vsm_mcp.acquisition.service import CapabilityService
 from vsm_mcp.acquisition.vetting import VettingPolicy
-from vsm_mcp.capability_face import CapabilityFace
 from vsm_mcp.core.access import Scope
 from vsm_mcp.discovery.catalog import Catalog, PackageRef, ServerEntry, ToolSpec
 from vsm_mcp.discovery.matcher import Matcher
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.gateway import Gateway
-from vsm_mcp.gateway.access import LOCAL_OPERATOR, StoreAudit
+from vsm_mcp.gateway.access import LOCAL_OPERATOR, StoreAudit, principal_of
 from vsm_mcp.gateway.bearer import bearer_client
 from vsm_mcp.gateway.binding import HttpListen
 from vsm_mcp.gateway.keyring import Keyring
@@ -74,7 +74,7 @@ async def served(tmp_path: Path, store: MemoryStore) -> AsyncIterator[Served]:
     registry = FleetRegistry(store)
     installer = ProbeInstaller()
     async with Fleet([]) as fleet, anyio.create_task_group() as tg:
-        face = CapabilityFace(fleet, registry)
+        face = CapabilityFace(fleet, registry, principal_of)
         acquirer = Acquirer(
             store=store,
             registry=registry,

@@ -10,6 +10,7 @@ import pytest
 from vsm_mcp.bridge.observers import OutcomeRecorder
 from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.errors import UnitError
+from vsm_mcp.fleet.call import ToolCall
 from vsm_mcp.fleet.fleet import CallEnded, Fleet
 from vsm_mcp.fleet.spec import ServerSpec
 
@@ -38,8 +39,10 @@ async def test_full_path_express_lane_and_failures_are_each_heard_once(
         fleet.observers.append(recorder)
         with anyio.fail_after(20):
             await fleet.wait_ready("p")
-        await fleet.call_tool("p__echo", {"text": "full"})
-        answer = await fleet.call_tool_express("p__echo", {"name": "p__echo", "arguments": {"text": "lane"}})
+        # Params beyond a plain call's go through the unit's SDK session; a plain call on its lane.
+        odd = {"name": "p__echo", "arguments": {"text": "session"}, "x-extra": 1}
+        await fleet.call(ToolCall("p__echo", odd))
+        answer = await fleet.call(ToolCall.of("p__echo", {"text": "lane"}))
         assert isinstance(answer, dict) and answer["structuredContent"] == {"result": "lane"}
         with pytest.raises(UnitError):
             await fleet.call_tool("p__crash", {})  # the server dies mid-call: the unit's failure

@@ -13,7 +13,7 @@ import mcp_types as types
 import pytest
 
 from vsm_mcp.errors import CallTimeoutError, UnitUnavailableError
-from vsm_mcp.fleet.express import ExpressLane, Outcome
+from vsm_mcp.fleet.express import ExpressLane, LaneOutcome
 from vsm_mcp.fleet.wire import HIGH_WATER_BYTES, write_pipe
 
 pytestmark = pytest.mark.anyio
@@ -72,7 +72,7 @@ def _answer(wire_id: str, text: str) -> types.JSONRPCResponse:
 
 
 async def test_a_call_goes_out_under_a_string_id_and_its_answer_is_taken() -> None:
-    outcomes: list[Outcome] = []
+    outcomes: list[LaneOutcome] = []
     async with lane() as (express, wire, _):
         call = express.start({"name": "echo", "arguments": {"text": "hi"}}, outcomes.append)
         assert call is not None
@@ -94,7 +94,7 @@ async def test_a_call_goes_out_under_a_string_id_and_its_answer_is_taken() -> No
 
 
 async def test_a_server_error_answer_ends_the_call_with_it() -> None:
-    outcomes: list[Outcome] = []
+    outcomes: list[LaneOutcome] = []
     async with lane() as (express, _, _):
         express.start({"name": "add", "arguments": {}}, outcomes.append)
         error = types.JSONRPCError(
@@ -105,7 +105,7 @@ async def test_a_server_error_answer_ends_the_call_with_it() -> None:
 
 
 async def test_progress_goes_back_with_the_callers_token_and_resets_the_idle_timeout() -> None:
-    outcomes: list[Outcome] = []
+    outcomes: list[LaneOutcome] = []
     progress: list[dict[str, Any]] = []
     async with lane(idle=0.3, absolute=5.0) as (express, wire, timeouts):
         params = {"name": "slow", "arguments": {}, "_meta": {"progressToken": 7, "trace": "t"}}
@@ -127,7 +127,7 @@ async def test_progress_goes_back_with_the_callers_token_and_resets_the_idle_tim
 
 
 async def test_no_answer_within_the_idle_timeout_is_a_timeout_and_the_server_is_told() -> None:
-    outcomes: list[Outcome] = []
+    outcomes: list[LaneOutcome] = []
     async with lane(idle=0.2, absolute=5.0) as (express, wire, timeouts):
         express.start({"name": "hang", "arguments": {}}, outcomes.append)
         _, cancel = await wire.lines(2)
@@ -144,7 +144,7 @@ async def test_no_answer_within_the_idle_timeout_is_a_timeout_and_the_server_is_
 
 
 async def test_the_absolute_timeout_holds_however_much_progress_comes() -> None:
-    outcomes: list[Outcome] = []
+    outcomes: list[LaneOutcome] = []
     async with lane(idle=0.2, absolute=0.5) as (express, _, _):
         express.start({"name": "slow", "arguments": {}}, outcomes.append, lambda _: None, token="t")
         with anyio.fail_after(2):
@@ -163,7 +163,7 @@ async def test_one_timer_ends_each_call_at_its_own_deadline() -> None:
     ended: dict[str, float] = {}
     loop_time = anyio.current_time
 
-    def end(name: str) -> Callable[[Outcome], None]:
+    def end(name: str) -> Callable[[LaneOutcome], None]:
         return lambda _: ended.setdefault(name, loop_time())
 
     async with lane(idle=0.3, absolute=5.0) as (express, _, timeouts):
@@ -189,7 +189,7 @@ async def test_one_timer_ends_each_call_at_its_own_deadline() -> None:
 
 
 async def test_cancel_tells_the_server_and_ends_the_call_silently() -> None:
-    outcomes: list[Outcome] = []
+    outcomes: list[LaneOutcome] = []
     async with lane(idle=0.2) as (express, wire, timeouts):
         call = express.start({"name": "sleep", "arguments": {}}, outcomes.append)
         assert call is not None
@@ -202,7 +202,7 @@ async def test_cancel_tells_the_server_and_ends_the_call_silently() -> None:
 
 
 async def test_close_ends_every_call_under_way_and_refuses_new_ones() -> None:
-    outcomes: list[Outcome] = []
+    outcomes: list[LaneOutcome] = []
     async with lane() as (express, _, _):
         express.start({"name": "a", "arguments": {}}, outcomes.append)
         express.start({"name": "b", "arguments": {}}, outcomes.append)

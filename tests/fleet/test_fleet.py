@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from vsm_mcp.errors import ConfigError, UnitUnavailableError, UnknownUnitError
+from vsm_mcp.fleet.call import ToolCall
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.store import MemoryStore
@@ -102,7 +103,7 @@ async def test_settled_waits_for_each_first_start_whether_it_comes_up_or_not(
         assert fleet.unit("broken").state.value != "ready"
 
 
-async def test_call_tool_express_answers_on_the_lane_and_declines_what_it_cannot_take(
+async def test_a_plain_call_of_a_stdio_unit_takes_its_lane_anything_else_its_session(
     probe_spec: Callable[..., ServerSpec], free_port: Callable[[], int]
 ) -> None:
     port = free_port()
@@ -114,17 +115,23 @@ async def test_call_tool_express_answers_on_the_lane_and_declines_what_it_cannot
             with anyio.fail_after(30):
                 await fleet.wait_ready("p")
                 await fleet.wait_ready("web")
-            calls = fleet.unit("p").stats.calls
-            answer = await fleet.call_tool_express(
-                "p__echo", {"name": "p__echo", "arguments": {"text": "hi"}}
-            )
+            unit = fleet.unit("p")
+            lane = unit._express
+            assert lane is not None
+            calls, sent = unit.stats.calls, lane.sent
+            answer = await fleet.call(ToolCall.of("p__echo", {"text": "hi"}))
             assert isinstance(answer, dict) and _text(answer) == "hi"
-            assert fleet.unit("p").stats.calls == calls + 1
-            bad = await fleet.call_tool_express("p__add", {"name": "p__add", "arguments": {"a": "x", "b": 1}})
+            assert (unit.stats.calls, lane.sent) == (calls + 1, sent + 1)  # on the lane
+            bad = await fleet.call(ToolCall.of("p__add", {"a": "x", "b": 1}))
             assert isinstance(bad, dict) and bad["isError"] is True  # the tool's own error, as it gave it
-            # Not on a lane: an unknown tool, an HTTP unit (the caller then takes call_tool).
-            assert await fleet.call_tool_express("nope", {"name": "nope", "arguments": {}}) is None
-            assert await fleet.call_tool_express("web__echo", {"name": "web__echo", "arguments": {}}) is None
+            # Params beyond a plain call's: the unit's SDK session takes it.
+            odd = ToolCall("p__echo", {"name": "p__echo", "arguments": {"text": "odd"}, "x-extra": 1})
+            result = await fleet.call(odd)
+            assert isinstance(result, dict) and _text(result) == "odd"
+            assert (unit.stats.calls, lane.sent) == (calls + 3, sent + 2)
+            with pytest.raises(KeyError):
+                await fleet.call(ToolCall.of("nope"))
+            # An HTTP unit has no lane: the same call goes through its session.
             assert _text(await fleet.call_tool("web__echo", {"text": "over http"})) == "over http"
     finally:
         server.kill()

@@ -26,10 +26,10 @@ import anyio
 import typer
 from rich.console import Console
 
+from vsm_mcp.acquisition.build import capability_service
 from vsm_mcp.acquisition.launch import SandboxMode
 from vsm_mcp.acquisition.pipeline import Acquired, Approver, FixedAnswer, StepProgress
 from vsm_mcp.acquisition.service import PromptApprover, candidate_json
-from vsm_mcp.capability import capability_service
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.core.messages import DemandAggregate
 from vsm_mcp.core.variety import DEMAND_BUCKET_S
@@ -88,7 +88,9 @@ async def run_acquire(
     async with (
         SqliteStore.open(settings.database_path) as store,
         capability_service(
-            settings,
+            settings.acquisition,
+            settings.servers.values(),
+            settings.state_dir,
             store,
             approver,
             registries=options.registries,

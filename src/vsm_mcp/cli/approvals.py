@@ -178,14 +178,16 @@ def approve(
 ) -> None:
     """Answer yes and act on it now: install, verify and register the candidate, step by step."""
     from vsm_mcp.acquisition import approvals
+    from vsm_mcp.acquisition.build import capability_service
     from vsm_mcp.acquisition.pipeline import FixedAnswer
-    from vsm_mcp.capability import capability_service
 
     who = _operator("approve")
 
     async def act(store: Store, settings: Settings) -> str:
         await approvals.pending(store, approval_id)  # said before the catalog loads
-        async with capability_service(settings, store, FixedAnswer(True, by=who)) as service:
+        answer = FixedAnswer(True, by=who)
+        config, servers = settings.acquisition, settings.servers.values()
+        async with capability_service(config, servers, settings.state_dir, store, answer) as service:
             _err.print(f"approval {approval_id}: approved by {who}")
             return await approvals.approve(store, service.acquirer, approval_id, by=who, progress=_step)
 

@@ -36,17 +36,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import mcp_types as types
 
 from vsm_mcp.errors import CallTimeoutError, UnitError, UnitUnavailableError
+from vsm_mcp.fleet.call import ProgressSink
 from vsm_mcp.fleet.wire import LineWriter
 
 #: What a lane call ends with: the server's answer, or why there is none.
-Outcome = types.JSONRPCResponse | types.JSONRPCError | UnitError
-DoneFn = Callable[[Outcome], None]
-#: Receives the server's progress params, already carrying the caller's own token.
-ProgressSink = Callable[[dict[str, Any]], None]
+LaneOutcome = types.JSONRPCResponse | types.JSONRPCError | UnitError
+DoneFn = Callable[[LaneOutcome], None]
 
 _PROGRESS = "notifications/progress"
 _WIRE_ID_PREFIX = "vsm-x"
@@ -66,24 +64,6 @@ class LaneCall:
     hard_deadline: float
     #: Loop time by which the next sign of life is due (the idle timeout, capped by the hard one).
     deadline: float
-
-
-@dataclass(slots=True, eq=False)
-class Ticket:
-    """A caller's handle on an express call, wherever it runs now: on the lane, or (retried
-    after its unit went away) on the full path in a task of the fleet's."""
-
-    lane_cancel: Callable[[str | None], None] | None = None
-    scope: anyio.CancelScope | None = None
-    cancelled: bool = False
-
-    def cancel(self, reason: str | None = None) -> None:
-        """The caller gave up: stop the call wherever it is; no answer follows."""
-        self.cancelled = True
-        if self.lane_cancel is not None:
-            self.lane_cancel(reason)
-        if self.scope is not None:
-            self.scope.cancel()
 
 
 class ExpressLane:
@@ -106,6 +86,8 @@ class ExpressLane:
         self._loop = asyncio.get_running_loop()
         self._ids = itertools.count(1)
         self._pending: dict[str, LaneCall] = {}
+        #: Calls sent on the lane so far.
+        self.sent = 0
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
 
@@ -144,6 +126,7 @@ class ExpressLane:
             wire_id, done, progress, token, now + self._absolute, now + min(self._idle, self._absolute)
         )
         self._pending[wire_id] = call
+        self.sent += 1
         if self._timer is None:
             self._arm(call.deadline)
         return call

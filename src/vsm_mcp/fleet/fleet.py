@@ -11,10 +11,10 @@ all of them. Invariants:
 * a call that fails for a reason that is the unit's (not the server's own
   error answer) is written to the dead-letter sink with its arguments and the
   number of attempts, so it can be listed and replayed;
-* a call taken on a unit's express lane (`express_call`) is counted, reported
-  (`_completed`) and dead-lettered like one on the full path; one that failed
-  there is taken over by the full path as its failed first attempt (retried
-  there if its tool is read-only or idempotent), in a task of the fleet's;
+* every tool call is one `ToolCall` through `call`, ended with one `Outcome`
+  that every observer hears about (`CallObserver`); whether it travels on the
+  unit's express lane or its SDK session is the unit's choice, and the fleet
+  counts, reports and dead-letters it the same either way;
 * every stdio unit is launched through the fleet's one `Confinement` (one
   sandbox policy, the host probed once), so sandboxing is a property of the
   server applied at each start, never baked into its spec;
@@ -26,7 +26,6 @@ all of them. Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -42,9 +41,9 @@ from mcp.shared.exceptions import MCPError
 
 from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter
 from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
+from vsm_mcp.fleet.call import CallControl, Outcome, ProgressSink, ToolCall, unwrap
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.definitions import DefinitionBook
-from vsm_mcp.fleet.express import Outcome, ProgressSink, Ticket
 from vsm_mcp.fleet.pins import PinBook
 from vsm_mcp.fleet.quarantine import admitted, publishes, quarantined
 from vsm_mcp.fleet.routing import Route, RoutingTable, namespace_clash
@@ -55,25 +54,8 @@ from vsm_mcp.vsm.events import UnitState
 from vsm_mcp.vsm.notices import Notices
 
 SignalSink = Callable[[AlgedonicSignal], Awaitable[None]]
-#: How an express call ends for its caller: the result, the server's error, or the unit's failure.
-ExpressAnswer = dict[str, Any] | types.ErrorData | UnitError
-Reply = Callable[[ExpressAnswer], None]
 #: A unit being removed gets this long to stop (its process group is killed within it).
 UNIT_STOP_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class _ExpressCall:
-    """What a failed express call needs to be retried, reported or dead-lettered."""
-
-    route: Route
-    unit: Unit
-    params: dict[str, Any]
-    token: types.ProgressToken | None
-    reply: Reply
-    progress: ProgressSink | None
-    started: float
-    ticket: Ticket
 
 
 class DeadLetterSink(Protocol):
@@ -287,152 +269,52 @@ class Fleet:
         return unit
 
     # -- calls -------------------------------------------------------------
-    async def call_tool(
-        self,
-        public: str,
-        arguments: dict[str, Any] | None,
-        *,
-        params: dict[str, Any] | None = None,
-        on_progress: ProgressFn | None = None,
-    ) -> dict[str, Any]:
-        """Call the tool published as ``public``; ``params`` are the caller's raw params (``_meta`` kept).
+    async def call(self, call: ToolCall) -> Outcome:
+        """The one way a tool call goes through the fleet: route it, let its unit send it (on
+        its express lane or its SDK session: the unit's choice), retry it there if its tool is
+        safe to retry, dead-letter it if the unit failed it, tell every observer how it ended.
+
+        A call whose caller cancels the awaiting task ends with no outcome and is not observed;
+        the server is told (with ``call.control``'s reason).
+
+        Raises:
+            KeyError: no tool is published as ``call.public``.
+        """
+        route = self.routes.tools[call.public]
+        wire = forwarded_params(
+            {**call.params, "name": route.name, "arguments": call.params.get("arguments") or {}}
+        )
+        started = time.perf_counter()
+        outcome: Outcome
+        try:
+            outcome = await self._call_unit(
+                route.unit,
+                route.name,
+                wire or {},
+                retry_safe=route.retry_safe,
+                progress=call.progress,
+                token=call.token,
+                control=call.control,
+            )
+        except MCPError as exc:
+            outcome, ok, reason = exc.error, False, f"MCPError: {exc.error.message}"
+        except UnitError as exc:
+            outcome, ok, reason = exc, False, f"{type(exc).__name__}: {exc}"
+        else:
+            ok = not outcome.get("isError", False)
+            reason = "" if ok else "tool returned isError"
+        self._completed(route, ok, time.perf_counter() - started, reason)
+        return outcome
+
+    async def call_tool(self, public: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`call` of a plain call of ``public`` with ``arguments``; its result.
 
         Raises:
             KeyError: no tool of that name.
             MCPError: the server's own error answer.
             UnitError: the unit failed the call (the call is dead-lettered).
         """
-        route = self.routes.tools[public]
-        wire = dict(params or {})
-        wire["name"] = route.name
-        wire["arguments"] = arguments or {}
-        started = time.perf_counter()
-        ok, error = False, ""
-        try:
-            result = await self._call_unit(
-                route.unit, route.name, wire, retry_safe=route.retry_safe, on_progress=on_progress
-            )
-            ok = not result.get("isError", False)
-            error = "" if ok else "tool returned isError"
-            return result
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            self._completed(route, ok, time.perf_counter() - started, error)
-
-    async def call_tool_express(self, public: str, params: dict[str, Any]) -> ExpressAnswer | None:
-        """`express_call`, awaited: the server's result, its error, or the unit's failure (after
-        the same retries as `call_tool`); None, having sent nothing, when the lane cannot take
-        the call (the caller then uses `call_tool`). ``params`` must not ask for progress: a
-        progress token here is passed downstream and its notifications are dropped.
-
-        A caller cancelled while waiting cancels the call (the server is told).
-        """
-        answer: asyncio.Future[ExpressAnswer] = asyncio.get_running_loop().create_future()
-
-        def reply(outcome: ExpressAnswer) -> None:
-            if not answer.done():
-                answer.set_result(outcome)
-
-        ticket = self.express_call(public, params, reply=reply)
-        if ticket is None:
-            return None
-        try:
-            return await answer
-        finally:
-            if answer.cancelled() or not answer.done():  # a cancelled waiter cancels its future
-                ticket.cancel()
-
-    def express_call(
-        self,
-        public: str,
-        params: dict[str, Any],
-        *,
-        reply: Reply,
-        progress: ProgressSink | None = None,
-    ) -> Ticket | None:
-        """Call the tool published as ``public`` on its unit's express lane, without waiting.
-
-        ``params`` are the caller's raw ``tools/call`` params; the server is asked for progress
-        when they carry a progress token. ``reply`` is called once, from a callback or a task of
-        the fleet's (unless the call is cancelled through the ticket). Returns None, having done
-        nothing, when the call must take `call_tool` instead (no such tool, or the unit's lane
-        cannot take it now).
-        """
-        route = self.routes.tools.get(public)
-        unit = self._units.get(route.unit) if route is not None else None
-        if route is None or unit is None or self._tg is None:
-            return None
-        meta = params.get("_meta")
-        token = meta.get("progressToken") if isinstance(meta, dict) else None
-        wire = forwarded_params({**params, "name": route.name}) or {}
-        ticket = Ticket()
-        started = time.perf_counter()
-
-        def done(outcome: Outcome) -> None:
-            ticket.lane_cancel = None
-            if isinstance(outcome, UnitError):
-                failed = _ExpressCall(route, unit, params, token, reply, progress, started, ticket)
-                tg = self._tg
-                try:
-                    if tg is None:
-                        raise RuntimeError("the fleet has stopped")
-                    tg.start_soon(self._express_failed, failed, outcome)
-                except RuntimeError:  # the fleet is stopping: answer now, count no more
-                    reply(outcome)
-            elif isinstance(outcome, types.JSONRPCResponse):  # answer first, account after
-                elapsed = time.perf_counter() - started
-                reply(outcome.result)
-                ok = not outcome.result.get("isError", False)
-                self._completed(route, ok, elapsed, "" if ok else "tool returned isError")
-            else:
-                elapsed = time.perf_counter() - started
-                reply(outcome.error)
-                self._completed(route, False, elapsed, f"MCPError: {outcome.error.message}")
-
-        call = unit.express(wire, done, progress if token is not None else None, token)
-        if call is None:
-            return None
-        ticket.lane_cancel = lambda reason: unit.express_cancel(call, reason)
-        return ticket
-
-    async def _express_failed(self, call: _ExpressCall, error: UnitError) -> None:
-        """Finish a lane call that failed: the unit counts the failure, then `_call_unit` takes
-        it over as its own failed first attempt (a safe tool's call is retried on the full
-        path within the unit's budget; a call that fails for good is dead-lettered)."""
-        route, token, progress = call.route, call.token, call.progress
-        await call.unit.express_failed(error)
-
-        async def relay(value: float, total: float | None, message: str | None) -> None:
-            if progress is not None:
-                sent = {"progressToken": token, "progress": value, "total": total, "message": message}
-                progress({k: v for k, v in sent.items() if v is not None})
-
-        wire = {**call.params, "name": route.name, "arguments": call.params.get("arguments") or {}}
-        outcome: dict[str, Any] | types.ErrorData | UnitError
-        with anyio.CancelScope() as scope:
-            call.ticket.scope = scope
-            if call.ticket.cancelled:
-                return
-            try:
-                outcome = await self._call_unit(
-                    route.unit,
-                    route.name,
-                    wire,
-                    retry_safe=route.retry_safe,
-                    on_progress=relay if token is not None else None,
-                    failed=error,
-                )
-            except MCPError as exc:
-                outcome, ok, reason = exc.error, False, f"MCPError: {exc.error.message}"
-            except UnitError as exc:
-                outcome, ok, reason = exc, False, f"{type(exc).__name__}: {exc}"
-            else:
-                ok = not outcome.get("isError", False)
-                reason = "" if ok else "tool returned isError"
-            self._completed(route, ok, time.perf_counter() - call.started, reason)
-            call.reply(outcome)
+        return unwrap(await self.call(ToolCall.of(public, arguments)))
 
     def _completed(self, route: Route, ok: bool, elapsed_s: float, error: str) -> None:
         """A tool call through the fleet ended (express lane or full path): every observer hears it."""
@@ -442,7 +324,12 @@ class Fleet:
                 observer.call_ended(ended)
 
     async def call_unit_tool(self, unit: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Call a tool by its downstream name (dead-letter replay)."""
+        """Call a tool by its downstream name (dead-letter replay); never retried.
+
+        Raises:
+            MCPError: the server's own error answer.
+            UnitError: the unit failed the call (dead-lettered again).
+        """
         return await self._call_unit(unit, tool, {"name": tool, "arguments": arguments}, retry_safe=False)
 
     async def _call_unit(
@@ -452,14 +339,15 @@ class Fleet:
         wire: dict[str, Any],
         *,
         retry_safe: bool,
-        on_progress: ProgressFn | None = None,
-        failed: UnitError | None = None,
+        progress: ProgressSink | None = None,
+        token: types.ProgressToken | None = None,
+        control: CallControl | None = None,
     ) -> dict[str, Any]:
         unit = admitted(self.unit(unit_name))
         retries_before = unit.stats.retries
         try:
-            return await unit.request(
-                "tools/call", wire, retry_safe=retry_safe, on_progress=on_progress, failed=failed
+            return await unit.call_tool(
+                wire, retry_safe=retry_safe, progress=progress, token=token, control=control
             )
         except UnitError as exc:
             attempts = 1 + unit.stats.retries - retries_before  # every attempt after the first is a retry

@@ -32,9 +32,10 @@ Invariants:
 * Progress notifications a server sends before its result reach the caller
   before that result (the result waits up to `PROGRESS_RELAY_WAIT_S` for
   their relay), whatever order the event loop runs the relays in.
-* A stdio session also carries an `ExpressLane` (`express`): tool calls sent
-  and answered on the wire itself, under the same breaker, timeouts and
-  counters; it ends with the session, failing the calls still under way.
+* A stdio session also carries an `ExpressLane`: `call_tool` sends a plain
+  tool call and takes its answer on the wire itself, under the same breaker,
+  timeouts and counters; it ends with the session, failing the calls still
+  under way, which the SDK's session then takes over as failed attempts.
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ from vsm_mcp.errors import (
     UnitUnavailableError,
 )
 from vsm_mcp.fleet import definitions
+from vsm_mcp.fleet.call import PLAIN_CALL_PARAMS, CallControl, ProgressSink
 from vsm_mcp.fleet.confinement import Confined, Confinement
 from vsm_mcp.fleet.definitions import DefinitionBook, Quarantine
-from vsm_mcp.fleet.express import DoneFn, ExpressLane, LaneCall, Outcome, ProgressSink
+from vsm_mcp.fleet.express import ExpressLane, LaneOutcome
 from vsm_mcp.fleet.pins import PinBook
 from vsm_mcp.fleet.pins import check as check_pin
 from vsm_mcp.fleet.process import ChildProcess, group_cpu_seconds, spawn
@@ -739,46 +741,91 @@ class Unit:
         read.intercept = lane.intercept
         return lane
 
-    def express(
+    async def call_tool(
         self,
         params: dict[str, Any],
-        done: DoneFn,
+        *,
+        retry_safe: bool,
         progress: ProgressSink | None = None,
         token: types.ProgressToken | None = None,
-    ) -> LaneCall | None:
-        """Start ``tools/call`` with ``params`` (as they go downstream) on the express lane.
+        control: CallControl | None = None,
+    ) -> dict[str, Any]:
+        """``tools/call`` with ``params`` (as they go downstream); returns the server's result.
 
-        Returns None, having sent nothing, when only `request` can take the call now: no stdio
-        session is up, its pipe is congested, or the breaker is not closed. ``done`` gets the
-        server's answer (the breaker has recorded it) or a `UnitError`, for which the caller
-        owes `express_failed`.
+        The transport is the unit's choice: a plain call (only ``name``, ``arguments`` and
+        ``_meta``) of a stdio session goes on its express lane while the lane can take it (the
+        pipe not congested, the breaker closed); anything else, and a lane call that failed,
+        goes through the SDK's session (`request`, which retries a safe call). With a caller's
+        progress ``token``, the server is asked for progress and ``progress`` gets it. A caller
+        cancelled while waiting (or through ``control``) cancels the call; the server is told.
+
+        Raises:
+            MCPError: the server answered with an error.
+            UnitError: the unit failed the call.
         """
+        failed: UnitError | None = None
         lane = self._express
-        if lane is None or self.breaker.state is not BreakerState.CLOSED:
-            return None
+        if (
+            lane is not None
+            and params.keys() <= PLAIN_CALL_PARAMS
+            and self.breaker.state is BreakerState.CLOSED
+        ):
+            outcome = await self._on_lane(lane, params, progress, token, control)
+            if isinstance(outcome, types.JSONRPCResponse):
+                return outcome.result
+            if isinstance(outcome, types.JSONRPCError):
+                raise MCPError.from_error_data(outcome.error)
+            if isinstance(outcome, UnitError):
+                await self._fail(str(outcome))
+                failed = outcome  # the session path takes it over as its failed first attempt
+
+        async def relay(value: float, total: float | None, message: str | None) -> None:
+            if progress is not None:
+                sent = {"progressToken": token, "progress": value, "total": total, "message": message}
+                progress({k: v for k, v in sent.items() if v is not None})
+
+        return await self.request(
+            "tools/call",
+            params,
+            retry_safe=retry_safe,
+            on_progress=relay if token is not None and progress is not None else None,
+            failed=failed,
+        )
+
+    async def _on_lane(
+        self,
+        lane: ExpressLane,
+        params: dict[str, Any],
+        progress: ProgressSink | None,
+        token: types.ProgressToken | None,
+        control: CallControl | None,
+    ) -> LaneOutcome | None:
+        """One attempt on the lane: the server's answer, the unit's failure, or None (the lane
+        could not take the call now; nothing was sent)."""
+        ended = anyio.Event()
+        outcomes: list[LaneOutcome] = []
+
+        def finished(outcome: LaneOutcome) -> None:
+            outcomes.append(outcome)
+            ended.set()
+
         started = self._clock()
-
-        def finished(outcome: Outcome) -> None:
-            if not isinstance(outcome, UnitError):
-                self.breaker.record_success()  # the server answered: it is alive
-                if isinstance(outcome, types.JSONRPCResponse):
-                    self.stats.latency_total_s += self._clock() - started
-            done(outcome)
-
-        call = lane.start(params, finished, progress, token)
-        if call is not None:
-            self.stats.calls += 1
-        return call
-
-    def express_cancel(self, call: LaneCall, reason: str | None = None) -> None:
-        """The caller gave up on a lane call: the server is told, no outcome follows."""
-        lane = self._express
-        if lane is not None:
-            lane.cancel(call, reason)
-
-    async def express_failed(self, error: UnitError) -> None:
-        """Count a lane call that ended with ``error`` (breaker, counters, pain on a trip)."""
-        await self._fail(str(error))
+        call = lane.start(params, finished, progress if token is not None else None, token)
+        if call is None:
+            return None
+        self.stats.calls += 1
+        try:
+            await ended.wait()
+        except anyio.get_cancelled_exc_class():
+            if not outcomes:  # the caller gave up: the server is told, no outcome follows
+                lane.cancel(call, control.reason if control is not None else None)
+            raise
+        outcome = outcomes[0]
+        if not isinstance(outcome, UnitError):
+            self.breaker.record_success()  # the server answered: it is alive
+            if isinstance(outcome, types.JSONRPCResponse):
+                self.stats.latency_total_s += self._clock() - started
+        return outcome
 
     # -- calls -------------------------------------------------------------
     async def request(

@@ -4,12 +4,13 @@
 Once the client's handshake is done (the relay sees ``initialize`` with a
 handshake-era protocol version, then ``notifications/initialized``, and passes
 both on to the session), a ``tools/call`` of a routed tool
-whose params are only ``name``, ``arguments`` and ``_meta`` is handed to
-`Fleet.express_call` and answered on the client's `LineWriter` as the SDK's
-typed `JSONRPCResponse` / `JSONRPCError` with the client's own id; the
-server's progress goes back with the client's own token. Every other message
-(and such a call the fleet cannot take on a lane right now) goes to the SDK's
-server session unchanged. Invariants:
+whose params are only ``name``, ``arguments`` and ``_meta`` is given to
+`Fleet.call` in a task of the relay's and answered on the client's
+`LineWriter` as the SDK's typed `JSONRPCResponse` / `JSONRPCError` with the
+client's own id; the server's progress goes back with the client's own token.
+(How the fleet's unit sends it on, on its express lane or its SDK session, is
+the unit's choice.) Every other message goes to the SDK's server session
+unchanged. Invariants:
 
 * a relayed call feeds the demand sink exactly once, as on the full path;
 * a relayed call is answered exactly once, unless the client cancelled it
@@ -26,12 +27,14 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any, Protocol
 
+import anyio
+import anyio.abc
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vsm_mcp.errors import CallTimeoutError, UnitError
-from vsm_mcp.fleet.express import Ticket
+from vsm_mcp.fleet.call import PLAIN_CALL_PARAMS, CallControl, Outcome, ToolCall
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.fleet.wire import LineWriter
@@ -50,20 +53,17 @@ class RelayedGateway(Protocol):
     def note_call(self, route: Route, client: Hashable = ..., shown: str | None = None) -> None: ...
 
 
-#: The only params a relayed call may carry; anything else (a task request, ...) takes the full path.
-PLAIN_CALL_PARAMS = frozenset({"name", "arguments", "_meta"})
-
-
 class ExpressRelay:
     """Relays plain tool calls from the stdio client to the fleet's express lanes."""
 
-    def __init__(self, gateway: RelayedGateway, writer: LineWriter) -> None:
+    def __init__(self, gateway: RelayedGateway, writer: LineWriter, tasks: anyio.abc.TaskGroup) -> None:
         self._gateway = gateway
         self._writer = writer
+        self._tasks = tasks
         #: Set once the client's handshake is done (handshake-era connections only).
         self.armed = False
         self._handshake: object = None
-        self._inflight: dict[types.RequestId, Ticket] = {}
+        self._inflight: dict[types.RequestId, CallControl] = {}
         #: Calls taken on the lane so far.
         self.relayed = 0
 
@@ -77,11 +77,11 @@ class ExpressRelay:
         if isinstance(message, types.JSONRPCNotification) and message.method == "notifications/cancelled":
             params = message.params or {}
             request_id = params.get("requestId")
-            ticket = self._inflight.pop(request_id, None) if isinstance(request_id, str | int) else None
-            if ticket is None:
+            control = self._inflight.pop(request_id, None) if isinstance(request_id, str | int) else None
+            if control is None:
                 return False
             reason = params.get("reason")
-            ticket.cancel(reason if isinstance(reason, str) else None)
+            control.cancel(reason if isinstance(reason, str) else None)
             return True
         return False
 
@@ -121,27 +121,30 @@ class ExpressRelay:
         shown = name
         if exposed.public != name:  # renamed by the stdio face's profile
             name, params = exposed.public, {**params, "name": exposed.public}
-
-        def reply(outcome: dict[str, Any] | types.ErrorData | UnitError) -> None:
-            if self._inflight.pop(request_id, None) is None:
-                return  # cancelled by the client: no answer
-            message: types.JSONRPCMessage
-            if isinstance(outcome, dict):
-                message = types.JSONRPCResponse(jsonrpc="2.0", id=request_id, result=outcome)
-            else:
-                error = (
-                    outcome if isinstance(outcome, types.ErrorData) else unit_error_data(outcome, route.unit)
-                )
-                message = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
-            self._writer.send_nowait(message)
-
-        ticket = gateway.fleet.express_call(name, params, reply=reply, progress=self._progress)
-        if ticket is None:
-            return False
-        self._inflight[request_id] = ticket
+        if name not in gateway.fleet.routes.tools:
+            return False  # not the fleet's now (routes change): the full path says why
+        call = ToolCall(name, params, progress=self._progress)
+        self._inflight[request_id] = call.control
+        self._tasks.start_soon(self._relay, request_id, call, route.unit)
         self.relayed += 1
         gateway.note_call(route, STDIO_CLIENT, shown)
         return True
+
+    async def _relay(self, request_id: types.RequestId, call: ToolCall, unit: str) -> None:
+        """Run ``call`` and answer it, unless the client cancelled it."""
+        outcome: Outcome | None = None
+        with anyio.CancelScope() as scope:
+            call.control.attach(scope)
+            outcome = await self._gateway.fleet.call(call)
+        if outcome is None or self._inflight.pop(request_id, None) is None:
+            return  # cancelled by the client: no answer
+        message: types.JSONRPCMessage
+        if isinstance(outcome, dict):
+            message = types.JSONRPCResponse(jsonrpc="2.0", id=request_id, result=outcome)
+        else:
+            error = outcome if isinstance(outcome, types.ErrorData) else unit_error_data(outcome, unit)
+            message = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
+        self._writer.send_nowait(message)
 
     def _progress(self, params: dict[str, Any]) -> None:
         self._writer.send_nowait(

@@ -37,10 +37,12 @@ unit is serving. Invariants:
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, NoReturn
 
+import anyio
 import mcp_types as types
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.caching import CacheHint
@@ -61,10 +63,11 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vsm_mcp.core.access import Scope
 from vsm_mcp.errors import UnitError, VsmError
+from vsm_mcp.fleet.call import Outcome, ToolCall
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.gateway.access import AccessAudit, ScopeGate, principal_of, profile_of
-from vsm_mcp.gateway.express import PLAIN_CALL_PARAMS, ExpressRelay, unit_error_data
+from vsm_mcp.gateway.express import ExpressRelay, unit_error_data
 from vsm_mcp.gateway.ports import DemandSink, ExtraTools, StatusSource
 from vsm_mcp.gateway.profiles import ProfileSource, ProfileView
 from vsm_mcp.gateway.search import ToolIndex
@@ -370,24 +373,17 @@ class Gateway:
         if exposed.public != name:
             name, raw = exposed.public, {**raw, "name": exposed.public}
 
-        async def progress(value: float, total: float | None, message: str | None) -> None:
-            await ctx.session.report_progress(value, total, message)
-
-        meta = raw.get("_meta")
+        call = ToolCall(name, raw)
         with self.upstream.serving(route.unit, ctx.session, ctx.request_id):
-            if raw.keys() <= PLAIN_CALL_PARAMS and not (isinstance(meta, dict) and "progressToken" in meta):
-                # The unit's half of the call on its express lane (the client's half stays the SDK's).
-                answer = await self.fleet.call_tool_express(name, raw)
-                if isinstance(answer, dict):
-                    return answer
-                if isinstance(answer, types.ErrorData):
-                    raise MCPError.from_error_data(answer)
-                if isinstance(answer, UnitError):
-                    raise MCPError.from_error_data(unit_error_data(answer, route.unit)) from answer
-            try:
-                return await self.fleet.call_tool(name, arguments, params=raw, on_progress=progress)
-            except UnitError as exc:
-                raise MCPError.from_error_data(unit_error_data(exc, route.unit)) from exc
+            if call.token is None:
+                outcome = await self.fleet.call(call)
+            else:
+                outcome = await _reporting_progress(ctx, call, self.fleet)
+        if isinstance(outcome, dict):
+            return outcome
+        if isinstance(outcome, types.ErrorData):
+            raise MCPError.from_error_data(outcome)
+        raise MCPError.from_error_data(unit_error_data(outcome, route.unit)) from outcome
 
     def _unknown_tool(self, view: ProfileView, name: str) -> NoReturn:
         """Refuse a call of ``name``, which ``view`` does not have, saying why.
@@ -653,3 +649,20 @@ def _json_result(payload: dict[str, Any]) -> dict[str, Any]:
         "structuredContent": payload,
         "isError": False,
     }
+
+
+async def _reporting_progress(ctx: Ctx, call: ToolCall, fleet: Fleet) -> Outcome:
+    """`Fleet.call` of ``call`` (which asked for progress), the server's progress reported to
+    the client in order, every notification sent before the outcome is returned."""
+    send, receive = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
+
+    async def report() -> None:
+        async with receive:
+            async for sent in receive:
+                await ctx.session.report_progress(sent["progress"], sent.get("total"), sent.get("message"))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(report)
+        with send:
+            outcome = await fleet.call(ToolCall(call.public, call.params, progress=send.send_nowait))
+    return outcome

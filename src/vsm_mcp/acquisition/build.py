@@ -1,13 +1,17 @@
 """Build the acquisition service (S4 ranking + S5 vetting + installer + sandbox) from settings.
 
-Shared by `vsm-mcp acquire` and the runtime's autonomous loop, so both apply
-one policy: the ``[acquisition]`` settings, with command-line flags on top.
+Shared by `vsm-mcp acquire`, `vsm-mcp approvals approve` and the runtime's
+autonomous loop, so all apply one policy: the ``[acquisition]`` settings
+(`AcquisitionConfig`, which `vsm_mcp.settings.AcquisitionSettings` is), with
+command-line flags on top.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
 
 import anyio
 import httpx
@@ -19,7 +23,7 @@ from vsm_mcp.acquisition.launch import SandboxLauncher, SandboxMode
 from vsm_mcp.acquisition.metadata import release_metadata
 from vsm_mcp.acquisition.pipeline import Acquirer, Approver
 from vsm_mcp.acquisition.service import CapabilityService
-from vsm_mcp.acquisition.vetting import ReleaseMetadata
+from vsm_mcp.acquisition.vetting import ReleaseMetadata, VettingPolicy
 from vsm_mcp.core.ports import Store
 from vsm_mcp.discovery.catalog import load_shipped_catalog
 from vsm_mcp.discovery.matcher import Matcher
@@ -27,12 +31,31 @@ from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.discovery.resilience import TtlCache
 from vsm_mcp.discovery.sources import GuardedSource, NpmSearchSource, RegistrySource
 from vsm_mcp.fleet.registry import FleetRegistry
-from vsm_mcp.settings import Settings
+from vsm_mcp.fleet.spec import ServerSpec
+
+
+class AcquisitionConfig(Protocol):
+    """The ``[acquisition]`` settings the service is built from."""
+
+    @property
+    def sandbox(self) -> SandboxMode: ...
+    @property
+    def network(self) -> bool: ...
+    @property
+    def source_builds(self) -> bool: ...
+    @property
+    def live_sources(self) -> bool: ...
+    @property
+    def live_deadline_s(self) -> float: ...
+
+    def policy(self, **overrides: Any) -> VettingPolicy: ...
 
 
 @asynccontextmanager
 async def capability_service(
-    settings: Settings,
+    config: AcquisitionConfig,
+    servers: Iterable[ServerSpec],
+    state_dir: Path,
     store: Store,
     approver: Approver,
     *,
@@ -43,12 +66,12 @@ async def capability_service(
     source_builds: bool | None = None,
     outcomes: OutcomeLedger | None = None,
 ) -> AsyncIterator[CapabilityService]:
-    """A `CapabilityService` over the real registries, installer and sandbox of ``settings``.
+    """A `CapabilityService` over the real registries, installer and sandbox ``config`` names,
+    beside the configured ``servers``, installing under ``state_dir``.
 
     ``outcomes`` is the learned ledger the ranking uses (loaded from the store when not given).
     The installers run in the same sandbox mode as the servers they install.
     """
-    config = settings.acquisition
     # Parsing and validating the catalog (0.2 s of CPU measured, more on a busy host): off the event loop.
     catalog = await anyio.to_thread.run_sync(load_shipped_catalog)
     ledger = outcomes if outcomes is not None else await OutcomeLedger.load(store)
@@ -63,19 +86,19 @@ async def capability_service(
 
         acquirer = Acquirer(
             store=store,
-            registry=FleetRegistry(store, settings.servers.values()),
+            registry=FleetRegistry(store, servers),
             installer=PackageInstaller(
                 ignore_scripts=policy.npm_ignore_scripts,
                 source_builds=config.source_builds if source_builds is None else source_builds,
-                sandbox=InstallSandbox(sandbox or config.sandbox, state_dir=settings.state_dir),
+                sandbox=InstallSandbox(sandbox or config.sandbox, state_dir=state_dir),
             ),
             metadata=metadata,
             known_names=known_names(catalog),
-            state_dir=settings.state_dir,
+            state_dir=state_dir,
             policy=policy,
             approver=approver,
             launcher=SandboxLauncher(
-                settings.state_dir,
+                state_dir,
                 mode=sandbox or config.sandbox,
                 network=config.network if network is None else network,
             ),

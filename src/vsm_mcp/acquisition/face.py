@@ -1,7 +1,8 @@
 """The capability tools on the gateway's MCP face: ``vsm_find_capability`` and ``vsm_acquire_capability``.
 
-The gateway may not import the acquisition layer, so the composition root
-hands it a `CapabilityFace` as its `ExtraTools`. The face is listed at once;
+The gateway may not import the acquisition layer, nor this layer the gateway,
+so the composition root hands the gateway a `CapabilityFace` as its
+`ExtraTools`, and the face the gateway's way of telling who sent a request. The face is listed at once;
 the `CapabilityService` behind it (catalog, registries, installer, sandbox)
 is attached when the runtime has built it, and a call waits for that.
 
@@ -34,6 +35,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +54,10 @@ from vsm_mcp.core.access import Principal, Scope, lacks_scope
 from vsm_mcp.errors import AcquisitionRefusedError, ConfigError, VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
-from vsm_mcp.gateway.access import principal_of
+
+#: Who sent a request (the gateway's `vsm_mcp.gateway.access.principal_of`, given by the runtime:
+#: the acquisition layer sits below the gateway).
+PrincipalOf = Callable[[ServerRequestContext[Any, Any]], Principal]
 
 #: Building the service loads and indexes the shipped catalog (about 2 s on one core).
 SERVICE_READY_TIMEOUT_S = 60.0
@@ -99,9 +104,9 @@ class CallerApprover:
         return Answer(answer.approved, answer.by, answer.shown, caller.why_not)
 
 
-def _caller(ctx: ServerRequestContext[Any, Any]) -> _Caller:
-    """How to ask the client of ``ctx``, through MCP elicitation on its request, if it may answer."""
-    principal = principal_of(ctx)
+def _caller(ctx: ServerRequestContext[Any, Any], principal: Principal) -> _Caller:
+    """How to ask the client of ``ctx`` (sent by ``principal``), through MCP elicitation on its
+    request, if it may answer."""
     if not principal.allows(Scope.APPROVE):  # the scope gate refuses such a call before it gets here
         return _Caller(principal, None, lacks_scope(principal, Scope.APPROVE, "an approval"))
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
@@ -132,9 +137,10 @@ def _caller(ctx: ServerRequestContext[Any, Any]) -> _Caller:
 class CapabilityFace:
     """`ExtraTools` for the gateway: the capability tools over the runtime's service and fleet."""
 
-    def __init__(self, fleet: Fleet, registry: FleetRegistry) -> None:
+    def __init__(self, fleet: Fleet, registry: FleetRegistry, principal_of: PrincipalOf) -> None:
         self.fleet = fleet
         self.registry = registry
+        self._principal_of = principal_of
         self.approver = CallerApprover()
         self.service: CapabilityService | None = None
         self._tools: CapabilityTools | None = None
@@ -175,7 +181,7 @@ class CapabilityFace:
             )
         if name != VSM_ACQUIRE_CAPABILITY:
             return await self._tools.call(name, arguments)
-        caller = _caller(ctx)
+        caller = _caller(ctx, self._principal_of(ctx))
         token = _CALLER.set(caller)
         try:
             return await self._acquire(self.service, self._tools, arguments, caller)
