@@ -116,7 +116,7 @@ async def test_a_plain_call_of_a_stdio_unit_takes_its_lane_anything_else_its_ses
                 await fleet.wait_ready("p")
                 await fleet.wait_ready("web")
             unit = fleet.unit("p")
-            lane = unit._express
+            lane = unit._live.lane if unit._live is not None else None
             assert lane is not None
             calls, sent = unit.stats.calls, lane.sent
             answer = await fleet.call(ToolCall.of("p__echo", {"text": "hi"}))

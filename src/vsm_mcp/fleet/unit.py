@@ -44,7 +44,7 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,14 +54,9 @@ import anyio.abc
 import anyio.lowlevel
 import mcp_types as types
 from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.dispatcher import CallOptions
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
-from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vsm_mcp.core.breaker import BreakerState, CircuitBreaker
@@ -78,11 +73,12 @@ from vsm_mcp.errors import (
 from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.call import PLAIN_CALL_PARAMS, CallControl, ProgressSink
 from vsm_mcp.fleet.confinement import Confined, Confinement
+from vsm_mcp.fleet.connection import Connection, SessionHandlers, connect
 from vsm_mcp.fleet.definitions import DefinitionBook, Quarantine
 from vsm_mcp.fleet.express import ExpressLane, LaneOutcome
 from vsm_mcp.fleet.pins import PinBook
 from vsm_mcp.fleet.pins import check as check_pin
-from vsm_mcp.fleet.process import ChildProcess, group_cpu_seconds, spawn
+from vsm_mcp.fleet.process import group_cpu_seconds
 from vsm_mcp.fleet.resilience import Backoff, CrashLoop
 from vsm_mcp.fleet.secrets import SecretSource
 from vsm_mcp.fleet.secrets import resolve as resolve_secrets
@@ -148,7 +144,6 @@ class _Passthrough(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-_CLIENT_INFO = types.Implementation(name="vsm-mcp", version="0.1.0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,18 +278,15 @@ class Unit:
         self.breaker = CircuitBreaker(spec.breaker_failures, spec.breaker_cooldown_s, clock=clock)
         self._backoff = Backoff(spec.backoff_initial_s, spec.backoff_max_s, rand=rand)
         self._crash_loop = CrashLoop(spec.crash_loop_restarts, spec.crash_loop_window_s, clock=clock)
-        self._session: ClientSession | None = None
-        self._dispatcher: JSONRPCDispatcher[Any] | None = None
-        self._wire: tuple[LineReader, LineWriter] | None = None
-        self._express: ExpressLane | None = None
-        self._child: ChildProcess | None = None
+        #: This (or the last) start's connection, from the handshake on (`fleet.connection`).
+        self._conn: Connection | None = None
+        #: The connection taking calls: this start's once its tools are reviewed, until it goes.
+        self._live: Connection | None = None
         self._ready = anyio.Event()
         self._restart = anyio.Event()
         self._probe_now = anyio.Event()
         #: Set when a call timed out: the runaway watch measures the server's CPU after it.
         self._timed_out = anyio.Event()
-        #: (OOM kills, refused forks) of the current launch's cgroup already reported.
-        self._limits_seen = (0, 0)
         self._refresh = anyio.Event()
         self.ready_since: float | None = None
         self.stopped = anyio.Event()
@@ -310,7 +302,8 @@ class Unit:
     @property
     def pid(self) -> int | None:
         """The server's process id while a stdio session is up."""
-        return self._child.pid if self._child is not None and self._session is not None else None
+        live = self._live
+        return live.child.pid if live is not None and live.child is not None else None
 
     @property
     def sandbox(self) -> str:
@@ -335,7 +328,8 @@ class Unit:
     @property
     def garbage_lines(self) -> int:
         """Non-JSON-RPC stdout lines seen from the current process."""
-        return self._child.garbage_lines if self._child is not None else 0
+        conn = self._conn
+        return conn.child.garbage_lines if conn is not None and conn.child is not None else 0
 
     # -- supervision -------------------------------------------------------
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -382,7 +376,7 @@ class Unit:
 
     async def wait_ready(self) -> None:
         """Return once the unit has a live session (bound it with ``anyio.fail_after``)."""
-        while self._session is None:
+        while self._live is None:
             await self._ready.wait()
             await anyio.lowlevel.checkpoint()
 
@@ -393,12 +387,12 @@ class Unit:
     async def _run_once(self) -> str:
         """One life of the server; returns why it ended."""
         try:
-            async with self._open_session() as (session, gone):
-                catalog = await self._list_catalog(session)
+            async with self._open_session() as conn:
+                catalog = await self._list_catalog(conn.session)
                 moved = await self._review(catalog)  # before anyone can see or call its tools
-                self._session = session
-                if self._wire is not None:
-                    self._express = self._open_lane(*self._wire)
+                if conn.wire is not None:
+                    conn.lane = self._open_lane(*conn.wire)
+                self._live = conn
                 self.session_lost = anyio.Event()
                 self.state = UnitState.READY
                 self.stats.last_error = ""  # it describes the current state: a start that worked has none
@@ -408,7 +402,7 @@ class Unit:
                     self.catalog = catalog
                     await self._notify_catalog()
                 self.first_start.set()  # after the routes know the catalog
-                reason = await self._watch(session, gone)
+                reason = await self._watch(conn.session, conn.gone)
                 self._drop_session()  # no new call may pick the dying session while it is torn down
         except (SandboxUnavailableError, LauncherChangedError) as exc:
             self.sandbox_refusal = str(exc)
@@ -432,7 +426,7 @@ class Unit:
             reason = f"session failed: {in_words(group, self.spec)}{self._stderr_hint()}"
         finally:
             self._drop_session()
-            child = self._child
+            child = self._conn.child if self._conn is not None else None
             if child is not None and child.final_usage is not None:
                 # What killed it may have been a limit; also when the gateway is stopping (the
                 # VSM systems stop after the fleet, so the signal still reaches S5).
@@ -442,10 +436,9 @@ class Unit:
         return reason
 
     def _drop_session(self) -> None:
-        self._session = None
-        if self._express is not None:
-            lane, self._express = self._express, None
-            lane.close("connection closed")
+        live, self._live = self._live, None
+        if live is not None and live.lane is not None:
+            live.lane.close("connection closed")
         self.session_lost.set()
         if self._ready.is_set():
             if (
@@ -457,57 +450,34 @@ class Unit:
             self.state = UnitState.STARTING
 
     @asynccontextmanager
-    async def _open_session(self) -> AsyncIterator[tuple[ClientSession, anyio.Event]]:
-        async with AsyncExitStack() as stack:
-            read: ReadStream[SessionMessage | Exception]
-            write: WriteStream[SessionMessage]
-            self.missing_secret = ""
-            # With its secrets filled in; only the launch and the HTTP client see this copy.
-            spec = await resolve_secrets(self.spec, self._secrets)
-            if spec.transport == "stdio":
-                self.sandbox_refusal = ""
-                confined = await self._confinement.plan(spec)
-                if confined.plan.pin is not None and self._pins is not None:
-                    await check_pin(self._pins, self.name, confined.plan.pin)
-                self.confined = confined
-                if confined.mode != "off" and not confined.plan.sandboxed and not self._warned_unsandboxed:
-                    self._warned_unsandboxed = True
-                    # Never a quiet fallback: a server that runs without bubblewrap is high pain.
-                    await self._emit("unsandboxed", Severity.HIGH, f"running {confined.summary}")
-                line_read, line_write, child = await stack.enter_async_context(
-                    spawn(self.spec, self.stderr, self.log_path, plan=confined.plan)
-                )
-                read, write = line_read, line_write
-                self._wire = (line_read, line_write)
-                stack.callback(setattr, self, "_wire", None)
-                self._child = child
-                self._limits_seen = (0, 0)  # a cgroup of its own per launch: counters start at 0
-                gone = child.gone
-            else:
-                assert spec.url is not None
-                http = await stack.enter_async_context(create_mcp_http_client(headers=spec.headers or None))
-                read, write = await stack.enter_async_context(
-                    streamable_http_client(spec.url, http_client=http)
-                )
-                gone = anyio.Event()
-            passthrough = self._observer is not None
-            # Forwarded requests go through the dispatcher as wire dicts (the client upstream
-            # validates what it receives); the session owns the handshake, pings and callbacks.
-            dispatcher: JSONRPCDispatcher[Any] = JSONRPCDispatcher(read, write)
-            self._dispatcher = dispatcher
-            session = await stack.enter_async_context(
-                ClientSession(
-                    dispatcher=dispatcher,
-                    client_info=_CLIENT_INFO,
-                    message_handler=self._on_message,
-                    sampling_callback=self._on_sampling if passthrough else None,
-                    elicitation_callback=self._on_elicitation if passthrough else None,
-                    list_roots_callback=self._on_roots if passthrough else None,
-                )
-            )
-            with anyio.fail_after(self.spec.start_timeout_s):
-                await session.initialize()
-            yield session, gone
+    async def _open_session(self) -> AsyncIterator[Connection]:
+        """One start: the spec's secrets filled in, its launch planned and checked against its
+        pin (stdio), then `connect`."""
+        self.missing_secret = ""
+        # With its secrets filled in; only the launch and the HTTP client see this copy.
+        spec = await resolve_secrets(self.spec, self._secrets)
+        plan = None
+        if spec.transport == "stdio":
+            self.sandbox_refusal = ""
+            confined = await self._confinement.plan(spec)
+            if confined.plan.pin is not None and self._pins is not None:
+                await check_pin(self._pins, self.name, confined.plan.pin)
+            self.confined = confined
+            if confined.mode != "off" and not confined.plan.sandboxed and not self._warned_unsandboxed:
+                self._warned_unsandboxed = True
+                # Never a quiet fallback: a server that runs without bubblewrap is high pain.
+                await self._emit("unsandboxed", Severity.HIGH, f"running {confined.summary}")
+            plan = confined.plan
+        passthrough = self._observer is not None
+        handlers = SessionHandlers(
+            self._on_message,
+            sampling=self._on_sampling if passthrough else None,
+            elicitation=self._on_elicitation if passthrough else None,
+            roots=self._on_roots if passthrough else None,
+        )
+        async with connect(spec, handlers, plan=plan, stderr=self.stderr, log_path=self.log_path) as conn:
+            self._conn = conn
+            yield conn
 
     async def _watch(self, session: ClientSession, gone: anyio.Event) -> str:
         reason = "stopped"
@@ -602,8 +572,10 @@ class Unit:
         if usage is None:
             return
         kills, refused = usage.oom_kills or 0, usage.pids_refused or 0
-        seen_kills, seen_refused = self._limits_seen
-        self._limits_seen = (kills, refused)
+        conn = self._conn
+        seen_kills, seen_refused = conn.limits_seen if conn is not None else (0, 0)
+        if conn is not None:
+            conn.limits_seen = (kills, refused)
         hits = []
         if kills > seen_kills:
             hits.append(f"memory limit reached: the kernel killed {kills - seen_kills} of its processes")
@@ -619,7 +591,7 @@ class Unit:
             used = cgroup.usage().cpu_seconds
             if used is not None:
                 return used
-        child = self._child
+        child = self._conn.child if self._conn is not None else None
         return group_cpu_seconds(child.pid) if child is not None else None
 
     async def _ping(self, session: ClientSession) -> bool:
@@ -705,10 +677,10 @@ class Unit:
             UnitUnavailableError: no session is up.
             MCPError, TimeoutError: the server did not list its tools.
         """
-        session = self._session
-        if session is None:
+        live = self._live
+        if live is None:
             raise UnitUnavailableError(f"server {self.name!r} is {self.state.value}: no session to list on")
-        await self._relist(session)
+        await self._relist(live.session)
         return self.quarantine
 
     async def lift_if_approved(self) -> None:
@@ -764,7 +736,7 @@ class Unit:
             UnitError: the unit failed the call.
         """
         failed: UnitError | None = None
-        lane = self._express
+        lane = self._live.lane if self._live is not None else None
         if (
             lane is not None
             and params.keys() <= PLAIN_CALL_PARAMS
@@ -881,17 +853,17 @@ class Unit:
         verdict = False
         self.stats.calls += 1
         started = anyio.current_time()
-        session: ClientSession | None = None
+        conn: Connection | None = None
         try:
-            session = self._session if self._session is not None else await self._ready_session()
-            result = await self._send(session, method, params, on_progress)
+            conn = self._live if self._live is not None else await self._ready_connection()
+            result = await self._send(conn, method, params, on_progress)
         except MCPError as exc:
             if exc.code != types.CONNECTION_CLOSED:
                 verdict = True
                 self.breaker.record_success()  # the server answered: it is alive
                 raise
             await self._fail(f"{method}: connection closed")
-            if self._session is session:
+            if self._live is conn:
                 self._drop_session()  # do not hand the dead session to the next call
                 self._probe_now.set()
             raise UnitUnavailableError(
@@ -921,21 +893,21 @@ class Unit:
                 f"circuit opened after {self.spec.breaker_failures} failed calls; last: {why}",
             )
 
-    async def _ready_session(self) -> ClientSession:
-        if self._session is not None:
-            return self._session
+    async def _ready_connection(self) -> Connection:
+        if self._live is not None:
+            return self._live
         with anyio.move_on_after(READY_WAIT_S):
             await self.wait_ready()
-        if self._session is None:
+        if self._live is None:
             raise UnitUnavailableError(
                 f"server {self.name!r} is {self.state.value} and not ready after {READY_WAIT_S:g}s"
                 + (f" (last error: {self.stats.last_error})" if self.stats.last_error else "")
             )
-        return self._session
+        return self._live
 
     async def _send(
         self,
-        session: ClientSession,
+        conn: Connection,
         method: str,
         params: dict[str, Any] | None,
         on_progress: ProgressFn | None,
@@ -951,8 +923,7 @@ class Unit:
             if on_progress is not None:
                 await relays.run(on_progress, progress, total, message)
 
-        dispatcher = self._dispatcher
-        assert dispatcher is not None
+        session, dispatcher = conn.session, conn.dispatcher
         opts: CallOptions = {"on_progress": progressed}
         if self.spec.transport != "stdio" and session.protocol_version is not None:
             opts["headers"] = {MCP_PROTOCOL_VERSION_HEADER: session.protocol_version}
