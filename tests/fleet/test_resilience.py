@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from vsm_mcp.core.breaker import BreakerState, CircuitBreaker
-from vsm_mcp.fleet.resilience import Backoff, CrashLoop
+from vsm_mcp.fleet.resilience import Backoff
 
 
 class Clock:
@@ -19,19 +19,6 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() -> None:
     assert [bottom.next_delay() for _ in range(3)] == [0.5, 1.0, 2.0]
     top.reset()
     assert top.next_delay() == 1.0
-
-
-def test_crash_loop_trips_on_n_restarts_within_the_window() -> None:
-    clock = Clock()
-    loop = CrashLoop(3, 10.0, clock=clock)
-    assert not loop.record_restart()
-    clock.now = 5
-    assert not loop.record_restart()
-    clock.now = 11  # the first restart left the window
-    assert not loop.record_restart()
-    clock.now = 12
-    assert loop.record_restart()
-    assert loop.recent == 3
 
 
 def test_breaker_opens_then_admits_one_probe_after_the_cooldown() -> None:

@@ -1,5 +1,6 @@
-"""Local autonomy of a unit: restart back-off and crash-loop detection (its circuit breaker is
-`vsm_mcp.core.breaker`'s, the one every caller of something that fails uses).
+"""Local autonomy of a unit: restart back-off (its circuit breaker is `vsm_mcp.core.breaker`'s,
+the one every caller of something that fails uses; its crash loop is `vsm_mcp.core.intensity`'s,
+the one rule of both supervisors).
 
 Pure bookkeeping over an injected clock (``time.monotonic`` by default) and an
 injected random source (used only for jitter), so every rule is testable
@@ -8,14 +9,11 @@ without sleeping. Invariants:
 * `Backoff` delays grow geometrically from ``initial`` to at most ``maximum``
   and carry "full jitter" (uniform in ``[d/2, d]``), so restarts of many units
   never synchronise; `reset` returns to ``initial``.
-* `CrashLoop` trips when ``limit`` restarts fall within ``window`` seconds.
 """
 
 from __future__ import annotations
 
 import random
-import time
-from collections import deque
 from collections.abc import Callable
 
 
@@ -45,30 +43,3 @@ class Backoff:
     def reset(self) -> None:
         """Back to the initial delay (after a unit has run healthily)."""
         self._next = self._initial
-
-
-class CrashLoop:
-    """Detects ``limit`` restarts within ``window`` seconds."""
-
-    def __init__(self, limit: int, window: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._limit = limit
-        self._window = window
-        self._clock = clock
-        self._restarts: deque[float] = deque()
-
-    def record_restart(self) -> bool:
-        """Count one restart now; True when this makes it a crash loop."""
-        now = self._clock()
-        self._restarts.append(now)
-        while self._restarts and self._restarts[0] <= now - self._window:
-            self._restarts.popleft()
-        return len(self._restarts) >= self._limit
-
-    @property
-    def recent(self) -> int:
-        """Restarts inside the window as of the last record."""
-        return len(self._restarts)
-
-    def clear(self) -> None:
-        """Forget past restarts (after an operator restart)."""
-        self._restarts.clear()

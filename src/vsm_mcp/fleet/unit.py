@@ -60,6 +60,7 @@ from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vsm_mcp.core.breaker import BreakerState, CircuitBreaker
+from vsm_mcp.core.intensity import RestartIntensity
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence, unit_source
 from vsm_mcp.errors import (
     CallTimeoutError,
@@ -79,7 +80,7 @@ from vsm_mcp.fleet.express import ExpressLane, LaneOutcome
 from vsm_mcp.fleet.pins import PinBook
 from vsm_mcp.fleet.pins import check as check_pin
 from vsm_mcp.fleet.process import group_cpu_seconds
-from vsm_mcp.fleet.resilience import Backoff, CrashLoop
+from vsm_mcp.fleet.resilience import Backoff
 from vsm_mcp.fleet.secrets import SecretSource
 from vsm_mcp.fleet.secrets import resolve as resolve_secrets
 from vsm_mcp.fleet.spec import ServerSpec
@@ -142,8 +143,6 @@ class _Passthrough(BaseModel):
     """Any result, kept key for key: the gateway forwards what the server said."""
 
     model_config = ConfigDict(extra="allow")
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +276,7 @@ class Unit:
         self.stderr: deque[str] = deque(maxlen=500)
         self.breaker = CircuitBreaker(spec.breaker_failures, spec.breaker_cooldown_s, clock=clock)
         self._backoff = Backoff(spec.backoff_initial_s, spec.backoff_max_s, rand=rand)
-        self._crash_loop = CrashLoop(spec.crash_loop_restarts, spec.crash_loop_window_s, clock=clock)
+        self._crash_loop = RestartIntensity(spec.crash_loop_restarts, spec.crash_loop_window_s, clock=clock)
         #: This (or the last) start's connection, from the handshake on (`fleet.connection`).
         self._conn: Connection | None = None
         #: The connection taking calls: this start's once its tools are reviewed, until it goes.
@@ -356,7 +355,7 @@ class Unit:
                     continue
                 self.stats.restarts += 1
                 self.stats.last_error = reason
-                if self._crash_loop.record_restart():
+                if self._crash_loop.record():
                     self.state = UnitState.FAILED
                     await self._emit(
                         "crash_loop",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,6 +27,7 @@ from types import TracebackType
 import anyio
 from anyio.abc import TaskGroup
 
+from vsm_mcp.core.intensity import RestartIntensity
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
 from vsm_mcp.errors import VsmError
 from vsm_mcp.vsm.algedonic import SignalSink
@@ -79,13 +79,13 @@ class _Child:
         "state",
     )
 
-    def __init__(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, name: str, run: Callable[[], Awaitable[None]], failures: RestartIntensity) -> None:
         self.name = name
         self.run = run
         self.state = ChildState.RUNNING
         self.starts = 0
         self.restarts = 0
-        self.failures: deque[float] = deque()
+        self.failures = failures
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.scope = anyio.CancelScope()
@@ -152,7 +152,8 @@ class Supervisor:
         old = self._children.get(name)
         if old is not None and not old.settled.is_set():
             raise VsmError(f"child {name!r} of supervisor {self.name!r} is already running")
-        child = _Child(name, run)
+        # The first run plus max_restarts restarts: the next failure in the window is one too many.
+        child = _Child(name, run, RestartIntensity(self._max_restarts + 1, self._within_s, clock=self._clock))
         self._children[name] = child
         self._tg.start_soon(self._supervise, child, name=f"{self.name}/{name}")
 
@@ -195,14 +196,9 @@ class Supervisor:
             else:
                 child.state = ChildState.STOPPED
                 return
-            now = self._clock()
-            failures = child.failures
-            failures.append(now)
-            while failures[0] <= now - self._within_s:
-                failures.popleft()
-            if len(failures) > self._max_restarts:
+            if child.failures.record():
                 child.state = ChildState.FAILED
-                self._escalate(child, len(failures))
+                self._escalate(child, child.failures.recent)
                 return
             child.state = ChildState.RESTARTING
             child.restarts += 1
