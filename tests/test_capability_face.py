@@ -79,8 +79,7 @@ async def test_find_ranks_catalog_servers_with_reasons_offline(tmp_path: Path) -
         # The need is demand nothing in the fleet answers yet.
         assert runtime.demand.unmatched == 1
         with anyio.fail_after(5):  # demand reaches S4 in batches, over the bus
-            while runtime.system.s4.reading().events < 1:  # noqa: ASYNC110 - S4 counts, it signals no event
-                await anyio.sleep(0.02)
+            await runtime.notices.wait_for("variety.read", after=0)
         variety = runtime.demand.variety()
         assert variety["unmatched_categories"] == {f"search:{QUERY}": 1}
         # Through vsm_call_tool as well (the stable entry point).

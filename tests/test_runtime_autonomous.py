@@ -65,8 +65,7 @@ async def test_unanswered_demand_makes_the_system_acquire_a_server_and_the_gap_c
             assert "Asia/Tokyo" in str(result.content[0])
             # The same demand is now answered: coverage rises and the gap falls below the lower threshold.
             with anyio.fail_after(10):
-                while s4.reading().events < 5:  # noqa: ASYNC110
-                    await anyio.sleep(0.05)
+                await notices.wait_for("variety.read", after=0, where=lambda n: n.data["events"] >= 5)
             after = s4.reading()
             assert after.coverage > 0.0
             assert after.gap < gap_before

@@ -12,6 +12,7 @@ from vsm_mcp.store.memory import MemoryStore
 from vsm_mcp.vsm.bus import Bus
 from vsm_mcp.vsm.events import AcquisitionProposal, DemandObserved, GapClosed
 from vsm_mcp.vsm.intelligence import Intelligence
+from vsm_mcp.vsm.notices import Notices
 
 pytestmark = pytest.mark.anyio
 
@@ -79,3 +80,24 @@ async def test_demand_ages_out_without_new_events_and_a_detected_gap_clears() ->
         assert cleared is not None and type(cleared).__name__ == "GapCleared"
         assert (s4.reading().events, s4.reading().gap) == (0, 0.0)
         assert s4.age() is None  # cleared once
+
+
+async def test_each_batch_of_demand_is_a_variety_notice_with_the_reading_after_it() -> None:
+    notices = Notices()
+    async with MemoryStore.open() as store, Bus() as bus:
+        inbox = bus.inbox("s4")
+        s4 = Intelligence(inbox, bus, store, clock=lambda: 0.0, notices=notices)
+        s4.set_capacity({"files": 1})
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(s4.run)
+                await bus.publish("s4", DemandObserved(("files", "maps"), at=10.0))
+                first = await notices.wait_for("variety.read", after=0)
+                await bus.publish("s4", DemandObserved(("maps",), at=11.0))
+                second = await notices.wait_for("variety.read", after=first.seq)
+                inbox.close()
+    assert first.subject == "s4"
+    assert (first.data["events"], first.data["categories"]) == (2, 2)
+    assert first.data["coverage"] == pytest.approx(0.5)
+    assert (second.data["events"], second.data["coverage"]) == (3, pytest.approx(1 / 3))
+    assert second.data["demand_variety_bits"] == pytest.approx(s4.window.reading().demand_variety_bits)

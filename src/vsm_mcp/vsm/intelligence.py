@@ -154,7 +154,20 @@ class Intelligence:
         await self.flush_demand()
 
     async def _on_demand(self, demand: DemandObserved) -> None:
-        await self._judged(self.observe(demand.categories, demand.at), demand.at)
+        event = self.observe(demand.categories, demand.at)
+        if self._notices is not None:
+            r = self.window.reading()
+            self._notices.publish(
+                "variety.read",
+                self.name,
+                events=r.events,
+                categories=r.categories,
+                demand_variety_bits=r.demand_variety_bits,
+                system_variety_bits=r.system_variety_bits,
+                coverage=r.coverage,
+                gap=r.gap,
+            )
+        await self._judged(event, demand.at)
 
     async def _age_periodically(self) -> None:
         while True:

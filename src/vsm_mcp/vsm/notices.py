@@ -8,6 +8,8 @@ happening instead of polling for its effect. Kinds (`KINDS`) and their data:
 * ``unit.state`` (``unit``, ``state``, ``previous``), and besides it
   ``unit.ready`` / ``unit.failed`` (``unit``, ``error``) when a unit gets there;
 * ``capability.changed`` (``tools``: how many the fleet routes now);
+* ``variety.read`` (``events``, ``categories``, ``demand_variety_bits``,
+  ``system_variety_bits``, ``coverage``, ``gap``): S4 counted a batch of demand;
 * ``proposal.made`` (``gap``, ``unmatched``): S4 proposed acquiring;
 * ``decision.stored`` (``id``, ``system``, ``subject``, ``choice``, ``rule``);
 * ``alert.raised`` (``id``, ``source``, ``kind``, ``severity``, ``valence``).
@@ -44,6 +46,7 @@ KINDS = frozenset(
         "unit.ready",
         "unit.failed",
         "capability.changed",
+        "variety.read",
         "proposal.made",
         "decision.stored",
         "alert.raised",
