@@ -48,7 +48,7 @@ async def running(settings: Settings) -> AsyncIterator[tuple[Runtime, Client]]:
 
 
 async def wait_for(predicate: object) -> None:
-    """Poll a counter that other tasks advance (they signal no event), bounded by fail_after."""
+    """Poll S1's counters, which its batches advance (S1 publishes no notice), bounded by fail_after."""
     assert callable(predicate)
     with anyio.fail_after(10):
         while not predicate():  # noqa: ASYNC110 - polled state has no event to wait on
@@ -63,7 +63,8 @@ async def test_calls_feed_s1_and_s4_and_capabilities_reach_the_store(tmp_path: P
         with pytest.raises(MCPError):
             await client.call_tool("translate_klingon", {})
         s4 = runtime.system.s4
-        await wait_for(lambda: s4.reading().events == 4)
+        with anyio.fail_after(10):
+            await runtime.notices.wait_for("variety.read", after=0, where=lambda n: n.data["events"] == 4)
         reading = s4.reading()
         # 3 answered calls in one category, 1 unanswered: coverage 3/4
         assert reading.coverage == 0.75
@@ -86,7 +87,8 @@ async def test_demand_recorded_together_reaches_s4_as_one_batch(tmp_path: Path) 
         sent_before = runtime.system.bus.stats()["s4"].routine.sent
         for category in ("a", "b", "a"):
             runtime.demand.record(category, matched=False)
-        await wait_for(lambda: s4.reading().events == 3)
+        with anyio.fail_after(10):
+            await runtime.notices.wait_for("variety.read", after=0, where=lambda n: n.data["events"] == 3)
         assert runtime.system.bus.stats()["s4"].routine.sent == sent_before + 1
         assert inbox.dropped == 0
         assert s4.window.profile().counts == {"a": 2, "b": 1}
