@@ -94,6 +94,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "app",
         "Profiles: named subsets of servers and tools, served at /mcp/p/NAME and bindable to a token.",
     ),
+    "client": ("vsm_mcp.cli.client", "app", "Set up an MCP client to use this gateway."),
     "alerts": ("vsm_mcp.cli.alerts", "app", "Algedonic alerts: list them, acknowledge the escalated ones."),
     "approvals": (
         "vsm_mcp.cli.approvals",
