@@ -9,9 +9,9 @@ unit's choice (`Unit.call_tool`), never the caller's. Invariants:
   not), the server's own JSON-RPC error, or the unit's failure;
 * the caller's progress token stays the caller's: the server's progress
   reaches ``progress`` carrying it, in wire order, before the outcome;
-* a call whose awaiting task is cancelled (`CallControl.cancel` cancels the
-  scope its caller attached) ends with no outcome, and the server is told,
-  with the caller's reason.
+* a call whose awaiting task is cancelled (`CallControl.cancel` stops it as
+  its caller attached) ends with no outcome, and the server is told, with the
+  caller's reason.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
@@ -37,25 +36,26 @@ PLAIN_CALL_PARAMS = frozenset({"name", "arguments", "_meta"})
 
 @dataclass(slots=True, eq=False)
 class CallControl:
-    """The caller's handle on a call under way: `cancel` stops the task awaiting it (the scope
-    the caller `attach`-ed) and gives the server the reason."""
+    """The caller's handle on a call under way: `cancel` stops the task awaiting it (as the caller
+    said with `attach`) and gives the server the reason."""
 
     #: Why the caller gave up (passed to the server); set by `cancel`.
     reason: str | None = None
     cancelled: bool = False
-    _scope: anyio.CancelScope | None = field(default=None, repr=False)
+    _stop: Callable[[], object] | None = field(default=None, repr=False)
 
-    def attach(self, scope: anyio.CancelScope) -> None:
-        """The scope the caller awaits the call in (cancelled at once if the call already was)."""
-        self._scope = scope
+    def attach(self, stop: Callable[[], object]) -> None:
+        """How to stop the task awaiting the call (its ``cancel``, or a cancel scope's); called at
+        once if the call was already cancelled."""
+        self._stop = stop
         if self.cancelled:
-            scope.cancel()
+            stop()
 
     def cancel(self, reason: str | None = None) -> None:
         """The caller gave up: the call stops, the server is told ``reason``, no outcome follows."""
         self.cancelled, self.reason = True, reason
-        if self._scope is not None:
-            self._scope.cancel()
+        if self._stop is not None:
+            self._stop()
 
 
 @dataclass(frozen=True, slots=True)

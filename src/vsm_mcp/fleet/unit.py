@@ -40,6 +40,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import deque
@@ -773,12 +774,12 @@ class Unit:
     ) -> LaneOutcome | None:
         """One attempt on the lane: the server's answer, the unit's failure, or None (the lane
         could not take the call now; nothing was sent)."""
-        ended = anyio.Event()
-        outcomes: list[LaneOutcome] = []
+        # A plain future, set from the lane's reader callback: one wake-up, nothing else per call.
+        answer: asyncio.Future[LaneOutcome] = asyncio.get_running_loop().create_future()
 
         def finished(outcome: LaneOutcome) -> None:
-            outcomes.append(outcome)
-            ended.set()
+            if not answer.done():
+                answer.set_result(outcome)
 
         started = self._clock()
         call = lane.start(params, finished, progress if token is not None else None, token)
@@ -786,12 +787,11 @@ class Unit:
             return None
         self.stats.calls += 1
         try:
-            await ended.wait()
-        except anyio.get_cancelled_exc_class():
-            if not outcomes:  # the caller gave up: the server is told, no outcome follows
+            outcome = await answer
+        except asyncio.CancelledError:
+            if answer.cancelled():  # the caller gave up: the server is told, no outcome follows
                 lane.cancel(call, control.reason if control is not None else None)
             raise
-        outcome = outcomes[0]
         if not isinstance(outcome, UnitError):
             self.breaker.record_success()  # the server answered: it is alive
             if isinstance(outcome, types.JSONRPCResponse):

@@ -5,7 +5,8 @@ Once the client's handshake is done (the relay sees ``initialize`` with a
 handshake-era protocol version, then ``notifications/initialized``, and passes
 both on to the session), a ``tools/call`` of a routed tool
 whose params are only ``name``, ``arguments`` and ``_meta`` is given to
-`Fleet.call` in a task of the relay's and answered on the client's
+`Fleet.call` in an asyncio task of the relay's (no task group, no cancel
+scope: the lane's own machinery is asyncio's) and answered on the client's
 `LineWriter` as the SDK's typed `JSONRPCResponse` / `JSONRPCError` with the
 client's own id; the server's progress goes back with the client's own token.
 (How the fleet's unit sends it on, on its express lane or its SDK session, is
@@ -24,11 +25,10 @@ unchanged. Invariants:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable
 from typing import Any, Protocol
 
-import anyio
-import anyio.abc
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -56,10 +56,11 @@ class RelayedGateway(Protocol):
 class ExpressRelay:
     """Relays plain tool calls from the stdio client to the fleet's express lanes."""
 
-    def __init__(self, gateway: RelayedGateway, writer: LineWriter, tasks: anyio.abc.TaskGroup) -> None:
+    def __init__(self, gateway: RelayedGateway, writer: LineWriter) -> None:
         self._gateway = gateway
         self._writer = writer
-        self._tasks = tasks
+        self._loop = asyncio.get_running_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
         #: Set once the client's handshake is done (handshake-era connections only).
         self.armed = False
         self._handshake: object = None
@@ -124,19 +125,30 @@ class ExpressRelay:
         if name not in gateway.fleet.routes.tools:
             return False  # not the fleet's now (routes change): the full path says why
         call = ToolCall(name, params, progress=self._progress)
+        task = self._loop.create_task(self._relay(request_id, call, route.unit))
+        call.control.attach(task.cancel)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         self._inflight[request_id] = call.control
-        self._tasks.start_soon(self._relay, request_id, call, route.unit)
         self.relayed += 1
         gateway.note_call(route, STDIO_CLIENT, shown)
         return True
 
+    def close(self) -> None:
+        """The client is gone: the calls under way have nobody to answer (their servers are told)."""
+        for task in list(self._tasks):
+            task.cancel()
+
     async def _relay(self, request_id: types.RequestId, call: ToolCall, unit: str) -> None:
         """Run ``call`` and answer it, unless the client cancelled it."""
-        outcome: Outcome | None = None
-        with anyio.CancelScope() as scope:
-            call.control.attach(scope)
+        outcome: Outcome | types.ErrorData
+        try:
             outcome = await self._gateway.fleet.call(call)
-        if outcome is None or self._inflight.pop(request_id, None) is None:
+        except asyncio.CancelledError:
+            return  # cancelled by the client, or the client is gone: no answer
+        except KeyError:  # the routes changed since the call was taken
+            outcome = types.ErrorData(code=types.INVALID_PARAMS, message=f"Unknown tool: {call.public}")
+        if self._inflight.pop(request_id, None) is None:
             return  # cancelled by the client: no answer
         message: types.JSONRPCMessage
         if isinstance(outcome, dict):

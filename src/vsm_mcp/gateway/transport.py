@@ -104,16 +104,17 @@ async def serve_streams(gateway: Gateway, read: Any, write: Any) -> None:
     """Speak MCP on a stdio-shaped stream pair until it ends; over `LineReader` / `LineWriter`
     (pipes) plain tool calls take the express lane (`gateway.express`)."""
     server = gateway.server
+    relay: ExpressRelay | None = None
+    if isinstance(read, LineReader) and isinstance(write, LineWriter):
+        relay = ExpressRelay(gateway, write)
+        read.intercept = relay.intercept
+        gateway.express = relay
     gateway.stdio_clients += 1
     try:
-        async with anyio.create_task_group() as relayed:
-            if isinstance(read, LineReader) and isinstance(write, LineWriter):
-                relay = ExpressRelay(gateway, write, relayed)
-                read.intercept = relay.intercept
-                gateway.express = relay
-            await server.run(read, write, server.create_initialization_options())
-            relayed.cancel_scope.cancel()  # the client is gone: calls under way have nobody to answer
+        await server.run(read, write, server.create_initialization_options())
     finally:
+        if relay is not None:
+            relay.close()  # the client is gone: calls under way have nobody to answer
         gateway.stdio_clients -= 1
         gateway.searches.ended(STDIO_CLIENT)
         gateway.express = None
