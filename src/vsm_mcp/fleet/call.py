@@ -27,6 +27,8 @@ from vsm_mcp.errors import UnitError
 
 #: How a tool call ends: the server's result, the server's own error, or the unit's failure.
 Outcome = dict[str, Any] | types.ErrorData | UnitError
+#: Called once with a call's outcome (`vsm_mcp.fleet.fleet.Fleet.start`).
+Done = Callable[[Outcome], None]
 #: Receives the server's progress params, already carrying the caller's own token.
 ProgressSink = Callable[[dict[str, Any]], None]
 #: The params of a plain call, which a unit may send on its express lane; anything else (a task

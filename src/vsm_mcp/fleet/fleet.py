@@ -26,6 +26,7 @@ all of them. Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -40,10 +41,11 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter
-from vsm_mcp.errors import ConfigError, UnitError, UnknownUnitError
-from vsm_mcp.fleet.call import CallControl, Outcome, ProgressSink, ToolCall, unwrap
+from vsm_mcp.errors import ConfigError, UnitError, UnitUnavailableError, UnknownUnitError
+from vsm_mcp.fleet.call import Done, Outcome, ProgressSink, ToolCall, unwrap
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.definitions import DefinitionBook
+from vsm_mcp.fleet.express import LaneOutcome
 from vsm_mcp.fleet.pins import PinBook
 from vsm_mcp.fleet.quarantine import admitted, publishes, quarantined
 from vsm_mcp.fleet.routing import Route, RoutingTable, namespace_clash
@@ -269,42 +271,115 @@ class Fleet:
         return unit
 
     # -- calls -------------------------------------------------------------
-    async def call(self, call: ToolCall) -> Outcome:
+    def start(self, call: ToolCall, done: Done) -> None:
         """The one way a tool call goes through the fleet: route it, let its unit send it (on
         its express lane or its SDK session: the unit's choice), retry it there if its tool is
         safe to retry, dead-letter it if the unit failed it, tell every observer how it ended.
 
-        A call whose caller cancels the awaiting task ends with no outcome and is not observed;
-        the server is told (with ``call.control``'s reason).
+        ``done`` gets the `Outcome` once, from a callback or a task of the fleet's, before the
+        observers hear of it. A call its caller cancels through ``call.control`` ends with no
+        outcome and is not observed; the server is told. Nothing here waits: a plain call the
+        lane takes costs no task.
 
         Raises:
             KeyError: no tool is published as ``call.public``.
         """
         route = self.routes.tools[call.public]
-        wire = forwarded_params(
-            {**call.params, "name": route.name, "arguments": call.params.get("arguments") or {}}
+        params = call.params
+        wire = (
+            forwarded_params({**params, "name": route.name, "arguments": params.get("arguments") or {}}) or {}
         )
         started = time.perf_counter()
-        outcome: Outcome
+
+        def finish(outcome: Outcome, ok: bool, reason: str) -> None:
+            done(outcome)  # answer first, account after
+            self._completed(route, ok, time.perf_counter() - started, reason)
+
+        def on_lane(answer: LaneOutcome) -> None:
+            if isinstance(answer, types.JSONRPCResponse):
+                ok = not answer.result.get("isError", False)
+                finish(answer.result, ok, "" if ok else "tool returned isError")
+            elif isinstance(answer, types.JSONRPCError):
+                finish(answer.error, False, f"MCPError: {answer.error.message}")
+            else:  # the unit failed it there: its session takes it over as the failed first attempt
+                self._through_session(route, wire, call, finish, answer)
+
+        unit = self._units.get(route.unit)
+        if unit is not None and unit.quarantine is None:
+            progress, token = call.progress, call.token
+            if unit.lane_call(wire, on_lane, progress=progress, token=token, control=call.control):
+                return
+        self._through_session(route, wire, call, finish, None)
+
+    async def call(self, call: ToolCall) -> Outcome:
+        """`start` ``call`` and wait for its outcome; a caller cancelled while waiting cancels
+        the call (the server is told).
+
+        Raises:
+            KeyError: no tool is published as ``call.public``.
+        """
+        answer: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+
+        def done(outcome: Outcome) -> None:
+            if not answer.done():
+                answer.set_result(outcome)
+
+        self.start(call, done)
         try:
-            outcome = await self._call_unit(
-                route.unit,
-                route.name,
-                wire or {},
-                retry_safe=route.retry_safe,
-                progress=call.progress,
-                token=call.token,
-                control=call.control,
-            )
-        except MCPError as exc:
-            outcome, ok, reason = exc.error, False, f"MCPError: {exc.error.message}"
-        except UnitError as exc:
-            outcome, ok, reason = exc, False, f"{type(exc).__name__}: {exc}"
-        else:
-            ok = not outcome.get("isError", False)
-            reason = "" if ok else "tool returned isError"
-        self._completed(route, ok, time.perf_counter() - started, reason)
-        return outcome
+            return await answer
+        except asyncio.CancelledError:
+            call.control.cancel(call.control.reason)
+            raise
+
+    def _through_session(
+        self,
+        route: Route,
+        wire: dict[str, Any],
+        call: ToolCall,
+        finish: Callable[[Outcome, bool, str], None],
+        failed: UnitError | None,
+    ) -> None:
+        """Run the call through its unit's SDK session in a task of the fleet's."""
+        tg = self._tg
+        try:
+            if tg is None:
+                raise RuntimeError("the fleet has stopped")
+            tg.start_soon(self._session_call, route, wire, call, finish, failed)
+        except RuntimeError:  # the fleet is stopping: the call ends now
+            error = failed or UnitUnavailableError(f"server {route.unit!r} is stopping with the gateway")
+            finish(error, False, f"{type(error).__name__}: {error}")
+
+    async def _session_call(
+        self,
+        route: Route,
+        wire: dict[str, Any],
+        call: ToolCall,
+        finish: Callable[[Outcome, bool, str], None],
+        failed: UnitError | None,
+    ) -> None:
+        with anyio.CancelScope() as scope:
+            call.control.attach(scope.cancel)
+            outcome: Outcome
+            try:
+                if failed is not None:
+                    await self.unit(route.unit).lane_failed(failed)
+                outcome = await self._call_unit(
+                    route.unit,
+                    route.name,
+                    wire,
+                    retry_safe=route.retry_safe,
+                    progress=call.progress,
+                    token=call.token,
+                    failed=failed,
+                )
+            except MCPError as exc:
+                outcome, ok, reason = exc.error, False, f"MCPError: {exc.error.message}"
+            except UnitError as exc:
+                outcome, ok, reason = exc, False, f"{type(exc).__name__}: {exc}"
+            else:
+                ok = not outcome.get("isError", False)
+                reason = "" if ok else "tool returned isError"
+            finish(outcome, ok, reason)
 
     async def call_tool(self, public: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
         """`call` of a plain call of ``public`` with ``arguments``; its result.
@@ -341,13 +416,13 @@ class Fleet:
         retry_safe: bool,
         progress: ProgressSink | None = None,
         token: types.ProgressToken | None = None,
-        control: CallControl | None = None,
+        failed: UnitError | None = None,
     ) -> dict[str, Any]:
         unit = admitted(self.unit(unit_name))
         retries_before = unit.stats.retries
         try:
             return await unit.call_tool(
-                wire, retry_safe=retry_safe, progress=progress, token=token, control=control
+                wire, retry_safe=retry_safe, progress=progress, token=token, failed=failed
             )
         except UnitError as exc:
             attempts = 1 + unit.stats.retries - retries_before  # every attempt after the first is a retry

@@ -32,15 +32,15 @@ Invariants:
 * Progress notifications a server sends before its result reach the caller
   before that result (the result waits up to `PROGRESS_RELAY_WAIT_S` for
   their relay), whatever order the event loop runs the relays in.
-* A stdio session also carries an `ExpressLane`: `call_tool` sends a plain
+* A stdio session also carries an `ExpressLane`: `lane_call` sends a plain
   tool call and takes its answer on the wire itself, under the same breaker,
   timeouts and counters; it ends with the session, failing the calls still
-  under way, which the SDK's session then takes over as failed attempts.
+  under way, which `call_tool` (the SDK's session) then takes over as failed
+  attempts.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections import deque
@@ -713,6 +713,54 @@ class Unit:
         read.intercept = lane.intercept
         return lane
 
+    def lane_call(
+        self,
+        params: dict[str, Any],
+        done: Callable[[LaneOutcome], None],
+        *,
+        progress: ProgressSink | None = None,
+        token: types.ProgressToken | None = None,
+        control: CallControl | None = None,
+    ) -> bool:
+        """Send ``tools/call`` with ``params`` (as they go downstream) on the express lane, if it
+        can take it now: a plain call (only ``name``, ``arguments``, ``_meta``), a stdio session
+        up, its pipe not congested, the breaker closed. Returns False, having sent nothing,
+        otherwise (`call_tool` takes it).
+
+        ``done`` is called once, from the lane's reader callback or timer: with the server's
+        answer (the breaker has recorded it) or a `UnitError`, for which the caller owes
+        `lane_failed`. With a caller's progress ``token`` the server is asked for progress and
+        ``progress`` gets it. ``control`` stops the call (the server is told; no ``done``).
+        """
+        live = self._live
+        lane = live.lane if live is not None else None
+        if (
+            lane is None
+            or self.breaker.state is not BreakerState.CLOSED
+            or not params.keys() <= PLAIN_CALL_PARAMS
+        ):
+            return False
+        started = self._clock()
+
+        def finished(outcome: LaneOutcome) -> None:
+            if not isinstance(outcome, UnitError):
+                self.breaker.record_success()  # the server answered: it is alive
+                if isinstance(outcome, types.JSONRPCResponse):
+                    self.stats.latency_total_s += self._clock() - started
+            done(outcome)
+
+        call = lane.start(params, finished, progress if token is not None else None, token)
+        if call is None:
+            return False
+        self.stats.calls += 1
+        if control is not None:
+            control.attach(lambda: lane.cancel(call, control.reason))
+        return True
+
+    async def lane_failed(self, error: UnitError) -> None:
+        """Count a lane call that ended with ``error`` (breaker, counters, pain on a trip)."""
+        await self._fail(str(error))
+
     async def call_tool(
         self,
         params: dict[str, Any],
@@ -720,36 +768,15 @@ class Unit:
         retry_safe: bool,
         progress: ProgressSink | None = None,
         token: types.ProgressToken | None = None,
-        control: CallControl | None = None,
+        failed: UnitError | None = None,
     ) -> dict[str, Any]:
-        """``tools/call`` with ``params`` (as they go downstream); returns the server's result.
-
-        The transport is the unit's choice: a plain call (only ``name``, ``arguments`` and
-        ``_meta``) of a stdio session goes on its express lane while the lane can take it (the
-        pipe not congested, the breaker closed); anything else, and a lane call that failed,
-        goes through the SDK's session (`request`, which retries a safe call). With a caller's
-        progress ``token``, the server is asked for progress and ``progress`` gets it. A caller
-        cancelled while waiting (or through ``control``) cancels the call; the server is told.
+        """``tools/call`` with ``params`` through the SDK's session (`request`: a safe call is
+        retried); ``failed``: how a lane attempt ended, taken over as the failed first attempt.
 
         Raises:
             MCPError: the server answered with an error.
             UnitError: the unit failed the call.
         """
-        failed: UnitError | None = None
-        lane = self._live.lane if self._live is not None else None
-        if (
-            lane is not None
-            and params.keys() <= PLAIN_CALL_PARAMS
-            and self.breaker.state is BreakerState.CLOSED
-        ):
-            outcome = await self._on_lane(lane, params, progress, token, control)
-            if isinstance(outcome, types.JSONRPCResponse):
-                return outcome.result
-            if isinstance(outcome, types.JSONRPCError):
-                raise MCPError.from_error_data(outcome.error)
-            if isinstance(outcome, UnitError):
-                await self._fail(str(outcome))
-                failed = outcome  # the session path takes it over as its failed first attempt
 
         async def relay(value: float, total: float | None, message: str | None) -> None:
             if progress is not None:
@@ -763,40 +790,6 @@ class Unit:
             on_progress=relay if token is not None and progress is not None else None,
             failed=failed,
         )
-
-    async def _on_lane(
-        self,
-        lane: ExpressLane,
-        params: dict[str, Any],
-        progress: ProgressSink | None,
-        token: types.ProgressToken | None,
-        control: CallControl | None,
-    ) -> LaneOutcome | None:
-        """One attempt on the lane: the server's answer, the unit's failure, or None (the lane
-        could not take the call now; nothing was sent)."""
-        # A plain future, set from the lane's reader callback: one wake-up, nothing else per call.
-        answer: asyncio.Future[LaneOutcome] = asyncio.get_running_loop().create_future()
-
-        def finished(outcome: LaneOutcome) -> None:
-            if not answer.done():
-                answer.set_result(outcome)
-
-        started = self._clock()
-        call = lane.start(params, finished, progress if token is not None else None, token)
-        if call is None:
-            return None
-        self.stats.calls += 1
-        try:
-            outcome = await answer
-        except asyncio.CancelledError:
-            if answer.cancelled():  # the caller gave up: the server is told, no outcome follows
-                lane.cancel(call, control.reason if control is not None else None)
-            raise
-        if not isinstance(outcome, UnitError):
-            self.breaker.record_success()  # the server answered: it is alive
-            if isinstance(outcome, types.JSONRPCResponse):
-                self.stats.latency_total_s += self._clock() - started
-        return outcome
 
     # -- calls -------------------------------------------------------------
     async def request(

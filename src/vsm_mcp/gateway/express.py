@@ -5,8 +5,8 @@ Once the client's handshake is done (the relay sees ``initialize`` with a
 handshake-era protocol version, then ``notifications/initialized``, and passes
 both on to the session), a ``tools/call`` of a routed tool
 whose params are only ``name``, ``arguments`` and ``_meta`` is given to
-`Fleet.call` in an asyncio task of the relay's (no task group, no cancel
-scope: the lane's own machinery is asyncio's) and answered on the client's
+`Fleet.start` (no task of its own: the answer is written from the callback
+that ends the call) and answered on the client's
 `LineWriter` as the SDK's typed `JSONRPCResponse` / `JSONRPCError` with the
 client's own id; the server's progress goes back with the client's own token.
 (How the fleet's unit sends it on, on its express lane or its SDK session, is
@@ -25,7 +25,6 @@ unchanged. Invariants:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Hashable
 from typing import Any, Protocol
 
@@ -59,8 +58,6 @@ class ExpressRelay:
     def __init__(self, gateway: RelayedGateway, writer: LineWriter) -> None:
         self._gateway = gateway
         self._writer = writer
-        self._loop = asyncio.get_running_loop()
-        self._tasks: set[asyncio.Task[None]] = set()
         #: Set once the client's handshake is done (handshake-era connections only).
         self.armed = False
         self._handshake: object = None
@@ -122,41 +119,35 @@ class ExpressRelay:
         shown = name
         if exposed.public != name:  # renamed by the stdio face's profile
             name, params = exposed.public, {**params, "name": exposed.public}
-        if name not in gateway.fleet.routes.tools:
-            return False  # not the fleet's now (routes change): the full path says why
         call = ToolCall(name, params, progress=self._progress)
-        task = self._loop.create_task(self._relay(request_id, call, route.unit))
-        call.control.attach(task.cancel)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        unit = route.unit
+
+        def reply(outcome: Outcome) -> None:
+            if self._inflight.pop(request_id, None) is None:
+                return  # cancelled by the client: no answer
+            message: types.JSONRPCMessage
+            if isinstance(outcome, dict):
+                message = types.JSONRPCResponse(jsonrpc="2.0", id=request_id, result=outcome)
+            else:
+                error = outcome if isinstance(outcome, types.ErrorData) else unit_error_data(outcome, unit)
+                message = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
+            self._writer.send_nowait(message)
+
         self._inflight[request_id] = call.control
+        try:
+            gateway.fleet.start(call, reply)
+        except KeyError:
+            del self._inflight[request_id]
+            return False  # not the fleet's now (routes change): the full path says why
         self.relayed += 1
         gateway.note_call(route, STDIO_CLIENT, shown)
         return True
 
     def close(self) -> None:
         """The client is gone: the calls under way have nobody to answer (their servers are told)."""
-        for task in list(self._tasks):
-            task.cancel()
-
-    async def _relay(self, request_id: types.RequestId, call: ToolCall, unit: str) -> None:
-        """Run ``call`` and answer it, unless the client cancelled it."""
-        outcome: Outcome | types.ErrorData
-        try:
-            outcome = await self._gateway.fleet.call(call)
-        except asyncio.CancelledError:
-            return  # cancelled by the client, or the client is gone: no answer
-        except KeyError:  # the routes changed since the call was taken
-            outcome = types.ErrorData(code=types.INVALID_PARAMS, message=f"Unknown tool: {call.public}")
-        if self._inflight.pop(request_id, None) is None:
-            return  # cancelled by the client: no answer
-        message: types.JSONRPCMessage
-        if isinstance(outcome, dict):
-            message = types.JSONRPCResponse(jsonrpc="2.0", id=request_id, result=outcome)
-        else:
-            error = outcome if isinstance(outcome, types.ErrorData) else unit_error_data(outcome, unit)
-            message = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
-        self._writer.send_nowait(message)
+        controls, self._inflight = list(self._inflight.values()), {}
+        for control in controls:
+            control.cancel("the client went away")
 
     def _progress(self, params: dict[str, Any]) -> None:
         self._writer.send_nowait(
