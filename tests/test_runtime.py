@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -47,12 +47,10 @@ async def running(settings: Settings) -> AsyncIterator[tuple[Runtime, Client]]:
             yield runtime, client
 
 
-async def wait_for(predicate: object) -> None:
-    """Poll S1's counters, which its batches advance (S1 publishes no notice), bounded by fail_after."""
-    assert callable(predicate)
+async def counted(runtime: Runtime, predicate: Callable[[], bool]) -> None:
+    """Wait until S1 has counted a batch of calls after which ``predicate`` holds."""
     with anyio.fail_after(10):
-        while not predicate():  # noqa: ASYNC110 - polled state has no event to wait on
-            await anyio.sleep(0.02)
+        await runtime.notices.wait_for("calls.counted", after=0, where=lambda _: predicate())
 
 
 async def test_calls_feed_s1_and_s4_and_capabilities_reach_the_store(tmp_path: Path) -> None:
@@ -69,7 +67,7 @@ async def test_calls_feed_s1_and_s4_and_capabilities_reach_the_store(tmp_path: P
         # 3 answered calls in one category, 1 unanswered: coverage 3/4
         assert reading.coverage == 0.75
         assert reading.categories == 2
-        await wait_for(lambda: runtime.system.s1.unit_stats("probe").calls == 3)
+        await counted(runtime, lambda: runtime.system.s1.unit_stats("probe").calls == 3)
         assert runtime.system.s1.unit_stats("probe").errors == 0
         assert runtime.system.s2.public_names == len(runtime.fleet.routes.tools) > 0
         tools = {c.tool for c in await runtime.store.capabilities() if c.unit == "probe"}
@@ -105,7 +103,7 @@ async def test_calls_finished_within_the_report_window_reach_s1_as_one_message(
             for i in range(5):
                 tg.start_soon(client.call_tool, "probe__echo", {"text": str(i)})
         s1 = runtime.system.s1
-        await wait_for(lambda: s1.unit_stats("probe").calls == 5)
+        await counted(runtime, lambda: s1.unit_stats("probe").calls == 5)
         # five answers within the window of the first: one CallsCompleted
         assert runtime.system.bus.stats()["s1"].routine.sent == sent_before + 1
 
@@ -172,8 +170,11 @@ async def test_outcomes_are_learned_per_server_and_category_and_persisted(tmp_pa
         assert ledger.boost("probe", "probe__echo") > 0 > ledger.boost("probe", "probe__add")
         # the sampler persists it within one round
         with anyio.fail_after(10):
-            while ("probe", "probe__echo") not in (await OutcomeLedger.load(runtime.store)).tallies:  # noqa: ASYNC110 - polls the store
-                await anyio.sleep(0.1)
+            while True:
+                mark = runtime.notices.last_seq
+                if ("probe", "probe__echo") in (await OutcomeLedger.load(runtime.store)).tallies:
+                    break
+                await runtime.notices.wait_for("status.stored", after=mark)
 
 
 async def test_audit_lists_the_tools_afresh_against_their_pin(tmp_path: Path) -> None:

@@ -188,8 +188,11 @@ async def test_list_shows_how_a_running_gateway_runs_each_server(tmp_path: Path)
         with anyio.fail_after(30):
             await runtime.fleet.wait_ready("probe")
             await runtime.fleet.wait_ready("plain")
-            while not await units_reported(runtime.store):  # noqa: ASYNC110 - polls the stored status
-                await anyio.sleep(0.1)
+            while True:  # each round of the sampler stores the status, then says so
+                mark = runtime.notices.last_seq
+                if await units_reported(runtime.store):
+                    break
+                await runtime.notices.wait_for("status.stored", after=mark)
         code, out, _ = await anyio.to_thread.run_sync(
             lambda: _vsm(tmp_path, "--config", str(config), "servers", "list", "--json")
         )

@@ -7,7 +7,8 @@ import pytest
 
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
 from vsm_mcp.vsm.bus import Bus
-from vsm_mcp.vsm.events import CallCompleted
+from vsm_mcp.vsm.events import CallCompleted, CallsCompleted
+from vsm_mcp.vsm.notices import Notices
 from vsm_mcp.vsm.operations import Operations
 
 pytestmark = pytest.mark.anyio
@@ -74,3 +75,22 @@ async def test_a_sustained_error_spike_is_one_signal_and_rearms_after_recovery()
         s1.record(_call(False))
         assert len(sink.signals) == 2  # 2 of 4 again
         assert s1.spikes == 2
+
+
+async def test_each_batch_counted_is_a_notice_with_the_running_total() -> None:
+    notices = Notices()
+    async with Bus() as bus:
+        inbox = bus.inbox("s1")
+        s1 = Operations(inbox, SignalList(), notices=notices)
+        s1.register("fs", ["read"])
+        await bus.publish("s1", CallsCompleted((_call(True), _call(False))))
+        await bus.publish("s1", _call(True))
+        inbox.close()
+        with anyio.fail_after(5):
+            await s1.run()
+    kept, missed = notices.since(0)
+    assert missed == 0
+    assert [(n.kind, n.subject, n.data["calls"], n.data["total"]) for n in kept] == [
+        ("calls.counted", "s1", 2, 2),
+        ("calls.counted", "s1", 1, 3),
+    ]

@@ -101,6 +101,7 @@ async def sample_units(
         if outcomes.dirty:
             outcomes.dirty = False
             await outcomes.ledger.save(store)
+        system.notices.publish("status.stored", "runtime", units=len(units))
         await anyio.sleep(every_s)
 
 

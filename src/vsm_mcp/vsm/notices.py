@@ -8,6 +8,9 @@ happening instead of polling for its effect. Kinds (`KINDS`) and their data:
 * ``unit.state`` (``unit``, ``state``, ``previous``), and besides it
   ``unit.ready`` / ``unit.failed`` (``unit``, ``error``) when a unit gets there;
 * ``capability.changed`` (``tools``: how many the fleet routes now);
+* ``calls.counted`` (``calls``: in this batch, ``total``): S1 counted finished calls;
+* ``status.stored`` (``units``): the live status (and the outcome ledger, when it
+  had news) is in the store, for ``vsm-mcp status`` and other processes;
 * ``variety.read`` (``events``, ``categories``, ``demand_variety_bits``,
   ``system_variety_bits``, ``coverage``, ``gap``): S4 counted a batch of demand;
 * ``proposal.made`` (``gap``, ``unmatched``): S4 proposed acquiring;
@@ -46,6 +49,8 @@ KINDS = frozenset(
         "unit.ready",
         "unit.failed",
         "capability.changed",
+        "calls.counted",
+        "status.stored",
         "variety.read",
         "proposal.made",
         "decision.stored",

@@ -25,6 +25,7 @@ from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence, unit_sourc
 from vsm_mcp.vsm.algedonic import SignalSink
 from vsm_mcp.vsm.bus import Inbox
 from vsm_mcp.vsm.events import CallCompleted, CallsCompleted
+from vsm_mcp.vsm.notices import Notices
 from vsm_mcp.vsm.status import SystemStatus, ViableStatus
 
 #: Calls per unit over which an error-rate spike is judged.
@@ -95,7 +96,9 @@ class Operations:
         *,
         spike_window: int = SPIKE_WINDOW,
         spike_error_share: float = SPIKE_ERROR_SHARE,
+        notices: Notices | None = None,
     ) -> None:
+        self._notices = notices
         if spike_window < 1 or not 0.0 < spike_error_share <= 1.0:
             raise ValueError("need spike_window >= 1 and 0 < spike_error_share <= 1")
         self._inbox = inbox
@@ -189,11 +192,16 @@ class Operations:
         """Count every `CallCompleted` that arrives (alone or in `CallsCompleted`), until the inbox closes."""
         async for envelope in self._inbox:
             payload = envelope.payload
+            calls: tuple[CallCompleted, ...] = ()
             if isinstance(payload, CallCompleted):
-                self.record(payload)
+                calls = (payload,)
             elif isinstance(payload, CallsCompleted):
-                for call in payload.calls:
-                    self.record(call)
+                calls = tuple(payload.calls)
+            for call in calls:
+                self.record(call)
+            if calls and self._notices is not None:
+                total = sum(u.total.calls for u in self._units.values())
+                self._notices.publish("calls.counted", "s1", calls=len(calls), total=total)
 
     def status(self) -> SystemStatus:
         """Totals over all units."""

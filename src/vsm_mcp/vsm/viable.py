@@ -105,7 +105,7 @@ class ViableSystem:
             clock=clock,
             wall_clock=wall_clock,
         )
-        self.s1 = Operations(bus.inbox("s1"), self.channel)
+        self.s1 = Operations(bus.inbox("s1"), self.channel, notices=self.notices)
         self.s2 = Coordination(bus, self.supervisor)
         self.s3 = Control(bus.inbox("s3"), bus, self.s1, budget=cfg.budget, wall_clock=wall_clock)
         self.s3_star = AuditScheduler(
