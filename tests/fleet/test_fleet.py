@@ -136,3 +136,53 @@ async def test_a_plain_call_of_a_stdio_unit_takes_its_lane_anything_else_its_ses
     finally:
         server.kill()
         await server.wait()
+
+
+async def test_a_unit_with_a_concurrency_limit_takes_two_calls_at_a_time_from_two_clients(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    async with Fleet([probe_spec("p", max_concurrency=2)]) as fleet:
+        with anyio.fail_after(30):
+            await fleet.wait_ready("p")
+        door = fleet.unit("p").door
+        assert door is not None
+        results: list[object] = []
+
+        async def one(client: str) -> None:
+            call = ToolCall("p__sleep", {"name": "p__sleep", "arguments": {"seconds": 0.2}}, client=client)
+            results.append(await fleet.call(call))
+
+        started = anyio.current_time()
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for client in ["a"] * 6 + ["b"] * 4:
+                    tg.start_soon(one, client)
+        took = anyio.current_time() - started
+        assert all(isinstance(r, dict) and _text(r) == "slept" for r in results) and len(results) == 10
+        stats = door.stats
+        assert (stats.max_in_flight, stats.in_flight, stats.queued) == (2, 0, 0)
+        assert (stats.waited, stats.max_queued) == (8, 8)
+        assert took >= 5 * 0.2 * 0.9  # five waves of two: never more than two at the server
+        [row] = fleet.status()
+        assert row["door"]["limit"] == 2 and row["door"]["waited"] == 8
+
+
+async def test_a_cancelled_call_frees_its_place_at_the_door_waiting_or_running(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    async with Fleet([probe_spec("p", max_concurrency=1)]) as fleet:
+        with anyio.fail_after(30):
+            await fleet.wait_ready("p")
+        door = fleet.unit("p").door
+        assert door is not None
+        long = {"name": "p__sleep", "arguments": {"seconds": 30}}
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(fleet.call, ToolCall("p__sleep", long, client="a"))
+                tg.start_soon(fleet.call, ToolCall("p__sleep", long, client="b"))
+                await anyio.wait_all_tasks_blocked()  # both are at the door: admission does not wait
+                assert (door.stats.in_flight, door.stats.queued) == (1, 1)
+                tg.cancel_scope.cancel()  # both callers give up: one waiting, one running
+        assert (door.stats.in_flight, door.stats.queued, door.stats.waited) == (0, 0, 0)
+        answer = await fleet.call(ToolCall.of("p__echo", {"text": "next"}))  # the door is open again
+        assert isinstance(answer, dict) and _text(answer) == "next"

@@ -19,3 +19,17 @@ async def test_unit_restarts_and_back_offs_reach_s2() -> None:
         metrics = s2.status().metrics
     assert (metrics["unit_restarts"], metrics["units_backing_off"]) == (5, 1)
     assert (metrics["public_names"], metrics["collisions_resolved"]) == (12, 2)
+
+
+async def test_calls_waiting_at_a_units_door_show_as_throttling() -> None:
+    async with Bus() as bus:
+        s2 = Coordination(bus)
+        assert s2.status().state == "ok"
+        s2.note_doors(in_flight=2, queued=3, waited=5, wait_s=1.25, throttling=1)
+        status = s2.status()
+        assert status.state == "throttling"
+        metrics = status.metrics
+        assert (metrics["calls_in_flight"], metrics["calls_queued"], metrics["calls_waited"]) == (2, 3, 5)
+        assert (metrics["wait_s"], metrics["units_throttling"]) == (1.25, 1)
+        s2.note_doors(in_flight=0, queued=0, waited=5, wait_s=1.25, throttling=0)
+        assert s2.status().state == "ok"

@@ -96,6 +96,14 @@ async def sample_units(
             restarts=sum(u.stats.restarts for u in units),
             backing_off=sum(1 for u in units if u.state is UnitState.BACKOFF),
         )
+        doors = [u.door.stats for u in units if u.door is not None]
+        system.s2.note_doors(
+            in_flight=sum(d.in_flight for d in doors),
+            queued=sum(d.queued for d in doors),
+            waited=sum(d.waited for d in doors),
+            wait_s=sum(d.waited_s for d in doors),
+            throttling=sum(1 for d in doors if d.queued),
+        )
         await apply_acknowledgements(store, system.s5, acknowledged)
         await store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **live_status()})
         if outcomes.dirty:

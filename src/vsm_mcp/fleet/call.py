@@ -16,7 +16,7 @@ unit's choice (`Unit.call_tool`), never the caller's. Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ class CallControl:
     reason: str | None = None
     cancelled: bool = False
     _stop: Callable[[], object] | None = field(default=None, repr=False)
+    _also: Callable[[], object] | None = field(default=None, repr=False)
 
     def attach(self, stop: Callable[[], object]) -> None:
         """How to stop the task awaiting the call (its ``cancel``, or a cancel scope's); called at
@@ -53,11 +54,17 @@ class CallControl:
         if self.cancelled:
             stop()
 
+    def also(self, then: Callable[[], object]) -> None:
+        """Call ``then`` too when the call is cancelled (after stopping it): its slot is freed."""
+        self._also = then
+
     def cancel(self, reason: str | None = None) -> None:
         """The caller gave up: the call stops, the server is told ``reason``, no outcome follows."""
         self.cancelled, self.reason = True, reason
         if self._stop is not None:
             self._stop()
+        if self._also is not None:
+            self._also()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,8 @@ class ToolCall:
     #: Where the server's progress goes (asked for only when ``params`` carry a progress token).
     progress: ProgressSink | None = None
     control: CallControl = field(default_factory=CallControl)
+    #: Who asks (a client session): calls waiting at a unit's door take turns by client.
+    client: Hashable = None
 
     @classmethod
     def of(cls, public: str, arguments: dict[str, Any] | None = None) -> ToolCall:

@@ -42,6 +42,7 @@ from mcp.shared.exceptions import MCPError
 
 from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter
 from vsm_mcp.errors import ConfigError, UnitError, UnitUnavailableError, UnknownUnitError
+from vsm_mcp.fleet.admission import Slot
 from vsm_mcp.fleet.call import Done, Outcome, ProgressSink, ToolCall, unwrap
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.definitions import DefinitionBook
@@ -279,20 +280,38 @@ class Fleet:
         ``done`` gets the `Outcome` once, from a callback or a task of the fleet's, before the
         observers hear of it. A call its caller cancels through ``call.control`` ends with no
         outcome and is not observed; the server is told. Nothing here waits: a plain call the
-        lane takes costs no task.
+        lane takes costs no task. A unit with ``max_concurrency`` admits its calls through its
+        door (`vsm_mcp.fleet.admission`): over the limit a call waits there, clients taking turns.
 
         Raises:
             KeyError: no tool is published as ``call.public``.
         """
         route = self.routes.tools[call.public]
+        unit = self._units.get(route.unit)
+        door = unit.door if unit is not None else None
+        if door is None:
+            self._dispatch(route, unit, call, done, None)
+            return
+        withdraw = door.admit(call.client, lambda slot: self._dispatch(route, unit, call, done, slot))
+        if withdraw is not None:  # waiting at the unit's door: a cancel takes it out of the queue
+            call.control.attach(withdraw)
+
+    def _dispatch(
+        self, route: Route, unit: Unit | None, call: ToolCall, done: Done, slot: Slot | None
+    ) -> None:
+        """Send ``call`` on its way (`start`), holding ``slot`` of its unit's door, if any, until it ends."""
         params = call.params
         wire = (
             forwarded_params({**params, "name": route.name, "arguments": params.get("arguments") or {}}) or {}
         )
         started = time.perf_counter()
+        if slot is not None:
+            call.control.also(slot.release)
 
         def finish(outcome: Outcome, ok: bool, reason: str) -> None:
             done(outcome)  # answer first, account after
+            if slot is not None:
+                slot.release()
             self._completed(route, ok, time.perf_counter() - started, reason)
 
         def on_lane(answer: LaneOutcome) -> None:
@@ -304,7 +323,6 @@ class Fleet:
             else:  # the unit failed it there: its session takes it over as the failed first attempt
                 self._through_session(route, wire, call, finish, answer)
 
-        unit = self._units.get(route.unit)
         if unit is not None and unit.quarantine is None:
             progress, token = call.progress, call.token
             if unit.lane_call(wire, on_lane, progress=progress, token=token, control=call.control):
@@ -547,6 +565,24 @@ class Fleet:
                     "last_ping_ms": round(s.last_ping_ms, 3) if s.last_ping_ms is not None else None,
                     "last_error": s.last_error,
                     "quarantine": unit.quarantine.reason if unit.quarantine is not None else None,
+                    "door": _door(unit),
                 }
             )
         return out
+
+
+def _door(unit: Unit) -> dict[str, Any] | None:
+    """The unit's S2 door (`vsm_mcp.fleet.admission`) as counted, or None without a limit."""
+    door = unit.door
+    if door is None:
+        return None
+    d = door.stats
+    return {
+        "limit": door.limit,
+        "in_flight": d.in_flight,
+        "max_in_flight": d.max_in_flight,
+        "queued": d.queued,
+        "max_queued": d.max_queued,
+        "waited": d.waited,
+        "waited_s": round(d.waited_s, 6),
+    }

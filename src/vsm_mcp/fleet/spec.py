@@ -101,6 +101,8 @@ class ServerSpec(BaseModel):
     breaker_cooldown_s: float = Field(default=10.0, gt=0)
     # Retries of read-only / idempotent tools after a transport failure.
     retries: int = Field(default=2, ge=0)
+    # At most this many calls in flight at the server; the rest wait, clients taking turns (S2).
+    max_concurrency: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -73,6 +73,7 @@ from vsm_mcp.errors import (
     UnitUnavailableError,
 )
 from vsm_mcp.fleet import definitions
+from vsm_mcp.fleet.admission import Admission
 from vsm_mcp.fleet.call import PLAIN_CALL_PARAMS, CallControl, ProgressSink
 from vsm_mcp.fleet.confinement import Confined, Confinement
 from vsm_mcp.fleet.connection import Connection, SessionHandlers, connect
@@ -276,6 +277,8 @@ class Unit:
         self.stats = UnitStats()
         self.stderr: deque[str] = deque(maxlen=500)
         self.breaker = CircuitBreaker(spec.breaker_failures, spec.breaker_cooldown_s, clock=clock)
+        #: S2's door: at most ``max_concurrency`` calls in flight, the rest queued fairly (None: no limit).
+        self.door = Admission(spec.max_concurrency, clock=clock) if spec.max_concurrency else None
         self._backoff = Backoff(spec.backoff_initial_s, spec.backoff_max_s, rand=rand)
         self._crash_loop = RestartIntensity(spec.crash_loop_restarts, spec.crash_loop_window_s, clock=clock)
         #: This (or the last) start's connection, from the handshake on (`fleet.connection`).

@@ -119,7 +119,7 @@ class ExpressRelay:
         shown = name
         if exposed.public != name:  # renamed by the stdio face's profile
             name, params = exposed.public, {**params, "name": exposed.public}
-        call = ToolCall(name, params, progress=self._progress)
+        call = ToolCall(name, params, progress=self._progress, client=STDIO_CLIENT)
         unit = route.unit
 
         def reply(outcome: Outcome) -> None:

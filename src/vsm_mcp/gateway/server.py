@@ -373,7 +373,7 @@ class Gateway:
         if exposed.public != name:
             name, raw = exposed.public, {**raw, "name": exposed.public}
 
-        call = ToolCall(name, raw)
+        call = ToolCall(name, raw, client=self._client(ctx))
         with self.upstream.serving(route.unit, ctx.session, ctx.request_id):
             if call.token is None:
                 outcome = await self.fleet.call(call)
@@ -664,5 +664,7 @@ async def _reporting_progress(ctx: Ctx, call: ToolCall, fleet: Fleet) -> Outcome
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(report)
         with send:
-            outcome = await fleet.call(ToolCall(call.public, call.params, progress=send.send_nowait))
+            outcome = await fleet.call(
+                ToolCall(call.public, call.params, progress=send.send_nowait, client=call.client)
+            )
     return outcome
