@@ -14,7 +14,7 @@ import mcp_types as types
 import pytest
 
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
-from vsm_mcp.errors import CallTimeoutError, UnitUnavailableError
+from vsm_mcp.errors import CallTimeoutError, UnitError, UnitUnavailableError
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.unit import Unit
 from vsm_mcp.vsm.events import UnitState
@@ -186,6 +186,36 @@ async def test_crash_at_start_becomes_a_crash_loop_with_pain(probe_spec: Callabl
         assert "crashing at start" in "\n".join(unit.stderr)
         with pytest.raises(UnitUnavailableError, match="failed after a crash loop"):
             await _call(unit, "echo", text="x")
+        tg.cancel_scope.cancel()
+
+
+async def test_a_unit_that_keeps_coming_up_and_going_down_is_held_not_restarted_in_a_loop(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    observer = Signals()
+    spec = probe_spec("p", crash_loop_restarts=100, flap_restarts=3, flap_window_s=60, flap_hold_s=60)
+    unit = Unit(spec, observer)
+    async with anyio.create_task_group() as tg:
+        await tg.start(unit.run)
+        with anyio.fail_after(60):
+            for _ in range(3):  # up, then down mid-call: three times
+                await unit.wait_ready()
+                with pytest.raises(UnitError):
+                    await _call(unit, "crash")
+                await unit.session_lost.wait()
+            await observer.pained.wait()
+        [pain] = [s for s in observer.received if s.kind == "flapping"]
+        assert (pain.source, pain.severity) == ("unit:p", Severity.MEDIUM)
+        assert pain.detail.startswith("3 restarts within 60s; held for 60s before the next start")
+        assert unit.holds == 1 and unit.held_until is not None
+        assert unit.state is UnitState.BACKOFF
+        with anyio.move_on_after(1.0):  # held: no start within the second (the hold is 60 s)
+            await unit.wait_ready()
+        assert unit.state is UnitState.BACKOFF
+        unit.request_restart()  # an operator's restart ends the hold at once
+        with anyio.fail_after(20):
+            await unit.wait_ready()
+        assert unit.held_until is None
         tg.cancel_scope.cancel()
 
 

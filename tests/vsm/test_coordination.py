@@ -33,3 +33,11 @@ async def test_calls_waiting_at_a_units_door_show_as_throttling() -> None:
         assert (metrics["wait_s"], metrics["units_throttling"]) == (1.25, 1)
         s2.note_doors(in_flight=0, queued=0, waited=5, wait_s=1.25, throttling=0)
         assert s2.status().state == "ok"
+
+
+async def test_units_held_after_flapping_reach_s2() -> None:
+    async with Bus() as bus:
+        s2 = Coordination(bus)
+        s2.note_units(restarts=12, backing_off=1, held=1, holds=2)
+        metrics = s2.status().metrics
+        assert (metrics["unit_restarts"], metrics["units_held"], metrics["unit_holds"]) == (12, 1, 2)

@@ -95,6 +95,8 @@ async def sample_units(
         system.s2.note_units(
             restarts=sum(u.stats.restarts for u in units),
             backing_off=sum(1 for u in units if u.state is UnitState.BACKOFF),
+            held=sum(1 for u in units if u.held_until is not None),
+            holds=sum(u.holds for u in units),
         )
         doors = [u.door.stats for u in units if u.door is not None]
         system.s2.note_doors(

@@ -559,6 +559,8 @@ class Fleet:
                     "errors": s.errors,
                     "timeouts": s.timeouts,
                     "restarts": s.restarts,
+                    "held": unit.held_until is not None,
+                    "holds": unit.holds,
                     "retries": s.retries,
                     "breaker": unit.breaker.state.value,
                     "mean_latency_ms": round(s.latency_total_s / ok * 1000, 3) if ok > 0 else None,

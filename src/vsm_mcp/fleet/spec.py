@@ -96,6 +96,11 @@ class ServerSpec(BaseModel):
     backoff_max_s: float = Field(default=10.0, gt=0)
     crash_loop_restarts: int = Field(default=5, ge=1)
     crash_loop_window_s: float = Field(default=60.0, gt=0)
+    # Damping (S2): a server that keeps coming up and going down (N restarts within T seconds,
+    # too slow for a crash loop) is held this long before its next start, not restarted in a loop.
+    flap_restarts: int = Field(default=10, ge=2)
+    flap_window_s: float = Field(default=600.0, gt=0)
+    flap_hold_s: float = Field(default=300.0, gt=0)
     # Circuit breaker: open after N consecutive failures, probe again after the cool-down.
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=10.0, gt=0)

@@ -281,6 +281,11 @@ class Unit:
         self.door = Admission(spec.max_concurrency, clock=clock) if spec.max_concurrency else None
         self._backoff = Backoff(spec.backoff_initial_s, spec.backoff_max_s, rand=rand)
         self._crash_loop = RestartIntensity(spec.crash_loop_restarts, spec.crash_loop_window_s, clock=clock)
+        self._flaps = RestartIntensity(spec.flap_restarts, spec.flap_window_s, clock=clock)
+        #: Set while the unit is held after flapping (S2's damping): it starts again at ``held_until``.
+        self.held_until: float | None = None
+        #: Times the unit was held for flapping.
+        self.holds = 0
         #: This (or the last) start's connection, from the handshake on (`fleet.connection`).
         self._conn: Connection | None = None
         #: The connection taking calls: this start's once its tools are reviewed, until it goes.
@@ -344,6 +349,7 @@ class Unit:
                     await self._restart.wait()
                     self._restart = anyio.Event()
                     self._crash_loop.clear()
+                    self._flaps.clear()
                     self._backoff.reset()
                     self.breaker.record_success()
                 self.state = UnitState.STARTING
@@ -368,9 +374,25 @@ class Unit:
                         f"last: {reason}",
                     )
                     continue
+                delay = self._backoff.next_delay()
+                if self._flaps.record():
+                    delay = self.spec.flap_hold_s
+                    self._flaps.clear()
+                    self.holds += 1
+                    self.held_until = self._clock() + delay
+                    await self._emit(
+                        "flapping",
+                        Severity.MEDIUM,
+                        f"{self.spec.flap_restarts} restarts within {self.spec.flap_window_s:g}s; "
+                        f"held for {delay:g}s before the next start (vsm-mcp servers restart "
+                        f"{self.name} starts it now); last: {reason}",
+                    )
                 self.state = UnitState.BACKOFF
-                with anyio.move_on_after(self._backoff.next_delay()):
-                    await self._restart.wait()
+                try:
+                    with anyio.move_on_after(delay):
+                        await self._restart.wait()
+                finally:
+                    self.held_until = None
                 if self._restart.is_set():
                     self._restart = anyio.Event()
         finally:

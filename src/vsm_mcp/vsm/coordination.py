@@ -30,6 +30,9 @@ class Coordination:
         #: The fleet's units: restarts since start, and how many are in back-off between starts now.
         self.unit_restarts = 0
         self.units_backing_off = 0
+        #: Damping: units held now after flapping, and holds so far.
+        self.units_held = 0
+        self.unit_holds = 0
         #: The units' doors (per-unit concurrency limits with fair queues), summed.
         self.calls_in_flight = 0
         self.calls_queued = 0
@@ -42,10 +45,13 @@ class Coordination:
         self.public_names = public_names
         self.collisions_resolved = collisions
 
-    def note_units(self, *, restarts: int, backing_off: int) -> None:
-        """The fleet's restart back-off, as counted by its units (sampled with their states)."""
+    def note_units(self, *, restarts: int, backing_off: int, held: int = 0, holds: int = 0) -> None:
+        """The fleet's restart back-off and damping, as counted by its units (sampled with their
+        states): restarts so far, units in back-off now, units held after flapping now, holds so far."""
         self.unit_restarts = restarts
         self.units_backing_off = backing_off
+        self.units_held = held
+        self.unit_holds = holds
 
     def note_doors(self, *, in_flight: int, queued: int, waited: int, wait_s: float, throttling: int) -> None:
         """The units' doors, as they counted: calls in flight and waiting now, calls that waited
@@ -73,6 +79,8 @@ class Coordination:
                 "children_failed": failed,
                 "unit_restarts": self.unit_restarts,
                 "units_backing_off": self.units_backing_off,
+                "units_held": self.units_held,
+                "unit_holds": self.unit_holds,
                 "calls_in_flight": self.calls_in_flight,
                 "calls_queued": self.calls_queued,
                 "calls_waited": self.calls_waited,
