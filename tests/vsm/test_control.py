@@ -77,3 +77,17 @@ async def test_memory_over_budget_proposes_the_never_called_unit_first() -> None
         s3.observe(UnitStateChanged("unused", UnitState.READY, 1.0, rss_bytes=600))
         report = s3.report()
     assert (report.over_budget, report.rss_bytes, report.idle_candidates) == (True, 1200, ("unused",))
+
+
+async def test_a_quarantined_unit_holds_its_resources_and_is_named_in_s3s_report() -> None:
+    async with Bus() as bus:
+        s1 = Operations(bus.inbox("s1"), NoSignals())
+        s3 = Control(bus.inbox("s3"), bus, s1, budget=Budget(max_units=5), wall_clock=lambda: 0.0)
+        s3.observe(UnitStateChanged("a", UnitState.READY, 1.0, rss_bytes=100))
+        s3.observe(UnitStateChanged("b", UnitState.READY, 1.0, rss_bytes=50))
+        assert s3.status().state == "ok"
+        s3.observe(UnitStateChanged("b", UnitState.QUARANTINED, 2.0, rss_bytes=60))
+        report = s3.report()
+        assert report.quarantined_units == ("b",)
+        assert (report.running_units, report.rss_bytes) == (2, 160)  # its process still runs
+        assert s3.status().state == "degraded"

@@ -77,13 +77,15 @@ async def sample_units(
         now = time.time()
         changed = False
         for name, unit in list(fleet.units.items()):
-            state = unit.state.value
+            # A quarantined unit's process runs, but none of its tools are routed: S3 hears so.
+            current = UnitState.QUARANTINED if unit.quarantine is not None else unit.state
+            state = current.value
             if seen.get(name) != state:
                 seen[name] = state
                 changed = True
                 await system.bus.publish(
                     "s3",
-                    UnitStateChanged(name, unit.state, now, rss_bytes(unit.pid)),
+                    UnitStateChanged(name, current, now, rss_bytes(unit.pid)),
                     priority=Priority.ROUTINE,
                     sender="runtime",
                 )

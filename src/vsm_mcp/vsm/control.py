@@ -25,7 +25,8 @@ from vsm_mcp.vsm.events import ControlReport, UnitState, UnitStateChanged
 from vsm_mcp.vsm.operations import Operations
 from vsm_mcp.vsm.status import SystemStatus
 
-_HOLDING = frozenset({UnitState.STARTING, UnitState.READY})
+#: States in which a unit holds a process (and its memory): what the budget counts.
+_HOLDING = frozenset({UnitState.STARTING, UnitState.READY, UnitState.QUARANTINED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,9 @@ class Control:
             over_budget=bool(excess_units or over_rss),
             failed_units=tuple(n for n, h in sorted(self._units.items()) if h.state is UnitState.FAILED),
             idle_candidates=idle,
+            quarantined_units=tuple(
+                n for n, h in sorted(self._units.items()) if h.state is UnitState.QUARANTINED
+            ),
         )
 
     async def run(self) -> None:
@@ -133,7 +137,8 @@ class Control:
         """Budget use and unit health."""
         report = self.report()
         states = Counter(h.state.value for h in self._units.values())
-        state = "over_budget" if report.over_budget else ("degraded" if report.failed_units else "ok")
+        trouble = report.failed_units or report.quarantined_units
+        state = "over_budget" if report.over_budget else ("degraded" if trouble else "ok")
         return SystemStatus(
             state if self._units else "idle",
             {

@@ -27,9 +27,9 @@ class UnitState(enum.StrEnum):
     """Life of an operational unit: the one enum the fleet's units and the VSM systems share.
 
     A unit is STARTING, READY, in BACKOFF between starts, FAILED (it will not
-    start until told), or STOPPED; QUARANTINED is S5's view of a unit whose
-    tool definitions changed (its process may still run: S3 counts it by its
-    fleet state).
+    start until told), or STOPPED; QUARANTINED is what S3 hears of a unit whose
+    tool definitions changed from their pin: its process runs (it holds its
+    resources) but none of its tools are routed until an operator approves.
     """
 
     STARTING = "starting"
@@ -90,6 +90,8 @@ class ControlReport:
     over_budget: bool
     failed_units: tuple[str, ...]
     idle_candidates: tuple[str, ...]
+    #: Units whose tools are withheld because their definitions changed (their processes run).
+    quarantined_units: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
