@@ -51,7 +51,6 @@ from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
 from vsm_mcp.store.lock import gateway_lock
 from vsm_mcp.vsm.audit import ProbeResult
-from vsm_mcp.vsm.control import Budget
 from vsm_mcp.vsm.notices import Notices, noticed
 from vsm_mcp.vsm.policy import PolicyRules
 from vsm_mcp.vsm.viable import ViableConfig, ViableSystem
@@ -76,7 +75,7 @@ def viable_config(settings: Settings, *, autonomous: bool = False) -> ViableConf
         demand_max_events=settings.variety.max_events,
         demand_max_age_s=settings.variety.max_age_s,
         hysteresis=settings.variety.hysteresis(),
-        budget=Budget(),
+        budget=settings.budget.budget(),
     )
 
 

@@ -23,6 +23,7 @@ from vsm_mcp.errors import ConfigError
 from vsm_mcp.fleet.confinement import SandboxPolicy
 from vsm_mcp.fleet.spec import SandboxMode, ServerSpec, namespace_clash
 from vsm_mcp.paths import default_state_dir, read_toml, settings_file
+from vsm_mcp.vsm.control import Budget
 
 _FILE_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "vsm_mcp_file_data", default=None
@@ -71,6 +72,21 @@ class SupervisionSettings(_Section):
 
     max_restarts: int = Field(5, ge=0)
     within_s: float = Field(60.0, gt=0)
+
+
+class BudgetSettings(_Section):
+    """S3's budget for the servers it runs: over it, S3 parks the longest-idle ones (their tools
+    stay listed; a call starts one again). None: no limit."""
+
+    max_units: int | None = Field(None, ge=1)
+    max_rss_mib: float | None = Field(None, gt=0)
+
+    def budget(self) -> Budget:
+        """The budget these settings describe."""
+        return Budget(
+            max_units=self.max_units,
+            max_rss_bytes=int(self.max_rss_mib * 2**20) if self.max_rss_mib is not None else None,
+        )
 
 
 class AuditSettings(_Section):
@@ -166,6 +182,7 @@ class Settings(BaseSettings):
     algedonic: AlgedonicSettings = AlgedonicSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     audit: AuditSettings = AuditSettings()
+    budget: BudgetSettings = BudgetSettings()
     acquisition: AcquisitionSettings = AcquisitionSettings()
     sandbox: SandboxSettings = SandboxSettings()
     servers: dict[str, ServerSpec] = Field(default_factory=dict)

@@ -219,6 +219,36 @@ async def test_a_unit_that_keeps_coming_up_and_going_down_is_held_not_restarted_
         tg.cancel_scope.cancel()
 
 
+async def test_an_idle_unit_is_parked_with_its_tools_and_the_next_call_starts_it(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    states: list[UnitState] = []
+    parked = anyio.Event()
+
+    def on_state(unit: Unit, _previous: UnitState | None) -> None:
+        states.append(unit.state)
+        if unit.state is UnitState.PARKED:
+            parked.set()
+
+    unit = Unit(probe_spec("p", idle_stop_s=0.5), on_state=on_state)
+    async with anyio.create_task_group() as tg:
+        await tg.start(unit.run)
+        with anyio.fail_after(20):
+            await unit.wait_ready()
+            tools = unit.catalog.tools
+            await _call(unit, "sleep", seconds=1.0)  # a call under way longer than the idle time
+            assert unit.state is UnitState.READY
+            await parked.wait()
+        assert unit.pid is None and unit.parks == 1
+        assert unit.catalog.tools == tools  # still listed while parked
+        with anyio.fail_after(20):
+            result = await _call(unit, "echo", text="awake")
+        assert result["structuredContent"] == {"result": "awake"}
+        assert unit.state is UnitState.READY and unit.pid is not None
+        assert states.count(UnitState.PARKED) == 1
+        tg.cancel_scope.cancel()
+
+
 async def test_stop_kills_the_whole_process_group(probe_spec: Callable[..., ServerSpec], procs: Any) -> None:
     unit = Unit(probe_spec("p", "--grandchild"))
     async with anyio.create_task_group() as tg:

@@ -32,6 +32,9 @@ DEMAND_FLUSH_S = 0.02
 #: A batch is sent at once when it reaches this size (bounded memory under bursts).
 DEMAND_BATCH_MAX = 512
 
+#: Units whose tools count as capacity: running, or parked by S3 (a call starts them).
+_SERVING = frozenset({UnitState.READY, UnitState.PARKED})
+
 
 class SystemDemand:
     """The gateway's `DemandSink` and `StatusSource`, backed by the viable system."""
@@ -74,7 +77,8 @@ class SystemDemand:
         self._wake.set()
 
     def refresh_capacity(self) -> None:
-        """Tell S4 what the system can answer now: the routed categories of READY units only.
+        """Tell S4 what the system can answer now: the routed categories of READY units (and of
+        PARKED ones, which a call starts) only.
 
         A unit that is failed, backing off or starting answers nothing (its tools stay routed, so a
         call of one is told why); counting it would hide the gap S3 sees. Called when the routes
@@ -84,7 +88,7 @@ class SystemDemand:
         able: set[str] = set()
         for route in self._fleet.routes.tools.values():
             unit = units.get(route.unit)
-            if unit is not None and unit.state is UnitState.READY:
+            if unit is not None and unit.state in _SERVING:
                 able.add(unit.spec.category or route.public)
         self._system.s4.set_capacity(dict.fromkeys(self._offered & able, UNLIMITED))
 

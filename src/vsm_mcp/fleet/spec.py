@@ -108,6 +108,9 @@ class ServerSpec(BaseModel):
     retries: int = Field(default=2, ge=0)
     # At most this many calls in flight at the server; the rest wait, clients taking turns (S2).
     max_concurrency: int | None = Field(default=None, ge=1)
+    # S3: stop the server after this long without a call (its tools stay listed; the next call
+    # starts it again, waiting up to start_timeout_s). None: it runs until stopped.
+    idle_stop_s: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -105,6 +105,8 @@ STDERR_HINT_LINES = 3
 STDERR_HINT_CHARS = 300
 #: How long a call waits for a starting or restarting unit; within the 5 s a client tolerates.
 READY_WAIT_S = 5.0
+#: How `_run_once` says the unit was parked (stopped by S3 with its tools kept listed).
+PARKED_PREFIX = "parked"
 #: Pause before retrying a safe call, so a dying unit is seen dead and not called again at once.
 RETRY_PAUSE_S = 0.05
 
@@ -282,6 +284,13 @@ class Unit:
         self._backoff = Backoff(spec.backoff_initial_s, spec.backoff_max_s, rand=rand)
         self._crash_loop = RestartIntensity(spec.crash_loop_restarts, spec.crash_loop_window_s, clock=clock)
         self._flaps = RestartIntensity(spec.flap_restarts, spec.flap_window_s, clock=clock)
+        #: S3's parking: a request to stop with the tools kept listed, and the call that wakes it.
+        self._park = anyio.Event()
+        self._wake = anyio.Event()
+        #: Times the unit was parked; when its last call began or ended (clock), calls under way now.
+        self.parks = 0
+        self.last_call_at: float | None = None
+        self._active = 0
         #: Set while the unit is held after flapping (S2's damping): it starts again at ``held_until``.
         self.held_until: float | None = None
         #: Times the unit was held for flapping.
@@ -357,6 +366,15 @@ class Unit:
                     reason = await self._run_once()
                 finally:
                     self.first_start.set()
+                if reason.startswith(PARKED_PREFIX):
+                    # Stopped by S3 with its tools kept listed: no restart, no back-off; a call wakes it.
+                    self._park = anyio.Event()
+                    self.parks += 1
+                    self.stats.last_error = ""
+                    self.state = UnitState.PARKED
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
+                    continue
                 if self.sandbox_refusal or self.missing_secret:
                     self.stats.last_error = reason
                     self.state = UnitState.FAILED
@@ -406,8 +424,44 @@ class Unit:
             await anyio.lowlevel.checkpoint()
 
     def request_restart(self) -> None:
-        """Restart now (operator or S3): also lifts a FAILED crash-loop verdict."""
+        """Restart now (operator or S3): also lifts a FAILED crash-loop verdict, and starts a
+        parked unit."""
         self._restart.set()
+        self._wake.set()
+
+    def park(self) -> None:
+        """Stop the server with its tools kept listed (S3: idle, or over budget); the next call
+        starts it again. A unit that is not running is left as it is."""
+        if self._live is not None:
+            self._park.set()
+
+    def wake(self) -> None:
+        """Start a parked unit (a call of one of its tools)."""
+        self._wake.set()
+
+    @property
+    def idle_s(self) -> float | None:
+        """Seconds since the unit's last call ended (since it got ready, if none), None while a
+        call is under way or the unit is not running."""
+        if self._active or self._live is None:
+            return None
+        since = self.last_call_at if self.last_call_at is not None else self.ready_since
+        return None if since is None else max(0.0, self._clock() - since)
+
+    def _call_began(self) -> Callable[[], None]:
+        """Count a call under way; returns how to count its end (once)."""
+        self._active += 1
+        self.last_call_at = self._clock()
+        ended = False
+
+        def end() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                self._active -= 1
+                self.last_call_at = self._clock()  # idle from the end of the last call
+
+        return end
 
     async def _run_once(self) -> str:
         """One life of the server; returns why it ended."""
@@ -422,6 +476,7 @@ class Unit:
                 self.state = UnitState.READY
                 self.stats.last_error = ""  # it describes the current state: a start that worked has none
                 self.ready_since = self._clock()
+                self.last_call_at = None  # idle counts afresh from this start
                 self._ready.set()
                 if catalog != self.catalog or moved:
                     self.catalog = catalog
@@ -568,8 +623,24 @@ class Unit:
                     tg.cancel_scope.cancel()
                     return
 
+            async def idle() -> None:
+                # S3's idle stop: a deadline from the last call, re-armed as calls come.
+                nonlocal reason
+                limit = self.spec.idle_stop_s
+                if limit is None:
+                    return
+                while True:
+                    idle_s = self.idle_s
+                    if idle_s is not None and idle_s >= limit:
+                        reason = f"{PARKED_PREFIX}: no call for {limit:g}s"
+                        tg.cancel_scope.cancel()
+                        return
+                    await anyio.sleep(limit - (idle_s or 0.0) if idle_s is not None else min(limit, 1.0))
+
             tg.start_soon(until, gone, "server process exited")
             tg.start_soon(until, self._restart, "restart requested")
+            tg.start_soon(until, self._park, f"{PARKED_PREFIX} by S3")
+            tg.start_soon(idle)
             tg.start_soon(health)
             tg.start_soon(refresh)
             tg.start_soon(runaway)
@@ -766,8 +837,11 @@ class Unit:
         ):
             return False
         started = self._clock()
+        end: Callable[[], None] | None = None
 
         def finished(outcome: LaneOutcome) -> None:
+            if end is not None:
+                end()
             if not isinstance(outcome, UnitError):
                 self.breaker.record_success()  # the server answered: it is alive
                 if isinstance(outcome, types.JSONRPCResponse):
@@ -777,9 +851,16 @@ class Unit:
         call = lane.start(params, finished, progress if token is not None else None, token)
         if call is None:
             return False
+        end = self._call_began()
         self.stats.calls += 1
         if control is not None:
-            control.attach(lambda: lane.cancel(call, control.reason))
+            ended = end
+
+            def stop() -> None:
+                lane.cancel(call, control.reason)
+                ended()
+
+            control.attach(stop)
         return True
 
     async def lane_failed(self, error: UnitError) -> None:
@@ -873,7 +954,11 @@ class Unit:
         conn: Connection | None = None
         try:
             conn = self._live if self._live is not None else await self._ready_connection()
-            result = await self._send(conn, method, params, on_progress)
+            end = self._call_began()  # a request under way: the unit is not idle
+            try:
+                result = await self._send(conn, method, params, on_progress)
+            finally:
+                end()
         except MCPError as exc:
             if exc.code != types.CONNECTION_CLOSED:
                 verdict = True
@@ -913,7 +998,11 @@ class Unit:
     async def _ready_connection(self) -> Connection:
         if self._live is not None:
             return self._live
-        with anyio.move_on_after(READY_WAIT_S):
+        wait = READY_WAIT_S
+        if self.state is UnitState.PARKED:  # a call starts a parked unit: it may take a start
+            self.wake()
+            wait = max(READY_WAIT_S, self.spec.start_timeout_s)
+        with anyio.move_on_after(wait):
             await self.wait_ready()
         if self._live is None:
             raise UnitUnavailableError(

@@ -29,7 +29,9 @@ class UnitState(enum.StrEnum):
     A unit is STARTING, READY, in BACKOFF between starts, FAILED (it will not
     start until told), or STOPPED; QUARANTINED is what S3 hears of a unit whose
     tool definitions changed from their pin: its process runs (it holds its
-    resources) but none of its tools are routed until an operator approves.
+    resources) but none of its tools are routed until an operator approves;
+    PARKED is a unit S3 stopped (idle, or over budget) whose tools stay listed:
+    the next call of one starts it.
     """
 
     STARTING = "starting"
@@ -38,6 +40,8 @@ class UnitState(enum.StrEnum):
     FAILED = "failed"
     STOPPED = "stopped"
     QUARANTINED = "quarantined"
+    #: Stopped by S3 (idle, or over budget) with its tools still listed: a call starts it again.
+    PARKED = "parked"
 
 
 @dataclass(frozen=True, slots=True)
