@@ -10,7 +10,10 @@ on it once per sampling round (`vsm_mcp.bridge.sampling`). Invariants:
   (`vsm_mcp.fleet.unit.Unit.park`), and if that puts S3 over budget again,
   the then longest-idle unit is parked in its place;
 * every park is a `Decision` of S3's in the store, with the figures it was
-  taken on.
+  taken on;
+* S4 looks ahead (`Intelligence.look_ahead`): a parked unit whose demand S4
+  expects in the next hour (at least `PRESTART_MIN_CALLS`) is started before
+  it comes, if the budget has room, as a stored decision too (``pre-start``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from vsm_mcp.vsm.events import UnitState
 from vsm_mcp.vsm.viable import ViableSystem
 
 RULE = "over budget: park the longest-idle running units first"
+PRESTART_RULE = "demand expected within the hour: start a parked unit that answers it, budget permitting"
+#: Expected calls in the next hour that make S4's forecast start a parked unit ahead of them.
+PRESTART_MIN_CALLS = 1.0
 
 
 async def allocate(system: ViableSystem, fleet: Fleet, store: Store) -> list[str]:
@@ -61,3 +67,42 @@ async def allocate(system: ViableSystem, fleet: Fleet, store: Store) -> list[str
             )
         )
     return parked
+
+
+async def prestart(system: ViableSystem, fleet: Fleet, store: Store) -> list[str]:
+    """Start the parked units S4 expects demand for within the hour, while S3's budget has room;
+    returns the units started."""
+    forecast = system.s4.forecast
+    if not forecast:
+        return []
+    report = system.s3.report()
+    room = None if report.max_units is None else report.max_units - report.running_units
+    started: list[str] = []
+    tools_of: dict[str, set[str]] = {}
+    for route in fleet.routes.tools.values():
+        tools_of.setdefault(route.unit, set()).add(route.public)
+    for name, unit in sorted(fleet.units.items()):
+        if unit.state is not UnitState.PARKED or (room is not None and room <= 0):
+            continue
+        categories = {unit.spec.category} if unit.spec.category else tools_of.get(name, set())
+        expected = sum(forecast.get(c, 0.0) for c in categories)
+        if expected < PRESTART_MIN_CALLS:
+            continue
+        unit.wake()
+        started.append(name)
+        if room is not None:
+            room -= 1
+        await store.record_decision(
+            Decision(
+                at=time.time(),
+                system="s3",
+                subject=name,
+                choice="pre-start",
+                rule=PRESTART_RULE,
+                rationale=f"S4 expects {expected:g} calls of {name}'s demand within the hour; "
+                f"{report.running_units} units running against a budget of "
+                f"{report.max_units if report.max_units is not None else 'any'}",
+                inputs={"expected_calls": expected, "categories": sorted(categories)},
+            )
+        )
+    return started

@@ -21,7 +21,7 @@ import anyio
 
 from vsm_mcp import report
 from vsm_mcp.bridge.acknowledgements import apply_acknowledgements
-from vsm_mcp.bridge.allocation import allocate
+from vsm_mcp.bridge.allocation import allocate, prestart
 from vsm_mcp.bridge.observers import OutcomeRecorder
 from vsm_mcp.core.messages import Priority
 from vsm_mcp.core.ports import Store
@@ -111,6 +111,7 @@ async def sample_units(
         )
         await apply_acknowledgements(store, system.s5, acknowledged)
         await allocate(system, fleet, store)
+        await prestart(system, fleet, store)
         await store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **live_status()})
         if outcomes.dirty:
             outcomes.dirty = False

@@ -367,11 +367,9 @@ class Unit:
                 finally:
                     self.first_start.set()
                 if reason.startswith(PARKED_PREFIX):
-                    # Stopped by S3 with its tools kept listed: no restart, no back-off; a call wakes it.
-                    self._park = anyio.Event()
-                    self.parks += 1
+                    # Stopped by S3 with its tools kept listed: no restart, no back-off; a call wakes
+                    # it (one that came while it was stopping already has).
                     self.stats.last_error = ""
-                    self.state = UnitState.PARKED
                     await self._wake.wait()
                     self._wake = anyio.Event()
                     continue
@@ -623,23 +621,40 @@ class Unit:
                     tg.cancel_scope.cancel()
                     return
 
+            def parked(why: str) -> None:
+                # At once, before anything else runs: no call can pick this session any more, and
+                # one that comes from now on sees PARKED and wakes the unit.
+                nonlocal reason
+                reason = f"{PARKED_PREFIX}: {why}"
+                self.parks += 1
+                self._drop_session()
+                self._wake = anyio.Event()
+                self.state = UnitState.PARKED
+                tg.cancel_scope.cancel()
+
+            async def parking() -> None:
+                while True:
+                    await self._park.wait()
+                    self._park = anyio.Event()
+                    if not self._active:  # a call under way is never cut short: S3 asks again later
+                        parked("by S3")
+                        return
+
             async def idle() -> None:
                 # S3's idle stop: a deadline from the last call, re-armed as calls come.
-                nonlocal reason
                 limit = self.spec.idle_stop_s
                 if limit is None:
                     return
                 while True:
                     idle_s = self.idle_s
                     if idle_s is not None and idle_s >= limit:
-                        reason = f"{PARKED_PREFIX}: no call for {limit:g}s"
-                        tg.cancel_scope.cancel()
+                        parked(f"no call for {limit:g}s")
                         return
                     await anyio.sleep(limit - (idle_s or 0.0) if idle_s is not None else min(limit, 1.0))
 
             tg.start_soon(until, gone, "server process exited")
             tg.start_soon(until, self._restart, "restart requested")
-            tg.start_soon(until, self._park, f"{PARKED_PREFIX} by S3")
+            tg.start_soon(parking)
             tg.start_soon(idle)
             tg.start_soon(health)
             tg.start_soon(refresh)

@@ -29,6 +29,7 @@ from vsm_mcp.core.variety import DEMAND_BUCKET_S, VarietyReading
 from vsm_mcp.core.window import DemandWindow
 from vsm_mcp.vsm.bus import Bus, Inbox
 from vsm_mcp.vsm.events import AcquisitionProposal, DemandObserved, GapClosed
+from vsm_mcp.vsm.forecast import HISTORY_HOURS, HOUR_S, forecast_demand
 from vsm_mcp.vsm.notices import Notices
 from vsm_mcp.vsm.status import SystemStatus
 
@@ -37,6 +38,9 @@ FLUSH_EVERY_S = 10.0
 #: How often the demand window forgets what aged out when no demand arrives (so a gap clears
 #: once traffic stops, instead of waiting for the next event).
 AGE_EVERY_S = 1.0
+#: How often S4 forecasts the next hour from the stored history, and how many categories it shows.
+FORECAST_EVERY_S = 300.0
+FORECAST_SHOWN = 5
 #: How many unmatched categories a proposal names.
 PROPOSAL_TOP = 10
 
@@ -70,15 +74,34 @@ class Intelligence:
         self._flush_every_s = flush_every_s
         self._clock = clock
         self._answering: frozenset[str] = frozenset()
+        self._capacity: dict[str, int] = {}
         self._unflushed: Counter[tuple[str, int]] = Counter()
         self._unflushed_matched: Counter[tuple[str, int]] = Counter()
         self.proposals = 0
         self.last_event: GapDetected | GapCleared | None = None
+        #: The next hour's expected demand per category (`look_ahead`), and the categories of it
+        #: that nothing answers now: trending toward a gap.
+        self.forecast: dict[str, float] = {}
+        self.trending: tuple[str, ...] = ()
 
     def set_capacity(self, capacity: Mapping[str, int]) -> None:
         """Which categories the system can answer now (and how many calls each)."""
         self.window.set_capacity(capacity)
+        self._capacity = dict(capacity)
         self._answering = frozenset(c for c, cap in capacity.items() if cap > 0)
+
+    async def look_ahead(self, now: float | None = None) -> dict[str, float]:
+        """Forecast the next hour's demand per category from the stored hourly history
+        (`vsm.forecast`, in a thread); categories expected to need at least one call that nothing
+        answers now become `trending`."""
+        now = time.time() if now is None else now
+        await self.flush_demand()
+        rows = await self._store.demand_since(int(now) // HOUR_S * HOUR_S - HISTORY_HOURS * HOUR_S)
+        ahead = await anyio.to_thread.run_sync(lambda: forecast_demand(rows, now))
+        self.forecast = {category: round(values[0], 3) for category, values in ahead.items() if values}
+        answered = self._capacity
+        self.trending = tuple(sorted(c for c, n in self.forecast.items() if n >= 1.0 and not answered.get(c)))
+        return self.forecast
 
     def observe(self, categories: Sequence[str], at: float) -> GapDetected | GapCleared | None:
         """Count a batch of demand (``at`` in wall-clock seconds) and judge the gap once."""
@@ -144,6 +167,7 @@ class Intelligence:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._flush_periodically)
             tg.start_soon(self._age_periodically)
+            tg.start_soon(self._look_ahead_periodically)
             try:
                 async for envelope in self._inbox:
                     payload = envelope.payload
@@ -190,6 +214,11 @@ class Intelligence:
         elif isinstance(event, GapCleared):
             await self._bus.publish(self._to, GapClosed(at, event.reading), sender=self.name)
 
+    async def _look_ahead_periodically(self) -> None:
+        while True:
+            await anyio.sleep(FORECAST_EVERY_S)
+            await self.look_ahead()
+
     async def _flush_periodically(self) -> None:
         while True:
             await anyio.sleep(self._flush_every_s)
@@ -209,5 +238,10 @@ class Intelligence:
                 "gap": round(r.gap, 6),
                 "detector": self.detector.state.value,
                 "proposals": self.proposals,
+                "forecast_next_hour": ", ".join(
+                    f"{c} {n:g}"
+                    for c, n in sorted(self.forecast.items(), key=lambda kv: -kv[1])[:FORECAST_SHOWN]
+                ),
+                "trending_to_gap": ", ".join(self.trending),
             },
         )
