@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -23,7 +23,9 @@ from vsm_mcp.errors import ConfigError
 from vsm_mcp.fleet.confinement import SandboxPolicy
 from vsm_mcp.fleet.spec import SandboxMode, ServerSpec, namespace_clash
 from vsm_mcp.paths import default_state_dir, read_toml, settings_file
-from vsm_mcp.vsm.control import Budget
+
+if TYPE_CHECKING:
+    from vsm_mcp.vsm.control import Budget
 
 _FILE_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "vsm_mcp_file_data", default=None
@@ -83,6 +85,8 @@ class BudgetSettings(_Section):
 
     def budget(self) -> Budget:
         """The budget these settings describe."""
+        from vsm_mcp.vsm.control import Budget  # the VSM layer: not needed to read settings
+
         return Budget(
             max_units=self.max_units,
             max_rss_bytes=int(self.max_rss_mib * 2**20) if self.max_rss_mib is not None else None,
