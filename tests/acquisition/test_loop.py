@@ -20,7 +20,7 @@ from vsm_mcp.discovery.matcher import Matcher
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.store import MemoryStore
 from vsm_mcp.vsm.bus import Bus, Envelope
-from vsm_mcp.vsm.events import GapClosed
+from vsm_mcp.vsm.events import ControlReport, GapClosed
 from vsm_mcp.vsm.intelligence import Intelligence
 from vsm_mcp.vsm.policy import Policy, PolicyRules
 
@@ -159,3 +159,29 @@ async def test_hysteresis_allows_one_acquisition_attempt_per_gap_episode(tmp_pat
         assert [type(e).__name__ for e in cleared + reopened] == ["GapCleared", "GapDetected"]
         assert [(a.category, a.ok) for a in loop.attempts[2:]] == [(QUANTUM, False)]
         assert installer.installs == ["pypi:mcp-server-probe@1.0.0"]
+
+
+async def test_a_gap_while_s3_is_over_budget_with_nothing_idle_is_deferred_and_installs_nothing(
+    tmp_path: Path,
+) -> None:
+    installer = ProbeInstaller()
+    async with MemoryStore.open() as store, Bus() as bus:
+        s4, loop = _system(bus, store, tmp_path, installer)
+        full = ControlReport(
+            at=1.0,
+            running_units=2,
+            max_units=1,
+            rss_bytes=0,
+            max_rss_bytes=None,
+            over_budget=True,
+            failed_units=(),
+            idle_candidates=(),
+        )
+        await loop.s5.handle(Envelope(full, Priority.ROUTINE, "s3"))
+        with anyio.fail_after(60):
+            events = await _feed(s4, loop, [ECHO] * 5)
+        assert [type(e).__name__ for e in events] == ["GapDetected"]
+        assert installer.installs == [] and loop.attempts == []
+        [decision] = await store.decisions()
+        assert (decision.subject, decision.choice) == ("variety_gap", "defer")
+        assert decision.inputs["s3"]["over_budget"] is True

@@ -88,6 +88,8 @@ class AcquisitionLoop:
         if isinstance(payload, AcquisitionProposal):
             await self.s5.handle(envelope)
             self.proposals += 1
+            if self.s5.last_proposal_choice == "defer":  # S3 has no room: a later proposal may
+                return
             await self._on_proposal(payload)
         elif isinstance(payload, GapClosed):
             await self.s5.handle(envelope)

@@ -76,6 +76,8 @@ class Policy:
         self.attention: dict[int, AlgedonicAlert] = {}
         self.last_control: ControlReport | None = None
         self.gap_open = False
+        #: What S5 chose on the last proposal: ``approve``, ``ask_operator`` or ``defer``.
+        self.last_proposal_choice: str | None = None
 
     async def run(self) -> None:
         """Handle every message, urgent first, until the inbox closes."""
@@ -138,19 +140,42 @@ class Policy:
         return alert_id
 
     async def _on_proposal(self, proposal: AcquisitionProposal) -> int:
+        """S4's view of the future (the gap) weighed against S3's of the present (the budget).
+
+        The rule, recorded with every decision: while S3 is over budget with no idle unit it
+        could park, acquiring would only overload the system, so the proposal is deferred;
+        otherwise it is approved (``auto_approve_acquisition``) or put to an operator.
+        """
         auto = self.rules.auto_approve_acquisition
         reading = proposal.reading
         top = ", ".join(f"{c} x{n}" for c, n in proposal.unmatched[:5]) or "none"
+        control = self.last_control
+        if control is not None and control.over_budget and not control.idle_candidates:
+            choice, rule = "defer", "S3 over budget with no idle unit to park: no acquisition now"
+        elif auto:
+            choice, rule = "approve", "auto_approve_acquisition"
+        else:
+            choice, rule = "ask_operator", "acquisition needs an operator"
+        self.last_proposal_choice = choice
+        present = (
+            "S3 has not reported"
+            if control is None
+            else f"S3: {control.running_units} units running"
+            + (f" of {control.max_units}" if control.max_units is not None else "")
+            + (", over budget" if control.over_budget else "")
+            + (f", failed: {', '.join(control.failed_units)}" if control.failed_units else "")
+            + (f", quarantined: {', '.join(control.quarantined_units)}" if control.quarantined_units else "")
+        )
         return await self._store.record_decision(
             Decision(
                 at=self._wall_clock(),
                 system="s5",
                 subject="variety_gap",
-                choice="approve" if auto else "ask_operator",
-                rule="auto_approve_acquisition" if auto else "acquisition needs an operator",
+                choice=choice,
+                rule=rule,
                 rationale=(
                     f"gap {reading.gap:.3f} persisted {proposal.persisted_events} events / "
-                    f"{proposal.persisted_s:.1f}s; unmatched: {top}"
+                    f"{proposal.persisted_s:.1f}s; unmatched: {top}; {present}"
                 ),
                 inputs={
                     "gap": reading.gap,
@@ -158,6 +183,17 @@ class Policy:
                     "demand_variety_bits": reading.demand_variety_bits,
                     "system_variety_bits": reading.system_variety_bits,
                     "unmatched": [list(u) for u in proposal.unmatched],
+                    "s3": None
+                    if control is None
+                    else {
+                        "running_units": control.running_units,
+                        "max_units": control.max_units,
+                        "rss_bytes": control.rss_bytes,
+                        "over_budget": control.over_budget,
+                        "failed_units": list(control.failed_units),
+                        "quarantined_units": list(control.quarantined_units),
+                        "idle_candidates": list(control.idle_candidates),
+                    },
                 },
             )
         )
