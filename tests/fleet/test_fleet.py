@@ -60,7 +60,13 @@ async def test_fifty_kill_cycles_leave_no_zombie_or_orphan(
     probe_spec: Callable[..., ServerSpec], procs: Any
 ) -> None:
     cycles = 50
-    spec = probe_spec("p", "--grandchild", crash_loop_restarts=cycles + 10, backoff_max_s=0.05)
+    spec = probe_spec(
+        "p",
+        "--grandchild",
+        crash_loop_restarts=cycles + 10,
+        flap_restarts=cycles + 10,  # kills on purpose: neither a crash loop nor flapping
+        backoff_max_s=0.05,
+    )
     spawned: list[int] = []
     async with Fleet([spec]) as fleet:
         unit = fleet.unit("p")
@@ -183,6 +189,10 @@ async def test_a_cancelled_call_frees_its_place_at_the_door_waiting_or_running(
                 await anyio.wait_all_tasks_blocked()  # both are at the door: admission does not wait
                 assert (door.stats.in_flight, door.stats.queued) == (1, 1)
                 tg.cancel_scope.cancel()  # both callers give up: one waiting, one running
-        assert (door.stats.in_flight, door.stats.queued, door.stats.waited) == (0, 0, 0)
+        # Nothing is left in flight or queued. Which caller's cancellation lands first is up to the
+        # event loop: if the running call's slot is freed first, the waiting call is admitted
+        # (counted as having waited) and then given up; either way at most that one waited.
+        assert (door.stats.in_flight, door.stats.queued) == (0, 0)
+        assert door.stats.waited <= 1
         answer = await fleet.call(ToolCall.of("p__echo", {"text": "next"}))  # the door is open again
         assert isinstance(answer, dict) and _text(answer) == "next"
