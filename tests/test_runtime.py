@@ -109,7 +109,7 @@ async def test_calls_finished_within_the_report_window_reach_s1_as_one_message(
 
 
 async def test_a_sustained_gap_reaches_s5_as_a_stored_decision(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, persist_events=3, persist_s=1000, gap_upper=0.5, gap_lower=0.2)
+    settings = settings_for(tmp_path, persist_events=3, persist_s=0.5, gap_upper=0.5, gap_lower=0.2)
     async with running(settings) as (runtime, client):
         mark = runtime.notices.last_seq
         for _ in range(5):

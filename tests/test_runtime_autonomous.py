@@ -22,7 +22,7 @@ ACQUIRE_TIMEOUT_S = 180.0
 async def test_unanswered_demand_makes_the_system_acquire_a_server_and_the_gap_closes(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
-        "[variety]\npersist_events = 3\npersist_s = 1000\ngap_upper = 0.5\ngap_lower = 0.2\n"
+        "[variety]\npersist_events = 3\npersist_s = 0.5\ngap_upper = 0.5\ngap_lower = 0.2\n"
         '[acquisition]\nauto_approve = true\nregistries = ["pypi"]\n'
     )
     settings = load_settings(config, state_dir=tmp_path / "state")

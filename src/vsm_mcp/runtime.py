@@ -269,7 +269,7 @@ class Runtime:
             self.outcomes,
             self.live_status,
             every_s=STATUS_EVERY_S,
-            states_changed=self.demand.refresh_capacity,  # S4 counts READY units' capacity only
+            refresh_capacity=self.demand.refresh_capacity,  # S4 counts serving units' capacity only
         )
 
     def live_status(self) -> dict[str, Any]:

@@ -43,8 +43,10 @@ class VarietySettings(_Section):
     max_age_s: float | None = Field(3600.0, gt=0)
     gap_upper: float = Field(0.5, ge=0, le=2)
     gap_lower: float = Field(0.2, ge=0, le=2)
-    persist_events: int = Field(50, gt=0)
-    persist_s: float = Field(30.0, gt=0)
+    #: A gap above ``gap_upper`` is acted on once it has lasted this many demand events *and*
+    #: this many seconds (0 s: events only).
+    persist_events: int = Field(5, gt=0)
+    persist_s: float = Field(30.0, ge=0)
 
     @model_validator(mode="after")
     def _lower_below_upper(self) -> VarietySettings:

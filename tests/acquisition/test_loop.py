@@ -64,7 +64,7 @@ def _system(
         bus,
         store,
         window=DemandWindow(max_events=10),
-        detector=GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=5, persist_s=3600)),
+        detector=GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=5, persist_s=0)),
         to="acquisition",
     )
     s5 = Policy(bus.inbox("s5"), store, rules=PolicyRules(auto_approve_acquisition=True))

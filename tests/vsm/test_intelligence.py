@@ -5,8 +5,10 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from vsm_mcp.core.hysteresis import GapDetector, HysteresisPolicy
+from vsm_mcp.core.hysteresis import GapDetected, GapDetector, HysteresisPolicy
 from vsm_mcp.core.messages import DemandAggregate
+from vsm_mcp.core.operators import AddCapability, effect
+from vsm_mcp.core.variety import DemandProfile
 from vsm_mcp.core.window import DemandWindow
 from vsm_mcp.store.memory import MemoryStore
 from vsm_mcp.vsm.bus import Bus
@@ -21,7 +23,7 @@ async def test_a_persistent_gap_is_one_proposal_naming_unmatched_demand_then_one
     async with MemoryStore.open() as store, Bus() as bus:
         inbox = bus.inbox("s4")
         s5 = bus.inbox("s5")
-        detector = GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=3, persist_s=3600.0))
+        detector = GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=3, persist_s=0))
         s4 = Intelligence(inbox, bus, store, detector=detector, clock=lambda: 0.0)
         s4.set_capacity({"files": 1_000_000})
         demand = [("files",), ("weather", "weather"), ("maps",), ("weather",), ("weather", "maps")]
@@ -45,6 +47,14 @@ async def test_a_persistent_gap_is_one_proposal_naming_unmatched_demand_then_one
     assert proposal.unmatched == (("weather", 2), ("maps", 1))
     assert proposal.persisted_events == 3
     assert proposal.reading.coverage == pytest.approx(1 / 4)
+    # Each unmatched category priced by the amplifier that would answer it, on the same demand.
+    files_weather_maps = DemandProfile(
+        counts={"files": 1, "weather": 2, "maps": 1}, capacity={"files": 1_000_000}
+    )
+    assert proposal.expected_gaps == tuple(
+        (c, round(effect(AddCapability(c), files_weather_maps).after.gap, 6)) for c in ("weather", "maps")
+    )
+    assert proposal.expected_gaps[0][1] < proposal.reading.gap
     assert s4.proposals == 1
     assert stored == [
         DemandAggregate("files", 7200, 2, 2),  # 7300 s is in the same hour bucket
@@ -68,7 +78,7 @@ async def test_flush_writes_only_what_was_counted_since_the_last_flush() -> None
 async def test_demand_ages_out_without_new_events_and_a_detected_gap_clears() -> None:
     now = [0.0]
     async with MemoryStore.open() as store, Bus() as bus:
-        detector = GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=3, persist_s=1000.0))
+        detector = GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=3, persist_s=0))
         window = DemandWindow(max_events=1000, max_age_s=10.0, clock=lambda: now[0])
         s4 = Intelligence(bus.inbox("s4"), bus, store, window=window, detector=detector, clock=lambda: now[0])
         detected = s4.observe(["klingon"] * 5, at=0.0)
@@ -101,3 +111,18 @@ async def test_each_batch_of_demand_is_a_variety_notice_with_the_reading_after_i
     assert first.data["coverage"] == pytest.approx(0.5)
     assert (second.data["events"], second.data["coverage"]) == (3, pytest.approx(1 / 3))
     assert second.data["demand_variety_bits"] == pytest.approx(s4.window.reading().demand_variety_bits)
+
+
+async def test_a_burst_is_not_a_lasting_gap_until_time_has_passed_too() -> None:
+    now = [0.0]
+    async with MemoryStore.open() as store, Bus() as bus:
+        detector = GapDetector(HysteresisPolicy(upper=0.5, lower=0.2, persist_events=5, persist_s=30.0))
+        window = DemandWindow(max_events=1000, max_age_s=3600.0, clock=lambda: now[0])
+        s4 = Intelligence(bus.inbox("s4"), bus, store, window=window, detector=detector, clock=lambda: now[0])
+        assert s4.observe(["klingon"] * 40, at=0.0) is None  # 40 events in no time
+        now[0] = 29.0
+        assert s4.age() is None
+        now[0] = 30.0  # no new demand, but the gap has now lasted 30 s as well
+        detected = s4.age()
+        assert isinstance(detected, GapDetected)
+        assert (detected.persisted_events, detected.persisted_s) == (40, 30.0)

@@ -16,7 +16,12 @@ pytestmark = pytest.mark.anyio
 
 READING = DemandProfile(counts={"files": 4, "weather": 4}, capacity={"files": 100}).reading()
 PROPOSAL = AcquisitionProposal(
-    at=10.0, reading=READING, unmatched=(("weather", 4),), persisted_events=50, persisted_s=2.5
+    at=10.0,
+    reading=READING,
+    unmatched=(("weather", 4),),
+    persisted_events=50,
+    persisted_s=2.5,
+    expected_gaps=(("weather", 0.0),),
 )
 
 
@@ -45,9 +50,11 @@ async def test_a_proposal_is_one_decision_per_the_auto_approve_rule(
     )
     assert (
         decision.rationale
-        == "gap 1.500 persisted 50 events / 2.5s; unmatched: weather x4; S3 has not reported"
+        == "gap 1.500 persisted 50 events / 2.5s; unmatched: weather x4; with weather answered "
+        "the gap would be 0.000; S3 has not reported"
     )
     assert decision.inputs["unmatched"] == [["weather", 4]]
+    assert decision.inputs["expected_gap_if_answered"] == {"weather": 0.0}
     assert decision.inputs["s3"] is None
     assert (s5.handled["AcquisitionProposal"], s5.gap_open) == (1, False)
 

@@ -132,7 +132,7 @@ async def _vsm(
                 bus,
                 store,
                 window=DemandWindow(max_events=100),
-                detector=GapDetector(HysteresisPolicy(persist_events=PERSIST_EVENTS, persist_s=3600)),
+                detector=GapDetector(HysteresisPolicy(persist_events=PERSIST_EVENTS, persist_s=0)),
             )
             event = None
             while not isinstance(event, GapDetected):

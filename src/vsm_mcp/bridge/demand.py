@@ -20,6 +20,7 @@ import anyio
 from vsm_mcp import report
 from vsm_mcp.acquisition.pipeline import INSTALLED_KEY
 from vsm_mcp.bridge.observers import OutcomeRecorder
+from vsm_mcp.core.breaker import BreakerState
 from vsm_mcp.core.messages import Capability
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import UNLIMITED
@@ -78,17 +79,26 @@ class SystemDemand:
 
     def refresh_capacity(self) -> None:
         """Tell S4 what the system can answer now: the routed categories of READY units (and of
-        PARKED ones, which a call starts) only.
+        PARKED ones, which a call starts) whose breaker is not open and whose calls are not in an
+        error-rate spike (S1's judgement over its last calls).
 
         A unit that is failed, backing off or starting answers nothing (its tools stay routed, so a
-        call of one is told why); counting it would hide the gap S3 sees. Called when the routes
-        change and whenever a unit changes state (`bridge.sampling`).
+        call of one is told why), and one whose calls mostly fail answers no better; counting
+        either would hide the gap S3 and S1 see. Called when the routes change and at each
+        sampling round (`bridge.sampling`).
         """
         units = self._fleet.units
+        s1 = self._system.s1
+        known = set(s1.units)
         able: set[str] = set()
         for route in self._fleet.routes.tools.values():
             unit = units.get(route.unit)
-            if unit is not None and unit.state in _SERVING:
+            if (
+                unit is not None
+                and unit.state in _SERVING
+                and unit.breaker.state is not BreakerState.OPEN
+                and not (route.unit in known and s1.spiking(route.unit))
+            ):
                 able.add(unit.spec.category or route.public)
         self._system.s4.set_capacity(dict.fromkeys(self._offered & able, UNLIMITED))
 

@@ -2,7 +2,8 @@
 
 `sample_units` tells S3 of each unit state change with the unit's measured
 memory (its whole process group: a sandboxed server runs below bwrap, an
-``npx`` server's node below npm), stores the live status for
+``npx`` server's node below npm), reads the own status of each unit that is a
+VSM-MCP (`bridge.nesting`), stores the live status for
 ``vsm-mcp status``, saves the outcome ledger when it has news, and applies the
 operator's alert acknowledgements (`bridge.acknowledgements`).
 `audit_probe` is S3*'s look at one unit: an MCP ping, then a fresh
@@ -22,6 +23,7 @@ import anyio
 from vsm_mcp import report
 from vsm_mcp.bridge.acknowledgements import apply_acknowledgements
 from vsm_mcp.bridge.allocation import allocate, prestart
+from vsm_mcp.bridge.nesting import poll_nested
 from vsm_mcp.bridge.observers import OutcomeRecorder
 from vsm_mcp.core.messages import Priority
 from vsm_mcp.core.ports import Store
@@ -69,21 +71,19 @@ async def sample_units(
     live_status: Callable[[], dict[str, Any]],
     *,
     every_s: float,
-    states_changed: Callable[[], None] | None = None,
+    refresh_capacity: Callable[[], None] | None = None,
 ) -> None:
     """Until cancelled, every ``every_s``: see the module docstring."""
     seen: dict[str, str] = {}
     acknowledged: set[int] = set()
     while True:
         now = time.time()
-        changed = False
         for name, unit in list(fleet.units.items()):
             # A quarantined unit's process runs, but none of its tools are routed: S3 hears so.
             current = UnitState.QUARANTINED if unit.quarantine is not None else unit.state
             state = current.value
             if seen.get(name) != state:
                 seen[name] = state
-                changed = True
                 await system.bus.publish(
                     "s3",
                     UnitStateChanged(name, current, now, rss_bytes(unit.pid)),
@@ -92,8 +92,8 @@ async def sample_units(
                 )
         for name in set(seen) - set(fleet.units):
             del seen[name]
-        if changed and states_changed is not None:
-            states_changed()
+        if refresh_capacity is not None:  # states, breakers and S1's spikes all move capacity
+            refresh_capacity()
         units = list(fleet.units.values())
         system.s2.note_units(
             restarts=sum(u.stats.restarts for u in units),
@@ -109,6 +109,7 @@ async def sample_units(
             wait_s=sum(d.waited_s for d in doors),
             throttling=sum(1 for d in doors if d.queued),
         )
+        await poll_nested(system, fleet)
         await apply_acknowledgements(store, system.s5, acknowledged)
         await allocate(system, fleet, store)
         await prestart(system, fleet, store)

@@ -2,14 +2,17 @@
 
 State machine (pure; the caller passes the time):
 
-    CLEAR --gap >= upper--> PENDING --persisted N events or T seconds--> DETECTED
+    CLEAR --gap >= upper--> PENDING --persisted N events and T seconds--> DETECTED
       ^                        |                                            |
       +------gap < upper-------+                                            |
       +------------------------------gap < lower----------------------------+
 
 Invariants: ``0 <= lower < upper``; at most one `GapDetected` per episode and
 exactly one `GapCleared` after it; a value between ``lower`` and ``upper``
-never changes a DETECTED state, which is what stops oscillation.
+never changes a DETECTED state, which is what stops oscillation. Persistence
+needs both: a burst of events in no time is not a lasting gap, and neither is a
+gap that one stray event opened and time kept open (``persist_s = 0`` asks for
+events only; readings without events, ``events=0``, let time pass).
 """
 
 from __future__ import annotations
@@ -52,14 +55,14 @@ class HysteresisPolicy:
 
     upper: float = 0.5
     lower: float = 0.2
-    persist_events: int = 50
+    persist_events: int = 5
     persist_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.lower < self.upper:
             raise ValueError(f"need 0 <= lower < upper, got lower={self.lower}, upper={self.upper}")
-        if self.persist_events < 1 or self.persist_s <= 0:
-            raise ValueError("persistence needs at least one event and a positive duration")
+        if self.persist_events < 1 or self.persist_s < 0:
+            raise ValueError("persistence needs at least one event and a duration of 0 or more")
 
 
 class GapDetector:
@@ -96,7 +99,7 @@ class GapDetector:
             self._pending_since = now
         self._pending_events += events
         elapsed = now - self._pending_since
-        if self._pending_events >= policy.persist_events or elapsed >= policy.persist_s:
+        if self._pending_events >= policy.persist_events and elapsed >= policy.persist_s:
             self.state = GapState.DETECTED
             return GapDetected(
                 at=now, reading=reading, persisted_events=self._pending_events, persisted_s=elapsed

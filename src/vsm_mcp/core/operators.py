@@ -1,17 +1,20 @@
-"""Attenuators and amplifiers: Beer's variety operators, with computed effect.
+"""Variety operators (Beer's attenuators and amplifiers), with computed effect.
 
-An attenuator reduces the variety of demand reaching the system (filter out
-categories policy rejects, aggregate categories that one capability answers,
-sample a share of the traffic); an amplifier raises the system's variety or
-capacity (add a capability, run units in parallel). Each operator maps a
-`DemandProfile` to a new one; `effect` measures the gap before and after with
-the same from-scratch definition (`DemandProfile.reading`), so an operator's
-claimed benefit is always computed, never asserted.
+An operator maps a `DemandProfile` to the profile as it would be with the
+operator in place; `effect` measures the gap before and after with the same
+from-scratch definition (`DemandProfile.reading`), so a claimed benefit is
+always computed, never asserted.
+
+The amplifier the system runs is acquisition: S4 prices each proposal with
+`AddCapability` for every unmatched category (`AcquisitionProposal.expected_gaps`)
+and S5 records that expected gap with its decision, beside the gap it acts on.
+The attenuators the system runs act before demand is counted and have no
+operator here: a profile keeps a client's demand to its own tools, and tool
+search folds many phrasings into the category of the tool that answers them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,61 +53,6 @@ def effect(operator: VarietyOperator, profile: DemandProfile) -> OperatorEffect:
     return OperatorEffect(operator.name, profile.reading(), operator.apply(profile).reading())
 
 
-# -- attenuators --------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Filter:
-    """Drop demand in the given categories (e.g. rejected by policy)."""
-
-    categories: frozenset[str]
-
-    @property
-    def name(self) -> str:
-        return f"filter({','.join(sorted(self.categories))})"
-
-    def apply(self, profile: DemandProfile) -> DemandProfile:
-        counts = {k: v for k, v in profile.counts.items() if k not in self.categories}
-        return DemandProfile(counts=counts, capacity=dict(profile.capacity))
-
-
-@dataclass(frozen=True, slots=True)
-class Aggregate:
-    """Merge categories into one (e.g. tool search routing many asks to one tool)."""
-
-    mapping: Mapping[str, str]
-
-    @property
-    def name(self) -> str:
-        return "aggregate(" + ",".join(f"{k}->{v}" for k, v in sorted(self.mapping.items())) + ")"
-
-    def apply(self, profile: DemandProfile) -> DemandProfile:
-        counts: dict[str, int] = {}
-        for category, count in profile.counts.items():
-            target = self.mapping.get(category, category)
-            counts[target] = counts.get(target, 0) + count
-        return DemandProfile(counts=counts, capacity=dict(profile.capacity))
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """Pass only a share of demand on (load shedding): counts scale, rounded half up."""
-
-    share: float
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.share <= 1.0:
-            raise ValueError("share must be in (0, 1]")
-
-    @property
-    def name(self) -> str:
-        return f"sample({self.share:g})"
-
-    def apply(self, profile: DemandProfile) -> DemandProfile:
-        counts = {k: int(v * self.share + 0.5) for k, v in profile.counts.items()}
-        return DemandProfile(
-            counts={k: v for k, v in counts.items() if v > 0}, capacity=dict(profile.capacity)
-        )
-
-
 # -- amplifiers ---------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AddCapability:
@@ -121,26 +69,4 @@ class AddCapability:
         capacity = dict(profile.capacity)
         capacity[self.category] = max(capacity.get(self.category, 0), 0) + self.capacity
         capacity[self.category] = min(capacity[self.category], UNLIMITED)
-        return DemandProfile(counts=dict(profile.counts), capacity=capacity)
-
-
-@dataclass(frozen=True, slots=True)
-class ParallelUnits:
-    """Run ``factor`` units of a category side by side: capacity multiplies."""
-
-    category: str
-    factor: int
-
-    def __post_init__(self) -> None:
-        if self.factor < 1:
-            raise ValueError("factor must be at least 1")
-
-    @property
-    def name(self) -> str:
-        return f"parallel_units({self.category}x{self.factor})"
-
-    def apply(self, profile: DemandProfile) -> DemandProfile:
-        capacity = dict(profile.capacity)
-        current = capacity.get(self.category, 0)
-        capacity[self.category] = min(current * self.factor, UNLIMITED)
         return DemandProfile(counts=dict(profile.counts), capacity=capacity)

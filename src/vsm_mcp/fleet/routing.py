@@ -18,7 +18,8 @@ I/O). Invariants:
   restarts;
 * resource URIs are not renamed (clients and servers embed them in content);
   a URI is routed to the first unit listing it, else to the first unit whose
-  template matches it.
+  template matches it; the gateway's own ``vsm://`` scheme is never routed
+  (a downstream resource or template under it counts as a collision).
 
 `namespace_clash` is the registration-time half: two units whose namespaces
 (or a namespace and another unit's name) coincide are refused before they run.
@@ -33,6 +34,7 @@ from typing import Any
 
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
+from vsm_mcp.core.nesting import is_reserved_uri
 from vsm_mcp.fleet.spec import NAMESPACE_SEPARATOR, ServerSpec, namespace_clash
 from vsm_mcp.fleet.unit import UnitCatalog
 
@@ -105,12 +107,17 @@ class RoutingTable:
                     table[public] = Route(public, spec.name, name, {**item, "name": public})
             for resource in catalog.resources:
                 uri = str(resource.get("uri", ""))
-                if uri and uri not in resources:
+                if is_reserved_uri(uri):  # the gateway's own scheme: never routed downstream
+                    collisions += 1
+                elif uri and uri not in resources:
                     resources[uri] = spec.name
                     resource_list.append(resource)
                 elif uri:
                     collisions += 1
             for template in catalog.templates:
+                if is_reserved_uri(str(template.get("uriTemplate", ""))):
+                    collisions += 1
+                    continue
                 try:
                     parsed = UriTemplate.parse(str(template.get("uriTemplate", "")))
                 except (InvalidUriTemplate, ValueError):

@@ -60,6 +60,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from vsm_mcp.core import nesting
 from vsm_mcp.core.breaker import BreakerState, CircuitBreaker
 from vsm_mcp.core.intensity import RestartIntensity
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence, unit_source
@@ -159,6 +160,9 @@ class UnitCatalog:
     prompts: tuple[dict[str, Any], ...] = ()
     capabilities: dict[str, Any] = field(default_factory=dict)
     server_info: dict[str, Any] = field(default_factory=dict)
+    #: The server is a VSM-MCP (`core.nesting`): its own tools and ``vsm://`` resources were
+    #: left out above, and its status is read as the unit's own S1..S5 (`bridge.nesting`).
+    viable: bool = False
 
 
 @dataclass(slots=True)
@@ -742,6 +746,10 @@ class Unit:
                 templates = await paged("resources/templates/list", "resourceTemplates")
             if caps.prompts is not None:
                 prompts = await paged("prompts/list", "prompts")
+        viable = nesting.is_viable(resources)
+        if viable:  # a gateway below this one: its VSM is not capability (core.nesting)
+            tools = tuple(t for t in tools if not nesting.is_own(t))
+            resources = tuple(r for r in resources if not nesting.is_own(r))
         return UnitCatalog(
             tools=tools,
             resources=resources,
@@ -751,6 +759,7 @@ class Unit:
             server_info=(
                 init.server_info.model_dump(by_alias=True, mode="json", exclude_none=True) if init else {}
             ),
+            viable=viable,
         )
 
     # -- definition pins -------------------------------------------------------

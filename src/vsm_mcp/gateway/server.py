@@ -62,6 +62,7 @@ from mcp_types.methods import CACHEABLE_METHODS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vsm_mcp.core.access import Scope
+from vsm_mcp.core.nesting import mark_own
 from vsm_mcp.errors import UnitError, VsmError
 from vsm_mcp.fleet.call import Outcome, ToolCall
 from vsm_mcp.fleet.fleet import Fleet
@@ -135,7 +136,7 @@ class Gateway:
         self.demand = demand
         self.status_source = status
         self.extra = extra
-        self.extra_tools = extra.definitions() if extra is not None else []
+        self.extra_tools = [mark_own(t) for t in extra.definitions()] if extra is not None else []
         self.extra_names = frozenset(str(t["name"]) for t in self.extra_tools)
         #: Scopes of the gateway's own tools beyond ``call`` (a fleet-changing tool registers ``manage``).
         self.tool_scopes: dict[str, Scope] = {}

@@ -1,25 +1,29 @@
 """The gateway's own tools and resources: the VSM seen through MCP.
 
 Only tools whose behaviour is real are listed. Names are reserved: a
-downstream tool can never take one (the routing table falls back).
+downstream tool can never take one (the routing table falls back). Every own
+tool and resource carries `core.nesting.OWN_META_KEY`, so a gateway above this
+one knows them for the VSM's and not for capability.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from vsm_mcp.core.nesting import STATUS_URI, mark_own
+
 VSM_STATUS = "vsm_status"
 VSM_VARIETY = "vsm_variety"
 VSM_SEARCH_TOOLS = "vsm_search_tools"
 VSM_CALL_TOOL = "vsm_call_tool"
 
-RESOURCE_STATUS = "vsm://status"
+RESOURCE_STATUS = STATUS_URI
 RESOURCE_VARIETY = "vsm://variety"
 RESOURCE_FLEET = "vsm://fleet"
 
 _READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}
 
-VSM_TOOLS: list[dict[str, Any]] = [
+_VSM_TOOLS: list[dict[str, Any]] = [
     {
         "name": VSM_STATUS,
         "title": "VSM status",
@@ -69,9 +73,10 @@ VSM_TOOLS: list[dict[str, Any]] = [
     },
 ]
 
+VSM_TOOLS = [mark_own(t) for t in _VSM_TOOLS]
 VSM_TOOL_NAMES = frozenset(t["name"] for t in VSM_TOOLS)
 
-VSM_RESOURCES: list[dict[str, Any]] = [
+_VSM_RESOURCES: list[dict[str, Any]] = [
     {
         "uri": RESOURCE_STATUS,
         "name": "status",
@@ -94,3 +99,4 @@ VSM_RESOURCES: list[dict[str, Any]] = [
         "description": "downstream servers and the public names of their tools",
     },
 ]
+VSM_RESOURCES = [mark_own(r) for r in _VSM_RESOURCES]

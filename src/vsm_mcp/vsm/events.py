@@ -107,6 +107,9 @@ class AcquisitionProposal:
     unmatched: tuple[tuple[str, int], ...]
     persisted_events: int
     persisted_s: float
+    #: The amplifier each unmatched category calls for (`core.operators.AddCapability`) and the
+    #: gap the window would show with it, computed on the same demand: what acquiring is worth.
+    expected_gaps: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

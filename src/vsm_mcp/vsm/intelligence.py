@@ -24,6 +24,7 @@ import anyio
 
 from vsm_mcp.core.hysteresis import GapCleared, GapDetected, GapDetector, GapState
 from vsm_mcp.core.messages import DemandAggregate
+from vsm_mcp.core.operators import AddCapability, effect
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import DEMAND_BUCKET_S, VarietyReading
 from vsm_mcp.core.window import DemandWindow
@@ -144,12 +145,17 @@ class Intelligence:
             ((c, n) for c, n in profile.counts.items() if profile.capacity.get(c, 0) < n),
             key=lambda item: (-item[1], item[0]),
         )
+        top = tuple(unmatched[:PROPOSAL_TOP])
         return AcquisitionProposal(
             at=at,
             reading=event.reading,
-            unmatched=tuple(unmatched[:PROPOSAL_TOP]),
+            unmatched=top,
             persisted_events=event.persisted_events,
             persisted_s=event.persisted_s,
+            expected_gaps=tuple(
+                (category, round(effect(AddCapability(category), profile).after.gap, 6))
+                for category, _ in top
+            ),
         )
 
     async def flush_demand(self) -> int:

@@ -149,6 +149,12 @@ class Policy:
         auto = self.rules.auto_approve_acquisition
         reading = proposal.reading
         top = ", ".join(f"{c} x{n}" for c, n in proposal.unmatched[:5]) or "none"
+        expected = dict(proposal.expected_gaps)
+        worth = (
+            f"; with {proposal.unmatched[0][0]} answered the gap would be {expected[proposal.unmatched[0][0]]:.3f}"
+            if proposal.unmatched and proposal.unmatched[0][0] in expected
+            else ""
+        )
         control = self.last_control
         if control is not None and control.over_budget and not control.idle_candidates:
             choice, rule = "defer", "S3 over budget with no idle unit to park: no acquisition now"
@@ -175,7 +181,7 @@ class Policy:
                 rule=rule,
                 rationale=(
                     f"gap {reading.gap:.3f} persisted {proposal.persisted_events} events / "
-                    f"{proposal.persisted_s:.1f}s; unmatched: {top}; {present}"
+                    f"{proposal.persisted_s:.1f}s; unmatched: {top}{worth}; {present}"
                 ),
                 inputs={
                     "gap": reading.gap,
@@ -183,6 +189,7 @@ class Policy:
                     "demand_variety_bits": reading.demand_variety_bits,
                     "system_variety_bits": reading.system_variety_bits,
                     "unmatched": [list(u) for u in proposal.unmatched],
+                    "expected_gap_if_answered": expected,
                     "s3": None
                     if control is None
                     else {

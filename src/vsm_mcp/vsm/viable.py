@@ -186,7 +186,10 @@ class ViableSystem:
     def unit_status(self, unit: str) -> ViableStatus:
         """One unit as a viable system: its operations, control, audit, variety and alerts.
 
-        A unit that reported its own status (`Operations.set_nested`) brings its units along.
+        S1, S3, S3* and the algedonic view are this system's measurements of the unit. A unit
+        that reported its own status (`Operations.set_nested`: it is a VSM-MCP) brings its own
+        S2, S4, S5 and units along; a plain server has no S2 or S5 of its own (state ``none``)
+        and its S4 is the variety of the tools it offers.
         """
         s1 = self.s1
         calls = s1.unit_stats(unit)
@@ -207,7 +210,7 @@ class ViableSystem:
                     "last_error": calls.last_error,
                 },
             ),
-            s2=nested.s2 if nested else SystemStatus("unreported"),
+            s2=nested.s2 if nested else _NONE,
             s3=SystemStatus("unreported")
             if health is None
             else SystemStatus(
@@ -220,11 +223,17 @@ class ViableSystem:
                 "ok" if finding.ok else "failed",
                 {"check": finding.check, "at": finding.at, "latency_ms": finding.latency_ms},
             ),
-            s4=SystemStatus("ok", {"tools": len(tools), "variety_bits": set_variety(len(tools))}),
-            s5=nested.s5 if nested else SystemStatus("ok", {"policy": "gateway"}),
+            s4=nested.s4
+            if nested
+            else SystemStatus("ok", {"tools": len(tools), "variety_bits": set_variety(len(tools))}),
+            s5=nested.s5 if nested else _NONE,
             algedonic=SystemStatus("attention" if attention else "ok", {"attention": attention}),
             units=nested.units if nested else (),
         )
+
+
+#: A system a plain server does not have (it is governed by this gateway's S2 and S5).
+_NONE = SystemStatus("none")
 
 
 def _concerns(source: str, unit: str) -> bool:
