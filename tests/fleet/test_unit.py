@@ -17,6 +17,7 @@ from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
 from vsm_mcp.errors import CallTimeoutError, UnitError, UnitUnavailableError
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.unit import Unit
+from vsm_mcp.store.memory import MemoryStore
 from vsm_mcp.vsm.events import UnitState
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -335,3 +336,44 @@ async def test_breaker_opens_after_failures_and_a_probe_closes_it(
         assert unit.breaker.state.value == "closed"
         assert unit.stats.restarts == 0  # the server answered pings all along
         tg.cancel_scope.cancel()
+
+
+async def test_an_on_demand_unit_learns_its_tools_once_then_starts_only_when_called(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    async with MemoryStore.open() as book:
+        # No pin yet: it starts once to learn (and pin) its tools, and parks as soon as they are listed.
+        parked = anyio.Event()
+
+        def on_state(unit: Unit, _previous: UnitState | None) -> None:
+            if unit.state is UnitState.PARKED:
+                parked.set()
+
+        first = Unit(probe_spec("p", start="on_demand"), definitions=book, on_state=on_state)
+        async with anyio.create_task_group() as tg:
+            await tg.start(first.run)
+            with anyio.fail_after(20):
+                await parked.wait()
+            assert first.pid is None and first.parks == 1
+            learned = [t["name"] for t in first.catalog.tools]
+            assert "echo" in learned
+            tg.cancel_scope.cancel()
+
+        # The next gateway: the pinned tools are listed at once and no process starts before a call.
+        states: list[UnitState] = []
+        unit = Unit(
+            probe_spec("p", start="on_demand"), definitions=book, on_state=lambda u, _: states.append(u.state)
+        )
+        async with anyio.create_task_group() as tg:
+            await tg.start(unit.run)
+            with anyio.fail_after(5):
+                await unit.first_start.wait()
+            assert unit.state is UnitState.PARKED and unit.pid is None
+            assert [t["name"] for t in unit.catalog.tools] == learned
+            assert UnitState.READY not in states  # no start before the first call
+            with anyio.fail_after(20):
+                result = await _call(unit, "echo", text="first call")
+            assert result["structuredContent"] == {"result": "first call"}
+            assert unit.state is UnitState.READY and unit.pid is not None
+            assert unit.quarantine is None  # the live listing matches the pin it was listed from
+            tg.cancel_scope.cancel()

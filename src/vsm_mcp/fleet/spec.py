@@ -111,6 +111,10 @@ class ServerSpec(BaseModel):
     # S3: stop the server after this long without a call (its tools stay listed; the next call
     # starts it again, waiting up to start_timeout_s). None: it runs until stopped.
     idle_stop_s: float | None = Field(default=None, gt=0)
+    # S3: "on_demand" starts the server at its first call, not with the gateway; until then its
+    # tools are listed from its definition pin. Without a pin yet, it starts once to learn (and
+    # pin) them and stops at once. "always": it starts with the gateway.
+    start: Literal["always", "on_demand"] = "always"
 
     @model_validator(mode="before")
     @classmethod

@@ -291,6 +291,8 @@ class Unit:
         #: S3's parking: a request to stop with the tools kept listed, and the call that wakes it.
         self._park = anyio.Event()
         self._wake = anyio.Event()
+        #: An on-demand unit without a pin parks as soon as its first start has listed its tools.
+        self._park_when_listed = False
         #: Times the unit was parked; when its last call began or ended (clock), calls under way now.
         self.parks = 0
         self.last_call_at: float | None = None
@@ -357,6 +359,8 @@ class Unit:
         """Keep the unit running until cancelled; the caller's task group owns this task."""
         task_status.started()
         try:
+            if self.spec.start == "on_demand":
+                await self._until_first_call()
             while True:
                 if self.state is UnitState.FAILED:
                     await self._restart.wait()
@@ -418,6 +422,21 @@ class Unit:
         finally:
             self.state = UnitState.STOPPED
             self.stopped.set()
+
+    async def _until_first_call(self) -> None:
+        """An on-demand unit: list its pinned tools and stay PARKED until a call (or an operator's
+        restart) wakes it. Without a usable pin it starts at once to learn its tools and parks
+        as soon as they are listed (`_park_when_listed`)."""
+        pin = await definitions.load(self._definitions, self.name) if self._definitions is not None else None
+        if pin is None or pin.quarantine is not None or not pin.tools or pin.by == definitions.UNREADABLE:
+            self._park_when_listed = True
+            return
+        self.catalog = UnitCatalog(tools=tuple(pin.tools.values()))
+        await self._notify_catalog()
+        self.state = UnitState.PARKED
+        self.first_start.set()  # the routes know the pinned tools: listing need not wait for a start
+        await self._wake.wait()
+        self._wake = anyio.Event()
 
     async def wait_ready(self) -> None:
         """Return once the unit has a live session (bound it with ``anyio.fail_after``)."""
@@ -484,6 +503,9 @@ class Unit:
                     self.catalog = catalog
                     await self._notify_catalog()
                 self.first_start.set()  # after the routes know the catalog
+                if self._park_when_listed:  # on demand, started only to learn its tools
+                    self._park_when_listed = False
+                    self._park.set()
                 reason = await self._watch(conn.session, conn.gone)
                 self._drop_session()  # no new call may pick the dying session while it is torn down
         except (SandboxUnavailableError, LauncherChangedError) as exc:
