@@ -431,7 +431,7 @@ class Unit:
         if pin is None or pin.quarantine is not None or not pin.tools or pin.by == definitions.UNREADABLE:
             self._park_when_listed = True
             return
-        self.catalog = UnitCatalog(tools=tuple(pin.tools.values()))
+        self.catalog = UnitCatalog(tools=tuple(dict(tool) for tool in pin.tools.values()))
         await self._notify_catalog()
         self.state = UnitState.PARKED
         self.first_start.set()  # the routes know the pinned tools: listing need not wait for a start
