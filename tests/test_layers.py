@@ -41,7 +41,8 @@ _TOP = {"runtime", "settings", "doctor", "__init__"}
 ALLOWED: dict[str, set[str]] = {
     **_LOWER_AND_BRIDGE,
     **{name: _BELOW_TOP | {"bridge"} | _TOP for name in _TOP},
-    "cli": _BELOW_TOP | {"bridge"} | _TOP | {"cli", "bench"},
+    "cli": _BELOW_TOP | {"bridge"} | _TOP | {"cli", "bench", "web"},
+    "web": _BELOW_TOP | {"bridge"} | _TOP | {"web"},
     "bench": _BELOW_TOP | {"bridge"} | _TOP | {"cli", "bench"},
 }
 

@@ -19,7 +19,14 @@ from typing import Any
 
 from vsm_mcp.core.messages import AlgedonicAlert, AuditFinding, Decision
 from vsm_mcp.core.ports import Store
-from vsm_mcp.core.variety import DEMAND_BUCKET_S, UNLIMITED, DemandProfile, VarietyReading
+from vsm_mcp.core.variety import (
+    DEMAND_BUCKET_S,
+    UNLIMITED,
+    DemandProfile,
+    VarietyReading,
+    make_reading,
+    shannon_entropy,
+)
 
 LIVE_STATUS_KEY = "status"
 
@@ -51,6 +58,43 @@ async def variety_report(store: Store, *, max_age_s: float, now: float | None = 
         for category, count in sorted(profile.counts.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     return {"window_s": max_age_s, "reading": reading_dict(reading), "categories": categories}
+
+
+async def variety_history(store: Store, *, hours: int, now: float | None = None) -> list[dict[str, Any]]:
+    """Each stored hour of the last ``hours`` read as variety, oldest first.
+
+    Per hour: its demand events and categories, the demand's entropy (bits), the variety of
+    the categories that were answered in that hour (``log2`` of their number, bits), the share
+    answered (coverage) and the gap, by the same definition as the live reading
+    (`core.variety.make_reading`).
+    """
+    now = time.time() if now is None else now
+    since = int((now - hours * DEMAND_BUCKET_S) // DEMAND_BUCKET_S * DEMAND_BUCKET_S)
+    buckets: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for aggregate in await store.demand_since(since):
+        buckets[aggregate.bucket_start].append((aggregate.count, aggregate.matched))
+    points: list[dict[str, Any]] = []
+    for start, rows in sorted(buckets.items()):
+        counts = [count for count, _ in rows]
+        reading = make_reading(
+            events=sum(counts),
+            categories=len(rows),
+            entropy_bits=shannon_entropy(counts),
+            matched=sum(min(matched, count) for count, matched in rows),
+            answering=sum(1 for _, matched in rows if matched > 0),
+        )
+        points.append(
+            {
+                "at": start,
+                "events": reading.events,
+                "categories": reading.categories,
+                "demand_variety_bits": round(reading.demand_variety_bits, 6),
+                "answered_variety_bits": round(reading.system_variety_bits, 6),
+                "coverage": round(reading.coverage, 6),
+                "gap": round(reading.gap, 6),
+            }
+        )
+    return points
 
 
 def _alert(a: AlgedonicAlert) -> dict[str, Any]:

@@ -96,9 +96,13 @@ async def start_http(runtime: Runtime, listen: HttpListen, tg: anyio.abc.TaskGro
     admin = AdminTokenFile.in_state(state)
     created = await anyio.to_thread.run_sync(admin.ensure)
     keyring = Keyring(runtime.store, admin)
+    from vsm_mcp.web.api import build_app
+    from vsm_mcp.web.auth import WebSessions
+
+    web = build_app(runtime, WebSessions(keyring), secure_cookie=listen.scheme == "https")
 
     async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
-        await serve_http(runtime.gateway, listen, keyring, task_status=task_status)
+        await serve_http(runtime.gateway, listen, keyring, web=web, task_status=task_status)
 
     port = await tg.start(serve)
     show = f"vsm-mcp --state-dir {state} token show"
@@ -109,6 +113,7 @@ async def start_http(runtime: Runtime, listen: HttpListen, tg: anyio.abc.TaskGro
         _say(line)
     host = listen.host if ":" not in listen.host else f"[{listen.host}]"
     url = f"{listen.scheme}://{host}:{port}{MCP_PATH}"
+    _say(f"operator page: {listen.scheme}://{host}:{port}/ (log in with a token; admin: `{show}`)")
     # Commands run beside it (`dlq replay`) reach this gateway here, while its pid holds the lock.
     await runtime.store.kv_put(HTTP_FACE_KEY, {"url": url, "pid": os.getpid()})
     return url

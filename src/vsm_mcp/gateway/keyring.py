@@ -88,7 +88,11 @@ class Keyring:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """The `AccessToken` of a known value, else None (the SDK's `TokenVerifier` protocol)."""
-        digest = token_digest(token)
+        return await self.verify_digest(token_digest(token))
+
+    async def verify_digest(self, digest: str) -> AccessToken | None:
+        """`verify_token` for a value known only by its digest (a browser session keeps no value):
+        a revoked or rotated token stops verifying within `REFRESH_S`."""
         await self._refresh(REFRESH_S)
         found = self._match(digest)
         if found is None:

@@ -48,13 +48,18 @@ from mcp.server.auth.middleware.bearer_auth import (
     RequireAuthMiddleware,
 )
 from mcp.server.auth.provider import TokenVerifier
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import (
+    RequestBodyLimitMiddleware,
+    TransportSecurityMiddleware,
+    TransportSecuritySettings,
+)
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.fleet.wire import LineReader, LineWriter
@@ -80,6 +85,8 @@ PROFILE_PATH = MCP_PATH + "/p/{profile}"
 RETRY_INTERVAL_MS = 1000
 #: Stopping waits this long for open responses to finish before uvicorn cancels them.
 HTTP_SHUTDOWN_S = 3
+#: The largest request body the operator page and API accept.
+WEB_BODY_MAX = 1 << 20
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -128,8 +135,11 @@ def http_app(
     *,
     sessions_per_token: int = MAX_SESSIONS_PER_TOKEN,
     session_idle_s: float = SESSION_IDLE_S,
+    web: ASGIApp | None = None,
 ) -> tuple[Starlette, ResumableSessions]:
-    """The gateway's streamable HTTP ASGI app at `MCP_PATH`, behind bearer tokens (module docstring)."""
+    """The gateway's streamable HTTP ASGI app at `MCP_PATH`, behind bearer tokens (module docstring);
+    ``web`` (the operator page and API, which authenticate for themselves) answers every other path,
+    behind the same Host and Origin checks and a bounded request body."""
     sessions = ResumableSessions(
         gateway.server,
         log if log is not None else EventLog(),
@@ -161,8 +171,26 @@ def http_app(
         Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(keyring)),
         Middleware(AuthContextMiddleware),
     ]
-    routes = [Route(MCP_PATH, endpoint=endpoint), Route(PROFILE_PATH, endpoint=endpoint)]
+    routes: list[BaseRoute] = [Route(MCP_PATH, endpoint=endpoint), Route(PROFILE_PATH, endpoint=endpoint)]
+    if web is not None:
+        routes.append(Mount("/", app=_guarded(web, security)))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan), sessions
+
+
+def _guarded(app: ASGIApp, security: TransportSecuritySettings) -> ASGIApp:
+    """``app`` behind the face's Host and Origin checks (DNS rebinding) and `WEB_BODY_MAX` bytes of body."""
+    check = TransportSecurityMiddleware(security)
+    bounded = RequestBodyLimitMiddleware(app, WEB_BODY_MAX)
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = await check.validate_request(Request(scope), is_post=False)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await bounded(scope, receive, send)
+
+    return guarded
 
 
 def _profile_refusal(gateway: Gateway, scope: Scope) -> Response | None:
@@ -198,6 +226,7 @@ async def serve_http(
     log: EventLog | None = None,
     sessions_per_token: int = MAX_SESSIONS_PER_TOKEN,
     session_idle_s: float = SESSION_IDLE_S,
+    web: ASGIApp | None = None,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve streamable HTTP at ``SCHEME://HOST:PORT/mcp``; reports the bound port when started.
@@ -215,6 +244,7 @@ async def serve_http(
         log,
         sessions_per_token=sessions_per_token,
         session_idle_s=session_idle_s,
+        web=web,
     )
     config = uvicorn.Config(
         app,

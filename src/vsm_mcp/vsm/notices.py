@@ -142,6 +142,11 @@ class Notices:
             seen = max(seen, self._seq)
             await published.wait()
 
+    async def published_after(self, seq: int) -> None:
+        """Return once a notice numbered above ``seq`` exists (cancel-safe: nothing is consumed)."""
+        while self._seq <= seq:
+            await self._published.wait()
+
     async def follow(self, after: int = 0) -> AsyncIterator[tuple[Notice, int]]:
         """Every notice after ``after``, as published, each with how many were missed just before it."""
         seen = after

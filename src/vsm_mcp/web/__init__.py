@@ -1,0 +1,1 @@
+"""The operator surface: the REST + SSE API under ``/api`` and the page at ``/`` (`web.api`)."""
