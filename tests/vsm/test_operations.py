@@ -9,7 +9,7 @@ from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
 from vsm_mcp.vsm.bus import Bus
 from vsm_mcp.vsm.events import CallCompleted, CallsCompleted
 from vsm_mcp.vsm.notices import Notices
-from vsm_mcp.vsm.operations import Operations
+from vsm_mcp.vsm.operations import LATENCY_BUCKETS_S, Operations
 
 pytestmark = pytest.mark.anyio
 
@@ -94,3 +94,24 @@ async def test_each_batch_counted_is_a_notice_with_the_running_total() -> None:
         ("calls.counted", "s1", 2, 2),
         ("calls.counted", "s1", 1, 3),
     ]
+
+
+async def test_latency_histogram_and_its_quantiles() -> None:
+    async with Bus() as bus:
+        s1 = Operations(bus.inbox("s1"), SignalList())
+        s1.register("fs", ["read"])
+        for ms in range(1, 101):  # 1..100 ms, one call each
+            s1.record(_call(True, latency_s=ms / 1000))
+        s1.record(_call(False, latency_s=120.0))  # beyond the last bound: +Inf only
+        stats = s1.unit_stats("fs")
+    assert stats.calls == 101
+    index = {bound: i for i, bound in enumerate(LATENCY_BUCKETS_S)}
+    assert stats.buckets[index[0.005]] == 5
+    assert stats.buckets[index[0.05]] == 50
+    assert stats.buckets[index[0.1]] == 100
+    assert stats.buckets[-1] == 100  # the 120 s call is above every bound
+    assert stats.latency_sum_s == pytest.approx(sum(range(1, 101)) / 1000 + 120.0)
+    # Interpolated inside the bucket holding the quantile, as histogram_quantile does.
+    assert stats.p50_ms == pytest.approx(50.5, abs=0.5)
+    assert stats.p99_ms == pytest.approx(100.0, abs=1.0)
+    assert s1.tool_stats("fs")["read"].buckets == stats.buckets

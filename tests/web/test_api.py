@@ -12,6 +12,8 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from mcp import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 from vsm_mcp.cli.http_face import start_http
 from vsm_mcp.core.access import ALL_SCOPES, Scope
@@ -212,3 +214,37 @@ async def test_events_stream_notices_with_resumable_ids(tmp_path: Path) -> None:
                     if line.startswith("event: "):
                         assert line == "event: reset"
                         break
+
+
+async def test_metrics_parse_as_prometheus_text_and_count_the_calls_made(tmp_path: Path) -> None:
+    async with running_face(tmp_path) as face, httpx.AsyncClient(base_url=face.base) as http:
+        runtime = face.runtime
+        mark = runtime.notices.last_seq
+        async with Client(runtime.gateway.server, mode="legacy") as client:
+            for i in range(3):
+                assert (await client.call_tool("probe__echo", {"text": str(i)})).is_error is False
+            assert (await client.call_tool("probe__add", {"a": 1, "b": 2})).is_error is False
+        with anyio.fail_after(10):
+            await runtime.notices.wait_for("calls.counted", after=mark, where=lambda n: n.data["total"] >= 4)
+        assert (await http.get("/metrics")).status_code == 401
+        scraped = await http.get("/metrics", headers=bearer(face.reader))
+        assert scraped.status_code == 200
+        assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(scraped.text)
+            for s in family.samples
+        }
+        echo = (("tool", "echo"), ("unit", "probe"))
+        assert samples[("vsm_mcp_tool_calls_total", echo)] == 3
+        assert samples[("vsm_mcp_tool_errors_total", echo)] == 0
+        assert samples[("vsm_mcp_tool_latency_seconds_count", echo)] == 3
+        assert samples[("vsm_mcp_tool_latency_seconds_bucket", (("le", "+Inf"), *echo))] == 3
+        assert samples[("vsm_mcp_unit_latency_seconds_count", (("unit", "probe"),))] == 4
+        assert samples[("vsm_mcp_unit_state", (("state", "ready"), ("unit", "probe")))] == 1
+        assert samples[("vsm_mcp_units", (("state", "ready"),))] == 1
+        assert samples[("vsm_mcp_dead_letters", ())] == 0
+        assert ("vsm_mcp_variety_gap", ()) in samples
+        status = (await http.get("/api/status", headers=bearer(face.reader))).json()
+        row = status["units"][0]
+        assert row["p50_ms"] is not None and row["p50_ms"] <= row["p99_ms"]

@@ -17,9 +17,11 @@ Invariants:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence, unit_source
 from vsm_mcp.vsm.algedonic import SignalSink
@@ -35,19 +37,63 @@ SPIKE_ERROR_SHARE = 0.5
 ERROR_SPIKE_KIND = "error_rate_spike"
 
 
+#: Upper bounds (seconds) of the latency histogram kept per unit and per tool (Prometheus' ``le``).
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CallStats:
-    """Measured calls of one unit or tool."""
+    """Measured calls of one unit or tool.
+
+    ``buckets`` counts the calls at or below each bound of `LATENCY_BUCKETS_S` (cumulative, as
+    Prometheus reads them); ``p50_ms`` and ``p99_ms`` are read from them by linear interpolation
+    inside the bucket that holds the quantile (what Prometheus' ``histogram_quantile`` does), so
+    they are estimates within one bucket's width.
+    """
 
     calls: int
     errors: int
     mean_latency_ms: float | None
     max_latency_ms: float | None
     last_error: str
+    latency_sum_s: float = 0.0
+    buckets: tuple[int, ...] = ()
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+
+def _quantile(q: float, buckets: tuple[int, ...], calls: int, max_s: float) -> float | None:
+    """The ``q`` quantile (ms) of a cumulative histogram over `LATENCY_BUCKETS_S` (see `CallStats`)."""
+    if not calls:
+        return None
+    rank = q * calls
+    lower_bound, lower_count = 0.0, 0
+    for bound, count in zip(
+        (*LATENCY_BUCKETS_S, max(max_s, LATENCY_BUCKETS_S[-1])), (*buckets, calls), strict=True
+    ):
+        if count >= rank:
+            share = (rank - lower_count) / (count - lower_count) if count > lower_count else 1.0
+            return round((lower_bound + (min(bound, max_s) - lower_bound) * share) * 1000.0, 3)
+        lower_bound, lower_count = bound, count
+    return round(max_s * 1000.0, 3)
 
 
 class _Counter:
-    __slots__ = ("calls", "errors", "last_error", "latency_max_s", "latency_sum_s")
+    __slots__ = ("buckets", "calls", "errors", "last_error", "latency_max_s", "latency_sum_s")
 
     def __init__(self) -> None:
         self.calls = 0
@@ -55,20 +101,36 @@ class _Counter:
         self.latency_sum_s = 0.0
         self.latency_max_s = 0.0
         self.last_error = ""
+        self.buckets = [0] * len(LATENCY_BUCKETS_S)
 
     def add(self, event: CallCompleted) -> None:
         self.calls += 1
-        self.latency_sum_s += event.latency_s
-        self.latency_max_s = max(self.latency_max_s, event.latency_s)
+        latency = event.latency_s
+        self.latency_sum_s += latency
+        self.latency_max_s = max(self.latency_max_s, latency)
+        index = bisect_left(LATENCY_BUCKETS_S, latency)
+        if index < len(self.buckets):  # beyond the last bound: counted in ``calls`` (+Inf) only
+            self.buckets[index] += 1
         if not event.ok:
             self.errors += 1
             self.last_error = event.error
 
     def stats(self) -> CallStats:
         if not self.calls:
-            return CallStats(0, 0, None, None, "")
+            return CallStats(0, 0, None, None, "", buckets=(0,) * len(LATENCY_BUCKETS_S))
         mean = self.latency_sum_s / self.calls * 1000.0
-        return CallStats(self.calls, self.errors, mean, self.latency_max_s * 1000.0, self.last_error)
+        cumulative = tuple(accumulate(self.buckets))
+        return CallStats(
+            self.calls,
+            self.errors,
+            mean,
+            self.latency_max_s * 1000.0,
+            self.last_error,
+            latency_sum_s=self.latency_sum_s,
+            buckets=cumulative,
+            p50_ms=_quantile(0.5, cumulative, self.calls, self.latency_max_s),
+            p99_ms=_quantile(0.99, cumulative, self.calls, self.latency_max_s),
+        )
 
 
 class _Unit:

@@ -8,7 +8,7 @@ as the command that does it (`acquisition.approvals`, `bridge.acknowledgements`,
 Routes (scope needed for a change in brackets): ``GET /api/session``,
 ``/api/status``, ``/api/variety``, ``/api/decisions``, ``/api/alerts``,
 ``/api/findings``, ``/api/approvals``, ``/api/dead-letters``, ``/api/events``
-(SSE); ``POST /api/alerts/{id}/ack`` [approve], ``/api/approvals/{id}/approve``
+(SSE), ``/metrics`` (Prometheus text); ``POST /api/alerts/{id}/ack`` [approve], ``/api/approvals/{id}/approve``
 and ``/deny`` [approve], ``/api/dead-letters/{id}/replay`` [manage],
 ``/api/servers/{name}/restart`` [manage], ``DELETE /api/servers/{name}``
 [manage]; ``POST /login`` and ``/logout``; ``/api/openapi.json``.
@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
@@ -63,6 +63,8 @@ HEARTBEAT_S = 15.0
 #: A replayed call waits this long for its server to start.
 REPLAY_START_TIMEOUT_S = 30.0
 STATIC = resources.files("vsm_mcp.web") / "static"
+#: The content type of the Prometheus text format.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def _caller(request: Request) -> Caller:
@@ -145,6 +147,12 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
         doc = runtime.gateway.status()
         vsm = dict(doc.get("vsm") or runtime.system.status().to_dict())
         demand = vsm.pop("demand", {"matched": 0, "unmatched": 0})
+        s1 = runtime.system.s1
+        known = set(s1.units)
+        for row in doc["units"]:  # S1's latency quantiles (from its histogram) beside the fleet's counts
+            stats = s1.unit_stats(row["name"]) if row["name"] in known else None
+            row["p50_ms"] = stats.p50_ms if stats else None
+            row["p99_ms"] = stats.p99_ms if stats else None
         return {
             "at": time.time(),
             "gateway": doc["gateway"],
@@ -297,6 +305,14 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics(who: Who, request: Request) -> PlainTextResponse:
+        """The running system in the Prometheus text format (`web.metrics`)."""
+        reads(who, request)
+        from vsm_mcp.web.metrics import render
+
+        return PlainTextResponse(await render(runtime), media_type=PROMETHEUS_TEXT)
 
     # -- the page ------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -65,6 +65,9 @@ class UnitRow(BaseModel):
     retries: int
     breaker: str
     mean_latency_ms: float | None
+    #: S1's latency quantiles, interpolated in its histogram's buckets (`vsm.operations.CallStats`).
+    p50_ms: float | None = None
+    p99_ms: float | None = None
     last_ping_ms: float | None
     last_error: str
     quarantine: str | None

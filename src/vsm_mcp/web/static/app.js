@@ -151,7 +151,7 @@ function renderFleet() {
       el("td", {}, u.name), el("td", {}, el("span", { class: `state ${u.state}` }, u.state)),
       el("td", { class: "detail" }, u.target), el("td", {}, u.tools), el("td", {}, u.calls),
       el("td", {}, u.calls ? `${((100 * u.errors) / u.calls).toFixed(1)}%` : "-"),
-      el("td", {}, fmt(u.mean_latency_ms)), el("td", {}, el("span", { class: `state ${u.breaker}` }, u.breaker)),
+      el("td", {}, fmt(u.p50_ms)), el("td", {}, fmt(u.p99_ms)), el("td", {}, el("span", { class: `state ${u.breaker}` }, u.breaker)),
       el("td", {}, u.sandbox), el("td", {}, u.restarts),
       el("td", { class: "detail" }, u.quarantine || "-"), actions,
     );
