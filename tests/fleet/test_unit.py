@@ -27,7 +27,12 @@ class Signals:
     def __init__(self) -> None:
         self.received: list[AlgedonicSignal] = []
         self.pained = anyio.Event()
+        #: Set at the first signal of each kind.
+        self.kinds: dict[str, anyio.Event] = {}
         self.catalogs = 0
+
+    def kind(self, kind: str) -> anyio.Event:
+        return self.kinds.setdefault(kind, anyio.Event())
 
     async def unit_catalog_changed(self, unit: Unit) -> None:
         self.catalogs += 1
@@ -41,6 +46,7 @@ class Signals:
     async def unit_signal(self, signal: AlgedonicSignal) -> None:
         self.received.append(signal)
         self.pained.set()
+        self.kind(signal.kind).set()
 
 
 def _text(result: dict[str, Any]) -> str:
@@ -204,8 +210,10 @@ async def test_a_unit_that_keeps_coming_up_and_going_down_is_held_not_restarted_
                 with pytest.raises(UnitError):
                     await _call(unit, "crash")
                 await unit.session_lost.wait()
-            await observer.pained.wait()
+            await observer.kind("flapping").wait()
         [pain] = [s for s in observer.received if s.kind == "flapping"]
+        # Each time it went down while serving was pain of its own, before the damping.
+        assert [s.kind for s in observer.received].count("server_lost") == 3
         assert (pain.source, pain.severity) == ("unit:p", Severity.MEDIUM)
         assert pain.detail.startswith("3 restarts within 60s; held for 60s before the next start")
         assert unit.holds == 1 and unit.held_until is not None

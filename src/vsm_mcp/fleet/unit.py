@@ -8,7 +8,8 @@ Invariants:
   catalog, then watch for death (stdout EOF), a failed health ping (S3*), or a
   restart request; on any of them the session is torn down (the process group
   killed) and, after an exponential back-off with jitter, started again.
-  ``crash_loop_restarts`` restarts within ``crash_loop_window_s`` mark the unit
+  A server that goes down on its own after it was serving sends ``server_lost``
+  pain (MEDIUM) each time; ``crash_loop_restarts`` restarts within ``crash_loop_window_s`` mark the unit
   FAILED and send algedonic pain; it then waits for an operator restart.
 * A stdio server is launched as its `Confinement` plans it, at every start.
   When its sandbox policy forbids running without bubblewrap and there is
@@ -108,6 +109,10 @@ STDERR_HINT_CHARS = 300
 READY_WAIT_S = 5.0
 #: How `_run_once` says the unit was parked (stopped by S3 with its tools kept listed).
 PARKED_PREFIX = "parked"
+#: Why a start ended when an operator (or S3) asked for a restart.
+RESTART_REQUESTED = "restart requested"
+#: The pain kind of a server that went down while serving (MEDIUM; a crash loop is HIGH).
+SERVER_LOST = "server_lost"
 #: Pause before retrying a safe call, so a dying unit is seen dead and not called again at once.
 RETRY_PAUSE_S = 0.05
 
@@ -293,6 +298,8 @@ class Unit:
         self._wake = anyio.Event()
         #: An on-demand unit without a pin parks as soon as its first start has listed its tools.
         self._park_when_listed = False
+        #: The current start reached READY (a stop after it that nobody asked for is pain).
+        self._served = False
         #: Times the unit was parked; when its last call began or ended (clock), calls under way now.
         self.parks = 0
         self.last_call_at: float | None = None
@@ -389,6 +396,9 @@ class Unit:
                     continue
                 self.stats.restarts += 1
                 self.stats.last_error = reason
+                served, self._served = self._served, False
+                if served and reason != RESTART_REQUESTED:  # it went down on its own while serving
+                    await self._emit(SERVER_LOST, Severity.MEDIUM, f"stopped while serving: {reason}")
                 if self._crash_loop.record():
                     self.state = UnitState.FAILED
                     await self._emit(
@@ -495,6 +505,7 @@ class Unit:
                 self._live = conn
                 self.session_lost = anyio.Event()
                 self.state = UnitState.READY
+                self._served = True
                 self.stats.last_error = ""  # it describes the current state: a start that worked has none
                 self.ready_since = self._clock()
                 self.last_call_at = None  # idle counts afresh from this start
@@ -644,6 +655,7 @@ class Unit:
                         f"{RUNAWAY_GRACE_S:g} s after it): restarted"
                     )
                     await self._emit("runaway_cpu", Severity.MEDIUM, reason)
+                    self._served = False  # the gateway stops it, with that pain: not lost on its own
                     tg.cancel_scope.cancel()
                     return
 
@@ -679,7 +691,7 @@ class Unit:
                     await anyio.sleep(limit - (idle_s or 0.0) if idle_s is not None else min(limit, 1.0))
 
             tg.start_soon(until, gone, "server process exited")
-            tg.start_soon(until, self._restart, "restart requested")
+            tg.start_soon(until, self._restart, RESTART_REQUESTED)
             tg.start_soon(parking)
             tg.start_soon(idle)
             tg.start_soon(health)
