@@ -106,7 +106,8 @@ async def test_a_client_without_elicitation_is_refused_with_how_to_approve(tmp_p
             "acquisition refused (operator): S5 asks a person to approve this, but nobody "
         )
         assert "this client did not declare the MCP elicitation capability" in text
-        assert f'`vsm-mcp acquire "{QUERY}" --yes`' in text
+        assert "The question waits for an operator as approval 1 (the operator page, or " in text
+        assert "`vsm-mcp approvals approve 1`" in text
         assert "`[acquisition] auto_approve = true`" in text
         assert await runtime.registry.desired() == {}
         assert not [n for n in (await client.list_tools()).tools if "__" in n.name]
@@ -115,8 +116,9 @@ async def test_a_client_without_elicitation_is_refused_with_how_to_approve(tmp_p
             with anyio.fail_after(60):
                 refused = await modern.call_tool("vsm_acquire_capability", {"query": QUERY})
         assert refused.is_error is True
-        assert "nobody can be asked: a 2026-07-28 connection carries no server-to-client request. " in _text(
-            refused
+        assert (
+            "nobody can be asked here: a 2026-07-28 connection carries no server-to-client request. "
+            in _text(refused)
         )
     assert _installed(settings) == []
 

@@ -149,7 +149,7 @@ async def test_behind_the_gate_the_face_still_asks_no_one_without_approve(tmp_pa
                 result = await ci.call_tool("vsm_acquire_capability", {"query": QUERY})
         assert result.is_error is True
         text = result.content[0].text  # type: ignore[union-attr]
-        assert "nobody can be asked: token 'ci' lacks scope 'approve' needed for an approval" in text
+        assert "nobody can be asked here: token 'ci' lacks scope 'approve' needed for an approval" in text
         assert asked == []
         assert face.installer.installs == []
         refusal = (await store.decisions())[0]

@@ -35,6 +35,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -134,6 +135,10 @@ def _caller(ctx: ServerRequestContext[Any, Any], principal: Principal) -> _Calle
     return caller
 
 
+#: How a refusal says its question was kept for an operator (`approvals.QueuedApprover`).
+_KEPT = re.compile(r"kept for an operator as approval (\d+)")
+
+
 class CapabilityFace:
     """`ExtraTools` for the gateway: the capability tools over the runtime's service and fleet."""
 
@@ -211,12 +216,19 @@ class CapabilityFace:
             result = await tools.call(VSM_ACQUIRE_CAPABILITY, arguments)
         except AcquisitionRefusedError as exc:
             if exc.rule == "operator" and (caller.ask is None or caller.why_not):
+                kept = _KEPT.search(str(exc))
+                how = (
+                    f"the question waits for an operator as approval {kept.group(1)} (the operator "
+                    f"page, or `vsm-mcp approvals approve {kept.group(1)}`)"
+                    if kept
+                    else f'approve it with `vsm-mcp acquire "{query}" --yes`'
+                )
                 raise AcquisitionRefusedError(
                     "operator",
-                    f"S5 asks a person to approve this, but nobody can be asked: "
-                    f"{caller.why_not or 'this client cannot be asked'}. Approve it with "
-                    f'`vsm-mcp acquire "{query}" --yes`, or let S5 approve vetted catalog packages '
-                    "with `[acquisition] auto_approve = true` in the settings file",
+                    f"S5 asks a person to approve this, but nobody can be asked here: "
+                    f"{caller.why_not or 'this client cannot be asked'}. {how[0].upper()}{how[1:]}; "
+                    "or let S5 approve vetted catalog packages with `[acquisition] auto_approve = true` "
+                    "in the settings file",
                 ) from exc
             raise
         await self._wait_ready(str(result["server"]))

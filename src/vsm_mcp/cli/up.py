@@ -75,6 +75,8 @@ async def run_up(settings: Settings, listen: HttpListen, log_json: bool = False)
         units = ", ".join(runtime.fleet.units) or "none yet (vsm-mcp servers add NAME -- CMD ...)"
         print(
             f"vsm-mcp up: MCP on {url}\n"
+            f"  page:  {url.removesuffix(MCP_PATH)}/ (log in with a token: vsm-mcp --state-dir "
+            f"{settings.state_dir} token show)\n"
             f"  state: {settings.state_dir}\n"
             f"  units: {units}\n"
             f"  watch: vsm-mcp --state-dir {settings.state_dir} status",

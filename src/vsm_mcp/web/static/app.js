@@ -87,10 +87,15 @@ function tone(word) {
   return "";
 }
 
+function metricValue(key, value) {
+  if (typeof value === "number" && key.endsWith("_bytes")) return `${(value / 1048576).toFixed(1)} MiB`;
+  return fmt(value);
+}
+
 function metricsOf(metrics, preferred) {
   const keys = preferred.filter((k) => k in metrics);
   for (const k of Object.keys(metrics)) if (!keys.includes(k) && keys.length < 8) keys.push(k);
-  return el("div", { class: "metrics" }, ...keys.map((k) => el("span", {}, `${k.replace(/_/g, " ")} `, el("b", {}, fmt(metrics[k])))));
+  return el("div", { class: "metrics" }, ...keys.map((k) => el("span", {}, `${k.replace(/_bytes$/, "").replace(/_/g, " ")} `, el("b", {}, metricValue(k, metrics[k])))));
 }
 
 function renderSystem(id, system) {
@@ -164,7 +169,7 @@ function renderVariety(v) {
   $("variety-now").textContent = `now: demand ${fmt(now.demand_variety_bits)} bits, system ${fmt(now.system_variety_bits)} bits, coverage ${fmt(now.coverage)}, gap ${fmt(now.gap)} (${v.detector})`;
   $("variety-note").textContent = `Stored hours of demand (${v.history.length}), then the reading now. Gap thresholds: act at ${v.gap_upper}, clear below ${v.gap_lower}.`;
   const points = [...v.history];
-  points.push({ at: Math.floor(Date.now() / 1000), demand_variety_bits: now.demand_variety_bits ?? 0, answered_variety_bits: now.system_variety_bits ?? 0, coverage: now.coverage ?? 1, gap: now.gap ?? 0 });
+  points.push({ at: Math.floor(Date.now() / 1000), demand_variety_bits: now.demand_variety_bits ?? 0, answered_variety_bits: null, coverage: now.coverage ?? 1, gap: now.gap ?? 0 });
   const data = [
     points.map((p) => p.at),
     points.map((p) => p.demand_variety_bits),
@@ -178,14 +183,19 @@ function renderVariety(v) {
   if (!state.chart) {
     state.chart = new uPlot({
       width, height: 260,
-      scales: { x: { time: true }, bits: { auto: true }, share: { range: [0, 2] } },
+      scales: {
+        // The stored hours shown (HISTORY_HOURS on the server) up to now, however few points there are.
+        x: { time: true, range: () => [Math.floor(Date.now() / 1000) - 48 * 3600, Math.floor(Date.now() / 1000) + 60] },
+        bits: { range: (u, min, max) => [0, Math.max(1, max || 0) * 1.1] },
+        share: { range: [0, 2] },
+      },
       axes: [{}, { scale: "bits", label: "bits" }, { scale: "share", side: 1, label: "coverage / gap", grid: { show: false } }],
       series: [
         {},
-        { label: "demand variety (bits)", scale: "bits", stroke: "#2b6cb0", width: 2 },
-        { label: "answered variety (bits)", scale: "bits", stroke: "#1f8a4c", width: 2 },
-        { label: "coverage", scale: "share", stroke: "#805ad5" },
-        { label: "gap", scale: "share", stroke: "#e53e3e", width: 2 },
+        { label: "demand variety (bits)", scale: "bits", stroke: "#2b6cb0", width: 2, points: { show: true } },
+        { label: "answered variety (bits)", scale: "bits", stroke: "#1f8a4c", width: 2, points: { show: true } },
+        { label: "coverage", scale: "share", stroke: "#805ad5", points: { show: true } },
+        { label: "gap", scale: "share", stroke: "#e53e3e", width: 2, points: { show: true } },
         { label: "act at", scale: "share", stroke: "#e53e3e", dash: [6, 4] },
         { label: "clear below", scale: "share", stroke: "#b7791f", dash: [2, 4] },
       ],
