@@ -37,7 +37,7 @@ _BELOW_TOP = set(_LOWER)
 #: Between the operational layers and the VSM systems: all of the lower layers, nothing above.
 _LOWER_AND_BRIDGE = {**_LOWER, "bridge": set(_LOWER) | {"bridge"}}
 #: The composition root and its helpers: every lower layer and each other, never the user interfaces.
-_TOP = {"runtime", "settings", "doctor", "__init__"}
+_TOP = {"runtime", "settings", "doctor", "telemetry", "__init__"}
 ALLOWED: dict[str, set[str]] = {
     **_LOWER_AND_BRIDGE,
     **{name: _BELOW_TOP | {"bridge"} | _TOP for name in _TOP},

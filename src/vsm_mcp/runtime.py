@@ -43,6 +43,7 @@ from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.errors import VsmError
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.fleet.tracing import CallTracer
 from vsm_mcp.gateway import Gateway
 from vsm_mcp.gateway.access import StoreAudit, principal_of
 from vsm_mcp.gateway.profiles import StoredProfiles
@@ -50,6 +51,7 @@ from vsm_mcp.gateway.vsm_tools import VSM_TOOL_NAMES
 from vsm_mcp.settings import Settings
 from vsm_mcp.store import SqliteStore
 from vsm_mcp.store.lock import gateway_lock
+from vsm_mcp.telemetry import start_tracing
 from vsm_mcp.vsm.audit import ProbeResult
 from vsm_mcp.vsm.notices import Notices, noticed
 from vsm_mcp.vsm.policy import PolicyRules
@@ -138,6 +140,21 @@ class Runtime:
     @classmethod
     @asynccontextmanager
     async def _open(cls, settings: Settings, *, seed: int | None, autonomous: bool) -> AsyncIterator[Runtime]:
+        stop_tracing = start_tracing(settings.telemetry)
+        try:
+            async with cls._built(
+                settings, seed=seed, autonomous=autonomous, tracing=stop_tracing is not None
+            ) as runtime:
+                yield runtime
+        finally:
+            if stop_tracing is not None:
+                await anyio.to_thread.run_sync(stop_tracing)  # flushes the spans still buffered
+
+    @classmethod
+    @asynccontextmanager
+    async def _built(
+        cls, settings: Settings, *, seed: int | None, autonomous: bool, tracing: bool
+    ) -> AsyncIterator[Runtime]:
         async with SqliteStore.open(settings.database_path) as stored:
             notices = Notices()
             # Every stored decision and alert is published as it is stored (`vsm.notices`).
@@ -177,6 +194,8 @@ class Runtime:
                     rand=rng.random,
                     notices=notices,
                 )
+                if tracing:
+                    fleet.tracer = CallTracer()
                 fleets.append(fleet)
                 outcomes = OutcomeRecorder(ledger, lambda: fleet.units)
                 fleet.observers += [S1Reporter(system), outcomes]
@@ -192,6 +211,7 @@ class Runtime:
                         extra=capabilities,
                         audit=StoreAudit(store),
                         profiles=profiles,
+                        tracing=tracing,
                     )
                     runtime = cls(
                         settings=settings,

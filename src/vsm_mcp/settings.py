@@ -166,6 +166,18 @@ class SandboxSettings(_Section):
         )
 
 
+class TelemetrySettings(_Section):
+    """Traces of each call through the gateway to its unit, exported over OTLP/HTTP.
+
+    ``otlp_endpoint``: the collector's base URL (``http://127.0.0.1:4318``; ``/v1/traces`` is
+    added when it has no path) or the full traces URL; unset: no traces (and no cost). Needs
+    the ``otel`` extra (``pip install 'vsm-mcp[otel]'``).
+    """
+
+    otlp_endpoint: str | None = None
+    service_name: str = Field("vsm-mcp", min_length=1)
+
+
 class _FileSource(PydanticBaseSettingsSource):
     """Values read from the TOML file by `load_settings` (lowest priority but defaults)."""
 
@@ -191,6 +203,7 @@ class Settings(BaseSettings):
     budget: BudgetSettings = BudgetSettings()
     acquisition: AcquisitionSettings = AcquisitionSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     servers: dict[str, ServerSpec] = Field(default_factory=dict)
 
     @field_validator("servers", mode="before")

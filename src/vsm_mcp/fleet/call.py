@@ -45,7 +45,7 @@ class CallControl:
     reason: str | None = None
     cancelled: bool = False
     _stop: Callable[[], object] | None = field(default=None, repr=False)
-    _also: Callable[[], object] | None = field(default=None, repr=False)
+    _also: list[Callable[[], object]] | None = field(default=None, repr=False)
 
     def attach(self, stop: Callable[[], object]) -> None:
         """How to stop the task awaiting the call (its ``cancel``, or a cancel scope's); called at
@@ -55,16 +55,20 @@ class CallControl:
             stop()
 
     def also(self, then: Callable[[], object]) -> None:
-        """Call ``then`` too when the call is cancelled (after stopping it): its slot is freed."""
-        self._also = then
+        """Call ``then`` too when the call is cancelled (after stopping it), after any registered
+        before: its slot is freed, its span ended."""
+        if self._also is None:
+            self._also = [then]  # most calls register nothing: no list for them
+        else:
+            self._also.append(then)
 
     def cancel(self, reason: str | None = None) -> None:
         """The caller gave up: the call stops, the server is told ``reason``, no outcome follows."""
         self.cancelled, self.reason = True, reason
         if self._stop is not None:
             self._stop()
-        if self._also is not None:
-            self._also()
+        for then in self._also or ():
+            then()
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from vsm_mcp.fleet.quarantine import admitted, publishes, quarantined
 from vsm_mcp.fleet.routing import Route, RoutingTable, namespace_clash
 from vsm_mcp.fleet.secrets import SecretSource
 from vsm_mcp.fleet.spec import NAMESPACE_SEPARATOR, ServerSpec
+from vsm_mcp.fleet.tracing import CallTracer
 from vsm_mcp.fleet.unit import ProgressFn, Unit, forwarded_params
 from vsm_mcp.vsm.events import UnitState
 from vsm_mcp.vsm.notices import Notices
@@ -127,6 +128,8 @@ class Fleet:
         None: a private `random.Random` (the runtime passes its one seedable source).
         ``notices``: where unit state changes and capability changes are published (`vsm.notices`)."""
         self.notices = notices
+        #: Set by the runtime when traces are exported: each call is a span (`fleet.tracing`).
+        self.tracer: CallTracer | None = None
         #: Told of every tool call that ends (`CallObserver`); the runtime registers S1 and the ledger.
         self.observers: list[CallObserver] = list(observers)
         self._rand = rand if rand is not None else random.Random().random
@@ -307,9 +310,17 @@ class Fleet:
         started = time.perf_counter()
         if slot is not None:
             call.control.also(slot.release)
+        tracer = self.tracer
+        token: object = None
+        end_span: Callable[[bool, str], None] | None = None
+        if tracer is not None:
+            token, end_span = tracer.begin(route, wire)
+            call.control.also(lambda: end_span(False, "cancelled") if end_span is not None else None)
 
         def finish(outcome: Outcome, ok: bool, reason: str) -> None:
             done(outcome)  # answer first, account after
+            if end_span is not None:
+                end_span(ok, reason)
             if slot is not None:
                 slot.release()
             self._completed(route, ok, time.perf_counter() - started, reason)
@@ -323,11 +334,17 @@ class Fleet:
             else:  # the unit failed it there: its session takes it over as the failed first attempt
                 self._through_session(route, wire, call, finish, answer)
 
-        if unit is not None and unit.quarantine is None:
-            progress, token = call.progress, call.token
-            if unit.lane_call(wire, on_lane, progress=progress, token=token, control=call.control):
-                return
-        self._through_session(route, wire, call, finish, None)
+        try:
+            if unit is not None and unit.quarantine is None:
+                progress, progress_token = call.progress, call.token
+                if unit.lane_call(
+                    wire, on_lane, progress=progress, token=progress_token, control=call.control
+                ):
+                    return
+            self._through_session(route, wire, call, finish, None)
+        finally:
+            if tracer is not None:
+                tracer.detach(token)
 
     async def call(self, call: ToolCall) -> Outcome:
         """`start` ``call`` and wait for its outcome; a caller cancelled while waiting cancels

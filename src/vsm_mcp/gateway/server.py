@@ -126,6 +126,7 @@ class Gateway:
         profile: str | None = None,
         name: str = "vsm-mcp",
         version: str = "0.1.0",
+        tracing: bool = False,
     ) -> None:
         self.fleet = fleet
         self.profiles = profiles
@@ -191,10 +192,12 @@ class Gateway:
             "notifications/initialized", types.NotificationParams, self._initialized
         )
         # The SDK's OpenTelemetry middleware is a no-op without an exporter but costs a span per
-        # message; a proxy pays it twice per call, so it is dropped (documented opt-out).
-        self.server.middleware = [
-            m for m in self.server.middleware if not isinstance(m, OpenTelemetryMiddleware)
-        ]
+        # message; a proxy pays it twice per call, so it is dropped (documented opt-out) unless
+        # traces are exported (``tracing``): then it is each request's SERVER span, first of all.
+        if not tracing:
+            self.server.middleware = [
+                m for m in self.server.middleware if not isinstance(m, OpenTelemetryMiddleware)
+            ]
         # The scope gate first: nothing, the fast path for proxied calls included, runs before it.
         self.server.middleware.append(self.gate)
         self.server.middleware.append(self._direct_route)
