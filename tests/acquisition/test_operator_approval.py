@@ -178,6 +178,11 @@ async def test_an_approve_token_approves_and_the_decision_names_it_and_what_it_w
         assert approval.inputs["answered_by"] == "token 'ops'"
         assert approval.inputs["shown"] == asked[0]
         assert list(await FleetRegistry(store).desired()) == ["probe"]
+        # The audit log has the call an approve scope let through, by its token; plain calls are not in it.
+        log = await store.actions()
+        assert [(a.actor, a.action, a.target, a.via) for a in log] == [
+            ("token 'ops'", "tools/call", "vsm_acquire_capability", "mcp")
+        ]
 
 
 async def test_on_stdio_the_local_user_is_the_operator(tmp_path: Path) -> None:

@@ -89,3 +89,20 @@ def test_bad_names_and_empty_values_are_refused_and_store_nothing(
     assert isinstance(error, ConfigError)
     assert message in str(error)
     assert json.loads(_vsm(tmp_path, "secrets", "list", "--json")[1]) == []
+
+
+def test_the_audit_log_names_the_local_user_and_the_secret_never_its_value(tmp_path: Path) -> None:
+    from vsm_mcp.gateway.access import LOCAL_OPERATOR
+
+    assert _vsm(tmp_path, "secrets", "set", "github", stdin="s3cret-value\n")[0] == 0
+    assert _vsm(tmp_path, "secrets", "remove", "github")[0] == 0
+    code, out, _ = _vsm(tmp_path, "audit", "--json")
+    assert code == 0, out
+    log = json.loads(out)
+    assert [(a["actor"], a["action"], a["target"], a["via"]) for a in log] == [
+        (LOCAL_OPERATOR.label, "secret.remove", "github", "cli"),
+        (LOCAL_OPERATOR.label, "secret.set", "github", "cli"),
+    ]
+    assert "s3cret-value" not in out
+    code, table, _ = _vsm(tmp_path, "audit", "--action", "secret.set")
+    assert code == 0 and "secret.set" in table and "secret.remove" not in table

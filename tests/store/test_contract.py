@@ -18,6 +18,7 @@ from vsm_mcp.core.messages import (
     DeadLetter,
     Decision,
     DemandAggregate,
+    OperatorAction,
     Severity,
     Valence,
 )
@@ -512,3 +513,22 @@ async def test_a_failed_replay_counts_one_attempt_more_with_the_new_error(store:
     assert (letter.attempts, letter.error, letter.replayed_at) == (3, "the tool reported an error: no", None)
     with pytest.raises(RecordNotFoundError):
         await store.note_failed_replay(99, "x")
+
+
+async def test_the_audit_log_comes_back_newest_first_and_filters_by_actor_and_action(store: Store) -> None:
+    first = await store.record_action(OperatorAction(1.0, "token 'ops'", "servers.restart", "probe", "api"))
+    second = await store.record_action(
+        OperatorAction(2.0, "local user root", "approval.deny", "3", "cli", detail="x" * 100_000, ok=False)
+    )
+    third = await store.record_action(OperatorAction(3.0, "token 'ops'", "approval.approve", "4", "page"))
+    assert first < second < third
+    log = await store.actions()
+    assert [(a.id, a.action) for a in log] == [
+        (third, "approval.approve"),
+        (second, "approval.deny"),
+        (first, "servers.restart"),
+    ]
+    assert log[1].ok is False and len(log[1].detail) < 100_000  # long details are cut, as everywhere
+    assert [a.id for a in await store.actions(actor="token 'ops'")] == [third, first]
+    assert [a.id for a in await store.actions(action="approval.")] == [third, second]
+    assert [a.id for a in await store.actions(1)] == [third]

@@ -46,7 +46,7 @@ def tables(conn: sqlite3.Connection) -> set[str]:
 def test_fresh_database_reaches_the_latest_version_with_every_table(conn: sqlite3.Connection) -> None:
     assert migrate(conn, Path("state.db")) == LATEST_VERSION
 
-    assert schema_version(conn) == LATEST_VERSION == 5
+    assert schema_version(conn) == LATEST_VERSION == 6
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert tables(conn) == {
         "demand_aggregate",
@@ -59,6 +59,7 @@ def test_fresh_database_reaches_the_latest_version_with_every_table(conn: sqlite
         "secret",
         "token",
         "approval",
+        "operator_action",
     }
 
 
@@ -71,6 +72,25 @@ def test_version_3_tokens_survive_the_profile_column_unbound(conn: sqlite3.Conne
     assert conn.execute("SELECT name, scopes, profile FROM token").fetchall() == [("ci", "call", None)]
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("UPDATE token SET profile = '' WHERE name = 'ci'")
+
+
+def test_version_5_databases_get_an_empty_audit_log_and_keep_their_approvals(
+    conn: sqlite3.Connection,
+) -> None:
+    migrate(conn, Path("state.db"), MIGRATIONS[:5])
+    conn.execute(
+        "INSERT INTO approval (kind, subject, asked_at, question, request, status) "
+        "VALUES ('acquisition', 's', 1.0, 'q?', '{}', 'pending')"
+    )
+
+    assert migrate(conn, Path("state.db"), MIGRATIONS[:6]) == 6
+
+    assert conn.execute("SELECT subject, status FROM approval").fetchall() == [("s", "pending")]
+    assert conn.execute("SELECT count(*) FROM operator_action").fetchone() == (0,)
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO operator_action (at, actor, action, target, via, detail, ok) VALUES (1, '', 'a', 't', 'cli', '', 1)"
+        )
 
 
 def test_migrating_an_up_to_date_database_changes_nothing(conn: sqlite3.Connection) -> None:

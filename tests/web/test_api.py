@@ -146,6 +146,12 @@ async def test_a_read_only_token_changes_nothing_and_a_session_change_needs_its_
         assert (await http.get("/api/session")).json()["name"] == "admin"  # a read needs no CSRF value
         done = await http.post(restart, headers={CSRF_HEADER: csrf})
         assert done.status_code == 200 and done.json()["ok"] is True
+        assert (await http.post(restart, headers=bearer(face.admin))).status_code == 200
+        log = (await http.get("/api/audit", headers=bearer(face.reader))).json()
+        assert [(a["actor"], a["action"], a["target"], a["via"]) for a in log] == [
+            ("token 'admin'", "servers.restart", "probe", "api"),
+            ("token 'admin'", "servers.restart", "probe", "page"),
+        ]
         # Logged out: the cookie no longer opens anything.
         assert (await http.post("/logout")).status_code == 200
         http.cookies.clear()

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vsm_mcp.cli.context import state_of
+from vsm_mcp.cli.context import audited, state_of
 
 if TYPE_CHECKING:
     from vsm_mcp.core.ports import Store
@@ -106,7 +106,10 @@ def ack(
         unknown = [i for i in ids if i not in known]
         if unknown:
             raise ConfigError(f"no alert {unknown[0]} (see `vsm-mcp alerts list`)")
-        return await acknowledge(store, ids, by=f"local user {LOCAL_OPERATOR.name}", at=time.time())
+        new = await acknowledge(store, ids, by=f"local user {LOCAL_OPERATOR.name}", at=time.time())
+        for alert_id in new:
+            await audited(store, "alert.ack", str(alert_id))
+        return new
 
     new = _with_store(ctx, act)
     done = ", ".join(str(i) for i in new) or "none new"

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vsm_mcp.cli.context import state_of
+from vsm_mcp.cli.context import audited, state_of
 
 if TYPE_CHECKING:
     from vsm_mcp.core.messages import ApprovalRequest
@@ -189,7 +189,9 @@ def approve(
         config, servers = settings.acquisition, settings.servers.values()
         async with capability_service(config, servers, settings.state_dir, store, answer) as service:
             _err.print(f"approval {approval_id}: approved by {who}")
-            return await approvals.approve(store, service.acquirer, approval_id, by=who, progress=_step)
+            outcome = await approvals.approve(store, service.acquirer, approval_id, by=who, progress=_step)
+            await audited(store, "approval.approve", str(approval_id), outcome)
+            return outcome
 
     outcome = _with_store(ctx, act)
     _out.print(f"approval {approval_id}: {outcome}", highlight=False, soft_wrap=True)
@@ -207,7 +209,9 @@ def deny(
     who = _operator("deny")
 
     async def act(store: Store, settings: Settings) -> ApprovalRequest:
-        return await approvals.deny(store, approval_id, by=who, reason=reason)
+        request = await approvals.deny(store, approval_id, by=who, reason=reason)
+        await audited(store, "approval.deny", str(approval_id), reason)
+        return request
 
     request = _with_store(ctx, act)
     _out.print(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from vsm_mcp.core.ports import Store
     from vsm_mcp.settings import Settings
 
 
@@ -33,3 +34,15 @@ def state_of(ctx: typer.Context) -> CliState:
     if not isinstance(obj, CliState):  # invoked without the root callback, e.g. in a test of one command
         obj = CliState(state_dir=None, config=None)
     return obj
+
+
+async def audited(store: Store, action: str, target: str, detail: str = "") -> None:
+    """Append what the local user just did here to the audit log (``vsm-mcp audit``)."""
+    import time
+
+    from vsm_mcp.core.messages import OperatorAction
+    from vsm_mcp.gateway.access import LOCAL_OPERATOR
+
+    await store.record_action(
+        OperatorAction(time.time(), LOCAL_OPERATOR.label, action, target, "cli", detail)
+    )

@@ -96,6 +96,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "client": ("vsm_mcp.cli.client", "app", "Set up an MCP client to use this gateway."),
     "alerts": ("vsm_mcp.cli.alerts", "app", "Algedonic alerts: list them, acknowledge the escalated ones."),
+    "audit": (
+        "vsm_mcp.cli.audit",
+        "register",
+        "The audit log: who (token or local user) did what, through which face; newest first.",
+    ),
     "approvals": (
         "vsm_mcp.cli.approvals",
         "app",

@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vsm_mcp.cli.context import state_of
+from vsm_mcp.cli.context import audited, state_of
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.secrets import check_secret_name
 from vsm_mcp.errors import ConfigError
@@ -85,6 +85,7 @@ def set_(
 
     async def put(store: Store, users: dict[str, list[str]]) -> list[str]:
         await store.put_secret(name, value, time.time())
+        await audited(store, "secret.set", name)  # the name only, never the value
         return users.get(name, [])
 
     users = _with_store(ctx, put)
@@ -128,7 +129,10 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The sec
     """Forget a secret; servers that refer to it will not start until it is set again."""
 
     async def delete(store: Store, users: dict[str, list[str]]) -> tuple[bool, list[str]]:
-        return await store.delete_secret(name), users.get(name, [])
+        removed = await store.delete_secret(name)
+        if removed:
+            await audited(store, "secret.remove", name)
+        return removed, users.get(name, [])
 
     removed, users = _with_store(ctx, delete)
     if not removed:

@@ -34,7 +34,7 @@ from rich.text import Text
 
 from vsm_mcp import report
 from vsm_mcp.cli.approve import approve
-from vsm_mcp.cli.context import state_of
+from vsm_mcp.cli.context import audited, state_of
 from vsm_mcp.errors import ConfigError, SandboxError, UnknownUnitError
 from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.confinement import Confinement
@@ -60,7 +60,13 @@ _T = TypeVar("_T")
 app.command("approve")(approve)
 
 
-def _with_registry(ctx: typer.Context, action: Callable[[FleetRegistry, Settings], Awaitable[_T]]) -> _T:
+def _with_registry(
+    ctx: typer.Context,
+    action: Callable[[FleetRegistry, Settings], Awaitable[_T]],
+    audit: tuple[str, str] | None = None,
+) -> _T:
+    """Run ``action`` on the registry of the state dir; once it has worked, ``audit`` (an action
+    and its target) goes to the audit log."""
     settings = state_of(ctx).settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -68,7 +74,10 @@ def _with_registry(ctx: typer.Context, action: Callable[[FleetRegistry, Settings
         from vsm_mcp.fleet.registry import FleetRegistry
 
         async with SqliteStore.open(settings.database_path) as store:
-            return await action(FleetRegistry(store, settings.servers.values()), settings)
+            done = await action(FleetRegistry(store, settings.servers.values()), settings)
+            if audit is not None:
+                await audited(store, *audit)
+            return done
 
     return anyio.run(run)
 
@@ -139,7 +148,11 @@ def add(
             + ": install it, or give its full path (nothing was added)"
         )
 
-    settings = _with_registry(ctx, lambda registry, settings: _added(registry, settings, spec, replace))
+    settings = _with_registry(
+        ctx,
+        lambda registry, settings: _added(registry, settings, spec, replace),
+        ("servers.add", spec.name),
+    )
     intent = Confinement(settings.sandbox_policy()).intent(spec)
     _out.print(f"added {name}: {spec.describe()}" + (f" (sandbox: {intent})" if spec.command else ""))
     if namespace == "":
@@ -287,7 +300,7 @@ def remove(ctx: typer.Context, name: str) -> None:
     async def action(registry: FleetRegistry, settings: Settings) -> None:
         await registry.remove(name)
 
-    _with_registry(ctx, action)
+    _with_registry(ctx, action, ("servers.remove", name))
     _out.print(f"removed {name}")
 
 
@@ -298,7 +311,7 @@ def restart(ctx: typer.Context, name: str) -> None:
     async def action(registry: FleetRegistry, settings: Settings) -> int:
         return await registry.request_restart(name)
 
-    number = _with_registry(ctx, action)
+    number = _with_registry(ctx, action, ("servers.restart", name))
     _out.print(f"restart #{number} of {name} requested")
 
 
@@ -327,7 +340,9 @@ def trust(ctx: typer.Context, name: str) -> None:
             if pin is None:
                 raise SandboxError(f"server {name!r} runs with its sandbox off: its launch is not pinned")
             await trust_pin(store, name, pin)
-            return len(pin.files), await registry.request_restart(name)
+            number = await registry.request_restart(name)
+            await audited(store, "servers.trust", name, f"{len(pin.files)} files pinned")
+            return len(pin.files), number
 
     files, number = anyio.run(run)
     _out.print(f"{name}: launch pinned as it is now ({files} files); restart #{number} requested")

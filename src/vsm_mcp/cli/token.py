@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vsm_mcp.cli.context import state_of
+from vsm_mcp.cli.context import audited, state_of
 from vsm_mcp.core.access import ADMIN, Scope, parse_scopes, scopes_text
 from vsm_mcp.errors import ConfigError
 from vsm_mcp.gateway.tokens import AdminTokenFile, TokenBook
@@ -39,13 +39,20 @@ def _admin(ctx: typer.Context) -> AdminTokenFile:
     return AdminTokenFile.in_state(state_of(ctx).settings().state_dir)
 
 
-def _with_book(ctx: typer.Context, action: Callable[[TokenBook], Awaitable[_T]]) -> _T:
+def _with_book(
+    ctx: typer.Context, action: Callable[[TokenBook], Awaitable[_T]], audit: tuple[str, str] | None = None
+) -> _T:
+    """Run ``action`` on the state dir's tokens; once it has worked, ``audit`` (an action and its
+    target) goes to the audit log."""
     settings = state_of(ctx).settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> _T:
         async with SqliteStore.open(settings.database_path) as store:
-            return await action(TokenBook(store, AdminTokenFile.in_state(settings.state_dir)))
+            done = await action(TokenBook(store, AdminTokenFile.in_state(settings.state_dir)))
+            if audit is not None:
+                await audited(store, *audit)
+            return done
 
     return anyio.run(run)
 
@@ -86,7 +93,7 @@ def create(
         scopes = parse_scopes(scope or [Scope.CALL.value])
     except ValueError as exc:
         raise ConfigError(f"--scope: {exc}") from None
-    value = _with_book(ctx, lambda book: book.create(name, scopes, profile=profile))
+    value = _with_book(ctx, lambda book: book.create(name, scopes, profile=profile), ("token.create", name))
     print(value)
     bound = f", profile {profile}: {PROFILE_PATH.format(profile=profile)}" if profile else ""
     Console(stderr=True).print(
@@ -124,7 +131,7 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
 @app.command("revoke")
 def revoke(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The token to forget.")]) -> None:
     """Revoke a token: a running gateway refuses it within a second (the admin token is rotated instead)."""
-    _with_book(ctx, lambda book: book.revoke(name))
+    _with_book(ctx, lambda book: book.revoke(name), ("token.revoke", name))
     _out.print(f"token {name} revoked", highlight=False)
 
 
@@ -134,7 +141,7 @@ def rotate(
     name: Annotated[str, typer.Argument(help="The token to renew (default: the admin token).")] = ADMIN,
 ) -> None:
     """Give a token a new value and print it; the old value stops working within a second."""
-    value = _with_book(ctx, lambda book: book.rotate(name))
+    value = _with_book(ctx, lambda book: book.rotate(name), ("token.rotate", name))
     print(value)
     Console(stderr=True).print(
         f"token {name} rotated; the old value stops working within a second", highlight=False, soft_wrap=True

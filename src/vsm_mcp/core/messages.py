@@ -109,6 +109,25 @@ class AuditFinding:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorAction:
+    """One entry of the audit log: who (a token's name, or the local user) did what to what.
+
+    ``action`` is a short verb phrase (``servers.restart``, ``approval.approve``,
+    ``tools/call vsm_acquire_capability``); ``via`` says through which face (``api``,
+    ``page``, ``mcp``, ``cli``); ``ok`` whether it was done.
+    """
+
+    at: float
+    actor: str
+    action: str
+    target: str
+    via: str
+    detail: str = ""
+    ok: bool = True
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A call that failed for good, kept so it can be inspected or replayed."""
 

@@ -19,6 +19,7 @@ from vsm_mcp.core.messages import (
     DeadLetter,
     Decision,
     DemandAggregate,
+    OperatorAction,
 )
 
 #: A value `json` can encode: what `Store.kv_put` accepts and `Store.kv_get` returns.
@@ -78,6 +79,16 @@ class Store(KeyValue, Protocol):
 
     async def findings(self, limit: int = 100) -> list[AuditFinding]:
         """Most recent findings first."""
+        ...
+
+    async def record_action(self, action: OperatorAction) -> int:
+        """Append an operator's action to the audit log; return its id."""
+        ...
+
+    async def actions(
+        self, limit: int = 100, *, actor: str | None = None, action: str | None = None
+    ) -> list[OperatorAction]:
+        """The audit log, newest first; only one actor's or one action's (a prefix) when given."""
         ...
 
     async def put_dead_letter(self, letter: DeadLetter) -> int:

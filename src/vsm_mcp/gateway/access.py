@@ -20,7 +20,10 @@ started the gateway, who holds every scope.
   (`vsm_mcp.core.access.lacks_scope`), and the denial goes to the `AccessAudit`
   when one is wired; `StoreAudit` stores it as a refused decision naming the
   token, at most once per token and target per `DENIAL_RECORD_EVERY_S` (with
-  the count of attempts since), so a flood of attempts cannot fill the store.
+  the count of attempts since), so a flood of attempts cannot fill the store;
+* a request let through by ``manage`` or ``approve`` (it may change the fleet
+  or answer S5) goes to the audit log by its token (`AccessAudit.allowed`;
+  ``vsm-mcp audit``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from mcp.shared.exceptions import MCPError
 from starlette.requests import HTTPConnection
 
 from vsm_mcp.core.access import ALL_SCOPES, Principal, Scope, lacks_scope
-from vsm_mcp.core.messages import Decision
+from vsm_mcp.core.messages import Decision, OperatorAction
 from vsm_mcp.core.ports import Store
 from vsm_mcp.gateway.keyring import principal_of_token
 from vsm_mcp.gateway.vsm_tools import VSM_CALL_TOOL
@@ -122,9 +125,12 @@ class Denial:
 
 
 class AccessAudit(Protocol):
-    """Where denials go (the store's decisions, in production)."""
+    """Where denials go (the store's decisions, in production), and the requests a managing scope
+    (``manage``, ``approve``) let through (the audit log)."""
 
     async def denied(self, denial: Denial) -> None: ...
+
+    async def allowed(self, principal: Principal, scope: Scope, what: str, method: str) -> None: ...
 
 
 class ScopeGate:
@@ -143,6 +149,8 @@ class ScopeGate:
         principal = principal_of(ctx)
         scope, what = needed
         if principal.allows(scope):
+            if scope is not Scope.CALL and self.audit is not None:  # who changed the system, and how
+                await self.audit.allowed(principal, scope, what, ctx.method)
             return await call_next(ctx)
         if self.audit is not None:
             arguments = ctx.params.get("arguments") if isinstance(ctx.params, Mapping) else None
@@ -162,6 +170,12 @@ class StoreAudit:
         self._wall_clock = wall_clock
         self._last: dict[tuple[str, str], float] = {}
         self._since: dict[tuple[str, str], int] = {}
+
+    async def allowed(self, principal: Principal, scope: Scope, what: str, method: str) -> None:
+        """A request that needed ``manage`` or ``approve`` goes to the audit log, by its token."""
+        await self.store.record_action(
+            OperatorAction(self._wall_clock(), principal.label, method, what, "mcp", f"scope {scope.value}")
+        )
 
     async def denied(self, denial: Denial) -> None:
         key = (denial.principal.name, denial.what)

@@ -26,6 +26,7 @@ from vsm_mcp.core.messages import (
     DeadLetter,
     Decision,
     DemandAggregate,
+    OperatorAction,
 )
 from vsm_mcp.core.ports import JsonValue
 from vsm_mcp.core.secrets import check_secret_name
@@ -56,8 +57,10 @@ class MemoryStore:
         self._secrets: dict[str, tuple[str, float]] = {}
         self._tokens: dict[str, TokenRecord] = {}
         self._approvals: dict[int, ApprovalRequest] = {}
+        self._actions: list[OperatorAction] = []
         self._ids = {
-            kind: itertools.count(1) for kind in ("decision", "alert", "finding", "letter", "approval")
+            kind: itertools.count(1)
+            for kind in ("decision", "alert", "finding", "letter", "approval", "action")
         }
 
     @classmethod
@@ -156,6 +159,26 @@ class MemoryStore:
         records.check_limit(limit)
         ordered = sorted(self._findings, key=lambda item: (item[1].at, item[0]), reverse=True)
         return [finding for _, finding in ordered[:limit]]
+
+    async def record_action(self, action: OperatorAction) -> int:
+        """Append ``action`` to the audit log; return its id."""
+        self._check_open()
+        action_id = next(self._ids["action"])
+        self._actions.append(replace(action, detail=records.store_text(action.detail), id=action_id))
+        return action_id
+
+    async def actions(
+        self, limit: int = 100, *, actor: str | None = None, action: str | None = None
+    ) -> list[OperatorAction]:
+        """The audit log, newest first; one actor's, or actions starting with ``action``, when given."""
+        self._check_open()
+        records.check_limit(limit)
+        kept = [
+            a
+            for a in self._actions
+            if (actor is None or a.actor == actor) and (action is None or a.action.startswith(action))
+        ]
+        return sorted(kept, key=lambda a: (a.at, a.id or 0), reverse=True)[:limit]
 
     async def put_dead_letter(self, letter: DeadLetter) -> int:
         """Store ``letter`` under a new id (its own ``id`` is ignored); return the id."""

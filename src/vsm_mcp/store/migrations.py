@@ -188,6 +188,23 @@ CREATE UNIQUE INDEX approval_pending_subject ON approval (subject) WHERE status 
 CREATE INDEX approval_by_subject ON approval (subject, id);
 """,
     ),
+    Migration(
+        6,
+        "the audit log: who (a token's name or the local user) did what to what, through which face",
+        """
+CREATE TABLE operator_action (
+    id     INTEGER PRIMARY KEY,
+    at     REAL NOT NULL,
+    actor  TEXT NOT NULL CHECK (length(actor) > 0),
+    action TEXT NOT NULL CHECK (length(action) > 0),
+    target TEXT NOT NULL,
+    via    TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    ok     INTEGER NOT NULL CHECK (ok IN (0, 1))
+);
+CREATE INDEX operator_action_by_actor ON operator_action (actor, at);
+""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

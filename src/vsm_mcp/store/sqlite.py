@@ -48,6 +48,7 @@ from vsm_mcp.core.messages import (
     DeadLetter,
     Decision,
     DemandAggregate,
+    OperatorAction,
     Severity,
     Valence,
 )
@@ -379,6 +380,47 @@ class SqliteStore:
         return [
             AuditFinding(at=at, unit=unit, check=check, ok=bool(ok), detail=detail, latency_ms=latency_ms)
             for at, unit, check, ok, detail, latency_ms in rows
+        ]
+
+    async def record_action(self, action: OperatorAction) -> int:
+        """Append ``action`` to the audit log; return its id once committed."""
+        return await self._insert(
+            "INSERT INTO operator_action (at, actor, action, target, via, detail, ok) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                action.at,
+                action.actor,
+                action.action,
+                action.target,
+                action.via,
+                records.store_text(action.detail),
+                int(action.ok),
+            ),
+        )
+
+    async def actions(
+        self, limit: int = 100, *, actor: str | None = None, action: str | None = None
+    ) -> list[OperatorAction]:
+        """The audit log, newest first; one actor's, or actions starting with ``action``, when given."""
+        records.check_limit(limit)
+        where: list[str] = []
+        args: list[str | int] = []
+        if actor is not None:
+            where.append("actor = ?")
+            args.append(actor)
+        if action is not None:
+            where.append("substr(action, 1, ?) = ?")
+            args += [len(action), action]
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = await self._select(
+            "SELECT id, at, actor, action, target, via, detail, ok FROM operator_action "
+            f"{clause}ORDER BY at DESC, id DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [
+            OperatorAction(
+                float(at), str(who), str(what), str(target), str(via), str(detail), bool(ok), int(i)
+            )
+            for i, at, who, what, target, via, detail, ok in rows
         ]
 
     async def put_dead_letter(self, letter: DeadLetter) -> int:

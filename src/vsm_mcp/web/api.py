@@ -41,6 +41,7 @@ from vsm_mcp.core.messages import (
     AuditFinding,
     DeadLetter,
     Decision,
+    OperatorAction,
 )
 from vsm_mcp.core.payload import capped_digest
 from vsm_mcp.errors import UnitError, UnknownUnitError, VsmError
@@ -219,6 +220,18 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
         reads(who, request)
         return await runtime.store.dead_letters(include_replayed=replayed)
 
+    @app.get("/api/audit", response_model=list[OperatorAction])
+    async def audit_log(
+        who: Who,
+        request: Request,
+        limit: int = Query(50, ge=1, le=1000),
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> list[OperatorAction]:
+        """The audit log, newest first: who did what, through which face (``vsm-mcp audit``)."""
+        reads(who, request)
+        return await runtime.store.actions(limit, actor=actor, action=action)
+
     # -- changes ---------------------------------------------------------------
     @app.post("/api/alerts/{alert_id}/ack", response_model=ActionOut)
     async def ack(alert_id: int, who: Who, request: Request) -> ActionOut:
@@ -227,6 +240,8 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
         if not any(a.id == alert_id for a in await runtime.store.alerts(1000)):
             raise HTTPException(404, f"no alert {alert_id}")
         new = await acknowledge(runtime.store, [alert_id], by=_by(who), at=time.time())
+        if new:
+            await _audit(runtime, who, "alert.ack", str(alert_id))
         return ActionOut(ok=True, detail="acknowledged" if new else "already acknowledged")
 
     @app.post("/api/approvals/{approval_id}/approve", response_model=ActionOut)
@@ -239,7 +254,9 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
         try:
             outcome = await approvals.approve(runtime.store, service.acquirer, approval_id, by=_by(who))
         except VsmError as exc:
+            await _audit(runtime, who, "approval.approve", str(approval_id), str(exc), ok=False)
             raise HTTPException(409, str(exc)) from exc
+        await _audit(runtime, who, "approval.approve", str(approval_id), outcome)
         return ActionOut(ok=True, detail=outcome)
 
     @app.post("/api/approvals/{approval_id}/deny", response_model=ActionOut)
@@ -249,6 +266,7 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
             await approvals.deny(runtime.store, approval_id, by=_by(who), reason=body.reason if body else "")
         except VsmError as exc:
             raise HTTPException(409, str(exc)) from exc
+        await _audit(runtime, who, "approval.deny", str(approval_id), body.reason if body else "")
         return ActionOut(ok=True, detail="denied")
 
     @app.post("/api/dead-letters/{letter_id}/replay", response_model=ActionOut)
@@ -264,6 +282,7 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
                 409, f"its arguments were stored as a digest only ({digest.describe()}): not replayable"
             )
         why = await _replay(runtime, letter)
+        await _audit(runtime, who, "dead_letter.replay", str(letter_id), why or "replayed", ok=why is None)
         if why is None:
             await runtime.store.mark_replayed(letter_id, time.time())
             return ActionOut(ok=True, detail="replayed")
@@ -277,6 +296,7 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
             await runtime.registry.request_restart(name)
         except UnknownUnitError as exc:
             raise HTTPException(404, str(exc)) from exc
+        await _audit(runtime, who, "servers.restart", name)
         return ActionOut(ok=True, detail=f"restart of {name!r} requested")
 
     @app.delete("/api/servers/{name}", response_model=ActionOut)
@@ -286,6 +306,7 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
             await runtime.registry.remove(name)
         except UnknownUnitError as exc:
             raise HTTPException(404, str(exc)) from exc
+        await _audit(runtime, who, "servers.remove", name)
         return ActionOut(ok=True, detail=f"{name!r} removed")
 
     # -- live --------------------------------------------------------------------
@@ -331,6 +352,16 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+async def _audit(
+    runtime: Runtime, who: Caller, action: str, target: str, detail: str = "", *, ok: bool = True
+) -> None:
+    """One change made through the page or the API, to the audit log by its token."""
+    via = "page" if who.session is not None else "api"
+    await runtime.store.record_action(
+        OperatorAction(time.time(), who.principal.label, action, target, via, detail, ok)
+    )
 
 
 def _by(who: Caller) -> str:

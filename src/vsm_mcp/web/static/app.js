@@ -261,6 +261,12 @@ function renderFindings(list) {
     el("td", {}, el("span", { class: `state ${f.ok ? "ok" : "failed"}` }, f.ok ? "ok" : "failed")), el("td", { class: "detail" }, f.detail))));
 }
 
+function renderAudit(list) {
+  $("audit").tBodies[0].replaceChildren(...list.map((a) => el("tr", {},
+    el("td", {}, when(a.at)), el("td", {}, a.actor), el("td", {}, a.via), el("td", {}, a.action),
+    el("td", {}, a.target), el("td", {}, a.ok ? "yes" : "no"), el("td", { class: "detail" }, a.detail))));
+}
+
 // -- loading and acting ----------------------------------------------------------------
 const loaders = {
   status: async () => { const s = await api("/api/status"); state.units = s.units; renderVsm(s); renderFleet(); },
@@ -270,6 +276,7 @@ const loaders = {
   letters: async () => renderLetters(await api("/api/dead-letters")),
   decisions: async () => renderDecisions(await api("/api/decisions")),
   findings: async () => renderFindings(await api("/api/findings")),
+  audit: async () => renderAudit(await api("/api/audit")),
 };
 const pending = new Map();
 
@@ -311,7 +318,7 @@ function follow() {
   on("unit.ready", "status");
   on("unit.failed", "status");
   on("capability.changed", "status");
-  on("status.stored", "status", "findings");
+  on("status.stored", "status", "findings", "audit");
   on("calls.counted", "status");
   on("variety.read", "variety");
   on("proposal.made", "variety");
