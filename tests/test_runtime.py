@@ -211,3 +211,27 @@ async def test_a_server_gets_its_secret_from_the_store_at_its_start(tmp_path: Pa
     async with running(settings) as (_, client):
         result = await client.call_tool("probe__env", {"name": "PROBE_TOKEN"})
         assert result.content[0].text == "from the store"  # type: ignore[union-attr]
+
+
+async def test_a_state_dir_this_user_cannot_write_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from vsm_mcp import runtime as runtime_module
+    from vsm_mcp.errors import VsmError
+
+    settings = settings_for(tmp_path)
+    state = settings.state_dir
+    real = os.access
+    # As root every directory is writable; a user's view of a directory they do not own.
+    monkeypatch.setattr(
+        runtime_module.os, "access", lambda path, mode: False if Path(path) == state else real(path, mode)
+    )
+    with pytest.raises(VsmError) as caught:
+        async with Runtime.open(settings):
+            pass
+    message = str(caught.value)
+    assert message.startswith(f"state directory {state} is not writable by ")
+    assert "--state-dir" in message and "\n" not in message
+    assert not (state / "state.db").exists()

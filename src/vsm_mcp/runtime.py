@@ -22,6 +22,7 @@ stores the alerts still queued), then closes the store.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -133,6 +134,11 @@ class Runtime:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise VsmError(f"state directory {settings.state_dir} cannot be created: {exc.strerror}") from exc
+        if not os.access(settings.state_dir, os.W_OK | os.X_OK):
+            raise VsmError(
+                f"state directory {settings.state_dir} is not writable by {_user()}: "
+                "give it to this user, or choose another with --state-dir"
+            )
         with gateway_lock(settings.state_dir):
             async with cls._open(settings, seed=seed, autonomous=autonomous) as runtime:
                 yield runtime
@@ -295,3 +301,13 @@ class Runtime:
     def live_status(self) -> dict[str, Any]:
         """The recursive VSM status plus the fleet's per-unit counters."""
         return {"vsm": self.system.status().to_dict(), "fleet": self.fleet.status()}
+
+
+def _user() -> str:
+    """This process's user, for a message: its name, else its uid."""
+    import pwd
+
+    try:
+        return f"user {pwd.getpwuid(os.geteuid()).pw_name}"
+    except KeyError:
+        return f"uid {os.geteuid()}"
