@@ -7,15 +7,18 @@ as the command that does it (`acquisition.approvals`, `bridge.acknowledgements`,
 
 Routes (scope needed for a change in brackets): ``GET /api/session``,
 ``/api/status``, ``/api/variety``, ``/api/decisions``, ``/api/alerts``,
-``/api/findings``, ``/api/approvals``, ``/api/dead-letters``, ``/api/events``
+``/api/findings``, ``/api/approvals``, ``/api/quarantines``, ``/api/audit``,
+``/api/dead-letters``, ``/api/events``
 (SSE), ``/metrics`` (Prometheus text); ``POST /api/alerts/{id}/ack`` [approve], ``/api/approvals/{id}/approve``
 and ``/deny`` [approve], ``/api/dead-letters/{id}/replay`` [manage],
+``/api/servers/{name}/approve-definitions`` [approve],
 ``/api/servers/{name}/restart`` [manage], ``DELETE /api/servers/{name}``
 [manage]; ``POST /login`` and ``/logout``; ``/api/openapi.json``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -45,13 +48,17 @@ from vsm_mcp.core.messages import (
 )
 from vsm_mcp.core.payload import capped_digest
 from vsm_mcp.errors import UnitError, UnknownUnitError, VsmError
+from vsm_mcp.fleet import definitions
 from vsm_mcp.runtime import Runtime
 from vsm_mcp.web.auth import SESSION_COOKIE, SESSION_TTL_S, Caller, WebSessions, require
 from vsm_mcp.web.models import (
     ActionOut,
     ApprovalFilter,
+    ApproveDefinitionsIn,
     DenyIn,
+    FieldChange,
     LoginIn,
+    QuarantineOut,
     SessionOut,
     StatusOut,
     VarietyOut,
@@ -232,7 +239,55 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
         reads(who, request)
         return await runtime.store.actions(limit, actor=actor, action=action)
 
+    @app.get("/api/quarantines", response_model=list[QuarantineOut])
+    async def quarantines(who: Who, request: Request) -> list[QuarantineOut]:
+        """Servers quarantined for changed tool definitions, with each change (field by field)."""
+        reads(who, request)
+        out: list[QuarantineOut] = []
+        for name in sorted(await runtime.registry.desired()):
+            pin = await definitions.load(runtime.store, name)
+            if pin is None or pin.quarantine is None:
+                continue
+            q = pin.quarantine
+            out.append(
+                QuarantineOut(
+                    unit=name,
+                    reason=q.reason,
+                    since=q.at,
+                    pinned_at=pin.at,
+                    pinned_by=pin.by,
+                    changes=[
+                        FieldChange(tool=d.tool, field=d.field, old=d.old, new=d.new)
+                        for d in definitions.field_diffs(pin.tools, q.tools)
+                    ],
+                    shown_digest=_digest(q.tools),
+                )
+            )
+        return out
+
     # -- changes ---------------------------------------------------------------
+    @app.post("/api/servers/{name}/approve-definitions", response_model=ActionOut)
+    async def approve_definitions(
+        name: str, body: ApproveDefinitionsIn, who: Who, request: Request
+    ) -> ActionOut:
+        """Pin the changed definitions that were shown and lift the quarantine (`vsm-mcp servers approve`)."""
+        require(who, request, Scope.APPROVE, f"approving the tool definitions of {name!r}")
+        pin = await definitions.load(runtime.store, name)
+        if pin is None or pin.quarantine is None:
+            raise HTTPException(409, f"{name!r} is not quarantined: nothing to approve")
+        shown = pin.quarantine.tools
+        if _digest(shown) != body.shown_digest:
+            raise HTTPException(
+                409, f"{name!r} listed other definitions since they were shown: reload and look again"
+            )
+        await definitions.trust(runtime.store, name, shown, by=definitions.OPERATOR, now=time.time())
+        await _audit(
+            runtime, who, "servers.approve_definitions", name, f"{len(shown)} tool definitions pinned"
+        )
+        return ActionOut(
+            ok=True, detail=f"{len(shown)} tool definitions of {name!r} pinned; quarantine lifted"
+        )
+
     @app.post("/api/alerts/{alert_id}/ack", response_model=ActionOut)
     async def ack(alert_id: int, who: Who, request: Request) -> ActionOut:
         """Acknowledge an alert: S5's attention to it clears within a sampling round."""
@@ -362,6 +417,11 @@ async def _audit(
     await runtime.store.record_action(
         OperatorAction(time.time(), who.principal.label, action, target, via, detail, ok)
     )
+
+
+def _digest(tools: object) -> str:
+    """SHA-256 of definitions as shown (canonical JSON): what an approval refers to."""
+    return hashlib.sha256(json.dumps(tools, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _by(who: Caller) -> str:

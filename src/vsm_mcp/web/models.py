@@ -134,6 +134,34 @@ class ActionOut(BaseModel):
     detail: str
 
 
+class FieldChange(BaseModel):
+    """One field of one tool: as pinned, and as the quarantined server lists it now (None: absent)."""
+
+    tool: str
+    field: str
+    old: Any = None
+    new: Any = None
+
+
+class QuarantineOut(BaseModel):
+    """A server whose tool definitions changed: what changed, and the digest of what is shown
+    (approving pins exactly that; a listing that changed again since is refused)."""
+
+    unit: str
+    reason: str
+    since: float
+    pinned_at: float
+    pinned_by: str
+    changes: list[FieldChange]
+    shown_digest: str
+
+
+class ApproveDefinitionsIn(BaseModel):
+    """The digest of the definitions the operator was shown (`QuarantineOut.shown_digest`)."""
+
+    shown_digest: str = Field(min_length=64, max_length=64)
+
+
 class EventNote(BaseModel):
     """One notice on ``/api/events`` (`vsm.notices.Notice`); the SSE ``id`` resumes after it."""
 

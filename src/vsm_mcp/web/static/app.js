@@ -232,6 +232,28 @@ function renderApprovals(list) {
   }));
 }
 
+// A server wrote these texts: invisible and control characters are shown as escapes, never hidden.
+const visible = (value) => (value === null || value === undefined ? "(none)" : typeof value === "string" ? value : JSON.stringify(value))
+  .replace(/[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u00AD\u200B-\u200F\u202A-\u202E\u2060-\u206F\uFEFF\uE000-\uF8FF]/g,
+    (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+
+function renderQuarantines(list) {
+  $("quarantines").replaceChildren(...list.map((q) => {
+    const box = el("div", { class: "approval", "data-quarantine": q.unit },
+      el("div", {}, el("b", {}, `${q.unit}: `), q.reason),
+      el("div", { class: "hint" }, `quarantined ${when(q.since)}; pinned ${when(q.pinned_at)} (${q.pinned_by})`),
+      el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Tool"), el("th", {}, "Field"), el("th", {}, "Pinned"), el("th", {}, "Now"))),
+        el("tbody", {}, ...q.changes.map((c) => el("tr", {}, el("td", {}, c.tool), el("td", {}, c.field),
+          el("td", { class: "detail" }, visible(c.old)), el("td", { class: "detail" }, visible(c.new)))))),
+    );
+    if (may("approve")) {
+      box.append(el("div", { class: "actions" },
+        el("button", { onclick: () => act(`/api/servers/${encodeURIComponent(q.unit)}/approve-definitions`, "POST", { shown_digest: q.shown_digest }) }, "Approve these definitions")));
+    }
+    return box;
+  }));
+}
+
 function renderAlerts(list) {
   $("alerts").tBodies[0].replaceChildren(...list.map((a) => el("tr", { "data-alert": a.id, "data-kind": a.kind },
     el("td", {}, a.id), el("td", {}, when(a.last_at)), el("td", {}, el("span", { class: `state ${a.severity}` }, a.severity)),
@@ -272,6 +294,7 @@ const loaders = {
   status: async () => { const s = await api("/api/status"); state.units = s.units; renderVsm(s); renderFleet(); },
   variety: async () => renderVariety(await api("/api/variety")),
   approvals: async () => renderApprovals(await api("/api/approvals")),
+  quarantines: async () => renderQuarantines(await api("/api/quarantines")),
   alerts: async () => renderAlerts(await api("/api/alerts")),
   letters: async () => renderLetters(await api("/api/dead-letters")),
   decisions: async () => renderDecisions(await api("/api/decisions")),
@@ -323,9 +346,10 @@ function follow() {
   on("variety.read", "variety");
   on("proposal.made", "variety");
   on("decision.stored", "decisions", "approvals", "status");
+  on("capability.changed", "quarantines");
   on("reset", ...Object.keys(loaders));
   on("missed", ...Object.keys(loaders));
-  source.addEventListener("alert.raised", () => { light(); refresh("alerts", 0); refresh("status"); });
+  source.addEventListener("alert.raised", () => { light(); refresh("alerts", 0); refresh("status"); refresh("quarantines"); });
 }
 
 async function start() {
