@@ -38,29 +38,37 @@ TIME_PACKAGE = "pypi:mcp-server-time@2026.10.19"
 
 
 @asynccontextmanager
-async def up(state: Path) -> AsyncIterator[tuple[anyio.abc.Process, str, str]]:
-    """`vsm-mcp up` on a free port: the process, the page's URL, what it said at start."""
+async def up(state: Path) -> AsyncIterator[tuple[anyio.abc.Process, str, list[str]]]:
+    """`vsm-mcp up` on a free port: the process, the page's URL, and all it says on stderr (read
+    as it comes, so the pipe never fills)."""
     process = await anyio.open_process(
         [sys.executable, "-c", "from vsm_mcp.cli.app import main; main()", "up", "--http", "127.0.0.1:0"],
         env={**os.environ, "VSM_MCP_STATE_DIR": str(state)},
     )
-    try:
+    said: list[str] = []
+    started = anyio.Event()
+
+    async def read() -> None:
         assert process.stderr is not None
-        said, url = "", ""
-        with anyio.fail_after(START_TIMEOUT_S):
-            async for chunk in TextReceiveStream(process.stderr):
-                said += chunk
-                if "MCP on " in said:
-                    url = said.split("MCP on ", 1)[1].split()[0]
-                    break
-        yield process, url.removesuffix("/mcp"), said
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        with anyio.CancelScope(shield=True), anyio.move_on_after(15):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
+        async for chunk in TextReceiveStream(process.stderr):
+            said.append(chunk)
+            if "MCP on " in "".join(said):
+                started.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read)
+        try:
+            with anyio.fail_after(START_TIMEOUT_S):
+                await started.wait()
+            url = "".join(said).split("MCP on ", 1)[1].split()[0]
+            yield process, url.removesuffix("/mcp"), said
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(15):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/test installs it)")
@@ -87,10 +95,9 @@ async def test_the_operator_sees_the_fleet_an_alert_live_and_approves_an_acquisi
         )
         + "\n"
     )
-    async with up(state) as (_process, base, said):
-        assert f"operator page: {base}/" in said
+    async with up(state) as (process, base, said):
+        assert f"operator page: {base}/" in "".join(said)
         token = AdminTokenFile.in_state(state).read()
-        assert token not in said
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -146,4 +153,15 @@ async def test_the_operator_sees_the_fleet_an_alert_live_and_approves_an_acquisi
                 )
                 answer = await client.call_tool(name, {"timezone": "Asia/Tokyo"})
                 assert answer.is_error is False and "Asia/Tokyo" in str(answer.content[0])
+            assert token not in await page.content()
+
+            # The gateway stops: the page says it cannot reach it.
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(20):
+                await process.wait()
+            await expect(page.locator("#banner")).to_be_visible(timeout=10_000)
+            await expect(page.locator("#banner")).to_contain_text("unreachable")
             await browser.close()
+        log = "".join(said)
+        assert "server_lost" in log  # up tells alerts on stderr as they happen
+        assert token not in log  # the token is in no log line

@@ -161,6 +161,9 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
             stats = s1.unit_stats(row["name"]) if row["name"] in known else None
             row["p50_ms"] = stats.p50_ms if stats else None
             row["p99_ms"] = stats.p99_ms if stats else None
+            pin = await definitions.load(runtime.store, row["name"])
+            row["pinned_tools"] = len(pin.tools) if pin is not None else None
+            row["pinned_by"] = pin.by if pin is not None else None
         return {
             "at": time.time(),
             "gateway": doc["gateway"],

@@ -68,6 +68,9 @@ class UnitRow(BaseModel):
     #: S1's latency quantiles, interpolated in its histogram's buckets (`vsm.operations.CallStats`).
     p50_ms: float | None = None
     p99_ms: float | None = None
+    #: How many tool definitions are pinned for it, and by what (first use, the pipeline, an operator).
+    pinned_tools: int | None = None
+    pinned_by: str | None = None
     last_ping_ms: float | None
     last_error: str
     quarantine: str | None

@@ -158,6 +158,7 @@ function renderFleet() {
       el("td", {}, u.calls ? `${((100 * u.errors) / u.calls).toFixed(1)}%` : "-"),
       el("td", {}, fmt(u.p50_ms)), el("td", {}, fmt(u.p99_ms)), el("td", {}, el("span", { class: `state ${u.breaker}` }, u.breaker)),
       el("td", {}, u.sandbox), el("td", {}, u.restarts),
+      el("td", {}, u.pinned_tools === null ? "-" : `${u.pinned_tools} (${u.pinned_by})`),
       el("td", { class: "detail" }, u.quarantine || "-"), actions,
     );
   }));
