@@ -79,6 +79,7 @@ def viable_config(settings: Settings, *, autonomous: bool = False) -> ViableConf
         demand_max_age_s=settings.variety.max_age_s,
         hysteresis=settings.variety.hysteresis(),
         budget=settings.budget.budget(),
+        drift=settings.drift.policy(),
     )
 
 

@@ -25,6 +25,7 @@ from vsm_mcp.fleet.spec import SandboxMode, ServerSpec, namespace_clash
 from vsm_mcp.paths import default_state_dir, read_toml, settings_file
 
 if TYPE_CHECKING:
+    from vsm_mcp.core.drift import DriftPolicy
     from vsm_mcp.vsm.control import Budget
 
 _FILE_DATA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -166,6 +167,40 @@ class SandboxSettings(_Section):
         )
 
 
+class DriftSettings(_Section):
+    """S1's change detection per unit and tool (Page's CUSUM, `core.drift`).
+
+    Each stream learns its baseline from its first ``warmup`` calls. An error rate
+    ``error_ratio`` times the baseline's is what the error detector looks for,
+    a latency ``latency_shift`` standard deviations (of log latency) higher what
+    the latency detector does; ``error_h`` and ``latency_h`` are their thresholds
+    (higher: fewer false alarms, later detection).
+    """
+
+    enabled: bool = True
+    warmup: int = Field(200, ge=2)
+    error_ratio: float = Field(3.0, gt=1)
+    error_h: float = Field(10.0, gt=0)
+    min_error_rate: float = Field(0.01, gt=0, lt=1)
+    latency_shift: float = Field(1.0, gt=0)
+    latency_h: float = Field(10.0, gt=0)
+
+    def policy(self) -> DriftPolicy | None:
+        """The detectors' policy, or None when off."""
+        from vsm_mcp.core.drift import DriftPolicy
+
+        if not self.enabled:
+            return None
+        return DriftPolicy(
+            warmup=self.warmup,
+            error_ratio=self.error_ratio,
+            error_h=self.error_h,
+            min_error_rate=self.min_error_rate,
+            latency_shift=self.latency_shift,
+            latency_h=self.latency_h,
+        )
+
+
 class TelemetrySettings(_Section):
     """Traces of each call through the gateway to its unit, exported over OTLP/HTTP.
 
@@ -203,6 +238,7 @@ class Settings(BaseSettings):
     budget: BudgetSettings = BudgetSettings()
     acquisition: AcquisitionSettings = AcquisitionSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    drift: DriftSettings = DriftSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     servers: dict[str, ServerSpec] = Field(default_factory=dict)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from vsm_mcp.core.drift import DriftPolicy
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
 from vsm_mcp.vsm.bus import Bus
 from vsm_mcp.vsm.events import CallCompleted, CallsCompleted
@@ -115,3 +116,31 @@ async def test_latency_histogram_and_its_quantiles() -> None:
     assert stats.p50_ms == pytest.approx(50.5, abs=0.5)
     assert stats.p99_ms == pytest.approx(100.0, abs=1.0)
     assert s1.tool_stats("fs")["read"].buckets == stats.buckets
+
+
+async def test_a_latency_shift_is_one_drift_pain_naming_the_unit_and_the_tool() -> None:
+    sink = SignalList()
+    async with Bus() as bus:
+        s1 = Operations(bus.inbox("s1"), sink, drift=DriftPolicy(warmup=20, latency_h=5.0))
+        s1.register("fs", ["read"])
+        for i in range(20):
+            s1.record(_call(True, latency_s=0.010 * (1.1 if i % 2 else 0.9)))
+        assert sink.signals == []
+        for _ in range(10):
+            s1.record(_call(True, latency_s=0.200))
+    kinds = [(s.kind, s.source, s.severity) for s in sink.signals]
+    # The unit as a whole and its one tool each saw the shift: one signal per stream.
+    assert kinds == [("drift", "unit:fs", Severity.MEDIUM), ("drift", "unit:fs", Severity.MEDIUM)]
+    assert sink.signals[0].detail.startswith("fs: latency rose")
+    assert sink.signals[1].detail.startswith("fs/read: latency rose")
+    assert s1.status().metrics["drifts"] == 2
+
+
+async def test_without_a_drift_policy_nothing_is_judged() -> None:
+    sink = SignalList()
+    async with Bus() as bus:
+        s1 = Operations(bus.inbox("s1"), sink)
+        s1.register("fs", ["read"])
+        for ms in [10] * 300 + [500] * 50:
+            s1.record(_call(True, latency_s=ms / 1000))
+    assert sink.signals == [] and s1.drifts == 0

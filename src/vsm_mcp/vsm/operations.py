@@ -11,6 +11,10 @@ Invariants:
   one PAIN signal (HIGH, kind ``error_rate_spike``) goes to the algedonic
   channel; it re-arms only after the share falls below the threshold, so a
   sustained spike is one signal, not one per call.
+* Drift (`core.drift`): each unit's and each tool's error rate and latency go
+  through Page's CUSUM against a baseline learnt from their first calls; a
+  shift is one MEDIUM ``drift`` pain naming the unit (and tool), the statistic
+  and the evidence, and the stream learns the new level as its baseline.
 * A unit that is itself a viable system may attach its own status
   (`set_nested`); S1 keeps it as reported, for the recursive status.
 """
@@ -23,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
 
+from vsm_mcp.core.drift import Cusum, DriftPolicy
 from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence, unit_source
 from vsm_mcp.vsm.algedonic import SignalSink
 from vsm_mcp.vsm.bus import Inbox
@@ -133,8 +138,21 @@ class _Counter:
         )
 
 
+DRIFT_KIND = "drift"
+
+
+class _Drift:
+    """The two detectors of one stream of calls (a unit's, or one tool's)."""
+
+    __slots__ = ("errors", "latency")
+
+    def __init__(self, policy: DriftPolicy) -> None:
+        self.errors = Cusum("error_rate", policy)
+        self.latency = Cusum("latency", policy)
+
+
 class _Unit:
-    __slots__ = ("last_call_at", "nested", "recent", "recent_errors", "spiking", "tools", "total")
+    __slots__ = ("drift", "last_call_at", "nested", "recent", "recent_errors", "spiking", "tools", "total")
 
     def __init__(self, tools: Iterable[str], spike_window: int) -> None:
         self.total = _Counter()
@@ -144,6 +162,8 @@ class _Unit:
         self.spiking = False
         self.nested: ViableStatus | None = None
         self.last_call_at: float | None = None
+        #: Drift detectors by tool (None: the unit as a whole); made at a stream's first call.
+        self.drift: dict[str | None, _Drift] = {}
 
 
 class Operations:
@@ -159,8 +179,12 @@ class Operations:
         spike_window: int = SPIKE_WINDOW,
         spike_error_share: float = SPIKE_ERROR_SHARE,
         notices: Notices | None = None,
+        drift: DriftPolicy | None = None,
     ) -> None:
         self._notices = notices
+        #: None: no drift detection.
+        self._drift = drift
+        self.drifts = 0
         if spike_window < 1 or not 0.0 < spike_error_share <= 1.0:
             raise ValueError("need spike_window >= 1 and 0 < spike_error_share <= 1")
         self._inbox = inbox
@@ -205,6 +229,34 @@ class Operations:
             tool = unit.tools[event.tool] = _Counter()
         tool.add(event)
         self._judge_spike(event, unit, failed=not event.ok)
+        if self._drift is not None:
+            self._judge_drift(event, unit, None)
+            self._judge_drift(event, unit, event.tool)
+
+    def _judge_drift(self, event: CallCompleted, unit: _Unit, tool: str | None) -> None:
+        policy = self._drift
+        assert policy is not None
+        detectors = unit.drift.get(tool)
+        if detectors is None:
+            detectors = unit.drift[tool] = _Drift(policy)
+        for alarm in (
+            detectors.errors.update(0.0 if event.ok else 1.0),
+            detectors.latency.update(event.latency_s),
+        ):
+            if alarm is None:
+                continue
+            self.drifts += 1
+            where = event.unit if tool is None else f"{event.unit}/{tool}"
+            self._sink.emit(
+                AlgedonicSignal(
+                    unit_source(event.unit),
+                    DRIFT_KIND,
+                    Valence.PAIN,
+                    Severity.MEDIUM,
+                    f"{where}: {alarm.describe()}",
+                    event.at,
+                )
+            )
 
     def _judge_spike(self, event: CallCompleted, unit: _Unit, *, failed: bool) -> None:
         recent = unit.recent
@@ -279,6 +331,7 @@ class Operations:
                 "calls": calls,
                 "errors": errors,
                 "units_spiking": spiking,
+                "drifts": self.drifts,
                 "events_dropped": inbox.dropped,
                 "events_queued": inbox.queued,
             },

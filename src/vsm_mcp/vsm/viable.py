@@ -25,6 +25,7 @@ from types import TracebackType
 
 import anyio
 
+from vsm_mcp.core.drift import DriftPolicy
 from vsm_mcp.core.hysteresis import GapDetector, HysteresisPolicy
 from vsm_mcp.core.messages import source_unit
 from vsm_mcp.core.ports import Store
@@ -63,6 +64,8 @@ class ViableConfig:
     hysteresis: HysteresisPolicy = field(default_factory=HysteresisPolicy)
     budget: Budget = field(default_factory=Budget)
     rules: PolicyRules = field(default_factory=PolicyRules)
+    #: S1's drift detection per unit and tool (None: off).
+    drift: DriftPolicy | None = field(default_factory=DriftPolicy)
     #: Where S4 sends its proposals: S5 itself, or an acquisition loop that hands them to S5 and acts.
     proposals_to: str = "s5"
 
@@ -105,7 +108,7 @@ class ViableSystem:
             clock=clock,
             wall_clock=wall_clock,
         )
-        self.s1 = Operations(bus.inbox("s1"), self.channel, notices=self.notices)
+        self.s1 = Operations(bus.inbox("s1"), self.channel, notices=self.notices, drift=cfg.drift)
         self.s2 = Coordination(bus, self.supervisor)
         self.s3 = Control(bus.inbox("s3"), bus, self.s1, budget=cfg.budget, wall_clock=wall_clock)
         self.s3_star = AuditScheduler(
