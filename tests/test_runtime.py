@@ -235,3 +235,33 @@ async def test_a_state_dir_this_user_cannot_write_is_one_line_naming_it(
     assert message.startswith(f"state directory {state} is not writable by ")
     assert "--state-dir" in message and "\n" not in message
     assert not (state / "state.db").exists()
+
+
+async def test_a_client_reads_the_stored_decisions_through_the_gateway(tmp_path: Path) -> None:
+    import dataclasses
+    import json
+
+    from vsm_mcp.core.messages import Decision
+
+    async with running(settings_for(tmp_path)) as (runtime, client):
+        first = await runtime.store.record_decision(
+            Decision(
+                1.0, "s5", "variety_gap", "ask_operator", "acquisition needs an operator", "why", {"gap": 0.9}
+            )
+        )
+        second = await runtime.store.record_decision(
+            Decision(2.0, "s3", "park:probe", "park", "idle", "idle 600 s")
+        )
+        listed = await client.read_resource("vsm://decisions")
+        shown = json.loads(listed.contents[0].text)["decisions"]  # type: ignore[union-attr]
+        stored = await runtime.store.decisions(50)
+        assert shown == json.loads(json.dumps([dataclasses.asdict(d) for d in stored]))
+        assert [d["id"] for d in shown][:2] == [second, first]
+        one = await client.read_resource(f"vsm://decisions/{first}")
+        assert json.loads(one.contents[0].text) == dataclasses.asdict(await runtime.store.decision(first))  # type: ignore[union-attr, arg-type]
+        with pytest.raises(MCPError, match="Resource not found: vsm://decisions/999"):
+            await client.read_resource("vsm://decisions/999")
+        templates = (await client.list_resource_templates()).resource_templates
+        assert "vsm://decisions/{id}" in [t.uri_template for t in templates]
+        uris = [str(r.uri) for r in (await client.list_resources()).resources]
+        assert "vsm://decisions" in uris and len(uris) == len(set(uris))

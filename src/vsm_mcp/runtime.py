@@ -218,6 +218,7 @@ class Runtime:
                         extra=capabilities,
                         audit=StoreAudit(store),
                         profiles=profiles,
+                        decisions=store,
                         tracing=tracing,
                     )
                     runtime = cls(

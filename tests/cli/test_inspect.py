@@ -246,3 +246,39 @@ def test_plain_status_shows_the_live_fleet_failing_first_and_the_audit_findings(
     assert out.index("zulu") < out.index("alpha")  # failing first
     assert "start failed: uvx: no such file or command" in out
     assert "no answer" in out
+
+
+def test_decisions_list_and_show_read_the_store_by_number(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from vsm_mcp.cli.app import app
+    from vsm_mcp.core.messages import Decision
+    from vsm_mcp.store import SqliteStore
+
+    state = tmp_path / "state"
+    state.mkdir()
+
+    async def seed() -> list[int]:
+        async with SqliteStore.open(state / "state.db") as store:
+            return [
+                await store.record_decision(
+                    Decision(1.0, "s5", "variety_gap", "ask_operator", "r", "why", {"gap": 0.7})
+                ),
+                await store.record_decision(Decision(2.0, "s3", "park:p", "park", "idle", "idle 60 s")),
+            ]
+
+    first, second = anyio.run(seed)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["--state-dir", str(state), "decisions", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [d["id"] for d in json.loads(listed.output)] == [second, first]
+    only = runner.invoke(app, ["--state-dir", str(state), "decisions", "list", "--system", "s5", "--json"])
+    assert [d["subject"] for d in json.loads(only.output)] == ["variety_gap"]
+    shown = runner.invoke(app, ["--state-dir", str(state), "decisions", "show", str(first), "--json"])
+    assert json.loads(shown.output)["inputs"] == {"gap": 0.7}
+    text = runner.invoke(app, ["--state-dir", str(state), "decisions", "show", str(first)])
+    assert "choice: ask_operator" in text.output and '"gap": 0.7' in text.output
+    missing = runner.invoke(app, ["--state-dir", str(state), "decisions", "show", "99"])
+    assert missing.exit_code != 0 and "no decision 99" in str(missing.exception)

@@ -169,8 +169,10 @@ async def test_decisions_get_increasing_ids_and_come_back_most_recent_first(stor
 
     assert ids == [1, 2, 3]
     assert [d.subject for d in await store.decisions()] == ["b", "c", "a"]
-    assert await store.decisions(limit=1) == [decision(30.0, "b")]
+    assert await store.decisions(limit=1) == [replace(decision(30.0, "b"), id=2)]
     assert await store.decisions(limit=0) == []
+    assert await store.decision(3) == replace(decision(20.0, "c"), id=3)
+    assert await store.decision(4) is None
 
 
 async def test_decisions_at_the_same_time_come_back_latest_inserted_first(store: Store) -> None:

@@ -83,7 +83,7 @@ async def test_every_record_survives_close_and_reopen(tmp_path: Path) -> None:
     async with SqliteStore.open(path) as store:
         assert await store.demand_since(0) == [DemandAggregate("files", 60, 2, 1)]
         assert await store.capabilities() == [Capability("fs", "read", "files", "d")]
-        assert await store.decisions() == [decision]
+        assert await store.decisions() == [replace(decision, id=1)]
         assert await store.alerts() == [replace(alert, id=1)]
         assert await store.findings() == [finding]
         assert await store.dead_letters() == [DeadLetter(4.0, "fs", "read", {"p": 1}, "boom", 2, id=1)]

@@ -96,6 +96,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "client": ("vsm_mcp.cli.client", "app", "Set up an MCP client to use this gateway."),
     "alerts": ("vsm_mcp.cli.alerts", "app", "Algedonic alerts: list them, acknowledge the escalated ones."),
+    "decisions": (
+        "vsm_mcp.cli.decisions",
+        "app",
+        "What the systems decided: list the stored decisions, show one whole.",
+    ),
     "audit": (
         "vsm_mcp.cli.audit",
         "register",

@@ -94,6 +94,8 @@ class Decision:
     rationale: str
     inputs: dict[str, Any] = field(default_factory=dict)
     alternatives: list[dict[str, Any]] = field(default_factory=list)
+    #: Its number in the store (None until stored).
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,10 @@ class Store(KeyValue, Protocol):
         """Most recent decisions first."""
         ...
 
+    async def decision(self, decision_id: int) -> Decision | None:
+        """One decision by id, None when there is none."""
+        ...
+
     async def record_alert(self, alert: AlgedonicAlert) -> int:
         """Store an algedonic alert; return its id."""
         ...

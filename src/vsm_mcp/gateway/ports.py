@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from mcp.server.context import ServerRequestContext
 
 from vsm_mcp.core.access import Scope
+from vsm_mcp.core.messages import Decision
 from vsm_mcp.core.variety import UNLIMITED
 from vsm_mcp.core.window import DemandWindow
 
@@ -98,3 +99,11 @@ class WindowDemand:
         profile = self.window.profile()
         unmet = {c: n for c, n in profile.counts.items() if c not in profile.capacity}
         return {**reading, "unmatched_categories": dict(sorted(unmet.items(), key=lambda kv: -kv[1])[:20])}
+
+
+class DecisionSource(Protocol):
+    """Where the gateway reads the system's stored decisions (the store, in production)."""
+
+    async def decisions(self, limit: int = 100) -> list[Decision]: ...
+
+    async def decision(self, decision_id: int) -> Decision | None: ...

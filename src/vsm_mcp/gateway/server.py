@@ -36,6 +36,7 @@ unit is serving. Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -69,18 +70,21 @@ from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.gateway.access import AccessAudit, ScopeGate, principal_of, profile_of
 from vsm_mcp.gateway.express import ExpressRelay, unit_error_data
-from vsm_mcp.gateway.ports import DemandSink, ExtraTools, StatusSource
+from vsm_mcp.gateway.ports import DecisionSource, DemandSink, ExtraTools, StatusSource
 from vsm_mcp.gateway.profiles import ProfileSource, ProfileView
 from vsm_mcp.gateway.search import ToolIndex
 from vsm_mcp.gateway.search_demand import STDIO_CLIENT, PendingSearches, client_key
 from vsm_mcp.gateway.upstream import Upstream
 from vsm_mcp.gateway.vsm_tools import (
+    DECISIONS_LISTED,
+    RESOURCE_DECISIONS,
     RESOURCE_FLEET,
     RESOURCE_STATUS,
     RESOURCE_VARIETY,
     VSM_RESOURCES,
     VSM_SEARCH_TOOLS,
     VSM_STATUS,
+    VSM_TEMPLATES,
     VSM_TOOL_NAMES,
     VSM_TOOLS,
     VSM_VARIETY,
@@ -124,6 +128,7 @@ class Gateway:
         audit: AccessAudit | None = None,
         profiles: ProfileSource | None = None,
         profile: str | None = None,
+        decisions: DecisionSource | None = None,
         name: str = "vsm-mcp",
         version: str = "0.1.0",
         tracing: bool = False,
@@ -136,6 +141,8 @@ class Gateway:
         self._routes_generation = 0
         self.demand = demand
         self.status_source = status
+        #: Where ``vsm://decisions`` is read (the store); None: not served.
+        self.decisions = decisions
         self.extra = extra
         self.extra_tools = [mark_own(t) for t in extra.definitions()] if extra is not None else []
         self.extra_names = frozenset(str(t["name"]) for t in self.extra_tools)
@@ -466,13 +473,22 @@ class Gateway:
         listed = [
             r for r in routes.resource_list if view.admits_unit(routes.resources.get(str(r.get("uri")), ""))
         ]
-        return {"resources": [*VSM_RESOURCES, *listed]}
+        own = (
+            VSM_RESOURCES
+            if self.decisions is not None
+            else [r for r in VSM_RESOURCES if r["uri"] != RESOURCE_DECISIONS]
+        )
+        return {"resources": [*own, *listed]}
 
     async def _list_templates(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
         await self.fleet.settled(STARTUP_LIST_WAIT_S)
         view = self.view_of(ctx)
+        own = VSM_TEMPLATES if self.decisions is not None else []
         return {
-            "resourceTemplates": [d for _, unit, d in self.fleet.routes.templates if view.admits_unit(unit)]
+            "resourceTemplates": [
+                *own,
+                *(d for _, unit, d in self.fleet.routes.templates if view.admits_unit(unit)),
+            ]
         }
 
     async def _read_resource(self, ctx: Ctx, params: types.ReadResourceRequestParams) -> Any:
@@ -486,8 +502,30 @@ class Gateway:
         if uri in documents:
             text = json.dumps(documents[uri](), indent=2, default=str)
             return {"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}
+        record = await self._decision_document(uri)
+        if record is not None:
+            text = json.dumps(record, indent=2, default=str)
+            return {"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}
         unit = self._resource_unit(view, uri)
         return await self._forward(ctx, unit, "resources/read", dict(ctx.params or {}))
+
+    async def _decision_document(self, uri: str) -> Any:
+        """``vsm://decisions`` or ``vsm://decisions/{id}`` from the store; None for any other URI.
+
+        Raises:
+            MCPError: a decision number that is not stored (resource not found).
+        """
+        if self.decisions is None or not uri.startswith(RESOURCE_DECISIONS):
+            return None
+        if uri == RESOURCE_DECISIONS:
+            return {
+                "decisions": [dataclasses.asdict(d) for d in await self.decisions.decisions(DECISIONS_LISTED)]
+            }
+        number = uri.removeprefix(RESOURCE_DECISIONS + "/")
+        found = await self.decisions.decision(int(number)) if number.isdigit() else None
+        if found is None:
+            raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}", data={"uri": uri})
+        return dataclasses.asdict(found)
 
     async def _subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> dict[str, Any]:
         uri = str(params.uri)

@@ -20,6 +20,11 @@ VSM_CALL_TOOL = "vsm_call_tool"
 RESOURCE_STATUS = STATUS_URI
 RESOURCE_VARIETY = "vsm://variety"
 RESOURCE_FLEET = "vsm://fleet"
+RESOURCE_DECISIONS = "vsm://decisions"
+#: One stored decision by its number (`RESOURCE_DECISION.format(id=7)`).
+RESOURCE_DECISION = "vsm://decisions/{id}"
+#: How many decisions `RESOURCE_DECISIONS` lists, newest first.
+DECISIONS_LISTED = 50
 
 _READ_ONLY = {"readOnlyHint": True, "openWorldHint": False}
 
@@ -98,5 +103,24 @@ _VSM_RESOURCES: list[dict[str, Any]] = [
         "mimeType": "application/json",
         "description": "downstream servers and the public names of their tools",
     },
+    {
+        "uri": RESOURCE_DECISIONS,
+        "name": "decisions",
+        "title": "Decisions",
+        "mimeType": "application/json",
+        "description": f"the system's {DECISIONS_LISTED} latest stored decisions (S3, S4, S5, the gateway), "
+        "each with its rule, rationale and inputs; one by number at vsm://decisions/{id}",
+    },
 ]
 VSM_RESOURCES = [mark_own(r) for r in _VSM_RESOURCES]
+VSM_TEMPLATES = [
+    mark_own(
+        {
+            "uriTemplate": RESOURCE_DECISION,
+            "name": "decision",
+            "title": "One decision",
+            "mimeType": "application/json",
+            "description": "one stored decision by its number (as vsm://decisions lists them)",
+        }
+    )
+]

@@ -121,7 +121,7 @@ class MemoryStore:
             alternatives=records.decode_json(records.encode_payload(decision.alternatives)),
         )
         decision_id = next(self._ids["decision"])
-        self._decisions.append((decision_id, stored))
+        self._decisions.append((decision_id, replace(stored, id=decision_id)))
         return decision_id
 
     async def decisions(self, limit: int = 100) -> list[Decision]:
@@ -130,6 +130,11 @@ class MemoryStore:
         records.check_limit(limit)
         ordered = sorted(self._decisions, key=lambda item: (item[1].at, item[0]), reverse=True)
         return [decision for _, decision in ordered[:limit]]
+
+    async def decision(self, decision_id: int) -> Decision | None:
+        """One decision by id, None when there is none."""
+        self._check_open()
+        return next((d for i, d in self._decisions if i == decision_id), None)
 
     async def record_alert(self, alert: AlgedonicAlert) -> int:
         """Store ``alert``; return its id."""

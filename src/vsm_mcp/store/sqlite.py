@@ -295,23 +295,14 @@ class SqliteStore:
         """The ``limit`` most recent decisions, most recent first."""
         records.check_limit(limit)
         rows = await self._select(
-            "SELECT at, system, subject, choice, rule, rationale, inputs, alternatives FROM decision "
-            "ORDER BY at DESC, id DESC LIMIT ?",
-            (limit,),
+            f"SELECT {_DECISION_COLUMNS} FROM decision ORDER BY at DESC, id DESC LIMIT ?", (limit,)
         )
-        return [
-            Decision(
-                at=float(at),
-                system=str(system),
-                subject=str(subject),
-                choice=str(choice),
-                rule=str(rule),
-                rationale=str(rationale),
-                inputs=records.decode_json(str(inputs)),
-                alternatives=records.decode_json(str(alternatives)),
-            )
-            for at, system, subject, choice, rule, rationale, inputs, alternatives in rows
-        ]
+        return [_decision(row) for row in rows]
+
+    async def decision(self, decision_id: int) -> Decision | None:
+        """One decision by id, None when there is none."""
+        rows = await self._select(f"SELECT {_DECISION_COLUMNS} FROM decision WHERE id = ?", (decision_id,))
+        return _decision(rows[0]) if rows else None
 
     async def record_alert(self, alert: AlgedonicAlert) -> int:
         """Store ``alert``; return its id once committed."""
@@ -700,3 +691,21 @@ class SqliteStore:
             conn, self._conn = self._conn, None
             if conn is not None:
                 await anyio.to_thread.run_sync(conn.close)
+
+
+_DECISION_COLUMNS = "id, at, system, subject, choice, rule, rationale, inputs, alternatives"
+
+
+def _decision(row: Sequence[Any]) -> Decision:
+    decision_id, at, system, subject, choice, rule, rationale, inputs, alternatives = row
+    return Decision(
+        at=float(at),
+        system=str(system),
+        subject=str(subject),
+        choice=str(choice),
+        rule=str(rule),
+        rationale=str(rationale),
+        inputs=records.decode_json(str(inputs)),
+        alternatives=records.decode_json(str(alternatives)),
+        id=int(decision_id),
+    )
