@@ -265,3 +265,49 @@ async def test_a_client_reads_the_stored_decisions_through_the_gateway(tmp_path:
         assert "vsm://decisions/{id}" in [t.uri_template for t in templates]
         uris = [str(r.uri) for r in (await client.list_resources()).resources]
         assert "vsm://decisions" in uris and len(uris) == len(set(uris))
+
+
+async def test_the_self_model_is_computed_from_what_happened_and_read_over_mcp(tmp_path: Path) -> None:
+    import json
+
+    from vsm_mcp.discovery.outcomes import PRIOR_ALPHA, PRIOR_BETA
+
+    async with running(settings_for(tmp_path)) as (runtime, client):
+
+        async def model() -> dict[str, object]:
+            read = await client.read_resource("vsm://self")
+            return json.loads(read.contents[0].text)  # type: ignore[union-attr, no-any-return]
+
+        def echo_entry(m: dict[str, object]) -> dict[str, object]:
+            return next(c for c in m["can"] if c["category"] == "probe__echo")  # type: ignore[attr-defined, index]
+
+        before = await model()
+        entry = echo_entry(before)
+        assert entry["observed"] is None and entry["confidence_from"] == "prior only"
+        assert entry["confidence"] == round(PRIOR_ALPHA / (PRIOR_ALPHA + PRIOR_BETA), 4)
+        assert before["cannot"] == {"unanswered_demand": [], "refused_acquisitions": []}  # type: ignore[index]
+
+        for _ in range(3):
+            assert (await client.call_tool("probe__echo", {"text": "x"})).is_error is False
+        for _ in range(2):
+            with pytest.raises(MCPError):
+                await client.call_tool("translate_klingon", {"text": "nuqneH"})
+        with anyio.fail_after(10):
+            await runtime.notices.wait_for("variety.read", after=0, where=lambda n: n.data["events"] >= 5)
+        after = await model()
+        entry = echo_entry(after)
+        assert entry["observed"] == {"successes": 3, "failures": 0}
+        expected = (3 + PRIOR_ALPHA) / (3 + PRIOR_ALPHA + PRIOR_BETA)
+        assert entry["confidence"] == round(expected, 4) and entry["calls"] == 3
+        assert after["cannot"]["unanswered_demand"] == [{"category": "translate_klingon", "asks": 2}]  # type: ignore[index]
+        limits = after["limits"]
+        assert limits["units_running"] == 1 and limits["installs_left_this_hour"] == 10  # type: ignore[index]
+        assert after["health"]["systems"]["s1"] == "ok"  # type: ignore[index]
+
+        prompts = [p.name for p in (await client.list_prompts()).prompts]
+        assert "vsm_self_brief" in prompts
+        got = await client.get_prompt("vsm_self_brief")
+        text = got.messages[0].content.text  # type: ignore[union-attr]
+        assert "probe__echo" in text and "3 of 3 calls succeeded" in text
+        assert "translate_klingon (2 asks)" in text
+        assert len(text.split()) < 400  # a few hundred words at most

@@ -29,6 +29,8 @@ from vsm_mcp.core.variety import (
 )
 
 LIVE_STATUS_KEY = "status"
+#: Where a running gateway keeps its latest self-model (`bridge.self_model`) for `vsm-mcp self`.
+SELF_MODEL_KEY = "self"
 
 
 async def stored_profile(store: Store, *, max_age_s: float, now: float | None = None) -> DemandProfile:

@@ -38,6 +38,7 @@ from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
 from vsm_mcp.bridge.demand import SystemDemand
 from vsm_mcp.bridge.observers import OutcomeRecorder, S1Reporter
 from vsm_mcp.bridge.sampling import audit_probe, sample_units
+from vsm_mcp.bridge.self_model import Limits
 from vsm_mcp.core.messages import AlgedonicSignal
 from vsm_mcp.core.ports import Store
 from vsm_mcp.discovery.outcomes import OutcomeLedger
@@ -207,7 +208,13 @@ class Runtime:
                 outcomes = OutcomeRecorder(ledger, lambda: fleet.units)
                 fleet.observers += [S1Reporter(system), outcomes]
                 async with fleet, anyio.create_task_group() as tg:
-                    demand = SystemDemand(system, fleet, store, outcomes)
+                    limits = Limits(
+                        sandbox_mode=settings.sandbox.mode,
+                        sandbox_network=settings.sandbox.network,
+                        max_installs_per_hour=settings.acquisition.max_installs_per_hour,
+                        auto_approve=settings.acquisition.auto_approve,
+                    )
+                    demand = SystemDemand(system, fleet, store, outcomes, limits)
                     capabilities = CapabilityFace(fleet, registry, principal_of)
                     profiles = StoredProfiles(store)
                     await profiles.load()
@@ -219,6 +226,7 @@ class Runtime:
                         audit=StoreAudit(store),
                         profiles=profiles,
                         decisions=store,
+                        self_source=demand,
                         tracing=tracing,
                     )
                     runtime = cls(
@@ -298,6 +306,7 @@ class Runtime:
             self.live_status,
             every_s=STATUS_EVERY_S,
             refresh_capacity=self.demand.refresh_capacity,  # S4 counts serving units' capacity only
+            self_model=self.demand.self_model,
         )
 
     def live_status(self) -> dict[str, Any]:

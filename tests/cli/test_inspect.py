@@ -282,3 +282,64 @@ def test_decisions_list_and_show_read_the_store_by_number(tmp_path: Path) -> Non
     assert "choice: ask_operator" in text.output and '"gap": 0.7' in text.output
     missing = runner.invoke(app, ["--state-dir", str(state), "decisions", "show", "99"])
     assert missing.exit_code != 0 and "no decision 99" in str(missing.exception)
+
+
+def test_self_prints_the_stored_self_model_and_says_when_there_is_none(tmp_path: Path) -> None:
+    import json
+
+    state = tmp_path / "state"
+    runner = CliRunner()
+    missing = runner.invoke(app, ["--state-dir", str(state), "self"])
+    assert missing.exit_code != 0 and "no gateway has stored a self-model" in str(missing.exception)
+    model = {
+        "at": time.time() - 3,
+        "name": "vsm-mcp",
+        "can": [
+            {
+                "category": "time",
+                "unit": "time",
+                "state": "ready",
+                "tools": ["time__get_current_time"],
+                "calls": 4,
+                "observed": {"successes": 3, "failures": 1},
+                "confidence": 0.625,
+                "confidence_from": "observed outcomes",
+            }
+        ],
+        "cannot": {"unanswered_demand": [{"category": "weather", "asks": 7}], "refused_acquisitions": []},
+        "limits": {
+            "units_running": 1,
+            "max_units": 2,
+            "rss_bytes": 1,
+            "max_rss_bytes": None,
+            "over_budget": False,
+            "sandbox": {"mode": "require", "network": True},
+            "installs_this_hour": 1,
+            "installs_left_this_hour": 9,
+            "acquisitions_need_an_operator": True,
+        },
+        "health": {
+            "systems": {"s1": "ok", "s4": "gap"},
+            "failed_units": [],
+            "quarantined_units": [],
+            "alerts_waiting_for_an_operator": 0,
+            "drifts_found": 0,
+        },
+        "recent": {"operator_actions": [], "decisions": []},
+    }
+
+    async def seed() -> None:
+        async with SqliteStore.open(state / "state.db") as store:
+            await store.kv_put(report.SELF_MODEL_KEY, model)
+
+    anyio.run(seed)  # the failed `self` above made the state directory
+    shown = runner.invoke(app, ["--state-dir", str(state), "self"])
+    assert shown.exit_code == 0, shown.output
+    assert (
+        "time via time__get_current_time (unit time, ready): confidence 0.62, 3 of 4 calls succeeded"
+        in shown.output
+    )
+    assert "Asked for but cannot do: weather (7 asks)." in shown.output
+    assert "1 servers running of 2; sandbox require" in shown.output and "s4 gap" in shown.output
+    as_json = json.loads(runner.invoke(app, ["--state-dir", str(state), "self", "--json"]).output)
+    assert as_json["limits"]["installs_left_this_hour"] == 9 and as_json["age_s"] >= 3

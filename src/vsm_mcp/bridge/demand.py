@@ -20,10 +20,12 @@ import anyio
 from vsm_mcp import report
 from vsm_mcp.acquisition.pipeline import INSTALLED_KEY
 from vsm_mcp.bridge.observers import OutcomeRecorder
+from vsm_mcp.bridge.self_model import Limits, brief, self_model
 from vsm_mcp.core.breaker import BreakerState
 from vsm_mcp.core.messages import Capability
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import UNLIMITED
+from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.vsm.events import DemandObserved, UnitState
 from vsm_mcp.vsm.viable import ViableSystem
@@ -41,8 +43,14 @@ class SystemDemand:
     """The gateway's `DemandSink` and `StatusSource`, backed by the viable system."""
 
     def __init__(
-        self, system: ViableSystem, fleet: Fleet, store: Store, outcomes: OutcomeRecorder | None = None
+        self,
+        system: ViableSystem,
+        fleet: Fleet,
+        store: Store,
+        outcomes: OutcomeRecorder | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        self._limits = limits
         self._system = system
         self._fleet = fleet
         self._store = store
@@ -101,6 +109,18 @@ class SystemDemand:
             ):
                 able.add(unit.spec.category or route.public)
         self._system.s4.set_capacity(dict.fromkeys(self._offered & able, UNLIMITED))
+
+    # -- SelfSource ------------------------------------------------------------
+    async def self_model(self) -> dict[str, Any]:
+        """The system's account of itself now (`bridge.self_model`)."""
+        ledger = self._outcomes.ledger if self._outcomes is not None else OutcomeLedger()
+        names = self._outcomes.catalog_names if self._outcomes is not None else {}
+        limits = self._limits or Limits("unknown", False, 0, False)
+        return await self_model(self._system, self._fleet, self._store, ledger, limits, catalog_names=names)
+
+    async def self_brief(self) -> str:
+        """The self-model in a few hundred words (`bridge.self_model.brief`)."""
+        return brief(await self.self_model())
 
     # -- StatusSource ----------------------------------------------------------
     def status(self) -> dict[str, Any]:

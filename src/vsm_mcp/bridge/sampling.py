@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -72,6 +72,7 @@ async def sample_units(
     *,
     every_s: float,
     refresh_capacity: Callable[[], None] | None = None,
+    self_model: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> None:
     """Until cancelled, every ``every_s``: see the module docstring."""
     seen: dict[str, str] = {}
@@ -114,6 +115,8 @@ async def sample_units(
         await allocate(system, fleet, store)
         await prestart(system, fleet, store)
         await store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **live_status()})
+        if self_model is not None:  # for `vsm-mcp self`, beside the live status
+            await store.kv_put(report.SELF_MODEL_KEY, await self_model())
         if outcomes.dirty:
             outcomes.dirty = False
             await outcomes.ledger.save(store)

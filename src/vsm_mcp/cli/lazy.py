@@ -96,6 +96,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "client": ("vsm_mcp.cli.client", "app", "Set up an MCP client to use this gateway."),
     "alerts": ("vsm_mcp.cli.alerts", "app", "Algedonic alerts: list them, acknowledge the escalated ones."),
+    "self": (
+        "vsm_mcp.cli.self_cmd",
+        "register",
+        "What the system can and cannot do, its limits, health and recent changes (computed by it).",
+    ),
     "decisions": (
         "vsm_mcp.cli.decisions",
         "app",

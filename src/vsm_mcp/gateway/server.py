@@ -70,7 +70,7 @@ from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.gateway.access import AccessAudit, ScopeGate, principal_of, profile_of
 from vsm_mcp.gateway.express import ExpressRelay, unit_error_data
-from vsm_mcp.gateway.ports import DecisionSource, DemandSink, ExtraTools, StatusSource
+from vsm_mcp.gateway.ports import DecisionSource, DemandSink, ExtraTools, SelfSource, StatusSource
 from vsm_mcp.gateway.profiles import ProfileSource, ProfileView
 from vsm_mcp.gateway.search import ToolIndex
 from vsm_mcp.gateway.search_demand import STDIO_CLIENT, PendingSearches, client_key
@@ -79,10 +79,13 @@ from vsm_mcp.gateway.vsm_tools import (
     DECISIONS_LISTED,
     RESOURCE_DECISIONS,
     RESOURCE_FLEET,
+    RESOURCE_SELF,
     RESOURCE_STATUS,
     RESOURCE_VARIETY,
+    VSM_PROMPTS,
     VSM_RESOURCES,
     VSM_SEARCH_TOOLS,
+    VSM_SELF_BRIEF,
     VSM_STATUS,
     VSM_TEMPLATES,
     VSM_TOOL_NAMES,
@@ -129,6 +132,7 @@ class Gateway:
         profiles: ProfileSource | None = None,
         profile: str | None = None,
         decisions: DecisionSource | None = None,
+        self_source: SelfSource | None = None,
         name: str = "vsm-mcp",
         version: str = "0.1.0",
         tracing: bool = False,
@@ -143,6 +147,8 @@ class Gateway:
         self.status_source = status
         #: Where ``vsm://decisions`` is read (the store); None: not served.
         self.decisions = decisions
+        #: The self-model behind ``vsm://self`` and the ``vsm_self_brief`` prompt; None: not served.
+        self.self_source = self_source
         self.extra = extra
         self.extra_tools = [mark_own(t) for t in extra.definitions()] if extra is not None else []
         self.extra_names = frozenset(str(t["name"]) for t in self.extra_tools)
@@ -503,6 +509,8 @@ class Gateway:
             text = json.dumps(documents[uri](), indent=2, default=str)
             return {"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}
         record = await self._decision_document(uri)
+        if record is None and uri == RESOURCE_SELF and self.self_source is not None:
+            record = await self.self_source.self_model()
         if record is not None:
             text = json.dumps(record, indent=2, default=str)
             return {"contents": [{"uri": uri, "mimeType": "application/json", "text": text}]}
@@ -553,11 +561,22 @@ class Gateway:
     async def _list_prompts(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
         await self.fleet.settled(STARTUP_LIST_WAIT_S)
         view = self.view_of(ctx)
+        own = VSM_PROMPTS if self.self_source is not None else []
         return {
-            "prompts": [r.definition for r in self.fleet.routes.prompts.values() if view.admits_unit(r.unit)]
+            "prompts": [
+                *own,
+                *(r.definition for r in self.fleet.routes.prompts.values() if view.admits_unit(r.unit)),
+            ]
         }
 
     async def _get_prompt(self, ctx: Ctx, params: types.GetPromptRequestParams) -> Any:
+        if params.name == VSM_SELF_BRIEF and self.self_source is not None:
+            return {
+                "description": "what this gateway can and cannot do now, computed",
+                "messages": [
+                    {"role": "user", "content": {"type": "text", "text": await self.self_source.self_brief()}}
+                ],
+            }
         route = self._prompt(self.view_of(ctx), params.name)
         return await self._forward(
             ctx, route.unit, "prompts/get", {**dict(ctx.params or {}), "name": route.name}

@@ -20,6 +20,7 @@ VSM_CALL_TOOL = "vsm_call_tool"
 RESOURCE_STATUS = STATUS_URI
 RESOURCE_VARIETY = "vsm://variety"
 RESOURCE_FLEET = "vsm://fleet"
+RESOURCE_SELF = "vsm://self"
 RESOURCE_DECISIONS = "vsm://decisions"
 #: One stored decision by its number (`RESOURCE_DECISION.format(id=7)`).
 RESOURCE_DECISION = "vsm://decisions/{id}"
@@ -104,6 +105,14 @@ _VSM_RESOURCES: list[dict[str, Any]] = [
         "description": "downstream servers and the public names of their tools",
     },
     {
+        "uri": RESOURCE_SELF,
+        "name": "self",
+        "title": "Self-model",
+        "mimeType": "application/json",
+        "description": "what this gateway can do (with confidence from observed outcomes), what it cannot, "
+        "its limits, its health and its recent changes, computed now",
+    },
+    {
         "uri": RESOURCE_DECISIONS,
         "name": "decisions",
         "title": "Decisions",
@@ -121,6 +130,19 @@ VSM_TEMPLATES = [
             "title": "One decision",
             "mimeType": "application/json",
             "description": "one stored decision by its number (as vsm://decisions lists them)",
+        }
+    )
+]
+
+VSM_SELF_BRIEF = "vsm_self_brief"
+VSM_PROMPTS = [
+    mark_own(
+        {
+            "name": VSM_SELF_BRIEF,
+            "title": "What this gateway can do",
+            "description": "A few hundred words, computed now, on what the tools behind this gateway can and "
+            "cannot do, how reliable they have been, and the gateway's limits and health.",
+            "arguments": [],
         }
     )
 ]
