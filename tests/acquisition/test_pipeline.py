@@ -256,3 +256,19 @@ async def test_a_configured_server_launching_the_same_package_counts_as_installe
         assert await acquirer.installed_unit(candidate) == "time"
         other = Candidate("mcp-server-fetch", "pypi", "mcp-server-fetch", "1.0.0", in_catalog=True)
         assert await acquirer.installed_unit(other) is None
+
+
+async def test_an_acquisition_records_the_success_it_expects_for_reflection(tmp_path: Path) -> None:
+    from vsm_mcp.discovery.outcomes import OutcomeLedger
+
+    ledger = OutcomeLedger()
+    ledger.record("probe-time", "search:echo text", True)
+    async with MemoryStore.open() as store:
+        acquirer = _acquirer(store, tmp_path, ProbeInstaller(), outcomes=ledger)
+        plan = await acquirer.plan([PROBE_TIME], query="echo text", category="search:echo text")
+        await acquirer.acquire(plan)
+        acquired = next(d for d in await store.decisions() if d.choice == "acquired")
+    # The ledger's posterior for (server, category) at the time, with the tally it started from.
+    assert acquired.inputs["predicted_success"] == pytest.approx((1 + 2) / (1 + 4))
+    assert acquired.inputs["outcome_key"] == ["probe-time", "search:echo text"]
+    assert acquired.inputs["tally_at_decision"] == [1, 0]

@@ -343,3 +343,38 @@ def test_self_prints_the_stored_self_model_and_says_when_there_is_none(tmp_path:
     assert "1 servers running of 2; sandbox require" in shown.output and "s4 gap" in shown.output
     as_json = json.loads(runner.invoke(app, ["--state-dir", str(state), "self", "--json"]).output)
     assert as_json["limits"]["installs_left_this_hour"] == 9 and as_json["age_s"] >= 3
+
+
+def test_reflect_reports_the_stored_predictions_against_what_followed(tmp_path: Path) -> None:
+    import json
+
+    from vsm_mcp.core.messages import Decision
+    from vsm_mcp.discovery.outcomes import OutcomeLedger, Tally
+
+    state = tmp_path / "state"
+    state.mkdir()
+
+    async def seed() -> None:
+        async with SqliteStore.open(state / "state.db") as store:
+            inputs = {
+                "unit": "t",
+                "predicted_success": 0.8,
+                "outcome_key": ["t-srv", "time"],
+                "tally_at_decision": [0, 0],
+            }
+            await store.record_decision(
+                Decision(time.time() - 60, "s5", "acquire:pypi:t@1", "acquired", "r", "ok", inputs)
+            )
+            ledger = OutcomeLedger()
+            ledger.tallies[("t-srv", "time")] = Tally(4, 1)
+            await ledger.save(store)
+
+    anyio.run(seed)
+    runner = CliRunner()
+    out = runner.invoke(app, ["--state-dir", str(state), "reflect", "--json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["brier"] == round((4 * 0.2**2 + 1 * 0.8**2) / 5, 6)
+    text = runner.invoke(app, ["--state-dir", str(state), "reflect"]).output
+    assert "Brier score 0.1600 over 5 calls after 1 acquisitions" in text
+    assert "no suggestions: nothing in the store supports one" in text

@@ -97,6 +97,7 @@ async def capability_service(
             state_dir=state_dir,
             policy=policy,
             approver=approver,
+            outcomes=ledger,
             launcher=SandboxLauncher(
                 state_dir,
                 mode=sandbox or config.sandbox,

@@ -47,6 +47,7 @@ from vsm_mcp.acquisition.verify import Verification, verify
 from vsm_mcp.acquisition.vetting import Candidate, Outcome, ReleaseMetadata, Verdict, VettingPolicy, vet
 from vsm_mcp.core.messages import Capability, Decision
 from vsm_mcp.core.ports import Store
+from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.errors import AcquisitionError, AcquisitionRefusedError, ConfigError, UnknownUnitError, VsmError
 from vsm_mcp.fleet import definitions
 from vsm_mcp.fleet.fleet import Fleet
@@ -174,7 +175,10 @@ class Acquirer:
         launcher: Launcher | None = None,
         verifier: Verifier = verify,
         wall_clock: Callable[[], float] = time.time,
+        outcomes: OutcomeLedger | None = None,
     ) -> None:
+        #: The outcome ledger: each acquisition records the success it predicts from it (`prediction`).
+        self.outcomes = outcomes
         self.store = store
         self.registry = registry
         self.installer = installer
@@ -302,6 +306,7 @@ class Acquirer:
             f"{plan.candidate.ref} runs as unit {plan.unit!r} with {len(verification.tools)} tools "
             f"({', '.join(sorted(verification.pins))}); answers demand {plan.category!r}",
             extra={
+                **self.prediction(plan),
                 "timings_s": {k: round(v, 4) for k, v in timings.items()},
                 "tools": sorted(verification.pins),
                 "server": f"{verification.server_name} {verification.server_version}",
@@ -313,6 +318,20 @@ class Acquirer:
             },
         )
         return Acquired(plan, spec, installation, verification, launch, timings)
+
+    def prediction(self, plan: AcquisitionPlan) -> dict[str, Any]:
+        """What this acquisition is expected to do, for reflection to check later: the chance that
+        a call of the server for its category succeeds (the outcome ledger's posterior mean), and
+        the ledger's tally for that pair now, so the calls after the decision can be told apart."""
+        if self.outcomes is None:
+            return {}
+        key = (plan.candidate.server, plan.category)
+        tally = self.outcomes.tallies.get(key)
+        return {
+            "predicted_success": round(self.outcomes.posterior_mean(*key), 6),
+            "outcome_key": list(key),
+            "tally_at_decision": [tally.successes, tally.failures] if tally is not None else [0, 0],
+        }
 
     # -- S5 ------------------------------------------------------------------
     async def _check_budget(self, plan: AcquisitionPlan, policy: VettingPolicy) -> None:

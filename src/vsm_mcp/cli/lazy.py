@@ -101,6 +101,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "register",
         "What the system can and cannot do, its limits, health and recent changes (computed by it).",
     ),
+    "reflect": (
+        "vsm_mcp.cli.reflect",
+        "register",
+        "Predicted against observed outcomes (Brier score, reliability), contradictions, suggestions.",
+    ),
     "decisions": (
         "vsm_mcp.cli.decisions",
         "app",

@@ -1,0 +1,205 @@
+"""Reflection: how well the system's expectations matched what happened, from stored data only.
+
+Each acquisition stores what it expected (`Acquirer.prediction`): the chance that
+a call of the new server for its demand category succeeds, and the outcome
+ledger's tally for that (server, category) at the time. What happened since is
+the ledger's tally now less that one. From these pairs:
+
+* the **Brier score** over every call since (``sum s (1 - p)^2 + f p^2`` over
+  ``sum s + f``; 0 is perfect, 0.25 is a coin toss);
+* a **reliability table**: the predictions in `BINS` equal bins of probability,
+  each with its calls, mean prediction and observed success share;
+* **contradictions**: acquisitions with at least `MIN_CALLS` calls whose observed
+  share is `CONTRADICTION` or more away from the prediction;
+* **suggestions**, each a sentence built from the numbers that support it: remove
+  an acquired server that mostly fails, raise the unit budget when S5 keeps
+  deferring acquisitions for it, look at a unit whose calls keep drifting,
+  answer the questions waiting for an operator.
+
+Nothing here is canned: with no data there is nothing to say, and the report says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from vsm_mcp.acquisition.pipeline import SUBJECT_PREFIX
+from vsm_mcp.core.messages import ApprovalStatus, Decision
+from vsm_mcp.core.ports import Store
+from vsm_mcp.discovery.outcomes import OutcomeLedger
+
+#: Probability bins of the reliability table.
+BINS = 5
+#: Calls an acquisition needs before its outcome can contradict its prediction.
+MIN_CALLS = 10
+#: How far the observed share must be from the prediction to contradict it.
+CONTRADICTION = 0.3
+#: A server whose observed share since its acquisition is below this is suggested for removal.
+FAILING_SHARE = 0.5
+#: Deferrals (or drifts) in the last day from which a suggestion is made.
+REPEATS = 3
+#: Decisions and alerts read.
+READ = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One prediction and what followed it: successes and failures since."""
+
+    p: float
+    successes: int
+    failures: int
+
+    @property
+    def calls(self) -> int:
+        return self.successes + self.failures
+
+
+@dataclass(frozen=True, slots=True)
+class ReliabilityBin:
+    """Predictions in ``[low, high)`` (the last bin includes 1): their calls, mean, observed share."""
+
+    low: float
+    high: float
+    calls: int
+    predicted: float | None
+    observed: float | None
+
+
+def brier(observations: list[Observation]) -> float | None:
+    """The Brier score over every call (None without calls)."""
+    calls = sum(o.calls for o in observations)
+    if not calls:
+        return None
+    return sum(o.successes * (1.0 - o.p) ** 2 + o.failures * o.p**2 for o in observations) / calls
+
+
+def reliability(observations: list[Observation], bins: int = BINS) -> list[ReliabilityBin]:
+    """The reliability table, calls weighting each prediction."""
+    out: list[ReliabilityBin] = []
+    for i in range(bins):
+        low, high = i / bins, (i + 1) / bins
+        inside = [o for o in observations if low <= o.p < high or (i == bins - 1 and o.p == 1.0)]
+        calls = sum(o.calls for o in inside)
+        out.append(
+            ReliabilityBin(
+                low,
+                high,
+                calls,
+                sum(o.p * o.calls for o in inside) / calls if calls else None,
+                sum(o.successes for o in inside) / calls if calls else None,
+            )
+        )
+    return out
+
+
+def _acquisitions(decisions: list[Decision], ledger: OutcomeLedger) -> list[tuple[Decision, Observation]]:
+    found: list[tuple[Decision, Observation]] = []
+    for d in decisions:
+        inputs = d.inputs
+        p, key, before = (
+            inputs.get("predicted_success"),
+            inputs.get("outcome_key"),
+            inputs.get("tally_at_decision"),
+        )
+        if (
+            d.choice != "acquired"
+            or not isinstance(p, int | float)
+            or not isinstance(key, list)
+            or len(key) != 2
+        ):
+            continue
+        tally = ledger.tallies.get((str(key[0]), str(key[1])))
+        s_then, f_then = before if isinstance(before, list) and len(before) == 2 else [0, 0]
+        s_now, f_now = (tally.successes, tally.failures) if tally is not None else (0, 0)
+        found.append((d, Observation(float(p), max(s_now - int(s_then), 0), max(f_now - int(f_then), 0))))
+    return found
+
+
+async def reflect(store: Store, *, now: float | None = None) -> dict[str, Any]:
+    """The reflection report (module docstring), from the store only."""
+    now = time.time() if now is None else now
+    decisions = await store.decisions(READ)
+    ledger = await OutcomeLedger.load(store)
+    pairs = _acquisitions(decisions, ledger)
+    observations = [o for _, o in pairs]
+    score = brier(observations)
+    acquisitions = [
+        {
+            "decision": d.id,
+            "at": d.at,
+            "unit": d.inputs.get("unit"),
+            "server": d.inputs["outcome_key"][0],
+            "category": d.inputs["outcome_key"][1],
+            "predicted_success": o.p,
+            "successes": o.successes,
+            "failures": o.failures,
+            "observed_success": o.successes / o.calls if o.calls else None,
+        }
+        for d, o in pairs
+    ]
+    contradictions = [
+        a
+        for a in acquisitions
+        if a["observed_success"] is not None
+        and a["successes"] + a["failures"] >= MIN_CALLS
+        and abs(a["observed_success"] - a["predicted_success"]) >= CONTRADICTION
+    ]
+    return {
+        "at": now,
+        "acquisitions": acquisitions,
+        "calls_observed": sum(o.calls for o in observations),
+        "brier": None if score is None else round(score, 6),
+        "reliability": [asdict(b) for b in reliability(observations)],
+        "contradictions": contradictions,
+        "suggestions": await _suggestions(store, decisions, acquisitions, now),
+    }
+
+
+async def _suggestions(
+    store: Store, decisions: list[Decision], acquisitions: list[dict[str, Any]], now: float
+) -> list[str]:
+    out: list[str] = []
+    for a in acquisitions:
+        calls = a["successes"] + a["failures"]
+        if calls >= MIN_CALLS and a["observed_success"] is not None and a["observed_success"] < FAILING_SHARE:
+            out.append(
+                f"remove or replace {a['unit']}: {a['successes']} of {calls} calls succeeded since it was "
+                f"acquired as {a['server']} for {a['category']!r} (decision {a['decision']}), against "
+                f"{a['predicted_success']:.0%} expected"
+            )
+    day = now - 86_400.0
+    proposals = [d for d in decisions if d.at >= day and d.system == "s5" and d.subject == "variety_gap"]
+    deferred = [d for d in proposals if d.choice == "defer"]
+    if len(deferred) >= REPEATS:
+        budget = deferred[0].inputs.get("s3") or {}
+        out.append(
+            f"raise [budget] max_units (now {budget.get('max_units')}): S5 deferred {len(deferred)} of "
+            f"{len(proposals)} acquisitions in the last day because S3 was over budget with nothing idle to park"
+        )
+    drifts = Counter(a.source for a in await store.alerts(READ) if a.kind == "drift" and a.last_at >= day)
+    for source, count in sorted(drifts.items()):
+        if count >= REPEATS:
+            out.append(
+                f"look at {source.removeprefix('unit:')}: S1 found its calls drifting {count} times in the last day"
+            )
+    waiting = await store.approvals(status=ApprovalStatus.PENDING, limit=READ)
+    if waiting:
+        oldest = min(a.asked_at for a in waiting)
+        out.append(
+            f"answer the {len(waiting)} question{'s' if len(waiting) > 1 else ''} waiting for an operator "
+            f"(`vsm-mcp approvals list`; the oldest has waited {(now - oldest) / 3600:.1f} h)"
+        )
+    refused = [
+        d
+        for d in decisions
+        if d.at >= day and d.subject.startswith(SUBJECT_PREFIX) and d.choice == "rolled_back"
+    ]
+    if len(refused) >= REPEATS:
+        out.append(
+            f"{len(refused)} acquisitions were rolled back in the last day: see `vsm-mcp decisions list --system s5`"
+        )
+    return out

@@ -1,0 +1,118 @@
+"""Reflection from stored data: exact Brier score and reliability bins, contradictions, suggestions."""
+
+from __future__ import annotations
+
+import pytest
+
+from vsm_mcp.bridge.reflection import Observation, brier, reflect, reliability
+from vsm_mcp.core.messages import (
+    AlgedonicAlert,
+    ApprovalRequest,
+    Decision,
+    Severity,
+    Valence,
+)
+from vsm_mcp.discovery.outcomes import OutcomeLedger, Tally
+from vsm_mcp.store import MemoryStore
+
+pytestmark = pytest.mark.anyio
+
+
+def test_brier_score_and_reliability_bins_on_a_worked_example() -> None:
+    observations = [Observation(0.8, 8, 2), Observation(0.3, 1, 3), Observation(0.55, 0, 0)]
+    # (8 * 0.2^2 + 2 * 0.8^2 + 1 * 0.7^2 + 3 * 0.3^2) / 14 = 2.36 / 14
+    assert brier(observations) == pytest.approx(2.36 / 14)
+    bins = reliability(observations)
+    assert [(b.low, b.high, b.calls) for b in bins] == [
+        (0.0, 0.2, 0),
+        (0.2, 0.4, 4),
+        (0.4, 0.6, 0),
+        (0.6, 0.8, 0),
+        (0.8, 1.0, 10),
+    ]
+    assert (bins[1].predicted, bins[1].observed) == (pytest.approx(0.3), pytest.approx(0.25))
+    assert (bins[4].predicted, bins[4].observed) == (pytest.approx(0.8), pytest.approx(0.8))
+    assert bins[0].predicted is None and brier([Observation(0.5, 0, 0)]) is None
+
+
+def test_the_ledgers_posterior_is_the_beta_update() -> None:
+    ledger = OutcomeLedger(alpha=2.0, beta=2.0)
+    for ok in (True, True, True, False):
+        ledger.record("time", "clock", ok)
+    assert ledger.posterior_mean("time", "clock") == pytest.approx((3 + 2) / (4 + 4))
+    assert ledger.posterior_mean("time", "other") == pytest.approx(0.5)  # the prior alone
+
+
+def _acquired(at: float, unit: str, server: str, category: str, *, p: float, before: list[int]) -> Decision:
+    inputs = {
+        "unit": unit,
+        "predicted_success": p,
+        "outcome_key": [server, category],
+        "tally_at_decision": before,
+    }
+    return Decision(at, "s5", f"acquire:pypi:{server}@1", "acquired", "auto_approve", "ok", inputs)
+
+
+async def test_a_scripted_day_gives_the_brier_score_computed_independently_and_numbered_suggestions() -> None:
+    now = 100_000.0
+    async with MemoryStore.open() as store:
+        # Two acquisitions; the ledger had seen 2 successes of "good" before the first.
+        first = await store.record_decision(
+            _acquired(now - 7200, "good", "good-srv", "time", p=0.7, before=[2, 0])
+        )
+        second = await store.record_decision(
+            _acquired(now - 3600, "bad", "bad-srv", "weather", p=0.75, before=[0, 0])
+        )
+        ledger = OutcomeLedger()
+        ledger.tallies[("good-srv", "time")] = Tally(2 + 18, 2)  # 18 of 20 calls since succeeded
+        ledger.tallies[("bad-srv", "weather")] = Tally(3, 9)  # 3 of 12
+        ledger.tallies[("other", "x")] = Tally(5, 5)  # no acquisition predicted it: not counted
+        await ledger.save(store)
+        for minutes in (10, 20, 30):  # S5 deferred three proposals for want of budget
+            await store.record_decision(
+                Decision(
+                    now - minutes * 60,
+                    "s5",
+                    "variety_gap",
+                    "defer",
+                    "budget",
+                    "over",
+                    {"s3": {"max_units": 2}},
+                )
+            )
+        await store.record_decision(Decision(now - 60, "s5", "variety_gap", "approve", "auto", "ok"))
+        for i in range(3):
+            await store.record_alert(
+                AlgedonicAlert(
+                    "unit:bad", "drift", Valence.PAIN, Severity.MEDIUM, 1, now - 100 - i, now - 100 - i, "d"
+                )
+            )
+        await store.ask_approval(
+            ApprovalRequest("acquisition", "acquire:pypi:x@1", now - 5400, "Install x?", {})
+        )
+
+        report = await reflect(store, now=now)
+
+    independent = (18 * 0.3**2 + 2 * 0.7**2 + 3 * 0.25**2 + 9 * 0.75**2) / 32
+    assert report["brier"] == pytest.approx(independent, abs=1e-6)
+    assert report["calls_observed"] == 32
+    assert [(a["decision"], a["successes"], a["failures"]) for a in report["acquisitions"]] == [
+        (second, 3, 9),
+        (first, 18, 2),
+    ]
+    # 25% observed against 75% expected; 90% against 70% is within the 0.3 allowed.
+    assert [c["decision"] for c in report["contradictions"]] == [second]
+    assert report["suggestions"] == [
+        "remove or replace bad: 3 of 12 calls succeeded since it was acquired as bad-srv for 'weather' "
+        f"(decision {second}), against 75% expected",
+        "raise [budget] max_units (now 2): S5 deferred 3 of 4 acquisitions in the last day because S3 was "
+        "over budget with nothing idle to park",
+        "look at bad: S1 found its calls drifting 3 times in the last day",
+        "answer the 1 question waiting for an operator (`vsm-mcp approvals list`; the oldest has waited 1.5 h)",
+    ]
+
+
+async def test_with_nothing_stored_there_is_nothing_to_say() -> None:
+    async with MemoryStore.open() as store:
+        report = await reflect(store, now=1.0)
+    assert (report["brier"], report["calls_observed"], report["suggestions"]) == (None, 0, [])
