@@ -311,3 +311,19 @@ async def test_the_self_model_is_computed_from_what_happened_and_read_over_mcp(t
         assert "probe__echo" in text and "3 of 3 calls succeeded" in text
         assert "translate_klingon (2 asks)" in text
         assert len(text.split()) < 400  # a few hundred words at most
+
+
+async def test_s5_stores_its_reflection_periodically(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[reflection]\nevery_s = 1\n"
+        f'[servers.probe]\ncommand = "{sys.executable}"\nargs = ["{PROBE}"]\nstart_timeout_s = 20\n'
+    )
+    settings = load_settings(config, state_dir=tmp_path / "state")
+    async with running(settings) as (runtime, _client):
+        with anyio.fail_after(10):
+            stored = await runtime.notices.wait_for("decision.stored", "reflection", after=0)
+        decision = await runtime.store.decision(stored.data["id"])
+    assert decision is not None and (decision.system, decision.choice) == ("s5", "report")
+    assert decision.rationale.startswith("0 acquisitions, 0 calls observed since; no calls to calibrate on")
+    assert decision.inputs["brier"] is None and decision.inputs["suggestions"] == []

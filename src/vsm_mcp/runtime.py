@@ -37,6 +37,7 @@ from vsm_mcp.acquisition.loop import AcquisitionLoop
 from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
 from vsm_mcp.bridge.demand import SystemDemand
 from vsm_mcp.bridge.observers import OutcomeRecorder, S1Reporter
+from vsm_mcp.bridge.reflection import record_reflection
 from vsm_mcp.bridge.sampling import audit_probe, sample_units
 from vsm_mcp.bridge.self_model import Limits
 from vsm_mcp.core.messages import AlgedonicSignal
@@ -245,6 +246,7 @@ class Runtime:
                     tg.start_soon(gateway.searches.run)  # a search nobody answered counts when idle too
                     tg.start_soon(registry.keep_in_sync, fleet)
                     tg.start_soon(runtime._sample_units)
+                    tg.start_soon(runtime._reflect_periodically)
                     try:
                         # The loop needs the service at once; the MCP tools wait for it (the catalog
                         # takes a couple of seconds to index, and a client should not wait for that).
@@ -308,6 +310,12 @@ class Runtime:
             refresh_capacity=self.demand.refresh_capacity,  # S4 counts serving units' capacity only
             self_model=self.demand.self_model,
         )
+
+    async def _reflect_periodically(self) -> None:
+        """S5 reflects every ``[reflection] every_s``: the report is stored as its decision."""
+        while True:
+            await anyio.sleep(self.settings.reflection.every_s)
+            await record_reflection(self.store)
 
     def live_status(self) -> dict[str, Any]:
         """The recursive VSM status plus the fleet's per-unit counters."""

@@ -201,6 +201,12 @@ class DriftSettings(_Section):
         )
 
 
+class ReflectionSettings(_Section):
+    """S5's periodic reflection (`bridge.reflection`): how often it is computed and stored as a decision."""
+
+    every_s: float = Field(3600.0, ge=1)
+
+
 class TelemetrySettings(_Section):
     """Traces of each call through the gateway to its unit, exported over OTLP/HTTP.
 
@@ -239,6 +245,7 @@ class Settings(BaseSettings):
     acquisition: AcquisitionSettings = AcquisitionSettings()
     sandbox: SandboxSettings = SandboxSettings()
     drift: DriftSettings = DriftSettings()
+    reflection: ReflectionSettings = ReflectionSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     servers: dict[str, ServerSpec] = Field(default_factory=dict)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec
 from vsm_mcp.discovery.matcher import Matcher, MatcherConfig
 from vsm_mcp.discovery.outcomes import OutcomeLedger
@@ -69,3 +71,26 @@ def test_learned_outcomes_reorder_for_their_category_only() -> None:
 def test_ranking_is_deterministic() -> None:
     first = Matcher(CATALOG).rank("write a file with the forecast")
     assert Matcher(CATALOG).rank("write a file with the forecast") == first
+
+
+def test_what_was_learned_ranks_the_same_after_a_restart(tmp_path: Path) -> None:
+    import anyio
+
+    from vsm_mcp.store import SqliteStore
+
+    query = "stock quote and the current time"
+    ledger = OutcomeLedger()
+    for _ in range(20):
+        ledger.record("Stocks", "finance", success=True)
+        ledger.record("Clock", "finance", success=False)
+
+    async def save_then_reload() -> OutcomeLedger:
+        async with SqliteStore.open(tmp_path / "state.db") as store:
+            await ledger.save(store)
+        async with SqliteStore.open(tmp_path / "state.db") as reopened:  # a new process would do this
+            return await OutcomeLedger.load(reopened)
+
+    reloaded = anyio.run(save_then_reload)
+    assert reloaded.tallies == ledger.tallies
+    learned = Matcher(CATALOG, MatcherConfig(aspect_weight=0.0), outcomes=reloaded)
+    assert [s.name for s in learned.match(query, top_k=2, category="finance").servers] == ["Stocks", "Clock"]

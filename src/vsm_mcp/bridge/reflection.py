@@ -203,3 +203,31 @@ async def _suggestions(
             f"{len(refused)} acquisitions were rolled back in the last day: see `vsm-mcp decisions list --system s5`"
         )
     return out
+
+
+def summary(report: dict[str, Any]) -> str:
+    """One paragraph of a report, every figure from it (the rationale of S5's periodic decision)."""
+    parts = [
+        f"{len(report['acquisitions'])} acquisitions, {report['calls_observed']} calls observed since",
+        "no calls to calibrate on" if report["brier"] is None else f"Brier score {report['brier']:.4f}",
+        f"{len(report['contradictions'])} contradicted their prediction",
+    ]
+    suggestions = report["suggestions"]
+    text = "; ".join(parts)
+    return text + (f"; suggestions: {' / '.join(suggestions)}" if suggestions else "; no suggestions")
+
+
+async def record_reflection(store: Store, *, now: float | None = None) -> int:
+    """Compute the reflection now and store it as S5's decision ``reflection`` (its report in the inputs)."""
+    report = await reflect(store, now=now)
+    return await store.record_decision(
+        Decision(
+            at=report["at"],
+            system="s5",
+            subject="reflection",
+            choice="report",
+            rule="periodic reflection",
+            rationale=summary(report),
+            inputs=report,
+        )
+    )
