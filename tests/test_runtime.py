@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -303,6 +304,19 @@ async def test_the_self_model_is_computed_from_what_happened_and_read_over_mcp(t
         limits = after["limits"]
         assert limits["units_running"] == 1 and limits["installs_left_this_hour"] == 10  # type: ignore[index]
         assert after["health"]["systems"]["s1"] == "ok"  # type: ignore[index]
+
+        # The limits and the refusals move with what is stored: an acquisition and a refusal now.
+        from vsm_mcp.core.messages import Decision
+
+        now = time.time()
+        await runtime.store.record_decision(Decision(now, "s5", "acquire:pypi:a@1", "acquired", "auto", "ok"))
+        refused = await runtime.store.record_decision(
+            Decision(now, "s5", "acquire:npm:b@2", "refuse", "license", "GPL-3.0 is not allowed")
+        )
+        moved = await model()
+        assert (moved["limits"]["installs_this_hour"], moved["limits"]["installs_left_this_hour"]) == (1, 9)  # type: ignore[index]
+        assert moved["cannot"]["refused_acquisitions"][0]["id"] == refused  # type: ignore[index]
+        assert moved["recent"]["decisions"][0]["id"] == refused  # type: ignore[index]
 
         prompts = [p.name for p in (await client.list_prompts()).prompts]
         assert "vsm_self_brief" in prompts
