@@ -272,3 +272,31 @@ async def test_an_acquisition_records_the_success_it_expects_for_reflection(tmp_
     assert acquired.inputs["predicted_success"] == pytest.approx((1 + 2) / (1 + 4))
     assert acquired.inputs["outcome_key"] == ["probe-time", "search:echo text"]
     assert acquired.inputs["tally_at_decision"] == [1, 0]
+
+
+async def test_s5_does_not_approve_by_itself_a_server_that_served_the_category_badly(tmp_path: Path) -> None:
+    from vsm_mcp.acquisition.pipeline import TRUST_EVIDENCE
+    from vsm_mcp.discovery.outcomes import OutcomeLedger
+
+    ledger = OutcomeLedger()
+    for i in range(TRUST_EVIDENCE):
+        ledger.record("probe-time", "search:echo text", i < 2)  # 2 of 10 succeeded before
+    async with MemoryStore.open() as store:
+        installer = ProbeInstaller()
+        acquirer = _acquirer(store, tmp_path, installer, outcomes=ledger)
+        plan = await acquirer.plan([PROBE_TIME], query="echo text", category="search:echo text")
+        with pytest.raises(AcquisitionRefusedError) as refused:
+            await acquirer.acquire(plan)  # nobody can be asked here
+        assert installer.installs == []
+        [vetted] = [d for d in await store.decisions() if d.choice == "ask"]
+    assert vetted.rule == "trust"
+    assert (
+        "probe-time served 'search:echo text' badly before (2 of 10 calls succeeded; trust 0.29 < 0.5)"
+        in (vetted.rationale)
+    )
+    assert "nobody can be asked" in str(refused.value)
+    # Another category has no such history: auto-approve holds.
+    async with MemoryStore.open() as store:
+        acquirer = _acquirer(store, tmp_path / "other", ProbeInstaller(), outcomes=ledger)
+        plan = await acquirer.plan([PROBE_TIME], query="echo text", category="search:other")
+        await acquirer.acquire(plan)

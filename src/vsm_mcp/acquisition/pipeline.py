@@ -64,6 +64,10 @@ INTEGRATE_TIMEOUT_S = 60.0
 #: Decisions read back when counting installs of the last hour.
 BUDGET_LOOKBACK = 1000
 SUBJECT_PREFIX = "acquire:"
+#: Calls of a server for a category before S5's learnt trust in it counts (`Acquirer._trusted`).
+TRUST_EVIDENCE = 10
+#: Below this posterior success, S5 does not approve the server for that category by itself.
+TRUST_FLOOR = 0.5
 
 MetadataFetch = Callable[[str, str, str], Awaitable[ReleaseMetadata | None]]
 #: Told as each step starts (``seconds`` None) and ends (its duration): budget, vet, install, sandbox,
@@ -319,6 +323,28 @@ class Acquirer:
         )
         return Acquired(plan, spec, installation, verification, launch, timings)
 
+    def _trusted(self, verdict: Verdict, plan: AcquisitionPlan) -> Verdict:
+        """S5's trust, learnt: a server that served this demand category badly before (at least
+        `TRUST_EVIDENCE` calls, posterior success below `TRUST_FLOOR`) is not approved by itself:
+        a person decides, shown the evidence."""
+        if verdict.outcome is not Outcome.APPROVE or self.outcomes is None:
+            return verdict
+        key = (plan.candidate.server, plan.category)
+        tally = self.outcomes.tallies.get(key)
+        if tally is None or tally.successes + tally.failures < TRUST_EVIDENCE:
+            return verdict
+        trust = self.outcomes.posterior_mean(*key)
+        if trust >= TRUST_FLOOR:
+            return verdict
+        return Verdict(
+            Outcome.ASK,
+            "trust",
+            f"{verdict.rationale}; but {plan.candidate.server} served {plan.category!r} badly before "
+            f"({tally.successes} of {tally.successes + tally.failures} calls succeeded; trust {trust:.2f} "
+            f"< {TRUST_FLOOR:g}): a person decides",
+            verdict.notes,
+        )
+
     def prediction(self, plan: AcquisitionPlan) -> dict[str, Any]:
         """What this acquisition is expected to do, for reflection to check later: the chance that
         a call of the server for its category succeeds (the outcome ledger's posterior mean), and
@@ -365,7 +391,7 @@ class Acquirer:
                 metadata = await self.metadata(c.registry_type, c.identifier, c.version)
             except VsmError as exc:
                 await self._refuse(plan, "metadata", f"registry metadata unavailable: {exc}")
-        verdict = vet(c, metadata, self.known_names, policy)
+        verdict = self._trusted(vet(c, metadata, self.known_names, policy), plan)
         meta = dataclasses.asdict(metadata) if metadata is not None else None
         await self._decide(
             plan,
