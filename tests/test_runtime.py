@@ -260,6 +260,22 @@ async def test_a_client_reads_the_stored_decisions_through_the_gateway(tmp_path:
         assert [d["id"] for d in shown][:2] == [second, first]
         one = await client.read_resource(f"vsm://decisions/{first}")
         assert json.loads(one.contents[0].text) == dataclasses.asdict(await runtime.store.decision(first))  # type: ignore[union-attr, arg-type]
+        # An acquisition's document carries what followed it: its server's calls since, against
+        # the success it predicted (here the unit itself, for its tool's category).
+        inputs = {
+            "unit": "probe",
+            "predicted_success": 0.5,
+            "outcome_key": ["probe", "probe__echo"],
+            "tally_at_decision": [0, 0],
+        }
+        acquired = await runtime.store.record_decision(
+            Decision(time.time(), "s5", "acquire:pypi:probe@1", "acquired", "auto", "ok", inputs)
+        )
+        for _ in range(2):
+            await client.call_tool("probe__echo", {"text": "after"})
+        followed = json.loads((await client.read_resource(f"vsm://decisions/{acquired}")).contents[0].text)  # type: ignore[union-attr]
+        assert followed["observed"]["successes"] == 2 and followed["observed"]["failures"] == 0
+        assert followed["observed"]["predicted_success"] == 0.5 and followed["observed"]["horizon_hours"] == 1
         with pytest.raises(MCPError, match="Resource not found: vsm://decisions/999"):
             await client.read_resource("vsm://decisions/999")
         templates = (await client.list_resource_templates()).resource_templates

@@ -37,7 +37,7 @@ from vsm_mcp.acquisition.loop import AcquisitionLoop
 from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
 from vsm_mcp.bridge.demand import SystemDemand
 from vsm_mcp.bridge.observers import OutcomeRecorder, S1Reporter
-from vsm_mcp.bridge.reflection import record_reflection
+from vsm_mcp.bridge.reflection import DecisionRecords, record_reflection
 from vsm_mcp.bridge.sampling import audit_probe, sample_units
 from vsm_mcp.bridge.self_model import Limits
 from vsm_mcp.core.messages import AlgedonicSignal
@@ -226,7 +226,7 @@ class Runtime:
                         extra=capabilities,
                         audit=StoreAudit(store),
                         profiles=profiles,
-                        decisions=store,
+                        decisions=DecisionRecords(store, lambda: outcomes.ledger),
                         self_source=demand,
                         tracing=tracing,
                     )

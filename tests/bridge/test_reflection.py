@@ -116,3 +116,29 @@ async def test_with_nothing_stored_there_is_nothing_to_say() -> None:
     async with MemoryStore.open() as store:
         report = await reflect(store, now=1.0)
     assert (report["brier"], report["calls_observed"], report["suggestions"]) == (None, 0, [])
+
+
+def test_what_followed_an_acquisition_is_its_calls_and_the_categorys_unanswered_share() -> None:
+    from vsm_mcp.bridge.reflection import observed
+    from vsm_mcp.core.messages import DemandAggregate
+
+    decision = _acquired(7300.0, "w", "w-srv", "weather", p=0.6, before=[1, 1])
+    ledger = OutcomeLedger()
+    ledger.tallies[("w-srv", "weather")] = Tally(1 + 4, 1 + 1)
+    demand = [
+        DemandAggregate("weather", 3600, 4, 0),  # the hour before: nothing answered it
+        DemandAggregate("weather", 7200, 2, 0),  # the hour of the decision, before it
+        DemandAggregate("weather", 10800, 5, 4),  # the hour after
+        DemandAggregate("files", 10800, 9, 9),  # another category
+        DemandAggregate("weather", 14400, 7, 7),  # beyond the one-hour horizon
+    ]
+    assert observed(decision, ledger, demand) == {
+        "predicted_success": 0.6,
+        "successes": 4,
+        "failures": 1,
+        "observed_success": 0.8,
+        "unanswered_share_before": 1.0,
+        "unanswered_share_after": 0.2,
+        "horizon_hours": 1,
+    }
+    assert observed(Decision(1.0, "s3", "park:w", "park", "idle", "idle"), ledger, demand) is None

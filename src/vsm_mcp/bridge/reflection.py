@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from vsm_mcp.acquisition.pipeline import SUBJECT_PREFIX
-from vsm_mcp.core.messages import ApprovalStatus, Decision
+from vsm_mcp.core.messages import ApprovalStatus, Decision, DemandAggregate
 from vsm_mcp.core.ports import Store
+from vsm_mcp.core.variety import DEMAND_BUCKET_S
 from vsm_mcp.discovery.outcomes import OutcomeLedger
 
 #: Probability bins of the reliability table.
@@ -43,6 +45,8 @@ FAILING_SHARE = 0.5
 REPEATS = 3
 #: Decisions and alerts read.
 READ = 5000
+#: Hours of stored demand after an acquisition read for its "after".
+HORIZON_HOURS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,43 @@ def reliability(observations: list[Observation], bins: int = BINS) -> list[Relia
             )
         )
     return out
+
+
+def observed(
+    decision: Decision, ledger: OutcomeLedger, demand: list[DemandAggregate]
+) -> dict[str, Any] | None:
+    """What followed an acquisition decision (None for any other): its server's calls for its
+    category since, against the success it predicted, and that category's unanswered share of
+    demand in the stored hour before the decision and in the hours after it (the horizon is
+    `HORIZON_HOURS`)."""
+    pairs = _acquisitions([decision], ledger)
+    if not pairs:
+        return None
+    _, o = pairs[0]
+    category = str(decision.inputs["outcome_key"][1])
+    start = int(decision.at) // DEMAND_BUCKET_S * DEMAND_BUCKET_S
+    before = [
+        a for a in demand if a.category == category and start - DEMAND_BUCKET_S <= a.bucket_start <= start
+    ]
+    after = [
+        a
+        for a in demand
+        if a.category == category and start < a.bucket_start <= start + HORIZON_HOURS * DEMAND_BUCKET_S
+    ]
+
+    def unanswered(rows: list[DemandAggregate]) -> float | None:
+        asks = sum(a.count for a in rows)
+        return round(1.0 - sum(min(a.matched, a.count) for a in rows) / asks, 6) if asks else None
+
+    return {
+        "predicted_success": o.p,
+        "successes": o.successes,
+        "failures": o.failures,
+        "observed_success": o.successes / o.calls if o.calls else None,
+        "unanswered_share_before": unanswered(before),
+        "unanswered_share_after": unanswered(after),
+        "horizon_hours": HORIZON_HOURS,
+    }
 
 
 def _acquisitions(decisions: list[Decision], ledger: OutcomeLedger) -> list[tuple[Decision, Observation]]:
@@ -231,3 +272,36 @@ async def record_reflection(store: Store, *, now: float | None = None) -> int:
             inputs=report,
         )
     )
+
+
+class DecisionRecords:
+    """Stored decisions as documents, each acquisition with what followed it (`observed`): the
+    gateway's ``vsm://decisions`` and ``vsm://decisions/{id}``. ``ledger`` gives the live ledger."""
+
+    def __init__(self, store: Store, ledger: Callable[[], OutcomeLedger]) -> None:
+        self.store = store
+        self.ledger = ledger
+
+    async def _documents(self, decisions: list[Decision]) -> list[dict[str, Any]]:
+        oldest = min((d.at for d in decisions), default=0.0)
+        demand = await self.store.demand_since(
+            int(oldest) // DEMAND_BUCKET_S * DEMAND_BUCKET_S - DEMAND_BUCKET_S
+        )
+        ledger = self.ledger()
+        out = []
+        for d in decisions:
+            document = asdict(d)
+            followed = observed(d, ledger, demand)
+            if followed is not None:
+                document["observed"] = followed
+            out.append(document)
+        return out
+
+    async def decisions(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The ``limit`` latest decisions, newest first."""
+        return await self._documents(await self.store.decisions(limit))
+
+    async def decision(self, decision_id: int) -> dict[str, Any] | None:
+        """One decision by number, None when there is none."""
+        found = await self.store.decision(decision_id)
+        return None if found is None else (await self._documents([found]))[0]

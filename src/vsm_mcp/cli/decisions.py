@@ -2,7 +2,9 @@
 
 ``list`` shows the stored decisions newest first (``--system`` keeps one
 system's: s3, s4, s5, gateway); ``show ID`` one decision whole, its inputs and
-alternatives included. The same records are the MCP resources
+alternatives included, and for an acquisition what followed it (its calls
+since against the success it predicted, the category's unanswered share
+before and after: `bridge.reflection.observed`). The same records are the MCP resources
 ``vsm://decisions`` and ``vsm://decisions/{id}``.
 """
 
@@ -96,8 +98,11 @@ def show(
     from vsm_mcp.fleet.logfile import printable
 
     async def read(store: Store) -> dict[str, Any] | None:
-        found = await store.decision(decision_id)
-        return dataclasses.asdict(found) if found is not None else None
+        from vsm_mcp.bridge.reflection import DecisionRecords
+        from vsm_mcp.discovery.outcomes import OutcomeLedger
+
+        ledger = await OutcomeLedger.load(store)  # as the gateway last saved it
+        return await DecisionRecords(store, lambda: ledger).decision(decision_id)
 
     record = _with_store(ctx, read)
     if record is None:
@@ -108,5 +113,6 @@ def show(
     for key in ("id", "at", "system", "subject", "choice", "rule", "rationale"):
         value = _when(record[key]) if key == "at" else record[key]
         _out.print(Text(f"{key}: {printable(str(value))}"))
-    for key in ("inputs", "alternatives"):
-        _out.print(Text(f"{key}: {printable(json.dumps(record[key], indent=2, default=str))}"))
+    for key in ("inputs", "alternatives", "observed"):
+        if key in record:
+            _out.print(Text(f"{key}: {printable(json.dumps(record[key], indent=2, default=str))}"))

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from mcp.server.context import ServerRequestContext
 
 from vsm_mcp.core.access import Scope
-from vsm_mcp.core.messages import Decision
 from vsm_mcp.core.variety import UNLIMITED
 from vsm_mcp.core.window import DemandWindow
 
@@ -102,11 +101,12 @@ class WindowDemand:
 
 
 class DecisionSource(Protocol):
-    """Where the gateway reads the system's stored decisions (the store, in production)."""
+    """Where the gateway reads the system's stored decisions as JSON documents (each acquisition
+    with what followed it, in production: `bridge.reflection.DecisionRecords`)."""
 
-    async def decisions(self, limit: int = 100) -> list[Decision]: ...
+    async def decisions(self, limit: int = 100) -> list[dict[str, Any]]: ...
 
-    async def decision(self, decision_id: int) -> Decision | None: ...
+    async def decision(self, decision_id: int) -> dict[str, Any] | None: ...
 
 
 class SelfSource(Protocol):

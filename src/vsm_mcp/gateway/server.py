@@ -36,7 +36,6 @@ unit is serving. Invariants:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -526,14 +525,12 @@ class Gateway:
         if self.decisions is None or not uri.startswith(RESOURCE_DECISIONS):
             return None
         if uri == RESOURCE_DECISIONS:
-            return {
-                "decisions": [dataclasses.asdict(d) for d in await self.decisions.decisions(DECISIONS_LISTED)]
-            }
+            return {"decisions": await self.decisions.decisions(DECISIONS_LISTED)}
         number = uri.removeprefix(RESOURCE_DECISIONS + "/")
         found = await self.decisions.decision(int(number)) if number.isdigit() else None
         if found is None:
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}", data={"uri": uri})
-        return dataclasses.asdict(found)
+        return found
 
     async def _subscribe(self, ctx: Ctx, params: types.SubscribeRequestParams) -> dict[str, Any]:
         uri = str(params.uri)
