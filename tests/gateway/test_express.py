@@ -194,3 +194,34 @@ async def test_a_modern_client_is_never_relayed(probe_spec: Callable[..., Server
             assert gateway.express is not None
             assert (gateway.express.armed, gateway.express.relayed) == (False, 0)
     assert result.content[0].text == "modern"  # type: ignore[union-attr]
+
+
+async def test_a_relayed_call_is_one_trace_joined_to_the_clients_when_tracing(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from vsm_mcp.fleet.tracing import CallTracer
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()  # this test's own, not the process's global one
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    async with raw_face(probe_spec("p")) as (gateway, client):
+        gateway.fleet.tracer = CallTracer(provider.get_tracer("test"))
+        await client.handshake()
+        request = _call("t-1", "p__echo", text="traced")
+        request["params"]["_meta"] = {"traceparent": f"00-{trace_id}-{parent_id}-01"}
+        client.send(request)
+        answer = await client.receive()
+        assert answer["result"]["isError"] is False
+        assert gateway.express is not None and gateway.express.relayed == 1
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    served, sent = spans["tools/call p__echo"], spans["tools/call p/echo"]
+    assert (served.kind, sent.kind) == (SpanKind.SERVER, SpanKind.CLIENT)
+    assert served.context.trace_id == sent.context.trace_id == int(trace_id, 16)  # the client's trace
+    assert served.parent is not None and served.parent.span_id == int(parent_id, 16)
+    assert sent.parent is not None and sent.parent.span_id == served.context.span_id

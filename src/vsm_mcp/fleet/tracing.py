@@ -7,7 +7,9 @@ and its W3C trace context goes downstream in the request's ``_meta`` (SEP-414),
 so a server that traces joins the same trace. On the SDK session path the SDK's
 own ``MCP send`` span nests below it and injects its own context; on the
 express lane the context injected here is the one the server sees. The span
-ends once, when the call ends or is cancelled.
+ends once, when the call ends or is cancelled. The stdio face's express relay,
+which answers plain calls without the SDK's session, opens the SERVER span
+itself (`CallTracer.serve`), so a relayed call is one trace too.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.propagate import inject
+from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from vsm_mcp.fleet.routing import Route
@@ -62,6 +64,34 @@ class CallTracer:
             span.end()
 
         return otel_context.attach(current), end
+
+    def serve(self, public: str, meta: dict[str, Any] | None) -> tuple[object, Callable[[bool, str], None]]:
+        """Start the SERVER span of a client's request the gateway answers without the SDK's session
+        (the stdio face's express relay), as the SDK's middleware names it, joined to the client's
+        trace when its ``_meta`` carries one; make it current. Returns `begin`'s pair."""
+        parent = extract(meta) if meta else None
+        span = self._tracer.start_span(
+            f"tools/call {public}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={
+                "mcp.method.name": "tools/call",
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": public,
+            },
+        )
+        ended = False
+
+        def end(ok: bool, reason: str) -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
+            if not ok:
+                span.set_status(Status(StatusCode.ERROR, reason or "failed"))
+            span.end()
+
+        return otel_context.attach(trace.set_span_in_context(span)), end
 
     @staticmethod
     def detach(token: object) -> None:

@@ -25,7 +25,7 @@ unchanged. Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 import mcp_types as types
@@ -121,6 +121,13 @@ class ExpressRelay:
             name, params = exposed.public, {**params, "name": exposed.public}
         call = ToolCall(name, params, progress=self._progress, client=STDIO_CLIENT)
         unit = route.unit
+        tracer = gateway.fleet.tracer
+        token: object = None
+        end_span: Callable[[bool, str], None] | None = None
+        if tracer is not None:  # the SDK's server span is not there on this path: this is it
+            token, end_span = tracer.serve(shown, meta)
+            ending = end_span
+            call.control.also(lambda: ending(False, "cancelled by the client"))
 
         def reply(outcome: Outcome) -> None:
             if self._inflight.pop(request_id, None) is None:
@@ -132,13 +139,21 @@ class ExpressRelay:
                 error = outcome if isinstance(outcome, types.ErrorData) else unit_error_data(outcome, unit)
                 message = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
             self._writer.send_nowait(message)
+            if end_span is not None:
+                failed = not isinstance(outcome, dict) or outcome.get("isError") is True
+                end_span(not failed, "" if not failed else "the call failed")
 
         self._inflight[request_id] = call.control
         try:
             gateway.fleet.start(call, reply)
         except KeyError:
             del self._inflight[request_id]
+            if end_span is not None:
+                end_span(False, "not routed")
             return False  # not the fleet's now (routes change): the full path says why
+        finally:
+            if tracer is not None:
+                tracer.detach(token)
         self.relayed += 1
         gateway.note_call(route, STDIO_CLIENT, shown)
         return True
