@@ -311,6 +311,7 @@ async def test_the_self_model_is_computed_from_what_happened_and_read_over_mcp(t
                 await client.call_tool("translate_klingon", {"text": "nuqneH"})
         with anyio.fail_after(10):
             await runtime.notices.wait_for("variety.read", after=0, where=lambda n: n.data["events"] >= 5)
+        await counted(runtime, lambda: runtime.system.s1.unit_stats("probe").calls >= 3)  # S1 batches
         after = await model()
         entry = echo_entry(after)
         assert entry["observed"] == {"successes": 3, "failures": 0}

@@ -478,11 +478,10 @@ class Gateway:
         listed = [
             r for r in routes.resource_list if view.admits_unit(routes.resources.get(str(r.get("uri")), ""))
         ]
-        own = (
-            VSM_RESOURCES
-            if self.decisions is not None
-            else [r for r in VSM_RESOURCES if r["uri"] != RESOURCE_DECISIONS]
-        )
+        absent = {RESOURCE_DECISIONS} if self.decisions is None else set()
+        if self.self_source is None:
+            absent.add(RESOURCE_SELF)
+        own = [r for r in VSM_RESOURCES if r["uri"] not in absent]
         return {"resources": [*own, *listed]}
 
     async def _list_templates(self, ctx: Ctx, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
