@@ -1,8 +1,8 @@
 """Implicit aspects of a task: needs the wording implies but does not name.
 
-An agent that must "save it to /root/notes/cv.md" needs a filesystem tool
-although the query never says "file"; "tickets for next Wednesday" needs the
-current date; "estimate its value" needs arithmetic. Each detector is a
+An agent asked to "write the summary into ~/out/notes.txt" needs a filesystem
+tool although the request never says "file"; "book a table for next Friday"
+needs the current date; "work out the monthly payment" needs arithmetic. Each detector is a
 structural cue of the text (a path, a relative-time expression, an
 arithmetic verb) and adds the generic terms of that capability to the query.
 
