@@ -43,6 +43,27 @@ async def acknowledge(store: Store, ids: Iterable[int], *, by: str, at: float) -
     return new
 
 
+async def alert_rows(store: Store, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` latest stored alerts as JSON-ready rows, each with its acknowledgement (or None):
+    what ``vsm-mcp alerts list --json`` and the operator API show."""
+    acks = await acknowledged(store)
+    return [
+        {
+            "id": a.id,
+            "source": a.source,
+            "kind": a.kind,
+            "valence": a.valence.value,
+            "severity": a.severity.name,
+            "count": a.count,
+            "first_at": a.first_at,
+            "last_at": a.last_at,
+            "detail": a.detail,
+            "acknowledged": acks.get(a.id) if a.id is not None else None,
+        }
+        for a in await store.alerts(limit)
+    ]
+
+
 async def apply_acknowledgements(store: Store, policy: Policy, applied: set[int]) -> int:
     """Clear from S5's attention the alerts acknowledged since the last call; returns how many left it."""
     cleared = 0

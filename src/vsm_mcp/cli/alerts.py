@@ -12,32 +12,18 @@ import json
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vsm_mcp.cli.context import audited, state_of
+from vsm_mcp.cli.context import audited, with_store
 
 if TYPE_CHECKING:
     from vsm_mcp.core.ports import Store
 
 app = typer.Typer(help="Algedonic alerts: list them, acknowledge the escalated ones.", no_args_is_help=True)
 _out = Console()
-
-
-def _with_store(ctx: typer.Context, action: Any) -> Any:
-    from vsm_mcp.store import SqliteStore
-
-    settings = state_of(ctx).settings()
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-
-    async def run() -> Any:
-        async with SqliteStore.open(settings.database_path) as store:
-            return await action(store)
-
-    return anyio.run(run)
 
 
 @app.command("list")
@@ -47,28 +33,13 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The stored alerts, most recent first, with their acknowledgement."""
-    from vsm_mcp.bridge.acknowledgements import acknowledged
+    from vsm_mcp.bridge.acknowledgements import alert_rows
     from vsm_mcp.fleet.logfile import printable
 
     async def read(store: Store) -> list[dict[str, Any]]:
-        acks = await acknowledged(store)
-        return [
-            {
-                "id": a.id,
-                "source": a.source,
-                "kind": a.kind,
-                "valence": a.valence.value,
-                "severity": a.severity.name,
-                "count": a.count,
-                "first_at": a.first_at,
-                "last_at": a.last_at,
-                "detail": a.detail,
-                "acknowledged": acks.get(a.id) if a.id is not None else None,
-            }
-            for a in await store.alerts(limit=limit)
-        ]
+        return await alert_rows(store, limit)
 
-    rows = _with_store(ctx, read)
+    rows = with_store(ctx, read)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -111,6 +82,6 @@ def ack(
             await audited(store, "alert.ack", str(alert_id))
         return new
 
-    new = _with_store(ctx, act)
+    new = with_store(ctx, act)
     done = ", ".join(str(i) for i in new) or "none new"
     _out.print(f"acknowledged: {done}", highlight=False)

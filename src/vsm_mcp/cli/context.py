@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     from vsm_mcp.core.ports import Store
@@ -46,3 +49,19 @@ async def audited(store: Store, action: str, target: str, detail: str = "") -> N
     await store.record_action(
         OperatorAction(time.time(), LOCAL_OPERATOR.label, action, target, "cli", detail)
     )
+
+
+def with_store(ctx: typer.Context, action: Callable[[Store], Awaitable[_T]]) -> _T:
+    """Run ``action`` on the state directory's store (opened and closed here)."""
+    import anyio
+
+    from vsm_mcp.store import SqliteStore
+
+    settings = state_of(ctx).settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> _T:
+        async with SqliteStore.open(settings.database_path) as store:
+            return await action(store)
+
+    return anyio.run(run)

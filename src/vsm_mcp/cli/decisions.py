@@ -15,13 +15,12 @@ import json
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vsm_mcp.cli.context import state_of
+from vsm_mcp.cli.context import with_store
 
 if TYPE_CHECKING:
     from vsm_mcp.core.ports import Store
@@ -30,19 +29,6 @@ app = typer.Typer(
     help="What the systems decided: list the stored decisions, show one whole.", no_args_is_help=True
 )
 _out = Console()
-
-
-def _with_store(ctx: typer.Context, action: Any) -> Any:
-    from vsm_mcp.store import SqliteStore
-
-    settings = state_of(ctx).settings()
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-
-    async def run() -> Any:
-        async with SqliteStore.open(settings.database_path) as store:
-            return await action(store)
-
-    return anyio.run(run)
 
 
 def _when(at: float) -> str:
@@ -66,7 +52,7 @@ def list_(
         kept = [d for d in found if system is None or d.system == system][:limit]
         return [dataclasses.asdict(d) for d in kept]
 
-    rows = _with_store(ctx, read)
+    rows = with_store(ctx, read)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -104,7 +90,7 @@ def show(
         ledger = await OutcomeLedger.load(store)  # as the gateway last saved it
         return await DecisionRecords(store, lambda: ledger).decision(decision_id)
 
-    record = _with_store(ctx, read)
+    record = with_store(ctx, read)
     if record is None:
         raise ConfigError(f"no decision {decision_id} (see `vsm-mcp decisions list`)")
     if as_json:

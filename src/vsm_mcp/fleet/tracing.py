@@ -52,18 +52,7 @@ class CallTracer:
         meta = dict(wire.get("_meta") or {})
         inject(meta, context=current)
         wire["_meta"] = meta
-        ended = False
-
-        def end(ok: bool, reason: str) -> None:
-            nonlocal ended
-            if ended:
-                return
-            ended = True
-            if not ok:
-                span.set_status(Status(StatusCode.ERROR, reason or "failed"))
-            span.end()
-
-        return otel_context.attach(current), end
+        return otel_context.attach(current), _ender(span)
 
     def serve(self, public: str, meta: dict[str, Any] | None) -> tuple[object, Callable[[bool, str], None]]:
         """Start the SERVER span of a client's request the gateway answers without the SDK's session
@@ -80,20 +69,25 @@ class CallTracer:
                 "gen_ai.tool.name": public,
             },
         )
-        ended = False
-
-        def end(ok: bool, reason: str) -> None:
-            nonlocal ended
-            if ended:
-                return
-            ended = True
-            if not ok:
-                span.set_status(Status(StatusCode.ERROR, reason or "failed"))
-            span.end()
-
-        return otel_context.attach(trace.set_span_in_context(span)), end
+        return otel_context.attach(trace.set_span_in_context(span)), _ender(span)
 
     @staticmethod
     def detach(token: object) -> None:
         """Make the span `begin` made current no longer current (it goes on until its call ends)."""
         otel_context.detach(token)  # type: ignore[arg-type]
+
+
+def _ender(span: trace.Span) -> Callable[[bool, str], None]:
+    """The function that ends ``span`` once, marked failed with ``reason`` when not ``ok``."""
+    ended = False
+
+    def end(ok: bool, reason: str) -> None:
+        nonlocal ended
+        if ended:
+            return
+        ended = True
+        if not ok:
+            span.set_status(Status(StatusCode.ERROR, reason or "failed"))
+        span.end()
+
+    return end

@@ -35,10 +35,9 @@ from pydantic import ValidationError
 
 from vsm_mcp import report
 from vsm_mcp.acquisition import approvals
-from vsm_mcp.bridge.acknowledgements import acknowledge, acknowledged
+from vsm_mcp.bridge.acknowledgements import acknowledge, alert_rows
 from vsm_mcp.core.access import Scope
 from vsm_mcp.core.messages import (
-    AlgedonicAlert,
     ApprovalRequest,
     ApprovalStatus,
     AuditFinding,
@@ -198,15 +197,10 @@ def build_app(runtime: Runtime, sessions: WebSessions, *, secure_cookie: bool = 
     ) -> list[dict[str, Any]]:
         """Stored alerts, newest first, each with who acknowledged it (if anyone)."""
         reads(who, request)
-        acks = await acknowledged(runtime.store)
         attention = set(runtime.system.s5.attention)
         return [
-            {
-                **_alert(a),
-                "acknowledged": acks.get(a.id or -1),
-                "needs_attention": a.id in attention,
-            }
-            for a in await runtime.store.alerts(limit)
+            {**row, "needs_attention": row["id"] in attention}
+            for row in await alert_rows(runtime.store, limit)
         ]
 
     @app.get("/api/findings", response_model=list[AuditFinding])
@@ -433,20 +427,6 @@ def _by(who: Caller) -> str:
         if who.session
         else f"token {who.principal.name!r} (API)"
     )
-
-
-def _alert(a: AlgedonicAlert) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "source": a.source,
-        "kind": a.kind,
-        "valence": a.valence.value,
-        "severity": a.severity.name,
-        "count": a.count,
-        "first_at": a.first_at,
-        "last_at": a.last_at,
-        "detail": a.detail,
-    }
 
 
 async def _replay(runtime: Runtime, letter: DeadLetter) -> str | None:

@@ -12,8 +12,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Metric = int | float | str | bool | None
-
 
 class SystemModel(BaseModel):
     """One system's state word and measured metrics (`vsm.status.SystemStatus`)."""
@@ -34,15 +32,6 @@ class ViableModel(BaseModel):
     s5: SystemModel
     algedonic: SystemModel
     units: list[ViableModel] = Field(default_factory=list)
-
-
-class DoorModel(BaseModel):
-    """S2's door at one unit (`fleet.admission`)."""
-
-    limit: int | None = None
-    in_flight: int = 0
-    queued: int = 0
-    waited: int = 0
 
 
 class UnitRow(BaseModel):
@@ -163,16 +152,6 @@ class ApproveDefinitionsIn(BaseModel):
     """The digest of the definitions the operator was shown (`QuarantineOut.shown_digest`)."""
 
     shown_digest: str = Field(min_length=64, max_length=64)
-
-
-class EventNote(BaseModel):
-    """One notice on ``/api/events`` (`vsm.notices.Notice`); the SSE ``id`` resumes after it."""
-
-    seq: int
-    at: float
-    kind: str
-    subject: str
-    data: dict[str, Any]
 
 
 ApprovalFilter = Literal["pending", "all"]
