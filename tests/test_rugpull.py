@@ -37,6 +37,7 @@ from vsm_mcp.acquisition.installer import MARKER, Installation
 from vsm_mcp.acquisition.launch import SandboxLauncher
 from vsm_mcp.acquisition.pipeline import Acquirer
 from vsm_mcp.acquisition.vetting import Candidate, ReleaseMetadata, VettingPolicy
+from vsm_mcp.bridge.reflection import DecisionRecords
 from vsm_mcp.cli.app import app
 from vsm_mcp.core.messages import AlgedonicAlert, Severity
 from vsm_mcp.errors import UnitUnavailableError
@@ -243,6 +244,14 @@ async def assert_quarantined(runtime: Runtime, client: Client, unit: str, field:
     )
     [status] = [u for u in runtime.gateway.status()["units"] if u["name"] == unit]
     assert (status["state"], status["quarantine"]) == ("ready", reason(field))
+    # S3's decision, with what it predicts (no call served) and, so far, what followed
+    [decision] = [d for d in await runtime.store.decisions() if d.choice == "quarantine"]
+    assert (decision.system, decision.subject, decision.inputs["reason"]) == ("s3", unit, reason(field))
+    records = DecisionRecords(runtime.store, lambda: runtime.outcomes.ledger)
+    document = await records.decision(decision.id or 0)
+    assert document is not None
+    assert document["observed"]["predicted"] == {"calls_served": 0}
+    assert (document["observed"]["successes"], document["observed"]["as_predicted"]) == (0, True)
 
 
 async def approve_and_call(

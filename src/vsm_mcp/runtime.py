@@ -40,7 +40,7 @@ from vsm_mcp.bridge.observers import OutcomeRecorder, S1Reporter
 from vsm_mcp.bridge.reflection import DecisionRecords, record_reflection
 from vsm_mcp.bridge.sampling import audit_probe, sample_units
 from vsm_mcp.bridge.self_model import Limits
-from vsm_mcp.core.messages import AlgedonicSignal
+from vsm_mcp.core.messages import AlgedonicSignal, Decision
 from vsm_mcp.core.ports import Store
 from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.errors import VsmError
@@ -189,11 +189,16 @@ class Runtime:
                 async def to_channel(signal: AlgedonicSignal) -> None:
                     system.channel.emit(signal)
 
+                async def record_unit_decision(decision: Decision) -> None:
+                    # a unit's supervision decision, with its server's tally to tell what followed
+                    await store.record_decision(outcomes.stamp(decision))
+
                 ledger = await OutcomeLedger.load(store)
                 fleet = Fleet(
                     (await registry.desired()).values(),
                     dead_letters=store,
                     signals=to_channel,
+                    decisions=record_unit_decision,
                     reserved_names=VSM_TOOL_NAMES | CAPABILITY_TOOL_NAMES,
                     log_dir=settings.state_dir / "logs",
                     sandbox=settings.sandbox_policy(),

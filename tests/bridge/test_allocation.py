@@ -12,6 +12,7 @@ import pytest
 from mcp import Client
 
 from vsm_mcp.bridge.allocation import prestart
+from vsm_mcp.bridge.reflection import DecisionRecords
 from vsm_mcp.core.messages import DemandAggregate
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.spec import ServerSpec
@@ -61,12 +62,21 @@ async def test_over_budget_s3_parks_the_longest_idle_and_a_call_starts_one_again
             decisions = [d for d in await runtime.store.decisions() if d.choice == "park"]
             assert {"c", "d"} <= {d.subject for d in decisions}
             assert all(d.system == "s3" and d.inputs["max_units"] == 2 for d in decisions)
+            # each park predicts the calls S4 expects within the hour, stamped with the tally then
+            assert all(d.inputs["predicted"] == {"calls_within_hour": 0.0} for d in decisions)
+            [park_c] = [d for d in decisions if d.subject == "c"][-1:]
+            assert park_c.inputs["server_tally_at_decision"] == [0, 0]
             # the parked units' tools stay listed, and a call of one starts it and answers
             assert {f"{n}__echo" for n in NAMES} <= {t.name for t in (await client.list_tools()).tools}
             mark = notices.last_seq
             answer = await client.call_tool("c__echo", {"text": "woken"})
             assert answer.is_error is False and "woken" in str(answer.content[0])
             assert runtime.fleet.unit("c").state is UnitState.READY
+            records = DecisionRecords(runtime.store, lambda: runtime.outcomes.ledger)
+            document = await records.decision(park_c.id or 0)
+            assert document is not None
+            assert document["observed"]["calls_since"] == 1  # the call that woke it
+            assert document["observed"]["as_predicted"] is None  # its hour is not over
             # three run now: S3 parks the longest idle of a, b (a was called first)
             with anyio.fail_after(20):
                 parked = await notices.wait_for(

@@ -11,7 +11,7 @@ import anyio
 import mcp_types as types
 import pytest
 
-from vsm_mcp.core.messages import AlgedonicSignal
+from vsm_mcp.core.messages import AlgedonicSignal, Decision
 from vsm_mcp.errors import MissingSecretError
 from vsm_mcp.fleet.confinement import Confinement, SandboxPolicy
 from vsm_mcp.fleet.secrets import referenced, resolve
@@ -49,6 +49,9 @@ class Observer:
 
     async def unit_signal(self, signal: AlgedonicSignal) -> None:
         self.signals.append(signal)
+
+    async def unit_decided(self, unit: Unit, decision: Decision) -> None:
+        return None
 
 
 def _spec(**fields: Any) -> ServerSpec:

@@ -13,7 +13,7 @@ import anyio
 import mcp_types as types
 import pytest
 
-from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence
+from vsm_mcp.core.messages import AlgedonicSignal, Decision, Severity, Valence
 from vsm_mcp.errors import CallTimeoutError, UnitError, UnitUnavailableError
 from vsm_mcp.fleet.spec import ServerSpec
 from vsm_mcp.fleet.unit import Unit
@@ -30,6 +30,7 @@ class Signals:
         #: Set at the first signal of each kind.
         self.kinds: dict[str, anyio.Event] = {}
         self.catalogs = 0
+        self.decisions: list[Decision] = []
 
     def kind(self, kind: str) -> anyio.Event:
         return self.kinds.setdefault(kind, anyio.Event())
@@ -47,6 +48,9 @@ class Signals:
         self.received.append(signal)
         self.pained.set()
         self.kind(signal.kind).set()
+
+    async def unit_decided(self, unit: Unit, decision: Decision) -> None:
+        self.decisions.append(decision)
 
 
 def _text(result: dict[str, Any]) -> str:
@@ -191,6 +195,19 @@ async def test_crash_at_start_becomes_a_crash_loop_with_pain(probe_spec: Callabl
         )
         assert pain.detail.startswith("3 restarts within 60s")
         assert "crashing at start" in "\n".join(unit.stderr)
+        # Every choice of the supervisor is a decision with what it expected: two restarts, then a stop.
+        assert [(d.system, d.subject, d.choice) for d in observer.decisions] == [
+            ("s1", "p", "restart"),
+            ("s1", "p", "restart"),
+            ("s1", "p", "stop"),
+        ]
+        first, _, stop = observer.decisions
+        assert first.inputs["restarts"] == 1 and first.inputs["restarts_in_window"] == 1
+        assert first.inputs["predicted"]["ready_within_s"] == pytest.approx(
+            first.inputs["delay_s"] + unit.spec.start_timeout_s
+        )
+        assert "crash loop: 3 restarts within 60s" in stop.rule
+        assert stop.inputs["predicted"] == {"calls_served": 0}
         with pytest.raises(UnitUnavailableError, match="failed after a crash loop"):
             await _call(unit, "echo", text="x")
         tg.cancel_scope.cancel()
@@ -217,6 +234,8 @@ async def test_a_unit_that_keeps_coming_up_and_going_down_is_held_not_restarted_
         assert (pain.source, pain.severity) == ("unit:p", Severity.MEDIUM)
         assert pain.detail.startswith("3 restarts within 60s; held for 60s before the next start")
         assert unit.holds == 1 and unit.held_until is not None
+        assert [d.choice for d in observer.decisions] == ["restart", "restart", "hold"]
+        assert observer.decisions[-1].inputs["delay_s"] == 60
         assert unit.state is UnitState.BACKOFF
         with anyio.move_on_after(1.0):  # held: no start within the second (the hold is 60 s)
             await unit.wait_ready()

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 
+from vsm_mcp.bridge import followup
+from vsm_mcp.core.messages import Decision
 from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.errors import BusClosedError
 from vsm_mcp.fleet.fleet import CallEnded
@@ -79,6 +81,12 @@ class OutcomeRecorder:
         category = unit.spec.category if unit is not None and unit.spec.category else route.public
         self.ledger.record(self.catalog_names.get(route.unit, route.unit), category, call.ok)
         self.dirty = True
+
+    def stamp(self, decision: Decision) -> Decision:
+        """``decision`` about a unit, with its server's tally now (`bridge.followup.stamp`)."""
+        return followup.stamp(
+            decision, self.ledger, self.catalog_names.get(decision.subject, decision.subject)
+        )
 
     def fleet_stopped(self) -> None:
         """Nothing pending: the ledger is saved by whoever holds the store."""

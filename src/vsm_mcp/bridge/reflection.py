@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vsm_mcp.acquisition.pipeline import SUBJECT_PREFIX
+from vsm_mcp.bridge.followup import followup
 from vsm_mcp.core.messages import ApprovalStatus, Decision, DemandAggregate
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import DEMAND_BUCKET_S
@@ -275,7 +276,8 @@ async def record_reflection(store: Store, *, now: float | None = None) -> int:
 
 
 class DecisionRecords:
-    """Stored decisions as documents, each acquisition with what followed it (`observed`): the
+    """Stored decisions as documents, each acquisition with what followed it (`observed`), each
+    stamped decision about a unit too (`bridge.followup`): the
     gateway's ``vsm://decisions`` and ``vsm://decisions/{id}``. ``ledger`` gives the live ledger."""
 
     def __init__(self, store: Store, ledger: Callable[[], OutcomeLedger]) -> None:
@@ -291,7 +293,7 @@ class DecisionRecords:
         out = []
         for d in decisions:
             document = asdict(d)
-            followed = observed(d, ledger, demand)
+            followed = observed(d, ledger, demand) or await followup(d, ledger, self.store)
             if followed is not None:
                 document["observed"] = followed
             out.append(document)

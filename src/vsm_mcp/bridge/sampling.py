@@ -112,8 +112,8 @@ async def sample_units(
         )
         await poll_nested(system, fleet)
         await apply_acknowledgements(store, system.s5, acknowledged)
-        await allocate(system, fleet, store)
-        await prestart(system, fleet, store)
+        await allocate(system, fleet, store, stamp=outcomes.stamp)
+        await prestart(system, fleet, store, stamp=outcomes.stamp)
         await store.kv_put(report.LIVE_STATUS_KEY, {"at": now, **live_status()})
         if self_model is not None:  # for `vsm-mcp self`, beside the live status
             await store.kv_put(report.SELF_MODEL_KEY, await self_model())

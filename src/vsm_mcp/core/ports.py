@@ -69,6 +69,10 @@ class Store(KeyValue, Protocol):
         """One decision by id, None when there is none."""
         ...
 
+    async def next_decision(self, subject: str, after_id: int) -> Decision | None:
+        """The first decision about ``subject`` stored after decision ``after_id``, None when none is."""
+        ...
+
     async def record_alert(self, alert: AlgedonicAlert) -> int:
         """Store an algedonic alert; return its id."""
         ...

@@ -40,7 +40,7 @@ import anyio.abc
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
-from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter
+from vsm_mcp.core.messages import AlgedonicSignal, DeadLetter, Decision
 from vsm_mcp.errors import ConfigError, UnitError, UnitUnavailableError, UnknownUnitError
 from vsm_mcp.fleet.admission import Slot
 from vsm_mcp.fleet.call import Done, Outcome, ProgressSink, ToolCall, unwrap
@@ -58,6 +58,8 @@ from vsm_mcp.vsm.events import UnitState
 from vsm_mcp.vsm.notices import Notices
 
 SignalSink = Callable[[AlgedonicSignal], Awaitable[None]]
+#: Where the units' supervision decisions go (the runtime stores them with what they predicted).
+DecisionSink = Callable[[Decision], Awaitable[None]]
 #: A unit being removed gets this long to stop (its process group is killed within it).
 UNIT_STOP_TIMEOUT_S = 5.0
 
@@ -112,6 +114,7 @@ class Fleet:
         *,
         dead_letters: DeadLetterSink | None = None,
         signals: SignalSink | None = None,
+        decisions: DecisionSink | None = None,
         reserved_names: Iterable[str] = (),
         log_dir: Path | None = None,
         sandbox: SandboxPolicy | None = None,
@@ -139,6 +142,7 @@ class Fleet:
         self._definitions = definitions
         self._dead_letters = dead_letters
         self._signals = signals
+        self.decisions = decisions
         self._reserved = frozenset(reserved_names)
         self.log_dir = log_dir
         self.confinement = Confinement(sandbox)
@@ -520,6 +524,10 @@ class Fleet:
     async def unit_signal(self, signal: AlgedonicSignal) -> None:
         if self._signals is not None:
             await self._signals(signal)
+
+    async def unit_decided(self, unit: Unit, decision: Decision) -> None:
+        if self.decisions is not None:
+            await self.decisions(decision)
 
     async def _rebuild(self) -> None:
         table = RoutingTable.build(

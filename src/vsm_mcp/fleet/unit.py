@@ -64,7 +64,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from vsm_mcp.core import nesting
 from vsm_mcp.core.breaker import BreakerState, CircuitBreaker
 from vsm_mcp.core.intensity import RestartIntensity
-from vsm_mcp.core.messages import AlgedonicSignal, Severity, Valence, unit_source
+from vsm_mcp.core.messages import AlgedonicSignal, Decision, Severity, Valence, unit_source
 from vsm_mcp.errors import (
     CallTimeoutError,
     LauncherChangedError,
@@ -203,6 +203,11 @@ class UnitObserver(Protocol):
 
     async def unit_signal(self, signal: AlgedonicSignal) -> None:
         """Algedonic pain or pleasure from this unit."""
+        ...
+
+    async def unit_decided(self, unit: Unit, decision: Decision) -> None:
+        """The unit's supervisor chose: restart after a back-off, hold a flapping server, stop a
+        crash loop or a runaway, withhold changed tools (see `Unit` on supervision decisions)."""
         ...
 
 
@@ -401,11 +406,19 @@ class Unit:
                     await self._emit(SERVER_LOST, Severity.MEDIUM, f"stopped while serving: {reason}")
                 if self._crash_loop.record():
                     self.state = UnitState.FAILED
-                    await self._emit(
-                        "crash_loop",
-                        Severity.HIGH,
+                    detail = (
                         f"{self._crash_loop.recent} restarts within {self.spec.crash_loop_window_s:g}s; "
-                        f"last: {reason}",
+                        f"last: {reason}"
+                    )
+                    await self._emit("crash_loop", Severity.HIGH, detail)
+                    await self._decide(
+                        "stop",
+                        f"crash loop: {self.spec.crash_loop_restarts} restarts within "
+                        f"{self.spec.crash_loop_window_s:g}s",
+                        f"{detail}. Not restarted until an operator asks (vsm-mcp servers restart "
+                        f"{self.name}).",
+                        {"restarts_in_window": self._crash_loop.recent, "reason": reason},
+                        predicted={"calls_served": 0},
                     )
                     continue
                 delay = self._backoff.next_delay()
@@ -421,6 +434,26 @@ class Unit:
                         f"held for {delay:g}s before the next start (vsm-mcp servers restart "
                         f"{self.name} starts it now); last: {reason}",
                     )
+                    choice, rule = (
+                        "hold",
+                        f"flapping: {self.spec.flap_restarts} restarts within {self.spec.flap_window_s:g}s",
+                    )
+                else:
+                    choice, rule = "restart", "restart after an exponential back-off"
+                await self._decide(
+                    choice,
+                    rule,
+                    f"{self.name} stopped ({reason}); next start in {delay:.2f}s, restart "
+                    f"{self.stats.restarts}, {self._crash_loop.recent} of "
+                    f"{self.spec.crash_loop_restarts} allowed within {self.spec.crash_loop_window_s:g}s.",
+                    {
+                        "reason": reason,
+                        "delay_s": round(delay, 3),
+                        "restarts": self.stats.restarts,
+                        "restarts_in_window": self._crash_loop.recent,
+                    },
+                    predicted={"ready_within_s": round(delay + self.spec.start_timeout_s, 3)},
+                )
                 self.state = UnitState.BACKOFF
                 try:
                     with anyio.move_on_after(delay):
@@ -812,6 +845,14 @@ class Unit:
                 f"{self.quarantine.reason}; its tools are withheld until an operator approves them: "
                 f"vsm-mcp servers approve {self.name}",
             )
+            await self._decide(
+                "quarantine",
+                "definitions differ from their pin: withhold the tools until an operator approves them",
+                f"{self.quarantine.reason}; none of its {len(catalog.tools)} tools is routed until "
+                f"vsm-mcp servers approve {self.name}.",
+                {"reason": self.quarantine.reason, "tools_listed": len(catalog.tools)},
+                predicted={"calls_served": 0},
+            )
         return (before is None) != (self.quarantine is None)
 
     async def _relist(self, session: ClientSession) -> None:
@@ -1138,6 +1179,24 @@ class Unit:
     async def _notify_catalog(self) -> None:
         if self._observer is not None:
             await self._observer.unit_catalog_changed(self)
+
+    async def _decide(
+        self, choice: str, rule: str, rationale: str, inputs: dict[str, Any], *, predicted: dict[str, Any]
+    ) -> None:
+        """Tell the observer of a supervision decision: the unit's own (S1's local regulation),
+        except quarantine, which withholds its tools from S2's routing under S3's trust rules."""
+        if self._observer is None:
+            return
+        decision = Decision(
+            at=time.time(),
+            system="s3" if choice == "quarantine" else "s1",
+            subject=self.name,
+            choice=choice,
+            rule=rule,
+            rationale=rationale,
+            inputs={**inputs, "unit": self.name, "predicted": predicted},
+        )
+        await self._observer.unit_decided(self, decision)
 
     async def _emit(self, kind: str, severity: Severity, detail: str) -> None:
         if self._observer is not None:

@@ -136,6 +136,11 @@ class MemoryStore:
         self._check_open()
         return next((d for i, d in self._decisions if i == decision_id), None)
 
+    async def next_decision(self, subject: str, after_id: int) -> Decision | None:
+        """The first decision about ``subject`` stored after decision ``after_id``."""
+        self._check_open()
+        return next((d for i, d in self._decisions if i > after_id and d.subject == subject), None)
+
     async def record_alert(self, alert: AlgedonicAlert) -> int:
         """Store ``alert``; return its id."""
         self._check_open()

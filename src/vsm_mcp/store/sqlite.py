@@ -304,6 +304,14 @@ class SqliteStore:
         rows = await self._select(f"SELECT {_DECISION_COLUMNS} FROM decision WHERE id = ?", (decision_id,))
         return _decision(rows[0]) if rows else None
 
+    async def next_decision(self, subject: str, after_id: int) -> Decision | None:
+        """The first decision about ``subject`` stored after decision ``after_id`` (ids only grow)."""
+        rows = await self._select(
+            f"SELECT {_DECISION_COLUMNS} FROM decision WHERE id > ? AND subject = ? ORDER BY id LIMIT 1",
+            (after_id, subject),
+        )
+        return _decision(rows[0]) if rows else None
+
     async def record_alert(self, alert: AlgedonicAlert) -> int:
         """Store ``alert``; return its id once committed."""
         records.check_alert(alert)
