@@ -38,6 +38,7 @@ from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
 from vsm_mcp.bridge.demand import SystemDemand
 from vsm_mcp.bridge.observers import OutcomeRecorder, S1Reporter
 from vsm_mcp.bridge.reflection import DecisionRecords, record_reflection
+from vsm_mcp.bridge.routing import LearnedRouting
 from vsm_mcp.bridge.sampling import audit_probe, sample_units
 from vsm_mcp.bridge.self_model import Limits
 from vsm_mcp.core.messages import AlgedonicSignal, Decision
@@ -233,6 +234,12 @@ class Runtime:
                         profiles=profiles,
                         decisions=DecisionRecords(store, lambda: outcomes.ledger),
                         self_source=demand,
+                        routing=LearnedRouting(
+                            store,
+                            lambda: outcomes.ledger,
+                            lambda: fleet.routes.tools,
+                            lambda unit: outcomes.catalog_names.get(unit, unit),
+                        ),
                         tracing=tracing,
                     )
                     runtime = cls(

@@ -16,7 +16,10 @@ categories), so the calls after it can be told from the calls before; `followup`
   decision about the unit stopped it (a crash loop); None while neither happened;
 * ``calls_within_hour`` (park, pre-start): once the hour has passed, true when the calls served
   since are on the predicted side of one call (at least one predicted and served, or fewer than
-  one predicted and none served); None before the hour is over.
+  one predicted and none served); None before the hour is over;
+* ``success`` (a routing choice, `bridge.routing`, which stamps its own tool's ledger key as
+  ``outcome_key`` and ``tally_at_decision``): after `MIN_CALLS` calls, true when the observed
+  share of successes is within `CONTRADICTION` of the predicted one.
 
 Invariants: derived from stored data only (the decision, the ledger, the next decision about
 the same subject, the audit log); a decision without a stamp has no follow-up (None).
@@ -30,8 +33,12 @@ from typing import Any
 
 from vsm_mcp.core.messages import Decision
 from vsm_mcp.core.ports import Store
-from vsm_mcp.discovery.outcomes import OutcomeLedger
+from vsm_mcp.discovery.outcomes import TOOL_KEY_PREFIX, OutcomeLedger
 
+#: Calls a predicted success needs before its outcome can contradict it (here and in `reflection`).
+MIN_CALLS = 10
+#: How far the observed share of successes must be from the predicted one to contradict it.
+CONTRADICTION = 0.3
 #: The horizon over which a park's or pre-start's call forecast is checked.
 FORECAST_HORIZON_S = 3600.0
 #: Audit-log entries read for an operator's action on the unit after a decision.
@@ -39,10 +46,11 @@ ACTIONS_READ = 500
 
 
 def server_tally(ledger: OutcomeLedger, server: str) -> tuple[int, int]:
-    """Successes and failures of ``server`` over all its demand categories."""
+    """Successes and failures of ``server`` over all its demand categories (each call is also
+    counted under its tool's own key, ``tool:...``, which is left out here)."""
     successes = failures = 0
-    for (name, _), tally in ledger.tallies.items():
-        if name == server:
+    for (name, category), tally in ledger.tallies.items():
+        if name == server and not category.startswith(TOOL_KEY_PREFIX):
             successes += tally.successes
             failures += tally.failures
     return successes, failures
@@ -66,16 +74,29 @@ async def followup(
 ) -> dict[str, Any] | None:
     """What followed a stamped decision (module docstring); None for an unstamped one."""
     inputs = decision.inputs
-    server, before = inputs.get("outcome_server"), inputs.get("server_tally_at_decision")
-    if not isinstance(server, str) or not isinstance(before, list) or len(before) != 2 or decision.id is None:
+    key = inputs.get("outcome_key")
+    predicted = inputs.get("predicted")
+    predicted = predicted if isinstance(predicted, dict) else {}
+    if (
+        isinstance(key, list)
+        and len(key) == 2
+        and isinstance(p := inputs.get("predicted_success"), int | float)
+    ):
+        before = inputs.get("tally_at_decision")
+        tally = ledger.tallies.get((str(key[0]), str(key[1])))
+        s_now, f_now = (tally.successes, tally.failures) if tally is not None else (0, 0)
+        predicted = {"success": p}
+    else:
+        server, before = inputs.get("outcome_server"), inputs.get("server_tally_at_decision")
+        if not isinstance(server, str):
+            return None
+        s_now, f_now = server_tally(ledger, server)
+    if not isinstance(before, list) or len(before) != 2 or decision.id is None:
         return None
     now = time.time() if now is None else now
-    s_now, f_now = server_tally(ledger, server)
     successes, failures = max(s_now - int(before[0]), 0), max(f_now - int(before[1]), 0)
     calls = successes + failures
     following = await store.next_decision(decision.subject, decision.id)
-    predicted = inputs.get("predicted")
-    predicted = predicted if isinstance(predicted, dict) else {}
     out: dict[str, Any] = {
         "predicted": predicted,
         "calls_since": calls,
@@ -97,6 +118,8 @@ async def followup(
     elif "ready_within_s" in predicted:
         stopped = following is not None and following.choice == "stop"
         out["as_predicted"] = True if successes else (False if stopped else None)
+    elif isinstance(success := predicted.get("success"), int | float):
+        out["as_predicted"] = None if calls < MIN_CALLS else abs(successes / calls - success) < CONTRADICTION
     elif isinstance(expected := predicted.get("calls_within_hour"), int | float):
         if now - decision.at < FORECAST_HORIZON_S:
             out["as_predicted"] = None

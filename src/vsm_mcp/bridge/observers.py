@@ -10,8 +10,9 @@ way it took. Invariants:
   closed (the systems stopped first) drops them, since nobody counts any more;
 * `OutcomeRecorder`: each call is one outcome of (the catalog server the unit
   was acquired as, else the unit's own name; the unit's demand category, else
-  the tool's public name) in the ledger; ``dirty`` says the ledger has news to
-  save.
+  the tool's public name) in the ledger, and one of (that server, the tool's
+  own key ``tool:<name>``) for routing (`bridge.routing`); ``dirty`` says the
+  ledger has news to save.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from contextlib import suppress
 
 from vsm_mcp.bridge import followup
 from vsm_mcp.core.messages import Decision
-from vsm_mcp.discovery.outcomes import OutcomeLedger
+from vsm_mcp.discovery.outcomes import OutcomeLedger, tool_key
 from vsm_mcp.errors import BusClosedError
 from vsm_mcp.fleet.fleet import CallEnded
 from vsm_mcp.fleet.unit import Unit
@@ -79,7 +80,9 @@ class OutcomeRecorder:
         route = call.route
         unit = self._units().get(route.unit)
         category = unit.spec.category if unit is not None and unit.spec.category else route.public
-        self.ledger.record(self.catalog_names.get(route.unit, route.unit), category, call.ok)
+        server = self.catalog_names.get(route.unit, route.unit)
+        self.ledger.record(server, category, call.ok)
+        self.ledger.record(server, tool_key(route.name), call.ok)  # the tool's own record (routing)
         self.dirty = True
 
     def stamp(self, decision: Decision) -> Decision:

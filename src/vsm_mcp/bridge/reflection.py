@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vsm_mcp.acquisition.pipeline import SUBJECT_PREFIX
-from vsm_mcp.bridge.followup import followup
+from vsm_mcp.bridge.followup import CONTRADICTION, MIN_CALLS, followup
 from vsm_mcp.core.messages import ApprovalStatus, Decision, DemandAggregate
 from vsm_mcp.core.ports import Store
 from vsm_mcp.core.variety import DEMAND_BUCKET_S
@@ -36,10 +36,6 @@ from vsm_mcp.discovery.outcomes import OutcomeLedger
 
 #: Probability bins of the reliability table.
 BINS = 5
-#: Calls an acquisition needs before its outcome can contradict its prediction.
-MIN_CALLS = 10
-#: How far the observed share must be from the prediction to contradict it.
-CONTRADICTION = 0.3
 #: A server whose observed share since its acquisition is below this is suggested for removal.
 FAILING_SHARE = 0.5
 #: Deferrals (or drifts) in the last day from which a suggestion is made.

@@ -20,8 +20,16 @@ from dataclasses import dataclass, field
 from vsm_mcp.core.ports import JsonValue, KeyValue
 
 LEDGER_KEY = "discovery:outcome-ledger"
+#: Categories of this prefix are one tool's own record (``tool:<downstream name>``): what routing
+#: between tools that answer the same need learns from, beside the demand categories.
+TOOL_KEY_PREFIX = "tool:"
 PRIOR_ALPHA = 2.0  # a weak prior: two imagined successes ...
 PRIOR_BETA = 2.0  # ... and two imagined failures per pair
+
+
+def tool_key(tool: str) -> str:
+    """The ledger category of one tool's own record."""
+    return f"{TOOL_KEY_PREFIX}{tool}"
 
 
 @dataclass(slots=True)

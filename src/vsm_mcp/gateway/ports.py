@@ -19,6 +19,7 @@ from mcp.server.context import ServerRequestContext
 from vsm_mcp.core.access import Scope
 from vsm_mcp.core.variety import UNLIMITED
 from vsm_mcp.core.window import DemandWindow
+from vsm_mcp.gateway.search import ToolHit
 
 
 class DemandSink(Protocol):
@@ -107,6 +108,14 @@ class DecisionSource(Protocol):
     async def decisions(self, limit: int = 100) -> list[dict[str, Any]]: ...
 
     async def decision(self, decision_id: int) -> dict[str, Any] | None: ...
+
+
+class LearnedRouting(Protocol):
+    """Orders the hits of a tool search by what calls of each tool taught (`bridge.routing`): of
+    tools that answer a query alike, the one that served better comes first; each time learning
+    changes which tool comes first it is a stored decision."""
+
+    async def rerank(self, query: str, hits: list[ToolHit]) -> list[ToolHit]: ...
 
 
 class SelfSource(Protocol):

@@ -33,6 +33,8 @@ class ToolHit:
     unit: str
     description: str
     score: float
+    #: What the tool's calls taught, in [-1, 1] (`ports.LearnedRouting`); None: not weighed.
+    reliability: float | None = None
 
 
 class ToolIndex:

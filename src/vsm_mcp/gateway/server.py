@@ -69,7 +69,14 @@ from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.gateway.access import AccessAudit, ScopeGate, principal_of, profile_of
 from vsm_mcp.gateway.express import ExpressRelay, unit_error_data
-from vsm_mcp.gateway.ports import DecisionSource, DemandSink, ExtraTools, SelfSource, StatusSource
+from vsm_mcp.gateway.ports import (
+    DecisionSource,
+    DemandSink,
+    ExtraTools,
+    LearnedRouting,
+    SelfSource,
+    StatusSource,
+)
 from vsm_mcp.gateway.profiles import ProfileSource, ProfileView
 from vsm_mcp.gateway.search import ToolIndex
 from vsm_mcp.gateway.search_demand import STDIO_CLIENT, PendingSearches, client_key
@@ -132,6 +139,7 @@ class Gateway:
         profile: str | None = None,
         decisions: DecisionSource | None = None,
         self_source: SelfSource | None = None,
+        routing: LearnedRouting | None = None,
         name: str = "vsm-mcp",
         version: str = "0.1.0",
         tracing: bool = False,
@@ -148,6 +156,8 @@ class Gateway:
         self.decisions = decisions
         #: The self-model behind ``vsm://self`` and the ``vsm_self_brief`` prompt; None: not served.
         self.self_source = self_source
+        #: Orders search hits by what calls taught (`bridge.routing`); None: by their words alone.
+        self.routing = routing
         self.extra = extra
         self.extra_tools = [mark_own(t) for t in extra.definitions()] if extra is not None else []
         self.extra_names = frozenset(str(t["name"]) for t in self.extra_tools)
@@ -430,8 +440,11 @@ class Gateway:
             return _json_result(self.variety())
         if name == VSM_SEARCH_TOOLS:
             query = str(arguments.get("query", ""))
-            limit = int(arguments.get("limit", 10))
-            hits = view.index.search(query, limit=max(1, min(limit, 50)))
+            limit = max(1, min(int(arguments.get("limit", 10)), 50))
+            hits = view.index.search(query, limit=max(limit, 10))  # learning may lift one from below
+            if self.routing is not None:
+                hits = await self.routing.rerank(query, hits)
+            hits = hits[:limit]
             best = view.exposed[hits[0].name].route if hits else None
             self._record_query(self._client(ctx), query, best, [h.name for h in hits])
             tools = [
@@ -439,6 +452,7 @@ class Gateway:
                     "name": h.name,
                     "server": h.unit,
                     "score": h.score,
+                    **({"reliability": h.reliability} if h.reliability is not None else {}),
                     "description": h.description,
                     "inputSchema": view.exposed[h.name].route.definition.get("inputSchema", {}),
                 }
