@@ -142,3 +142,45 @@ def test_what_followed_an_acquisition_is_its_calls_and_the_categorys_unanswered_
         "horizon_hours": 1,
     }
     assert observed(Decision(1.0, "s3", "park:w", "park", "idle", "idle"), ledger, demand) is None
+
+
+async def test_other_decisions_are_counted_held_contradicted_or_open_and_repeated_crash_loops_suggest_a_look() -> (
+    None
+):
+    from vsm_mcp.bridge.followup import stamp
+
+    now = 200_000.0
+    ledger = OutcomeLedger()
+    ledger.tallies[("w", "weather")] = Tally(4, 0)
+
+    def unit(at: float, subject: str, choice: str, predicted: dict[str, object]) -> Decision:
+        return stamp(
+            Decision(at, "s1", subject, choice, "rule", "why", {"predicted": predicted}), ledger, subject
+        )
+
+    async with MemoryStore.open() as store:
+        # three crash loops of "w" in the day: each a restart whose next decision stopped it
+        for hour in (3, 2, 1):
+            await store.record_decision(unit(now - hour * 3600, "w", "restart", {"ready_within_s": 61}))
+            await store.record_decision(unit(now - hour * 3600 + 5, "w", "stop", {"calls_served": 0}))
+        # a quarantine of "q", nothing served since: held
+        await store.record_decision(unit(now - 600, "q", "quarantine", {"calls_served": 0}))
+        # a restart of "v" with no call since: open
+        await store.record_decision(unit(now - 60, "v", "restart", {"ready_within_s": 61}))
+        await ledger.save(store)
+        report = await reflect(store, now=now)
+
+    assert report["followed"]["by_choice"] == {
+        "quarantine": {"decisions": 1, "held": 1, "contradicted": 0, "open": 0},
+        "restart": {"decisions": 4, "held": 0, "contradicted": 3, "open": 1},
+        "stop": {"decisions": 3, "held": 3, "contradicted": 0, "open": 0},
+    }
+    contradicted = report["followed"]["contradicted"]
+    assert [(c["subject"], c["choice"], c["next"]["choice"]) for c in contradicted] == [
+        ("w", "restart", "stop")
+    ] * 3
+    assert report["suggestions"] == [
+        "look at w (vsm-mcp servers logs w): 3 of its restarts in the last day ended in a crash loop "
+        "instead of serving again"
+    ]
+    assert report["brier"] is None  # no acquisition: nothing calibrated

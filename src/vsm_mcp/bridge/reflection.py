@@ -11,10 +11,15 @@ the ledger's tally now less that one. From these pairs:
   each with its calls, mean prediction and observed success share;
 * **contradictions**: acquisitions with at least `MIN_CALLS` calls whose observed
   share is `CONTRADICTION` or more away from the prediction;
+* **followed**: every other decision that predicted something (a unit's restart,
+  hold, stop or quarantine; S3's park or pre-start; S2's routing choice:
+  `bridge.followup`), counted per choice as held, contradicted or still open,
+  and the contradicted ones listed;
 * **suggestions**, each a sentence built from the numbers that support it: remove
   an acquired server that mostly fails, raise the unit budget when S5 keeps
-  deferring acquisitions for it, look at a unit whose calls keep drifting,
-  answer the questions waiting for an operator.
+  deferring acquisitions for it, look at a unit whose calls keep drifting or
+  whose restarts keep ending in a crash loop, answer the questions waiting for
+  an operator.
 
 Nothing here is canned: with no data there is nothing to say, and the report says so.
 """
@@ -186,6 +191,7 @@ async def reflect(store: Store, *, now: float | None = None) -> dict[str, Any]:
         and a["successes"] + a["failures"] >= MIN_CALLS
         and abs(a["observed_success"] - a["predicted_success"]) >= CONTRADICTION
     ]
+    followed = await _followed(store, decisions, ledger, now)
     return {
         "at": now,
         "acquisitions": acquisitions,
@@ -193,12 +199,50 @@ async def reflect(store: Store, *, now: float | None = None) -> dict[str, Any]:
         "brier": None if score is None else round(score, 6),
         "reliability": [asdict(b) for b in reliability(observations)],
         "contradictions": contradictions,
-        "suggestions": await _suggestions(store, decisions, acquisitions, now),
+        "followed": followed,
+        "suggestions": await _suggestions(store, decisions, acquisitions, followed, now),
     }
 
 
+async def _followed(
+    store: Store, decisions: list[Decision], ledger: OutcomeLedger, now: float
+) -> dict[str, Any]:
+    """Every decision with a follow-up (`bridge.followup`), per choice: held, contradicted, open."""
+    by_choice: dict[str, dict[str, int]] = {}
+    contradicted: list[dict[str, Any]] = []
+    for d in decisions:
+        if d.choice == "acquired":
+            continue  # calibrated above
+        followed = await followup(d, ledger, store, now=now)
+        if followed is None:
+            continue
+        counts = by_choice.setdefault(d.choice, {"decisions": 0, "held": 0, "contradicted": 0, "open": 0})
+        counts["decisions"] += 1
+        verdict = followed.get("as_predicted")
+        counts["held" if verdict is True else "contradicted" if verdict is False else "open"] += 1
+        if verdict is False:
+            contradicted.append(
+                {
+                    "decision": d.id,
+                    "at": d.at,
+                    "system": d.system,
+                    "subject": d.subject,
+                    "choice": d.choice,
+                    "predicted": followed["predicted"],
+                    "calls_since": followed["calls_since"],
+                    "successes": followed["successes"],
+                    "next": followed["next"],
+                }
+            )
+    return {"by_choice": dict(sorted(by_choice.items())), "contradicted": contradicted}
+
+
 async def _suggestions(
-    store: Store, decisions: list[Decision], acquisitions: list[dict[str, Any]], now: float
+    store: Store,
+    decisions: list[Decision],
+    acquisitions: list[dict[str, Any]],
+    followed: dict[str, Any],
+    now: float,
 ) -> list[str]:
     out: list[str] = []
     for a in acquisitions:
@@ -223,6 +267,17 @@ async def _suggestions(
         if count >= REPEATS:
             out.append(
                 f"look at {source.removeprefix('unit:')}: S1 found its calls drifting {count} times in the last day"
+            )
+    failed_restarts = Counter(
+        c["subject"]
+        for c in followed["contradicted"]
+        if c["at"] >= day and c["choice"] in ("restart", "hold")
+    )
+    for unit, count in sorted(failed_restarts.items()):
+        if count >= REPEATS:
+            out.append(
+                f"look at {unit} (vsm-mcp servers logs {unit}): {count} of its restarts in the last day "
+                "ended in a crash loop instead of serving again"
             )
     waiting = await store.approvals(status=ApprovalStatus.PENDING, limit=READ)
     if waiting:
@@ -250,6 +305,15 @@ def summary(report: dict[str, Any]) -> str:
         "no calls to calibrate on" if report["brier"] is None else f"Brier score {report['brier']:.4f}",
         f"{len(report['contradictions'])} contradicted their prediction",
     ]
+    by_choice = report["followed"]["by_choice"]
+    if by_choice:
+        parts.append(
+            "other decisions: "
+            + ", ".join(
+                f"{c['decisions']} {choice} ({c['held']} held, {c['contradicted']} contradicted, {c['open']} open)"
+                for choice, c in by_choice.items()
+            )
+        )
     suggestions = report["suggestions"]
     text = "; ".join(parts)
     return text + (f"; suggestions: {' / '.join(suggestions)}" if suggestions else "; no suggestions")

@@ -72,6 +72,22 @@ def reflect(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")]
                 )
             )
         )
+    followed = report["followed"]
+    if followed["by_choice"]:
+        table = Table("other decisions", "recorded", "held", "contradicted", "open")
+        for choice, c in followed["by_choice"].items():
+            table.add_row(choice, str(c["decisions"]), str(c["held"]), str(c["contradicted"]), str(c["open"]))
+        _out.print(table)
+    for c in followed["contradicted"]:
+        _out.print(
+            Text(
+                printable(
+                    f"contradicted: decision {c['decision']} ({c['choice']} {c['subject']}) predicted "
+                    f"{json.dumps(c['predicted'])}; {c['calls_since']} calls since, {c['successes']} served"
+                    + (f"; next: {c['next']['choice']} after {c['next']['after_s']:g}s" if c["next"] else "")
+                )
+            )
+        )
     for s in report["suggestions"]:
         _out.print(Text(printable(f"suggestion: {s}")), soft_wrap=True)
     if not report["suggestions"]:
