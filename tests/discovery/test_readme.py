@@ -1,6 +1,20 @@
 from __future__ import annotations
 
-from vsm_mcp.discovery.readme import MAX_TOOLS, tools_from_readme
+from pathlib import Path
+
+import pytest
+
+from vsm_mcp.discovery.readme import (
+    MAX_SUMMARY,
+    MAX_TOOLS,
+    looks_like_tool_list,
+    looks_like_tool_name,
+    naming_style,
+    summary_from_readme,
+    tools_from_readme,
+)
+
+READMES = Path(__file__).parent / "readmes"
 
 README = """
 # demo-mcp
@@ -27,9 +41,15 @@ Reads a file.
 """
 
 
+def fixture(name: str) -> str:
+    return (READMES / name).read_text(encoding="utf-8")
+
+
 def test_tools_section_items_headings_and_tables() -> None:
-    assert tools_from_readme(README) == [
-        ("read_file", ""),
+    # the list under `read_file`'s heading documents read_file: it names no tools of its own
+    assert tools_from_readme(README) == [("read_file", "Reads a file.")]
+    without_heading = README.replace("### `read_file`\nReads a file.\n", "")
+    assert tools_from_readme(without_heading) == [
         ("write_file", "Write a file to disk"),
         ("list_directory", "List a directory"),
         ("search_files", "Find files by glob"),
@@ -38,10 +58,135 @@ def test_tools_section_items_headings_and_tables() -> None:
     ]
 
 
+def test_numbered_items_keep_their_description_not_their_inputs() -> None:
+    assert tools_from_readme(fixture("numbered_items_with_inputs.md")) == [
+        ("create_or_update_file", "Create or update a single file in a repository"),
+        ("search_repositories", "Search for repositories"),
+    ]
+
+
+def test_bold_items_take_the_description_label_and_skip_input_lists() -> None:
+    assert tools_from_readme(fixture("bold_items_with_nested_labels.md")) == [
+        ("drive_search", "Search for files in the drive."),
+        ("sheets_update_cell", "Update a cell value in a spreadsheet."),
+    ]
+
+
+def test_tool_headings_skip_parameter_tables_and_returned_fields() -> None:
+    assert tools_from_readme(fixture("heading_tools_with_parameter_tables.md")) == [
+        ("quotes_get_ticker_info", "Retrieve company info, financials and trading metrics."),
+        ("quotes_get_rating_changes", "Fetch analyst upgrades and downgrades, newest first."),
+    ]
+
+
+def test_titled_headings_and_a_parameters_label_at_the_tools_level() -> None:
+    assert tools_from_readme(fixture("titled_headings_with_parameters_label.md")) == [
+        ("engine_web_search", "Performs web searches with rich result types."),
+        ("engine_local_search", "Searches for local businesses and places."),
+    ]
+
+
+def test_tables_use_the_tool_column_and_groups_but_never_parameter_columns() -> None:
+    assert tools_from_readme(fixture("tables_with_tool_and_group_columns.md")) == [
+        ("games_get_scoreboard", "Final scores and live results"),
+        ("teams_search", "Search athletes and teams by name"),
+        ("search_schema", ""),
+        ("describe_table", ""),
+        ("read_data", ""),
+        ("insert_data", ""),
+    ]
+
+
+def test_escaped_headings_are_read_and_code_blocks_are_not() -> None:
+    assert tools_from_readme(fixture("escaped_headings_and_code.md")) == [
+        ("get_checklist_items", "Get all items from a checklist by name."),
+        ("add_checklist_item", "Add a new item to an existing checklist."),
+    ]
+
+
+def test_a_readme_wrapped_in_a_markdown_fence_is_read() -> None:
+    assert tools_from_readme(fixture("wrapped_in_markdown_fence.md")) == [
+        ("add", "Add two numbers together"),
+        ("square_root", "Calculate the square root of a number"),
+    ]
+
+
+def test_camel_case_field_lists_are_not_tools() -> None:
+    assert tools_from_readme(fixture("field_list_under_tools_heading.md")) == []
+
+
+def test_names_in_a_style_the_tools_do_not_use_are_dropped() -> None:
+    readme = """## Tools
+- `push_text_message`: Push a text message
+- `get_profile`: Get a profile
+- `get_message_quota`: Get the quota
+- `userId`: The user to send to
+- `id`: QQ id
+- `DESTINATION_USER_ID`: default user
+- `search`: Search messages
+"""
+    assert [name for name, _ in tools_from_readme(readme)] == [
+        "push_text_message",
+        "get_profile",
+        "get_message_quota",
+        "search",
+    ]
+
+
 def test_no_tools_heading_means_no_tools() -> None:
     assert tools_from_readme("# x\n- `read_file`: read\n") == []
+
+
+def test_the_title_naming_a_tool_is_not_a_tools_section() -> None:
+    assert tools_from_readme("# Gemini MCP Tool\n- `ask_gemini`: ask\n") == []
 
 
 def test_at_most_max_tools() -> None:
     lines = "\n".join(f"- `tool_{i}`: t" for i in range(MAX_TOOLS + 20))
     assert len(tools_from_readme(f"## Tools\n{lines}")) == MAX_TOOLS
+
+
+def test_summary_is_plain_text_of_the_descriptive_sections() -> None:
+    assert summary_from_readme(fixture("summary_shapes.md")) == (
+        "A weather server for MCP clients: forecasts, alerts and historical observations. "
+        "Forecasts for any location. Severe weather alerts."
+    )
+
+
+def test_summary_is_cut_at_a_word_boundary() -> None:
+    long = "## About\n" + " ".join(f"word{i}" for i in range(400)) + "\n"
+    summary = summary_from_readme(long)
+    assert len(summary) <= MAX_SUMMARY + 1
+    assert summary.endswith("…")
+    assert summary[:-1].split()[-1].startswith("word")
+    assert summary_from_readme(long, limit=20) == "word0 word1 word2…"
+
+
+def test_summary_reads_restructuredtext_titles_as_headings() -> None:
+    rst = "Demo\n====\n\nConverts units between systems.\n\nInstallation\n------------\n\npip install demo\n"
+    assert summary_from_readme(rst) == "Converts units between systems."
+
+
+@pytest.mark.parametrize(
+    ("name", "style", "tool"),
+    [
+        ("get_forecast", "snake", True),
+        ("slack-post-message", "kebab", True),
+        ("searchIssues", "camel", True),
+        ("query", "word", True),
+        ("GradeDate", "pascal", False),
+        ("perPage", "camel", False),
+        ("max_rows", "snake", False),
+        ("DESTINATION_USER_ID", "upper", False),
+        ("message.contents", "dotted", False),
+    ],
+)
+def test_naming_style_and_action_verbs(name: str, style: str, tool: bool) -> None:
+    assert naming_style(name) == style
+    assert looks_like_tool_name(name) is tool
+
+
+def test_a_tool_list_needs_half_its_names_to_be_operations() -> None:
+    assert looks_like_tool_list(["yfinance_get_ticker_info", "GradeDate", "Firm", "Raises"]) is False
+    assert looks_like_tool_list(["get_forecast", "sequential_thinking"]) is True
+    assert looks_like_tool_list([]) is False

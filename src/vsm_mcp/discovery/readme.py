@@ -1,104 +1,481 @@
-"""Tool names (and one-line descriptions) from a package README's "Tools" section.
+"""Tool names (with one-line descriptions) and a plain-text summary from a package README.
 
-MCP server READMEs usually list their tools under a heading such as
-"## Tools" or "### Available Tools", as sub-headings (``### `read_file` ``),
-list items (``- `read_file`: Read a file``, ``- **read_file** - ...``) or
-table rows (``| `read_file` | Read a file |``).
+MCP server READMEs list their tools under a heading such as "## Tools" or
+"### Available Tools", in a few common shapes: sub-headings
+(``### `read_file` ``, ``### Read a file (`read_file`)``), list items
+(``- `read_file`: Read a file``, ``1. **read_file** - ...``, group items
+whose nested items are the tools), paragraphs (``**`read_file`** - ...``)
+and table rows (``| `read_file` | Read a file |``).
+
+Beside the tools, a README documents their *parameters* in the same
+shapes; those are never taken. A line is a parameter, not a tool, when it is
+
+- nested under a tool's list item, or under a tool's sub-heading;
+- after an "Inputs:" / "Parameters:" / "Args" / "Returns:" label (a list
+  item, a paragraph or a sub-heading), until the next tool;
+- typed, as in ``- `path` (string): ...`` or ``- `path`: string``;
+- a row of a table whose header names parameters (Parameter, Argument,
+  Field, Type, Required...);
+- a name in a naming style the server's tools do not use (``userId`` among
+  ``push_text_message``, ``get_profile``) that holds no action verb, or an
+  UPPER_CASE name (environment variables).
 
 Invariants:
 - only lines inside a heading whose text contains the word "tool(s)" are
-  read, up to the next heading of the same or a higher level;
-- a name must look like an identifier (letters, digits, ``_ - .``, 3-64
-  characters) and be written as code or bold, or contain ``_``/``-``;
-- at most `MAX_TOOLS` names, in order of appearance, without duplicates.
+  read, up to the next heading of the same or a higher level; fenced code
+  is never read;
+- at most `MAX_TOOLS` names, in order of appearance, without duplicates;
+  descriptions are one line of plain text, at most `MAX_DESCRIPTION`
+  characters.
+
+`summary_from_readme` gives the README's first descriptive sections as plain
+text (badges, images, HTML and code dropped, links reduced to their text,
+installation/configuration/licence sections skipped), at most
+`MAX_SUMMARY` characters.
+
+`looks_like_tool_name` is the check a tool list has to pass to be shipped
+(see its docstring).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 MAX_TOOLS = 100
 MAX_DESCRIPTION = 200
+MAX_SUMMARY = 600
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _TOOLS_HEADING = re.compile(r"\btools?\b", re.IGNORECASE)
-_IDENT = r"[A-Za-z][A-Za-z0-9_.\-]{2,63}"
-_MARKED = re.compile(rf"^(?:\d+\.\s*)?(?:`({_IDENT})`|\*\*`?({_IDENT})`?\*\*)(.*)$")
-_BARE = re.compile(rf"^(?:\d+\.\s*)?({_IDENT})(.*)$")
-_PARAMETER = re.compile(  # "(string): ...", "string, optional) ...", "(JSON): ..." - a parameter, not a tool
-    r"^\s*\(?\s*(?:string|number|integer|int|float|boolean|bool|array|object|list|dict|json|optional|required)"
-    r"\b\s*[),:]",
+_IDENT = r"[A-Za-z][A-Za-z0-9_.\-]{1,63}"
+_SIGNATURE = r"(?:\([^`)]{0,80}\))?"  # `resolve_song(id, media)`
+_MARKED = re.compile(
+    rf"^(?:\d+[.)]\s*)?(?:`({_IDENT}){_SIGNATURE}`|\*\*`?({_IDENT}){_SIGNATURE}`?\*\*|\[`?({_IDENT})`?\](?:\([^)]*\))?)(.*)$"
+)
+_BARE = re.compile(rf"^(?:\d+[.)]\s*)?({_IDENT})(?:\(\))?(.*)$")
+_TITLED = re.compile(rf"^[^`]*\(\s*`({_IDENT})`\s*\)\s*$")  # "Web Search (`brave_web_search`)"
+_TYPES = (
+    r"string|str|text|number|num|integer|int|float|double|decimal|boolean|bool|array|list|object|dict|map"
+    r"|json|any|enum|date|datetime|timestamp|uuid|null|optional|required|string\[\]|number\[\]"
+)
+_TYPED = re.compile(  # "(string): ...", "(optional number)", ": string", "(string?)" - a parameter
+    rf"^\s*(?:\([^()]{{1,30}}\)\s*:|\(\s*(?:optional\s+|required\s+)?(?:{_TYPES})\b|[:\-\u2013\u2014]\s*(?:{_TYPES})\s*(?:[,)|\-?]|$))",
     re.IGNORECASE,
 )
+_LABEL = re.compile(  # "Inputs:", "**Parameters**:", "Args", "Returns: ..."
+    r"^[*_`\s]*(?:inputs?|input\s+schema|parameters?|params|arguments?|args|options|returns?|outputs?"
+    r"|response|example(?:\s+\w+)?|usage|schema|properties|fields|required|optional)\b[*_`\s]*(?::|$)",
+    re.IGNORECASE,
+)
+_LABEL_HEADING = re.compile(
+    r"\b(?:parameters?|arguments?|args|inputs?|options|configuration|config|environment|permissions?|scopes?"
+    r"|settings|variables|schema|response|outputs?|returns?|examples?|usage|install\w*|setup)\b",
+    re.IGNORECASE,
+)
+_DESCRIPTION_LABEL = re.compile(r"^[*_`\s]*description[*_`\s]*:[*_\s]*", re.IGNORECASE)
 _CODE_NAME = re.compile(rf"`({_IDENT})`")
-_LIST = re.compile(r"^\s*(?:[-*+]|\d+\.)\s+(.*)$")
-_TABLE = re.compile(r"^\s*\|(.+?)\|(.*)$")
+_LIST = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+(.*)$")
+_TABLE = re.compile(r"^\s*\|(.*)\|\s*$")
+_PARAMETER_COLUMN = re.compile(
+    r"^(?:param|argument|arg\b|field|option|property|variable|env|key|setting|input|column|type|attribute)",
+    re.IGNORECASE,
+)
+_NAME_COLUMN = re.compile(r"^(?:tool|name|function|command|method|operation|endpoint)", re.IGNORECASE)
+_NOT_NAMES = frozenset(
+    {"name", "tool", "tools", "description", "input", "inputs", "output", "outputs", "parameters", "returns"}
+    | {"example", "examples", "none", "true", "false", "null", "note", "notes", "usage", "yes", "no"}
+)
+_FILE_SUFFIX = re.compile(r"\.(?:md|json|ya?ml|toml|js|ts|py|txt|env|sh|html|csv)$", re.IGNORECASE)
+
+# Verbs that open an operation's name in APIs (get, list, create...). A general vocabulary of
+# API naming, not drawn from any task set.
+_ACTION_VERBS_TEXT = """
+    abort accept access activate add aggregate analyse analyze annotate append apply approve archive ask
+    assign attach audit authenticate authorize backup batch block book broadcast browse build bulk
+    calculate call cancel capture change chat check checkout cherry claim classify clean clear click clone
+    close commit compare compile complete compose compress compute configure confirm connect convert copy
+    count crawl create debug decline decode decompile decrypt delete deploy describe detect diff disable
+    disconnect dispatch download drag draw drop duplicate edit embed emit enable encode encrypt end enqueue
+    enrich ensure evaluate execute expand explain explore export extract fetch fill filter find finish fix
+    follow fork format forward generate geocode get go grant graph hover import index infer init
+    initialize insert inspect install invite invoke join kill label launch link list load lock log login
+    logout lookup manage map mark merge migrate modify monitor mount move navigate notify observe open
+    optimize order parse patch pause pin ping place plan play plot post predict prepare press preview
+    print process profile promote publish pull purge push put query queue read rebase reboot record
+    redo refresh register reject release reload remove rename render reopen reply report request reset
+    resize resolve respond restart restore resume retrieve revert review revoke rollback rotate run save
+    scale scan schedule scrape screenshot scroll search seek select send set share show shutdown sign
+    simulate snapshot sort split start stat stop store stream submit subscribe suggest summarize summarise
+    suspend switch sync tag take test toggle trace track transcribe transfer transform transition
+    translate trigger type undo unfollow uninstall unlink unlock unpin unsubscribe update upgrade upload
+    upsert validate verify view visit vote wait watch write recall remember forget think answer
+"""
+ACTION_VERBS = frozenset(_ACTION_VERBS_TEXT.split())
+
+_CAMEL_SPLIT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
-def _candidates(text: str) -> list[tuple[str, str]]:
-    """One (name, description) for a tool line; several for "**Group**: `a`, `b`" lines; none for parameters."""
-    single = _candidate(text)
-    if single is None:
-        return []
-    listed = _CODE_NAME.findall(single[1])
-    if len(listed) >= 2:
-        return [(name, "") for name in listed]
-    if _PARAMETER.match(single[1]):
-        return []
-    return [single]
+def name_words(name: str) -> list[str]:
+    """The lower-case words of an identifier (snake, kebab, dotted or camel case)."""
+    return [w.lower() for part in re.split(r"[_\-.\s/:]+", name) for w in _CAMEL_SPLIT.findall(part)]
 
 
-def _candidate(text: str) -> tuple[str, str] | None:
+def naming_style(name: str) -> str:
+    """``upper``, ``pascal``, ``camel``, ``snake``, ``kebab``, ``dotted`` or ``word`` (one lower-case word)."""
+    if re.fullmatch(r"[A-Z0-9_]+", name) and re.search(r"[A-Z]", name):
+        return "upper"
+    if "." in name:
+        return "dotted"
+    if re.fullmatch(r"[A-Z][A-Za-z0-9]*", name):
+        return "pascal"
+    if re.fullmatch(r"[a-z][a-z0-9]*", name):
+        return "word"
+    if re.fullmatch(r"[a-z][A-Za-z0-9]*", name):
+        return "camel"
+    return "kebab" if "-" in name and "_" not in name else "snake"
+
+
+def looks_like_tool_name(name: str) -> bool:
+    """Whether ``name`` reads as an operation: one of its words is an action verb.
+
+    ``get_forecast``, ``slack-post-message``, ``searchIssues`` and ``query``
+    do; ``GradeDate``, ``perPage`` and ``max_rows`` do not. Servers do give
+    tools noun names (``sequential_thinking``), so this check is applied to
+    whole lists (`looks_like_tool_list`), never to drop a single README tool.
+    """
+    return naming_style(name) != "upper" and any(w in ACTION_VERBS for w in name_words(name))
+
+
+def looks_like_tool_list(names: Sequence[str]) -> bool:
+    """Whether a tool list reads as tools: at least half its names hold an action verb.
+
+    A list that fails is most likely parameter or field names taken by an
+    older extractor (``GradeDate``, ``Firm``, ``perPage``...).
+    """
+    return bool(names) and 2 * sum(looks_like_tool_name(n) for n in names) >= len(names)
+
+
+# -- tools ---------------------------------------------------------------------------------------
+
+
+def _plain(text: str) -> str:
+    """One line of text without markdown emphasis, code marks, links or HTML."""
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    text = re.sub(r"[`*]|(?<!\w)_|_(?!\w)", "", text)
+    return re.sub(r"\s+", " ", text).strip(" |:-\u2013\u2014")
+
+
+def _valid_name(name: str) -> bool:
+    name = name.rstrip(".")
+    return (
+        2 <= len(name) <= 64
+        and name.lower() not in _NOT_NAMES
+        and naming_style(name) != "upper"
+        and not _FILE_SUFFIX.search(name)
+        and not re.search(r"\.[A-Za-z]*[A-Z]", name)  # message.contents.type, structuredContent.request
+    )
+
+
+def _candidate(text: str, *, bare: bool = True) -> tuple[str, str] | None:
+    """(name, description) of a line naming one tool, or None."""
     text = text.strip()
     marked = _MARKED.match(text)
     if marked:
-        name = marked.group(1) or marked.group(2)
-        rest = marked.group(3)
+        name, rest = marked.group(1) or marked.group(2) or marked.group(3), marked.group(4)
+        if not marked.group(1) and re.fullmatch(r"[A-Z][a-z]+(?:-[A-Za-z]+)*", name):
+            return None  # "**Features**:", "**Add-ons**": a bold word, not a tool
+    elif (titled := _TITLED.match(text)) is not None:
+        return titled.group(1), ""
     else:
-        bare = _BARE.match(text)
+        plain = _BARE.match(text)
         if (
             not bare
-            or not re.search(r"[_\-]", bare.group(1))
-            or not re.match(r"^\s*(?:[:(\-\u2013\u2014]|$)", bare.group(2))
+            or not plain
+            or not re.search(r"[_\-]", plain.group(1))
+            or not re.match(r"^\s*(?:[:(\-\u2013\u2014]|$)", plain.group(2))
         ):
             return None
-        name, rest = bare.group(1), bare.group(2)
+        name, rest = plain.group(1), plain.group(2)
+        if name[0].isupper() and "_" not in name:
+            return None  # "Add-ons", "Read-Only Mode": words, not an identifier
     name = name.rstrip(".")
-    description = re.sub(r"^[\s:\-\u2013\u2014|*]+", "", rest).strip(" |")
-    return name, description
+    if _TYPED.match(rest) or not _valid_name(name):
+        return None
+    return name, _plain(rest)
+
+
+def _candidates(text: str, *, bare: bool = True) -> list[tuple[str, str]]:
+    """Tools a line names: one, several ("**Files**: `read_file`, `write_file`"), or none."""
+    if _LABEL.match(text):
+        return []
+    single = _candidate(text, bare=bare)
+    if single is None:
+        return []
+    listed = [n for n in _CODE_NAME.findall(single[1]) if _valid_name(n)]
+    if len(listed) >= 2 and not re.search(r"[a-z]{3,}\s+[a-z]{3,}", _CODE_NAME.sub("", single[1])):
+        return [(name, "") for name in listed]
+    return [single]
+
+
+def _group(cell: str) -> bool:
+    """Whether a table cell lists several tools as code and nothing else."""
+    return len(_CODE_NAME.findall(cell)) >= 2 and not re.search(r"[A-Za-z]{3,}", _CODE_NAME.sub("", cell))
+
+
+def _heading_tool(text: str) -> tuple[str, str] | None:
+    """The tool a sub-heading names (``### `read_file` ``, ``### 1. read_file``, ``### Title (`name`)``)."""
+    found = _candidates(text)
+    if len(found) == 1:
+        return found[0]
+    codes = [n for n in _CODE_NAME.findall(text) if _valid_name(n)]
+    return (codes[0], "") if len(codes) == 1 else None
+
+
+@dataclass(slots=True)
+class _Section:
+    """Reading state inside one tools section."""
+
+    level: int
+    tool_heading: int | None = None  # level of the heading that named the current tool
+    label_heading: int | None = None  # level of a "#### Parameters" heading being skipped
+    tool_indent: int | None = None  # indent of list items that are tools in this block
+    label_indent: int | None = None  # items deeper than this follow an "Inputs:" label
+    last: str | None = None  # the current tool, whose description may come later
+    table: str | None = None  # "tools" | "params" for the table being read
+    columns: tuple[int, int] = (0, 1)  # the tools table's name and description columns
+
+
+def _indent(spaces: str) -> int:
+    return len(spaces.replace("\t", "    "))
+
+
+def _table_kind(cells: list[str]) -> tuple[str, tuple[int, int]]:
+    """("tools" | "params", (name column, description column)) from a table's header row."""
+    headers = [_plain(c).lower() for c in cells]
+    name_at = next((i for i, h in enumerate(headers) if _NAME_COLUMN.match(h)), 0)
+    if _PARAMETER_COLUMN.match(headers[name_at]) or (
+        name_at == 0 and not _NAME_COLUMN.match(headers[0]) and {"type", "required", "default"} & set(headers)
+    ):
+        return "params", (0, 1)
+    text_at = next((i for i, h in enumerate(headers) if h.startswith("description")), name_at + 1)
+    return "tools", (name_at, text_at if text_at != name_at else name_at + 1)
+
+
+def _lines(markdown: str) -> Iterable[str]:
+    """Lines outside fenced code, markdown escapes undone.
+
+    A README wrapped whole in a ```markdown fence is read as markdown; a code
+    block inside it opens with a language and closes with a bare fence.
+    """
+    stack: list[str] = []  # open fences: "markdown" or "code"
+    for line in markdown.splitlines():
+        fence = _FENCE.match(line)
+        if fence:
+            language = line.strip()[3:].strip().lower()
+            if stack and not language:
+                stack.pop()
+            else:
+                stack.append("markdown" if language in {"markdown", "md"} else "code")
+            continue
+        if "code" not in stack:
+            yield re.sub(r"\\([_\-*`.#|])", r"\1", line)
+
+
+def _keep_style(found: dict[str, str]) -> dict[str, str]:
+    """Drop names in a naming style the list's own tools do not use, unless they hold a verb.
+
+    One-word names (``search``, ``id``) fit any style; they too are dropped when
+    they hold no verb and most of the list shares one multi-word style.
+    """
+    styles = [naming_style(n) for n in found]
+    counts = {s: styles.count(s) for s in set(styles) - {"word"}}
+    if not counts:
+        return found
+    main = max(counts, key=lambda s: counts[s])
+    if counts[main] < 3 or 2 * counts[main] < len(found):
+        return found
+    return {
+        n: d
+        for n, d, s in zip(found, found.values(), styles, strict=True)
+        if s == main or looks_like_tool_name(n)
+    }
 
 
 def tools_from_readme(markdown: str) -> list[tuple[str, str]]:
-    """(name, description) pairs listed under the README's tools heading(s)."""
+    """(name, description) pairs of the tools the README lists (see module doc)."""
     found: dict[str, str] = {}
-    section_level: int | None = None
-    for line in markdown.splitlines():
-        heading = _HEADING.match(line)
-        if heading:
-            level = len(heading.group(1))
-            if section_level is not None and level <= section_level:
-                section_level = None
-            if section_level is None:
-                if _TOOLS_HEADING.search(heading.group(2)):
-                    section_level = level
-                continue
-            candidates = _candidates(heading.group(2))
-        elif section_level is None:
-            continue
-        elif (item := _LIST.match(line)) is not None:
-            candidates = _candidates(item.group(1))
-        elif (row := _TABLE.match(line)) is not None and not set(row.group(1).strip()) <= set("-: "):
-            second = row.group(2).split("|")[0]
-            listed = _CODE_NAME.findall(second)
-            if len(listed) >= 2:  # "| Group | `tool_a`, `tool_b` |"
-                candidates = [(name, "") for name in listed]
-            else:
-                candidates = [(n, d or second) for n, d in _candidates(row.group(1))]
-        else:
-            continue
+    section: _Section | None = None
+
+    def take(candidates: list[tuple[str, str]]) -> None:
         for name, description in candidates:
-            if name not in found and name.lower() not in {"name", "tool", "tools"}:
-                found[name] = re.sub(r"[`*]", "", description).strip()[:MAX_DESCRIPTION]
+            if name not in found:
+                found[name] = description[:MAX_DESCRIPTION]
+        if candidates:
+            assert section is not None
+            section.last = candidates[-1][0]
+
+    def describe(text: str) -> None:
+        assert section is not None
+        if section.last is not None and not found.get(section.last):
+            text = _plain(_DESCRIPTION_LABEL.sub("", text))
+            if text and not _LABEL.match(text) and not _TYPED.match(text):
+                found[section.last] = text[:MAX_DESCRIPTION]
+
+    first_heading = True
+    for line in _lines(markdown):
         if len(found) >= MAX_TOOLS:
             break
-    return list(found.items())[:MAX_TOOLS]
+        heading = _HEADING.match(line)
+        if heading:
+            level, text = len(heading.group(1)), heading.group(2)
+            title, first_heading = first_heading and level == 1, False
+            if section is not None and level <= section.level:
+                section = None
+            if section is None:
+                if _TOOLS_HEADING.search(text) and not title:  # "# Gemini MCP Tool" names the project
+                    section = _Section(level)
+                continue
+            if _TOOLS_HEADING.search(text) and _heading_tool(text) is None:
+                section.label_heading = section.tool_heading = None  # "### Checklist Tools": a group
+            section.table = section.tool_indent = section.label_indent = None
+            if section.label_heading is not None and level > section.label_heading:
+                continue
+            section.label_heading = None
+            if section.tool_heading is not None and level > section.tool_heading:
+                continue  # a sub-heading inside one tool's documentation
+            tool = _heading_tool(text)
+            if tool is None and (_LABEL.match(_plain(text)) or _LABEL_HEADING.search(text)):
+                section.label_heading = level
+                continue
+            section.tool_heading = level if tool else None
+            section.last = None
+            if tool:
+                take([tool])
+            continue
+        if section is None or section.label_heading is not None:
+            continue
+        if (row := _TABLE.match(line)) is not None:
+            cells = row.group(1).split("|")
+            if set(row.group(1)) <= set("-:| "):
+                continue
+            if section.table is None:
+                section.table, section.columns = _table_kind(cells)
+                continue  # the header row
+            name_at, text_at = section.columns
+            if section.table == "params" or section.tool_heading is not None or len(cells) <= name_at:
+                continue
+            named = _candidates(cells[name_at])
+            group = cells[name_at] if _group(cells[name_at]) else None
+            if not named and name_at + 1 < len(cells) and _group(cells[name_at + 1]):
+                group = cells[name_at + 1]  # "| Sheets | `create_sheet`, `delete_sheet` |"
+            if group is not None:
+                take([(n, "") for n in _CODE_NAME.findall(group) if _valid_name(n)])
+            else:
+                text = _plain(cells[text_at]) if text_at < len(cells) else ""
+                take([(n, d or text) for n, d in named])
+            continue
+        section.table = None
+        if not line.strip():
+            continue
+        item = _LIST.match(line)
+        if item is None:  # a paragraph line
+            text = line.strip()
+            if _LABEL.match(text):
+                section.label_indent = -1
+            elif section.tool_heading is not None or section.label_indent is not None:
+                describe(text)
+            elif (candidates := _candidates(text, bare=False)) and text.startswith(("`", "**")):
+                take(candidates)
+            else:
+                describe(text)
+            continue
+        indent, text = _indent(item.group(1)), item.group(2)
+        if section.label_indent is not None:
+            if indent > section.label_indent:
+                continue
+            section.label_indent = None
+        if _LABEL.match(text):
+            section.label_indent = indent
+            continue
+        if section.tool_heading is not None:
+            describe(text)  # a list under a tool's heading documents that tool
+            continue
+        if section.tool_indent is not None and indent > section.tool_indent + 1:
+            describe(text)  # nested under a tool item: its description or its parameters
+            continue
+        candidates = _candidates(text)
+        if candidates:
+            section.tool_indent = indent
+            take(candidates)
+        elif section.tool_indent is not None and indent <= section.tool_indent:
+            section.last = None
+    kept = _keep_style(found)
+    styles = [naming_style(n) for n in kept]
+    if 2 * sum(s in {"camel", "pascal"} for s in styles) > len(kept) and not looks_like_tool_list(list(kept)):
+        return []  # camelCase nouns: the fields of a response or a parameter object, not tools
+    return list(kept.items())[:MAX_TOOLS]
+
+
+# -- summary -------------------------------------------------------------------------------------
+
+_SKIPPED_SECTION = re.compile(
+    r"install|setup|set up|configur|prerequisit|requirement|getting started|quick ?start|usage|licen[cs]e"
+    r"|contribut|contents|development|building|testing|docker|changelog|release|credit|acknowledg|support"
+    r"|security|troubleshoot|environment|deploy|authentication|api key|faq|star history|sponsor|author"
+    r"|running|debug|claude desktop|cursor|vs ?code|client",
+    re.IGNORECASE,
+)
+_RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+])\1{2,}\s*$")
+
+
+def summary_from_readme(markdown: str, limit: int = MAX_SUMMARY) -> str:
+    """The README's first descriptive sections as plain text, at most ``limit`` characters.
+
+    Kept: paragraphs and list items of the introduction and of sections such
+    as "Overview", "Features" or "Tools", in order. Dropped: code blocks,
+    tables, HTML, images and badges, headings themselves, and sections about
+    installing, configuring, licensing or contributing. The text is cut at a
+    word boundary.
+    """
+    parts: list[str] = []
+    skip_level: int | None = None
+    size = 0
+    lines = list(_lines(markdown))
+    for index, line in enumerate(lines):
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        heading = _HEADING.match(line)
+        if heading is None and line.strip() and _RST_UNDERLINE.match(following) and not _LIST.match(line):
+            heading = re.match(r"^(#{2})?\s*(.*)$", line)  # reStructuredText "Title\n====="
+        if heading is not None:
+            level = len(heading.group(1) or "##")
+            if skip_level is not None and level > skip_level:
+                continue
+            skip_level = level if _SKIPPED_SECTION.search(heading.group(2)) else None
+            continue
+        if skip_level is not None or _RST_UNDERLINE.match(line) or _TABLE.match(line):
+            continue
+        stripped = line.strip()
+        if not stripped or stripped.startswith((".. ", ":", "<!--")) or re.match(r"^\s{4,}\S", line):
+            continue
+        item = _LIST.match(line)
+        if item is not None and _indent(item.group(1)) > 1:
+            continue  # nested items: a tool's parameters, an option's values
+        raw = re.sub(r"^>\s*", "", item.group(2) if item else stripped)
+        text = _plain(raw) + (":" if raw.rstrip().endswith(":") else "")
+        text = re.sub(r"https?://\S+", "", text).strip()
+        if len(re.findall(r"[A-Za-z]{2,}", text)) < 2:
+            continue  # a badge row, a lone link or an emoji line
+        parts.append(text if re.search(r"[.!?:;]$", text) else text + ".")
+        size += len(text) + 1
+        if size > limit:
+            break
+    summary = " ".join(parts)
+    if len(summary) <= limit:
+        return summary
+    cut = summary[: limit + 1].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + "…" if len(cut) < len(summary) else cut
