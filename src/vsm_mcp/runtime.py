@@ -222,7 +222,9 @@ class Runtime:
                         auto_approve=settings.acquisition.auto_approve,
                     )
                     demand = SystemDemand(system, fleet, store, outcomes, limits)
-                    capabilities = CapabilityFace(fleet, registry, principal_of)
+                    capabilities = CapabilityFace(
+                        fleet, registry, principal_of, settings.acquisition.rerank_policy()
+                    )
                     profiles = StoredProfiles(store)
                     await profiles.load()
                     gateway = Gateway(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from vsm_mcp.acquisition.rerank import RerankPolicy
 from vsm_mcp.acquisition.vetting import VettingPolicy
 from vsm_mcp.core.hysteresis import HysteresisPolicy
 from vsm_mcp.errors import ConfigError
@@ -126,6 +127,14 @@ class AcquisitionSettings(_Section):
     live_sources: bool = True
     #: How long one live source may take to answer before it counts as failed.
     live_deadline_s: float = Field(10.0, gt=0, le=120)
+    #: Let the calling client's model choose among the top candidates of ``vsm_find_capability`` (and
+    #: of ``vsm_acquire_capability`` without a server or package) when it declared MCP sampling: one
+    #: short ``sampling/createMessage`` per call; off, or on any failure, the offline ranking stands.
+    rerank_with_client: bool = True
+    #: How many of the top candidates the client's model is shown (2 to 5).
+    rerank_candidates: int = Field(5, ge=2, le=5)
+    #: How long the client's model may take to answer before the offline ranking is used.
+    rerank_deadline_s: float = Field(20.0, gt=0, le=120)
 
     def policy(self, **overrides: Any) -> VettingPolicy:
         """The vetting rules these settings describe (``overrides`` from command-line flags)."""
@@ -143,6 +152,14 @@ class AcquisitionSettings(_Section):
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return VettingPolicy(**values)
+
+    def rerank_policy(self) -> RerankPolicy:
+        """Whether and how the calling client's model may rerank capability candidates."""
+        return RerankPolicy(
+            enabled=self.rerank_with_client,
+            max_candidates=self.rerank_candidates,
+            deadline_s=self.rerank_deadline_s,
+        )
 
 
 class SandboxSettings(_Section):

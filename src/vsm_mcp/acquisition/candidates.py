@@ -19,11 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 
+from vsm_mcp.acquisition.rerank import Summary
 from vsm_mcp.acquisition.vetting import Candidate
 from vsm_mcp.discovery.catalog import Catalog, ServerEntry
 from vsm_mcp.discovery.matcher import Matcher
 
 SEARCH_PREFIX = "search:"
+#: How a candidate's reasons name the tools that matched the query, best first.
+TOOLS_REASON = "tools "
 #: Servers the matcher returns before filtering to installable ones.
 RANK_POOL = 25
 
@@ -82,7 +85,7 @@ def rank_candidates(
         if match.matched_terms:
             reasons.append("matches " + ", ".join(repr(t) for t in match.matched_terms))
         if match.tools:
-            reasons.append("tools " + ", ".join(t.tool for t in match.tools))
+            reasons.append(TOOLS_REASON + ", ".join(t.tool for t in match.tools))
         if entry.license:
             reasons.append(f"licence {entry.license}")
         candidate = entry_candidate(entry, registry_types, round(match.score, 4), reasons)
@@ -91,6 +94,19 @@ def rank_candidates(
         if len(out) >= top_k:
             break
     return out
+
+
+def summarize(candidate: Candidate, catalog: Catalog) -> Summary:
+    """What the client's model is shown of ``candidate``: its catalog description and its best
+    tools (those that matched the query, else the entry's first ones)."""
+    entry = catalog.get(candidate.server)
+    matched = next(
+        (r.removeprefix(TOOLS_REASON) for r in candidate.reasons if r.startswith(TOOLS_REASON)), ""
+    )
+    tools = tuple(t for t in matched.split(", ") if t) or (
+        tuple(t.name for t in entry.tools) if entry is not None else ()
+    )
+    return Summary(candidate.server, entry.description if entry is not None else "", tools)
 
 
 _REF = re.compile(r"^(?P<registry>npm|pypi|[a-z]+):(?P<name>@?[^@\s]+)@(?P<version>\S+)$")

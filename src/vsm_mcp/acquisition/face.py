@@ -14,6 +14,13 @@ Otherwise nobody can be asked, and the call is refused with a message naming
 the two ways to approve: ``vsm-mcp acquire "QUERY" --yes`` from a terminal,
 or ``[acquisition] auto_approve = true`` for vetted catalog packages.
 
+Asking the client's model: when the calling client declared the sampling
+capability on a connection that can carry a server-to-client request, the
+face lets its model choose among the top candidates of ``vsm_find_capability``
+and of ``vsm_acquire_capability`` without a server or package (one bounded
+``sampling/createMessage`` on the client's request; `rerank`), unless the
+settings turn it off. The results say which order was used and why.
+
 Only an operator approves: the caller's token must hold ``approve`` (the
 gateway's scope gate refuses ``vsm_acquire_capability`` to any other, and
 this face asks no one without it); on stdio the local user who started the
@@ -45,10 +52,13 @@ import anyio
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 
 from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOLS, VSM_ACQUIRE_CAPABILITY, CapabilityTools
 from vsm_mcp.acquisition.pipeline import AcquisitionPlan, Answer
+from vsm_mcp.acquisition.rerank import ClientModel, Reply, RerankPolicy
 from vsm_mcp.acquisition.service import Ask, CapabilityService, PromptApprover
 from vsm_mcp.acquisition.vetting import Verdict
 from vsm_mcp.core.access import Principal, Scope, lacks_scope
@@ -135,6 +145,43 @@ def _caller(ctx: ServerRequestContext[Any, Any], principal: Principal) -> _Calle
     return caller
 
 
+def _client_model(ctx: ServerRequestContext[Any, Any]) -> ClientModel:
+    """How to ask the model of the client of ``ctx``, through MCP sampling on its request, if it may answer."""
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return ClientModel(None, f"a {ctx.protocol_version} connection carries no server-to-client request")
+    if not ctx.session.check_client_capability(types.ClientCapabilities(sampling=types.SamplingCapability())):
+        return ClientModel(None, "this client did not declare the MCP sampling capability")
+
+    async def sample(system: str, prompt: str, max_tokens: int) -> Reply:
+        # The request itself, not the session's create_message: that helper is marked deprecated
+        # (sampling leaves the 2026-07-28 protocol), and this face only asks handshake-era clients.
+        request = types.CreateMessageRequest(
+            params=types.CreateMessageRequestParams(
+                messages=[types.SamplingMessage(role="user", content=types.TextContent(text=prompt))],
+                system_prompt=system,
+                max_tokens=max_tokens,
+                temperature=0.0,
+            )
+        )
+        try:
+            result = await ctx.session.send_request(
+                request,
+                types.CreateMessageResult,
+                metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+            )
+        except MCPError as exc:
+            return Reply(failure=f"the client did not sample ({exc.message})")
+        except ValidationError:
+            return Reply(failure="the client's answer was not a sampling result")
+        if not isinstance(result.content, types.TextContent):
+            return Reply(
+                model=result.model, failure=f"the client's model ({result.model}) answered without text"
+            )
+        return Reply(result.content.text, result.model)
+
+    return ClientModel(sample)
+
+
 #: How a refusal says its question was kept for an operator (`approvals.QueuedApprover`).
 _KEPT = re.compile(r"kept for an operator as approval (\d+)")
 
@@ -142,10 +189,19 @@ _KEPT = re.compile(r"kept for an operator as approval (\d+)")
 class CapabilityFace:
     """`ExtraTools` for the gateway: the capability tools over the runtime's service and fleet."""
 
-    def __init__(self, fleet: Fleet, registry: FleetRegistry, principal_of: PrincipalOf) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        registry: FleetRegistry,
+        principal_of: PrincipalOf,
+        rerank: RerankPolicy | None = None,
+    ) -> None:
+        """``rerank``: whether and how the calling client's model may choose among the top
+        candidates (default: asked, `RerankPolicy`)."""
         self.fleet = fleet
         self.registry = registry
         self._principal_of = principal_of
+        self.rerank = rerank if rerank is not None else RerankPolicy()
         self.approver = CallerApprover()
         self.service: CapabilityService | None = None
         self._tools: CapabilityTools | None = None
@@ -155,7 +211,7 @@ class CapabilityFace:
     def attach(self, service: CapabilityService) -> None:
         """The service is built: calls may run."""
         self.service = service
-        self._tools = CapabilityTools(service)
+        self._tools = CapabilityTools(service, self.rerank)
         self._ready.set()
 
     def fail(self, reason: str) -> None:
@@ -184,36 +240,37 @@ class CapabilityFace:
             raise VsmError(
                 f"{name}: capability acquisition is unavailable: {self._unavailable or 'not ready'}"
             )
+        model = _client_model(ctx) if self.rerank.enabled else None
         if name != VSM_ACQUIRE_CAPABILITY:
-            return await self._tools.call(name, arguments)
+            return await self._tools.call(name, arguments, model=model)
         caller = _caller(ctx, self._principal_of(ctx))
         token = _CALLER.set(caller)
         try:
-            return await self._acquire(self.service, self._tools, arguments, caller)
+            return await self._acquire(self.service, self._tools, arguments, caller, model)
         finally:
             _CALLER.reset(token)
 
     async def _acquire(
-        self, service: CapabilityService, tools: CapabilityTools, arguments: dict[str, Any], caller: _Caller
+        self,
+        service: CapabilityService,
+        tools: CapabilityTools,
+        arguments: dict[str, Any],
+        caller: _Caller,
+        model: ClientModel | None,
     ) -> dict[str, Any]:
         query = arguments.get("query")
-        if isinstance(query, str) and query.strip():
-            server, package = arguments.get("server"), arguments.get("package")
-            plan = await service.plan(
-                query,
-                server=server if isinstance(server, str) else None,
-                package=package if isinstance(package, str) else None,
-            )
-            existing = await service.acquirer.installed_unit(plan.candidate)
-            if existing is not None:
-                return {
-                    "server": existing,
-                    "package": plan.candidate.ref,
-                    "already_installed": True,
-                    "tools": [r.public for r in self.fleet.routes.tools.values() if r.unit == existing],
-                }
+        plan, ranking = await tools.plan(arguments, model=model)
+        existing = await service.acquirer.installed_unit(plan.candidate)
+        if existing is not None:
+            return {
+                "server": existing,
+                "package": plan.candidate.ref,
+                "already_installed": True,
+                "tools": [r.public for r in self.fleet.routes.tools.values() if r.unit == existing],
+                **ranking.json(),
+            }
         try:
-            result = await tools.call(VSM_ACQUIRE_CAPABILITY, arguments)
+            result = await tools.acquire(plan, ranking)
         except AcquisitionRefusedError as exc:
             if exc.rule == "operator" and (caller.ask is None or caller.why_not):
                 kept = _KEPT.search(str(exc))

@@ -8,13 +8,22 @@ gateway wraps it as text + ``structuredContent``). A refusal or failure is a
 `VsmError` whose message is the tool's error text. When the client supports
 elicitation, the gateway builds the acquirer's approver as
 ``PromptApprover(ask)`` with ``ask`` eliciting a yes/no from the user.
+
+Both tools' results say which order their candidates came from:
+``reranked_by`` is ``client-sampling`` when the calling client's model chose
+among the top candidates (``rerank`` names the model and its choice), else
+``offline`` with ``rerank.reason`` saying why (`vsm_mcp.acquisition.rerank`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from vsm_mcp.acquisition.candidates import summarize
+from vsm_mcp.acquisition.pipeline import AcquisitionPlan
+from vsm_mcp.acquisition.rerank import ClientModel, Ranking, RerankPolicy, rerank
 from vsm_mcp.acquisition.service import CapabilityService, candidate_json
+from vsm_mcp.acquisition.vetting import Candidate
 from vsm_mcp.errors import ConfigError
 
 VSM_FIND_CAPABILITY = "vsm_find_capability"
@@ -60,41 +69,86 @@ CAPABILITY_TOOL_NAMES = frozenset(t["name"] for t in CAPABILITY_TOOLS)
 
 
 class CapabilityTools:
-    """Handlers of the two tools over one `CapabilityService`."""
+    """Handlers of the two tools over one `CapabilityService`; ``rerank`` says whether and how the
+    calling client's model may choose among the top candidates."""
 
-    def __init__(self, service: CapabilityService) -> None:
+    def __init__(self, service: CapabilityService, rerank: RerankPolicy | None = None) -> None:
         self.service = service
+        self.rerank = rerank if rerank is not None else RerankPolicy()
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Run tool ``name``; returns its structured result.
+    async def call(
+        self, name: str, arguments: dict[str, Any], *, model: ClientModel | None = None
+    ) -> dict[str, Any]:
+        """Run tool ``name``; returns its structured result. ``model``: the calling client's model
+        (None: no client is calling).
 
         Raises:
             ConfigError: unknown tool or bad arguments.
             AcquisitionError: refused, or failed and rolled back (the message says why).
         """
-        query = arguments.get("query")
-        if not isinstance(query, str) or not query.strip():
-            raise ConfigError(f"{name}: 'query' must be a non-empty string")
+        query = _query(name, arguments)
         if name == VSM_FIND_CAPABILITY:
             limit = arguments.get("limit", 5)
             if not isinstance(limit, int) or not 1 <= limit <= 20:
                 raise ConfigError(f"{name}: 'limit' must be an integer from 1 to 20")
-            found = self.service.find(query, limit=limit)
-            return {"query": query, "candidates": [candidate_json(c, self.service.matcher) for c in found]}
-        if name == VSM_ACQUIRE_CAPABILITY:
-            server, package = arguments.get("server"), arguments.get("package")
-            plan = await self.service.plan(
-                query,
-                server=server if isinstance(server, str) else None,
-                package=package if isinstance(package, str) else None,
-            )
-            acquired = await self.service.acquire(plan)
+            ranking = await self._rank(query, self.service.find(query, limit=limit), model)
             return {
-                "server": acquired.plan.unit,
-                "package": acquired.plan.candidate.ref,
-                "tools": [acquired.spec.public_name(str(t.get("name"))) for t in acquired.verification.tools],
-                "sandbox": acquired.launch.detail,
-                "category": acquired.plan.category,
-                "timings_s": {k: round(v, 3) for k, v in acquired.timings_s.items()},
+                "query": query,
+                "candidates": [candidate_json(c, self.service.matcher) for c in ranking.candidates],
+                **ranking.json(),
             }
+        if name == VSM_ACQUIRE_CAPABILITY:
+            plan, ranking = await self.plan(arguments, model=model)
+            return await self.acquire(plan, ranking)
         raise ConfigError(f"unknown capability tool {name!r}")
+
+    async def plan(
+        self, arguments: dict[str, Any], *, model: ClientModel | None = None
+    ) -> tuple[AcquisitionPlan, Ranking]:
+        """The plan ``vsm_acquire_capability`` would run for ``arguments``, and where its order came from.
+
+        Raises:
+            ConfigError: bad arguments.
+            AcquisitionRefusedError: nothing matches.
+        """
+        query = _query(VSM_ACQUIRE_CAPABILITY, arguments)
+        server, package = arguments.get("server"), arguments.get("package")
+        server = server if isinstance(server, str) else None
+        package = package if isinstance(package, str) else None
+        ranking = Ranking((), reason=f"the caller named the {'package' if package else 'server'}")
+
+        async def reorder(query: str, candidates: list[Candidate]) -> list[Candidate]:
+            nonlocal ranking
+            ranking = await self._rank(query, candidates, model)
+            return list(ranking.candidates)
+
+        plan = await self.service.plan(query, server=server, package=package, reorder=reorder)
+        return plan, ranking
+
+    async def acquire(self, plan: AcquisitionPlan, ranking: Ranking) -> dict[str, Any]:
+        """Run ``plan``; the result of ``vsm_acquire_capability``.
+
+        Raises:
+            AcquisitionError: refused, or failed and rolled back (the message says why).
+        """
+        acquired = await self.service.acquire(plan)
+        return {
+            "server": acquired.plan.unit,
+            "package": acquired.plan.candidate.ref,
+            "tools": [acquired.spec.public_name(str(t.get("name"))) for t in acquired.verification.tools],
+            "sandbox": acquired.launch.detail,
+            "category": acquired.plan.category,
+            "timings_s": {k: round(v, 3) for k, v in acquired.timings_s.items()},
+            **ranking.json(),
+        }
+
+    async def _rank(self, query: str, candidates: list[Candidate], model: ClientModel | None) -> Ranking:
+        catalog = self.service.matcher.catalog
+        return await rerank(query, candidates, model, self.rerank, lambda c: summarize(c, catalog))
+
+
+def _query(name: str, arguments: dict[str, Any]) -> str:
+    query = arguments.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise ConfigError(f"{name}: 'query' must be a non-empty string")
+    return query

@@ -7,6 +7,8 @@ on a package named explicitly) for the demand category of the query. The
 category of a free-text query is ``search:<words>`` (lower-cased, single
 spaces), the gateway's category for a tool search nothing answered, so an
 acquisition made from the CLI answers the same demand a client expressed.
+When neither a package nor a server is named, `CapabilityService.plan` may
+`Reorder` the candidates first (the calling client's model, `rerank`).
 
 `PromptApprover` is the `Approver` of an interactive front end: it asks one
 yes/no question (the CLI's ``typer.confirm``, or MCP elicitation through the
@@ -27,6 +29,8 @@ from vsm_mcp.discovery.sources import CandidateSource, discover
 from vsm_mcp.errors import AcquisitionRefusedError, ConfigError
 
 Ask = Callable[[str], Awaitable[bool | None]]
+#: Reorders the candidates for a query before the first is planned (the client's model, `rerank`).
+Reorder = Callable[[str, list[Candidate]], Awaitable[list[Candidate]]]
 
 
 def search_category(query: str) -> str:
@@ -102,9 +106,16 @@ class CapabilityService:
         )
 
     async def plan(
-        self, query: str, *, package: str | None = None, server: str | None = None, limit: int = 5
+        self,
+        query: str,
+        *,
+        package: str | None = None,
+        server: str | None = None,
+        limit: int = 5,
+        reorder: Reorder | None = None,
     ) -> AcquisitionPlan:
-        """The plan for ``query``: an explicit package, a named catalog server, or the best match.
+        """The plan for ``query``: an explicit package, a named catalog server, or the best match
+        (the first after ``reorder``, when given).
 
         Raises:
             ConfigError: ``package`` is malformed or ``server`` is not an installable catalog entry.
@@ -131,6 +142,8 @@ class CapabilityService:
                 if not chosen:
                     raise ConfigError(f"{server!r} is not among the installable matches for {query!r}")
                 candidates = chosen + [c for c in candidates if c.server != server]
+            elif reorder is not None:
+                candidates = await reorder(query, candidates)
         category = search_category(query) if query.strip() else (package or server or "")
         if not category:
             raise AcquisitionRefusedError("no_candidate", "nothing to acquire: give a query or a package")
