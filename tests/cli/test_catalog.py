@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -85,8 +86,73 @@ def test_refresh_writes_a_catalog_from_live_metadata(tmp_path: Path) -> None:
     assert time_entry["name"] == "mcp-server-time"
     assert [t["name"] for t in time_entry["tools"]] == ["get_current_time", "convert_time"]  # from its README
     assert time_entry["launch"]["args"] == [f"mcp-server-time=={time_entry['packages'][0]['version']}"]
-    assert memory["tools"] == [{"name": "create_entities", "description": "", "inputSchema": {}}]
+    # its README lists its tools now, with descriptions: the known names are not needed
+    assert memory["toolsSource"] == "readme"
+    assert memory["tools"][0]["name"] == "create_entities" and memory["tools"][0]["description"]
+    assert memory["summary"]
     assert memory["launch"]["args"] == [
         "-y",
         f"@modelcontextprotocol/server-memory@{memory['packages'][0]['version']}",
     ]
+
+
+def test_refresh_flags_unfilled_entries_and_explains_removed_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = "# w\n\nWeather forecasts.\n\n## Tools\n\n- `get_forecast`: Forecast for a place\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/weather-mcp/latest":
+            return httpx.Response(200, json={"name": "weather-mcp", "version": "2.0.0", "dist": {}})
+        if path == "/weather-mcp":
+            return httpx.Response(200, json={"readme": readme})
+        if path == "/bare-mcp/latest":
+            return httpx.Response(200, json={"name": "bare-mcp", "version": "1.0.0"})
+        if path == "/bare-mcp":
+            return httpx.Response(200, json={})
+        return httpx.Response(404)
+
+    monkeypatch.setattr(
+        catalog, "refresh_client", lambda: httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    )
+    seeds = tmp_path / "seeds.json"
+    seeds.write_text(
+        json.dumps([{"registry": "npm", "name": n} for n in ("weather-mcp", "bare-mcp", "gone-mcp")])
+    )
+    out = tmp_path / "out.json"
+    previous = [
+        {
+            "name": name,
+            "description": "",
+            "packages": [{"registryType": "npm", "identifier": name, "version": "0.1.0"}],
+            "tools": [{"name": "GradeDate"}, {"name": "Firm"}] if name == "bare-mcp" else [],
+        }
+        for name in ("weather-mcp", "bare-mcp", "gone-mcp", "old-mcp")
+    ]
+    out.write_text(json.dumps(previous))
+    args = ["catalog", "refresh", "--seeds", str(seeds), "--output", str(out)]
+    result = CliRunner().invoke(app(), [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert {k: report[k] for k in ("servers", "with_tools", "tools_source", "unfilled", "missing")} == {
+        "servers": 2,
+        "with_tools": 1,
+        "tools_source": {"readme": 1, "catalog": 0, "none": 1},
+        "unfilled": ["bare-mcp"],
+        "missing": ["npm:gone-mcp"],
+    }
+    assert report["dropped_tool_names"] == {"bare-mcp": ["GradeDate", "Firm"]}
+    assert report["lost"] == {"gone-mcp": "not on the registry", "old-mcp": "no longer in the seed list"}
+    weather, bare = json.loads(out.read_text())
+    assert (weather["toolsSource"], weather["summary"]) == (
+        "readme",
+        "Weather forecasts. get_forecast: Forecast for a place.",
+    )
+    assert (bare["toolsSource"], bare["tools"]) == ("none", [])
+
+    out.write_text(json.dumps(previous))
+    text = CliRunner().invoke(app(), args)
+    assert text.exit_code == 0, text.output
+    assert "1 without tools (no tool list in README or catalog): bare-mcp" in text.output
+    assert "removed old-mcp: no longer in the seed list" in text.output

@@ -6,11 +6,16 @@ from pathlib import Path
 import pytest
 
 from vsm_mcp.discovery.catalog import (
+    ServerEntry,
+    ToolSpec,
+    ToolsSource,
     dump_catalog,
+    entry_to_json,
     load_catalog,
     load_shipped_catalog,
     parse_catalog,
 )
+from vsm_mcp.discovery.readme import MAX_SUMMARY, looks_like_tool_list, naming_style
 from vsm_mcp.errors import CatalogError
 
 ENTRY = {
@@ -78,6 +83,32 @@ def test_dump_then_parse_round_trips() -> None:
     assert again.entries == catalog.entries
 
 
+def test_catalogs_without_tools_source_or_summary_load_with_defaults() -> None:
+    catalog = parse_catalog([ENTRY, {"name": "Bare", "description": "x"}], "old.json")
+    weather, bare = catalog.entries
+    assert (weather.tools_source, weather.summary) == (ToolsSource.CATALOG, "")
+    assert (bare.tools_source, bare.summary) == (ToolsSource.NONE, "")
+
+
+def test_tools_source_and_summary_round_trip() -> None:
+    entry = ServerEntry(
+        "weather-mcp",
+        "Forecasts",
+        (ToolSpec("get_forecast", "Forecast for a city"),),
+        tools_source=ToolsSource.README,
+        summary="A weather server: forecasts and alerts.",
+    )
+    data = entry_to_json(entry)
+    assert (data["toolsSource"], data["summary"]) == ("readme", "A weather server: forecasts and alerts.")
+    assert parse_catalog([data], "x").entries == (entry,)
+
+
+def test_an_entry_without_tools_is_always_marked_none() -> None:
+    assert ServerEntry("x", "d", tools_source=ToolsSource.README).tools_source is ToolsSource.NONE
+    with pytest.raises(CatalogError, match="toolsSource"):
+        parse_catalog([{"name": "x", "toolsSource": "guess"}], "bad.json")
+
+
 def test_shipped_catalog_has_300_real_pinned_servers() -> None:
     catalog = load_shipped_catalog()
     assert len(catalog) >= 300
@@ -94,4 +125,33 @@ def test_shipped_catalog_has_300_real_pinned_servers() -> None:
         )
         assert pinned in entry.launch.args, entry.name
     filesystem = catalog.get("@modelcontextprotocol/server-filesystem")
-    assert filesystem is not None and "read_file" in filesystem.tool_names
+    assert filesystem is not None and "write_file" in filesystem.tool_names
+
+
+def test_shipped_catalog_says_where_tools_came_from_and_summarises_readmes() -> None:
+    catalog = load_shipped_catalog()
+    sources = {entry.tools_source for entry in catalog}
+    assert ToolsSource.README in sources and ToolsSource.NONE in sources
+    for entry in catalog:
+        assert (entry.tools_source is ToolsSource.NONE) == (not entry.tools), entry.name
+        assert len(entry.summary) <= MAX_SUMMARY + 1, entry.name
+        assert "](" not in entry.summary and "```" not in entry.summary, entry.name
+    assert sum(1 for entry in catalog if entry.summary) >= len(catalog) * 3 // 4
+
+
+def test_no_shipped_tool_list_reads_as_parameter_names() -> None:
+    """No entry's tools are (mostly) camelCase/PascalCase/UPPER nouns without an action verb.
+
+    Parameter and response-field names (``GradeDate``, ``perPage``,
+    ``userId``) are nouns in camel or Pascal case; tool names are operations
+    (``get_forecast``) or snake/kebab-case nouns (``sequential_thinking``).
+    A list fails when more than half of it is camel/Pascal/UPPER case and
+    fewer than half of it holds an action verb (`looks_like_tool_list`).
+    """
+    suspicious = []
+    for entry in load_shipped_catalog():
+        names = entry.tool_names
+        shouty = sum(naming_style(n) in {"camel", "pascal", "upper", "dotted"} for n in names)
+        if names and 2 * shouty > len(names) and not looks_like_tool_list(names):
+            suspicious.append(entry.name)
+    assert suspicious == []

@@ -190,3 +190,39 @@ def test_a_tool_list_needs_half_its_names_to_be_operations() -> None:
     assert looks_like_tool_list(["yfinance_get_ticker_info", "GradeDate", "Firm", "Raises"]) is False
     assert looks_like_tool_list(["get_forecast", "sequential_thinking"]) is True
     assert looks_like_tool_list([]) is False
+
+
+def test_a_sentence_announcing_tools_opens_a_list_up_to_the_next_other_heading() -> None:
+    assert tools_from_readme(fixture("tools_introduced_by_a_sentence.md")) == [
+        ("exchange_rate", "Fetches the exchange rate between two currencies.")
+    ]
+
+
+def test_labelled_groups_of_code_names_and_headings_that_only_mention_tools() -> None:
+    readme = """## Works with the tools you already use
+
+| Client | Transport | Notes |
+|---|---|---|
+| [ChatGPT](#chatgpt) | https | Custom GPT actions |
+
+## MCP tools
+
+- **Content:** `note_write`, `note_read`
+- **Search & discovery:** `note_search`, `note_list`
+- [ListIndexTool](https://example.org/list-index): Lists all indices
+"""
+    assert tools_from_readme(readme) == [
+        ("note_write", ""),
+        ("note_read", ""),
+        ("note_search", ""),
+        ("note_list", ""),
+        ("ListIndexTool", "Lists all indices"),
+    ]
+
+
+def test_summary_keeps_tool_descriptions_but_not_their_inputs() -> None:
+    assert summary_from_readme(fixture("numbered_items_with_inputs.md")) == (
+        "MCP server for a repository host API, enabling file operations and issue tracking. "
+        "create_or_update_file. Create or update a single file in a repository. "
+        "search_repositories. Search for repositories."
+    )

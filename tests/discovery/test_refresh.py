@@ -1,10 +1,100 @@
 from __future__ import annotations
 
+import io
+import tarfile
+from typing import Any
+
 import httpx
 import pytest
 
-from vsm_mcp.discovery.catalog import Catalog, Launch, ServerEntry, ToolSpec
-from vsm_mcp.discovery.refresh import Seed, load_seeds, package_of_launch, refresh_catalog, tools_by_package
+from vsm_mcp.discovery import packages
+from vsm_mcp.discovery.catalog import Catalog, Launch, PackageRef, ServerEntry, ToolSpec, ToolsSource
+from vsm_mcp.discovery.refresh import (
+    Seed,
+    entries_by_package,
+    load_seeds,
+    package_of_launch,
+    refresh_catalog,
+    tools_by_package,
+)
+
+NPM = "https://registry.npmjs.org"
+WEATHER_README = """# Weather MCP
+
+[![npm](https://img.shields.io/npm/v/weather-mcp.svg)](https://www.npmjs.com/package/weather-mcp)
+
+Forecasts and alerts from the [national weather service](https://example.org).
+
+## Tools
+
+- `get_forecast`: Forecast for a place
+  - `latitude` (number): where
+- `get_alerts`: Active alerts for a state
+"""
+NOTES_README = """# notes-mcp
+
+Keeps notes in a local folder.
+
+## Tools
+
+| Tool | Description |
+|------|-------------|
+| `create_note` | Create a note |
+"""
+
+
+def tarball(files: dict[str, str]) -> bytes:
+    """A gzipped npm-style tarball holding ``files`` under ``package/``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def manifest(name: str, version: str = "1.0.0") -> dict[str, Any]:
+    return {
+        "name": name,
+        "version": version,
+        "description": f"{name} server",
+        "license": "MIT",
+        "dist": {"tarball": f"{NPM}/{name}/-/{name}-{version}.tgz"},
+    }
+
+
+def registry_handler(request: httpx.Request) -> httpx.Response:
+    """npm and PyPI as the refresh sees them, for a handful of packages."""
+    url = str(request.url)
+    routes: dict[str, httpx.Response] = {
+        # the full document carries no readme (as mirrors serve it): the tarball's README is read
+        f"{NPM}/weather-mcp/latest": httpx.Response(200, json=manifest("weather-mcp", "2.1.0")),
+        f"{NPM}/weather-mcp": httpx.Response(200, json={"name": "weather-mcp", "versions": {}}),
+        f"{NPM}/weather-mcp/-/weather-mcp-2.1.0.tgz": httpx.Response(
+            200, content=tarball({"package.json": "{}", "README.md": WEATHER_README})
+        ),
+        # the full document carries the readme: no tarball is fetched
+        f"{NPM}/notes-mcp/latest": httpx.Response(200, json=manifest("notes-mcp")),
+        f"{NPM}/notes-mcp": httpx.Response(200, json={"name": "notes-mcp", "readme": NOTES_README}),
+        f"{NPM}/quotes-mcp/latest": httpx.Response(200, json=manifest("quotes-mcp")),
+        f"{NPM}/quotes-mcp": httpx.Response(200, json={"readme": "ERROR: No README data found!"}),
+        f"{NPM}/quotes-mcp/-/quotes-mcp-1.0.0.tgz": httpx.Response(200, content=tarball({"index.js": ""})),
+        "https://pypi.org/pypi/clock-mcp/json": httpx.Response(
+            200,
+            json={
+                "info": {
+                    "name": "clock-mcp",
+                    "version": "0.3.0",
+                    "summary": "Time",
+                    "description": "Tells time.",
+                }
+            },
+        ),
+        f"{NPM}/flaky-mcp/latest": httpx.Response(503),
+    }
+    return routes.get(url, httpx.Response(404))
 
 
 def test_package_of_launch_reads_npx_and_uvx_forms() -> None:
@@ -61,6 +151,92 @@ async def test_refresh_builds_pinned_entries_from_live_metadata() -> None:
     assert report.failed == {}
     time_entry = report.entries[0]
     assert time_entry.tool_names == ("get_current_time", "convert_time")
+    assert time_entry.tools_source is ToolsSource.README
+    memory = report.entries[1]
+    assert "create_entities" in memory.tool_names and memory.tools_source is ToolsSource.README
     version = time_entry.packages[0].version
     assert time_entry.launch == Launch("uvx", (f"mcp-server-time=={version}",))
     assert time_entry.packages[0].transport == "stdio"
+
+
+@pytest.mark.anyio
+async def test_refresh_fills_tools_and_summaries_and_flags_what_it_could_not_fill() -> None:
+    seeds = [
+        Seed(registry="npm", name="weather-mcp"),
+        Seed(registry="npm", name="notes-mcp"),
+        Seed(registry="npm", name="quotes-mcp"),
+        Seed(registry="pypi", name="clock-mcp"),
+        Seed(registry="npm", name="flaky-mcp"),
+        Seed(registry="npm", name="gone-mcp"),
+    ]
+    known = {
+        # an older extractor's list of response fields: not shipped
+        ("npm", "quotes-mcp"): (
+            ToolSpec("GradeDate"),
+            ToolSpec("Firm"),
+            ToolSpec("get_quote"),
+            ToolSpec("perPage"),
+        ),
+        ("pypi", "clock-mcp"): (ToolSpec("get_current_time"), ToolSpec("convert_time")),
+        ("npm", "weather-mcp"): (ToolSpec("old_tool"),),
+    }
+    flaky = ServerEntry(
+        "flaky-mcp",
+        "kept",
+        (ToolSpec("run_flaky"),),
+        packages=(PackageRef("npm", "flaky-mcp", "0.9.0"),),
+        tools_source=ToolsSource.README,
+    )
+    previous = entries_by_package(Catalog((flaky,)))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(registry_handler)) as client:
+        report = await refresh_catalog(seeds, known, client, previous=previous)
+    by_name = {entry.name: entry for entry in report.entries}
+    assert list(by_name) == ["weather-mcp", "notes-mcp", "quotes-mcp", "clock-mcp", "flaky-mcp"]
+
+    weather = by_name["weather-mcp"]
+    assert weather.tools == (
+        ToolSpec("get_forecast", "Forecast for a place"),
+        ToolSpec("get_alerts", "Active alerts for a state"),
+    )
+    assert weather.tools_source is ToolsSource.README
+    assert weather.summary == (
+        "Forecasts and alerts from the national weather service. "
+        "get_forecast: Forecast for a place. get_alerts: Active alerts for a state."
+    )
+    assert weather.packages[0].version == "2.1.0"
+    assert by_name["notes-mcp"].tools == (ToolSpec("create_note", "Create a note"),)
+    assert by_name["notes-mcp"].summary == "Keeps notes in a local folder."
+
+    quotes = by_name["quotes-mcp"]
+    assert (quotes.tools, quotes.tools_source, quotes.summary) == ((), ToolsSource.NONE, "")
+    assert report.dropped == {"quotes-mcp": ("GradeDate", "Firm", "get_quote", "perPage")}
+
+    clock = by_name["clock-mcp"]
+    assert clock.tool_names == ("get_current_time", "convert_time")
+    assert clock.tools_source is ToolsSource.CATALOG
+    assert clock.summary == "Tells time."
+
+    assert by_name["flaky-mcp"] is flaky
+    assert report.kept == ["npm:flaky-mcp"]
+    assert report.failed == {"npm:flaky-mcp": "npm flaky-mcp: HTTP 503"}
+    assert report.missing == ["npm:gone-mcp"]
+    assert report.unfilled == ["quotes-mcp"]
+    assert report.by_source() == {"readme": 3, "catalog": 1, "none": 1}
+
+
+@pytest.mark.anyio
+async def test_a_tarball_over_the_limit_gives_no_readme(monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = WEATHER_README + "\n" + "x" * 5000
+    body = tarball({"filler.bin": "y" * 20000, "README.md": readme})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(".tgz"):
+            return httpx.Response(200, content=body)
+        return httpx.Response(200, json={"name": "weather-mcp"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        whole = await packages.npm_readme(client, "weather-mcp", f"{NPM}/weather-mcp/-/w.tgz")
+        monkeypatch.setattr(packages, "MAX_TARBALL_BYTES", len(body) // 2)
+        cut = await packages.npm_readme(client, "weather-mcp", f"{NPM}/weather-mcp/-/w.tgz")
+    assert whole == readme
+    assert cut == ""

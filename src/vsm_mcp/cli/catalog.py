@@ -25,7 +25,13 @@ from vsm_mcp.discovery.catalog import (
     shipped_catalog_path,
 )
 from vsm_mcp.discovery.matcher import Matcher
-from vsm_mcp.discovery.refresh import RefreshReport, load_seeds, refresh_catalog, tools_by_package
+from vsm_mcp.discovery.refresh import (
+    RefreshReport,
+    entries_by_package,
+    load_seeds,
+    refresh_catalog,
+    tools_by_package,
+)
 from vsm_mcp.errors import CatalogError
 
 app = typer.Typer(
@@ -93,6 +99,41 @@ def show(
     typer.echo(json.dumps(entry_to_json(entry), ensure_ascii=False, indent=2))
 
 
+def refresh_client() -> httpx.AsyncClient:
+    """The HTTP client `catalog refresh` asks the registries with (replaced in tests)."""
+    return httpx.AsyncClient(headers={"User-Agent": "vsm-mcp catalog refresh"})
+
+
+def _lost(previous: Catalog | None, report: RefreshReport) -> dict[str, str]:
+    """Entries of the previous catalog the refresh did not write, each with why."""
+    if previous is None:
+        return {}
+    written = {entry.name for entry in report.entries}
+    reasons = {label.split(":", 1)[1].lower(): "not on the registry" for label in report.missing}
+    reasons.update({label.split(":", 1)[1].lower(): f"failed: {why}" for label, why in report.failed.items()})
+    lost: dict[str, str] = {}
+    for entry in previous:
+        if entry.name not in written:
+            package = entry.packages[0].identifier.lower() if entry.packages else entry.name.lower()
+            lost[entry.name] = reasons.get(package, "no longer in the seed list")
+    return lost
+
+
+def _refresh_summary(target: Path, report: RefreshReport, lost: dict[str, str]) -> dict[str, object]:
+    return {
+        "path": str(target),
+        "servers": len(report.entries),
+        "with_tools": sum(1 for e in report.entries if e.tools),
+        "tools_source": report.by_source(),
+        "unfilled": report.unfilled,
+        "dropped_tool_names": {name: list(names) for name, names in report.dropped.items()},
+        "missing": report.missing,
+        "failed": report.failed,
+        "kept_previous": report.kept,
+        "lost": lost,
+    }
+
+
 @app.command("refresh")
 def refresh(
     output: Annotated[
@@ -105,29 +146,65 @@ def refresh(
         list[Path] | None,
         typer.Option("--tools-from", help="Catalog(s) to take known tool lists from, by package."),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print what was written and what could not be filled as JSON.")
+    ] = False,
 ) -> None:
-    """Regenerate the catalog from live npm and PyPI metadata (exact versions, licences)."""
+    """Regenerate the catalog from live npm and PyPI metadata and READMEs (versions, licences, tools).
+
+    Each entry says where its tools came from (readme, catalog, none); entries
+    left without tools are listed, as are known tool names dropped because
+    they read as parameter names, and entries of the previous catalog not written.
+    """
     target = output or shipped_catalog_path()
     sources: list[Catalog] = [load_catalog(p) for p in tools_from or []]
-    if target.exists():
-        sources.insert(0, load_catalog(target))
+    previous = load_catalog(target) if target.exists() else None
+    if previous is not None:
+        sources.insert(0, previous)
     seed_list = load_seeds(seeds)
     known = tools_by_package(sources)
+    kept = entries_by_package(previous) if previous is not None else {}
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("fetching npm/PyPI metadata", total=len(seed_list))
+    with Progress(*columns, console=console, disable=as_json) as progress:
+        task = progress.add_task("fetching npm/PyPI metadata and READMEs", total=len(seed_list))
 
         async def run() -> RefreshReport:
-            async with httpx.AsyncClient(headers={"User-Agent": "vsm-mcp catalog refresh"}) as client:
-                return await refresh_catalog(seed_list, known, client, lambda _name: progress.advance(task))
+            async with refresh_client() as client:
+                return await refresh_catalog(
+                    seed_list, known, client, lambda _name: progress.advance(task), previous=kept
+                )
 
         report = anyio.run(run)
     target.write_text(dump_catalog(report.entries), encoding="utf-8")
+    lost = _lost(previous, report)
+    if as_json:
+        typer.echo(json.dumps(_refresh_summary(target, report, lost), ensure_ascii=False, indent=2))
+        return
     with_tools = sum(1 for e in report.entries if e.tools)
+    sources_text = ", ".join(f"{source} {count}" for source, count in report.by_source().items())
     console.print(
-        f"wrote {len(report.entries)} servers ({with_tools} with known tools) to {target}; "
-        f"{len(report.missing)} seeds not found, {len(report.failed)} failed"
+        f"wrote {len(report.entries)} servers ({with_tools} with tools; by source: {sources_text}) to {target}; "
+        f"{len(report.missing)} seeds not found, {len(report.failed)} failed",
+        highlight=False,
     )
+    if report.unfilled:
+        console.print(
+            f"  {len(report.unfilled)} without tools (no tool list in README or catalog): "
+            + ", ".join(report.unfilled),
+            highlight=False,
+            markup=False,
+        )
+    for name, names in report.dropped.items():
+        console.print(
+            f"  dropped known tool names of {name} (too few read as operations): {', '.join(names)}",
+            highlight=False,
+            markup=False,
+        )
+    for label in report.missing:
+        console.print(f"  not found {label}", highlight=False, markup=False)
     for label, reason in sorted(report.failed.items()):
-        console.print(f"  failed {label}: {reason}", highlight=False)
+        kept_note = " (previous entry kept)" if label in report.kept else ""
+        console.print(f"  failed {label}: {reason}{kept_note}", highlight=False, markup=False)
+    for name, reason in lost.items():
+        console.print(f"  removed {name}: {reason}", highlight=False, markup=False)

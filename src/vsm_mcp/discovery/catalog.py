@@ -4,8 +4,11 @@ A catalog file is a JSON array; each entry has ``name``, ``description``,
 ``tools`` (``{name, description, inputSchema}``) and optionally ``category``,
 ``repository``, ``launch`` (``{command, args}``) and ``packages`` (official
 registry ``server.json`` package entries). The shipped catalog adds
-``license`` and ``deprecated``; unknown keys are ignored so catalogs written
-by other tools still load.
+``license``, ``deprecated``, ``toolsSource`` (where its tool list came from,
+a `ToolsSource`) and ``summary`` (the README's first sections as plain text);
+unknown keys are ignored so catalogs written by other tools still load, and
+catalogs without the newer keys load with their defaults (``toolsSource``
+``catalog`` when the entry lists tools, else ``none``; ``summary`` empty).
 
 Invariants:
 - pydantic validates only here; everything returned is a frozen dataclass.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -59,9 +63,20 @@ class PackageRef:
     runtime_hint: str | None = None
 
 
+class ToolsSource(StrEnum):
+    """Where an entry's tool list came from, so a matcher can weigh what it knows."""
+
+    README = "readme"  # read from the package's own README by `catalog refresh`
+    CATALOG = "catalog"  # listed by the catalog file (written by hand, or carried by package name)
+    NONE = "none"  # no tool list could be found: only the description and summary describe it
+
+
 @dataclass(frozen=True, slots=True)
 class ServerEntry:
-    """One MCP server in a catalog."""
+    """One MCP server in a catalog.
+
+    ``tools_source`` is `ToolsSource.NONE` whenever ``tools`` is empty.
+    """
 
     name: str
     description: str
@@ -72,6 +87,12 @@ class ServerEntry:
     packages: tuple[PackageRef, ...] = ()
     license: str | None = None
     deprecated: bool = False
+    tools_source: ToolsSource = ToolsSource.CATALOG
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.tools and self.tools_source is not ToolsSource.NONE:
+            object.__setattr__(self, "tools_source", ToolsSource.NONE)
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -140,7 +161,7 @@ class _RepositoryModel(BaseModel):
 
 
 class _EntryModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
     name: str = Field(min_length=1)
     description: str | None = ""
     tools: list[_ToolModel] = Field(default_factory=list)
@@ -150,6 +171,8 @@ class _EntryModel(BaseModel):
     packages: list[_PackageModel] = Field(default_factory=list)
     license: str | None = None
     deprecated: bool = False
+    tools_source: ToolsSource = Field(default=ToolsSource.CATALOG, alias="toolsSource")
+    summary: str | None = ""
 
     @field_validator("name")
     @classmethod
@@ -174,6 +197,8 @@ class _EntryModel(BaseModel):
             ),
             license=self.license,
             deprecated=self.deprecated,
+            tools_source=self.tools_source,
+            summary=(self.summary or "").strip(),
         )
 
 
@@ -260,6 +285,9 @@ def entry_to_json(entry: ServerEntry) -> dict[str, Any]:
         out["license"] = entry.license
     if entry.deprecated:
         out["deprecated"] = True
+    out["toolsSource"] = entry.tools_source.value
+    if entry.summary:
+        out["summary"] = entry.summary
     return out
 
 

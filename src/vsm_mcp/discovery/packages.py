@@ -2,20 +2,35 @@
 
 Endpoints (documented, public, no authentication):
 - npm: ``GET {registry}/{name}/latest`` (the latest version's manifest; scoped
-  names are URL-encoded, ``@scope%2Fname``), and the search API
-  ``GET {registry}/-/v1/search?text=&size=`` where it is reachable;
+  names are URL-encoded, ``@scope%2Fname``); its README from the full package
+  document ``GET {registry}/{name}`` (field ``readme``) or, when that document
+  carries none (mirrors and abbreviated documents drop it), from the
+  ``README`` file inside the release tarball (``dist.tarball``); and the
+  search API ``GET {registry}/-/v1/search?text=&size=`` where it is reachable;
 - PyPI: ``GET {index}/pypi/{name}/json`` (``info`` of the latest release; its
-  README gives the tool names it lists, see `readme`).
+  ``description`` is the README).
+
+The README gives the tools the package lists and a plain-text summary (see
+`readme`).
 
 Invariants:
 - a package that does not exist is ``None``, never an error; a transport
   failure, a timeout or an unexpected payload is a `SourceError` naming the
   package and the registry;
+- an npm README that cannot be had (too large, timed out, no README in the
+  tarball) is an empty README, never an error: the package is still valid;
+- downloads for a README stop at `MAX_README_DOCUMENT_BYTES` /
+  `MAX_TARBALL_BYTES`;
 - payloads are validated with pydantic here; callers get `PackageInfo`.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import re
+import tarfile
+import zlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -23,13 +38,22 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vsm_mcp.discovery.readme import tools_from_readme
+from vsm_mcp.discovery.readme import summary_from_readme, tools_from_readme
 from vsm_mcp.errors import SourceError
 
 NPM_REGISTRY = "https://registry.npmjs.org"
 PYPI_INDEX = "https://pypi.org"
 # one metadata document is small; a registry slower than this is treated as down for this call
 METADATA_TIMEOUT_S = 15.0
+# a README is worth a slower download than metadata (a tarball of a few MB), not an unbounded one
+README_TIMEOUT_S = 30.0
+# full documents of packages with hundreds of releases run to MBs; past this the tarball is cheaper
+MAX_README_DOCUMENT_BYTES = 4_000_000
+# MCP server tarballs are mostly well under 1 MB; bundles with binaries are not worth reading whole
+MAX_TARBALL_BYTES = 8_000_000
+MAX_README_CHARS = 200_000  # a README longer than this lists its tools well before the end
+_NO_README = "ERROR: No README data found!"  # what the npm registry stores for a package without one
+_README_MEMBER = re.compile(r"[^/]+/readme(?:\.(?:md|markdown|txt))?", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +69,7 @@ class PackageInfo:
     repository: str | None
     keywords: tuple[str, ...] = ()
     readme_tools: tuple[tuple[str, str], ...] = ()  # (name, description) listed in the README
+    summary: str = ""  # the README's first sections as plain text
 
     @property
     def launch_command(self) -> tuple[str, tuple[str, ...]]:
@@ -59,10 +84,16 @@ class _NpmRepository(BaseModel):
     url: str | None = None
 
 
+class _NpmDist(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    tarball: str | None = None
+
+
 class _NpmManifest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: str
     version: str
+    dist: _NpmDist | None = None
     description: str | None = None
     license: str | dict[str, Any] | None = None
     deprecated: str | bool | None = None
@@ -95,7 +126,7 @@ def _clean_repository(url: str | None) -> str | None:
     return url.replace("git://", "https://").replace("ssh://git@", "https://")
 
 
-def _npm_info(manifest: _NpmManifest) -> PackageInfo:
+def _npm_info(manifest: _NpmManifest, readme: str = "") -> PackageInfo:
     license_ = manifest.license
     if isinstance(license_, dict):
         license_ = str(license_.get("type")) if license_.get("type") else None
@@ -111,6 +142,8 @@ def _npm_info(manifest: _NpmManifest) -> PackageInfo:
         bool(manifest.deprecated),
         _clean_repository(repo_url),
         tuple(str(k) for k in keywords),
+        tuple(tools_from_readme(readme)),
+        summary_from_readme(readme),
     )
 
 
@@ -141,6 +174,7 @@ def _pypi_info(info: _PypiInfo) -> PackageInfo:
         _clean_repository(repository),
         tuple(k.strip() for k in (info.keywords or "").replace(",", " ").split() if k.strip()),
         tuple(tools_from_readme(info.description or "")),
+        summary_from_readme(info.description or ""),
     )
 
 
@@ -166,10 +200,64 @@ async def get_json(
         raise SourceError(f"{what}: response is not JSON") from exc
 
 
+async def _bounded_get(client: httpx.AsyncClient, url: str, limit: int) -> tuple[bytes, bool] | None:
+    """Up to ``limit`` bytes of ``url`` and whether that is all of it; None unless HTTP 200."""
+    chunks: list[bytes] = []
+    size = 0
+    async with client.stream("GET", url, timeout=README_TIMEOUT_S, follow_redirects=True) as response:
+        if response.status_code != 200:
+            return None
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return b"".join(chunks)[:limit], False
+    return b"".join(chunks), True
+
+
+def _readme_in_tarball(data: bytes) -> str:
+    """The top-level README of an npm tarball, read as a stream (a cut-off tarball still yields it
+    when the README comes before the cut)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r|gz") as archive:
+            for member in archive:
+                if member.isfile() and _README_MEMBER.fullmatch(member.name):
+                    content = archive.extractfile(member)
+                    return content.read(MAX_README_CHARS * 4).decode("utf-8", "replace") if content else ""
+    except (tarfile.TarError, EOFError, OSError, zlib.error):
+        pass  # a truncated or odd archive: no README from it
+    return ""
+
+
+async def npm_readme(
+    client: httpx.AsyncClient, name: str, tarball: str | None, registry: str = NPM_REGISTRY
+) -> str:
+    """The README of npm package ``name`` (full document, else the tarball), or "" when there is none.
+
+    Never raises for a README that cannot be had: too large, timed out, not there.
+    """
+    try:
+        body = await _bounded_get(client, f"{registry}/{quote(name, safe='@')}", MAX_README_DOCUMENT_BYTES)
+        if body is not None and body[1]:
+            document = json.loads(body[0])
+            readme = document.get("readme") if isinstance(document, dict) else None
+            if isinstance(readme, str) and readme.strip() and readme.strip() != _NO_README:
+                return readme[:MAX_README_CHARS]
+        if tarball:
+            body = await _bounded_get(client, tarball, MAX_TARBALL_BYTES)
+            if body is not None:
+                return _readme_in_tarball(body[0])[:MAX_README_CHARS]
+    except (httpx.HTTPError, ValueError):
+        pass  # the README is an extra: the package's metadata stands without it
+    return ""
+
+
 async def npm_package(
-    client: httpx.AsyncClient, name: str, registry: str = NPM_REGISTRY
+    client: httpx.AsyncClient, name: str, registry: str = NPM_REGISTRY, *, with_readme: bool = True
 ) -> PackageInfo | None:
     """The latest release of npm package ``name``, or None when it does not exist.
+
+    With ``with_readme`` its README is fetched too (`npm_readme`) for tools and a summary.
 
     Raises:
         SourceError: the registry failed, timed out or answered something unexpected.
@@ -178,9 +266,13 @@ async def npm_package(
     if data is None:
         return None
     try:
-        return _npm_info(_NpmManifest.model_validate(data))
+        manifest = _NpmManifest.model_validate(data)
     except ValidationError as exc:
         raise SourceError(f"npm {name}: unexpected manifest ({exc.error_count()} errors)") from exc
+    readme = ""
+    if with_readme:
+        readme = await npm_readme(client, name, manifest.dist.tarball if manifest.dist else None, registry)
+    return _npm_info(manifest, readme)
 
 
 async def pypi_package(client: httpx.AsyncClient, name: str, index: str = PYPI_INDEX) -> PackageInfo | None:

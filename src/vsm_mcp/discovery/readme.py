@@ -50,6 +50,11 @@ MAX_SUMMARY = 600
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _TOOLS_HEADING = re.compile(r"\btools?\b", re.IGNORECASE)
+_TOOLS_INTRO = re.compile(  # "The server exposes a single tool:", "Available tools:"
+    r"^(?=.*\b(?:following|available|provides?|exposes?|offers?|includes?|these|supported|registers?)\b)"
+    r"[^|#>\-*+\s`][^|`]{0,100}\btools?\b[\w ,()]{0,25}:\s*$",
+    re.IGNORECASE,
+)
 _IDENT = r"[A-Za-z][A-Za-z0-9_.\-]{1,63}"
 _SIGNATURE = r"(?:\([^`)]{0,80}\))?"  # `resolve_song(id, media)`
 _MARKED = re.compile(
@@ -62,17 +67,25 @@ _TYPES = (
     r"|json|any|enum|date|datetime|timestamp|uuid|null|optional|required|string\[\]|number\[\]"
 )
 _TYPED = re.compile(  # "(string): ...", "(optional number)", ": string", "(string?)" - a parameter
-    rf"^\s*(?:\([^()]{{1,30}}\)\s*:|\(\s*(?:optional\s+|required\s+)?(?:{_TYPES})\b|[:\-\u2013\u2014]\s*(?:{_TYPES})\s*(?:[,)|\-?]|$))",
+    rf"^\s*(?:\([^()`]{{1,30}}\)\s*:|\(\s*(?:optional\s+|required\s+)?(?:{_TYPES})\b|[:\-\u2013\u2014]\s*(?:{_TYPES})\s*(?:[,)|\-?]|$))",
     re.IGNORECASE,
 )
 _LABEL = re.compile(  # "Inputs:", "**Parameters**:", "Args", "Returns: ..."
-    r"^[*_`\s]*(?:inputs?|input\s+schema|parameters?|params|arguments?|args|options|returns?|outputs?"
+    r"^[*_`\s]*(?:(?:optional|required|tool|query|request|input)\s+)?(?:inputs?|input\s+schema|parameters?|params|arguments?|args|options|returns?|outputs?"
     r"|response|example(?:\s+\w+)?|usage|schema|properties|fields|required|optional)\b[*_`\s]*(?::|$)",
     re.IGNORECASE,
 )
 _LABEL_HEADING = re.compile(
     r"\b(?:parameters?|arguments?|args|inputs?|options|configuration|config|environment|permissions?|scopes?"
     r"|settings|variables|schema|response|outputs?|returns?|examples?|usage|install\w*|setup)\b",
+    re.IGNORECASE,
+)
+_PARAMETERS_HEADING = re.compile(  # "### Tool Parameters" documents parameters, "### Schema Tools" is a group
+    r"\b(?:parameters?|arguments?|args|inputs?|options|outputs?|returns?|variables|permissions?|scopes?)\b",
+    re.IGNORECASE,
+)
+_BUILD_SECTION = re.compile(
+    r"install|setup|set up|develop|build|test|prerequisit|requirement|contribut|getting started",
     re.IGNORECASE,
 )
 _DESCRIPTION_LABEL = re.compile(r"^[*_`\s]*description[*_`\s]*:[*_\s]*", re.IGNORECASE)
@@ -189,6 +202,8 @@ def _candidate(text: str, *, bare: bool = True) -> tuple[str, str] | None:
         name, rest = marked.group(1) or marked.group(2) or marked.group(3), marked.group(4)
         if not marked.group(1) and re.fullmatch(r"[A-Z][a-z]+(?:-[A-Za-z]+)*", name):
             return None  # "**Features**:", "**Add-ons**": a bold word, not a tool
+        if marked.group(3) and not re.search(r"[_\-]|[a-z]Tool$", name):
+            return None  # "[ChatGPT](#chatgpt)": a link to a product; "[ListIndexTool](...)" is a tool
     elif (titled := _TITLED.match(text)) is not None:
         return titled.group(1), ""
     else:
@@ -215,11 +230,20 @@ def _candidates(text: str, *, bare: bool = True) -> list[tuple[str, str]]:
         return []
     single = _candidate(text, bare=bare)
     if single is None:
+        labelled = re.match(r"^(?:\*\*[^*`]{1,40}\*\*|[^`*:]{1,40}):?\s*(.*)$", text)
+        if labelled and _group(labelled.group(1)):  # "**Content:** `bm_write`, `bm_read`"
+            return [(n, "") for n in _CODE_NAME.findall(labelled.group(1)) if _valid_name(n)]
         return []
     listed = [n for n in _CODE_NAME.findall(single[1]) if _valid_name(n)]
     if len(listed) >= 2 and not re.search(r"[a-z]{3,}\s+[a-z]{3,}", _CODE_NAME.sub("", single[1])):
         return [(name, "") for name in listed]
     return [single]
+
+
+def _tools_heading(text: str) -> bool:
+    """A heading about the tools ("Available Tools", "Tool Suite (33 Domain Tools)"), not a sentence
+    that mentions them ("Works with the tools you already use")."""
+    return bool(_TOOLS_HEADING.search(text)) and len(re.sub(r"\([^)]*\)", "", text).split()) <= 5
 
 
 def _group(cell: str) -> bool:
@@ -228,12 +252,16 @@ def _group(cell: str) -> bool:
 
 
 def _heading_tool(text: str) -> tuple[str, str] | None:
-    """The tool a sub-heading names (``### `read_file` ``, ``### 1. read_file``, ``### Title (`name`)``)."""
+    """The tool a sub-heading names (``### `read_file` ``, ``### 1. read_file``, ``### Title (`name`)``,
+    ``### Tool: `read_file` ``); not ``### Resource `files` ``, a group."""
     found = _candidates(text)
     if len(found) == 1:
         return found[0]
     codes = [n for n in _CODE_NAME.findall(text) if _valid_name(n)]
-    return (codes[0], "") if len(codes) == 1 else None
+    rest = _CODE_NAME.sub("", text).lower()
+    if len(codes) == 1 and re.fullmatch(r"[\W\d]*(?:tool)?[\W\d]*|[\W\d]*tool\W*", rest):
+        return codes[0], ""
+    return None
 
 
 @dataclass(slots=True)
@@ -246,6 +274,7 @@ class _Section:
     tool_indent: int | None = None  # indent of list items that are tools in this block
     label_indent: int | None = None  # items deeper than this follow an "Inputs:" label
     last: str | None = None  # the current tool, whose description may come later
+    intro: bool = False  # opened by a sentence, not a heading: ends at the first heading not a tool
     table: str | None = None  # "tools" | "params" for the table being read
     columns: tuple[int, int] = (0, 1)  # the tools table's name and description columns
 
@@ -327,6 +356,7 @@ def tools_from_readme(markdown: str) -> list[tuple[str, str]]:
                 found[section.last] = text[:MAX_DESCRIPTION]
 
     first_heading = True
+    current_level, current_text = 0, ""  # of the last heading read
     for line in _lines(markdown):
         if len(found) >= MAX_TOOLS:
             break
@@ -334,21 +364,30 @@ def tools_from_readme(markdown: str) -> list[tuple[str, str]]:
         if heading:
             level, text = len(heading.group(1)), heading.group(2)
             title, first_heading = first_heading and level == 1, False
+            current_level, current_text = level, text
             if section is not None and level <= section.level:
                 section = None
             if section is None:
-                if _TOOLS_HEADING.search(text) and not title:  # "# Gemini MCP Tool" names the project
+                if _tools_heading(text) and not title:  # "# Gemini MCP Tool" names the project
                     section = _Section(level)
                 continue
-            if _TOOLS_HEADING.search(text) and _heading_tool(text) is None:
-                section.label_heading = section.tool_heading = None  # "### Checklist Tools": a group
             section.table = section.tool_indent = section.label_indent = None
+            if (
+                _TOOLS_HEADING.search(text)
+                and _heading_tool(text) is None
+                and not _PARAMETERS_HEADING.search(text)
+            ):
+                section.label_heading = section.tool_heading = section.last = None  # "### Schema Tools"
+                continue
             if section.label_heading is not None and level > section.label_heading:
                 continue
             section.label_heading = None
             if section.tool_heading is not None and level > section.tool_heading:
                 continue  # a sub-heading inside one tool's documentation
             tool = _heading_tool(text)
+            if tool is None and section.intro:
+                section = None
+                continue
             if tool is None and (_LABEL.match(_plain(text)) or _LABEL_HEADING.search(text)):
                 section.label_heading = level
                 continue
@@ -356,6 +395,14 @@ def tools_from_readme(markdown: str) -> list[tuple[str, str]]:
             section.last = None
             if tool:
                 take([tool])
+            continue
+        if (
+            section is None
+            and current_level > 1
+            and _TOOLS_INTRO.match(line)
+            and not _BUILD_SECTION.search(current_text)  # "## Development": build tools
+        ):
+            section = _Section(current_level, intro=True)  # "The server exposes these tools:"
             continue
         if section is None or section.label_heading is not None:
             continue
@@ -444,6 +491,7 @@ def summary_from_readme(markdown: str, limit: int = MAX_SUMMARY) -> str:
     """
     parts: list[str] = []
     skip_level: int | None = None
+    label_indent: int | None = None  # items deeper than this follow an "Inputs:" label
     size = 0
     lines = list(_lines(markdown))
     for index, line in enumerate(lines):
@@ -455,7 +503,7 @@ def summary_from_readme(markdown: str, limit: int = MAX_SUMMARY) -> str:
             level = len(heading.group(1) or "##")
             if skip_level is not None and level > skip_level:
                 continue
-            skip_level = level if _SKIPPED_SECTION.search(heading.group(2)) else None
+            skip_level = level if _SKIPPED_SECTION.search(_plain(heading.group(2))) else None
             continue
         if skip_level is not None or _RST_UNDERLINE.match(line) or _TABLE.match(line):
             continue
@@ -463,8 +511,17 @@ def summary_from_readme(markdown: str, limit: int = MAX_SUMMARY) -> str:
         if not stripped or stripped.startswith((".. ", ":", "<!--")) or re.match(r"^\s{4,}\S", line):
             continue
         item = _LIST.match(line)
-        if item is not None and _indent(item.group(1)) > 1:
-            continue  # nested items: a tool's parameters, an option's values
+        if item is not None:
+            indent = _indent(item.group(1))
+            if label_indent is not None and indent > label_indent:
+                continue  # the items of an "Inputs:" label
+            label_indent = None
+            marked = _MARKED.match(item.group(2))
+            if _LABEL.match(item.group(2)):
+                label_indent = indent
+                continue
+            if indent > 4 or (marked is not None and _TYPED.match(marked.group(4))):
+                continue  # deeply nested, or a typed parameter
         raw = re.sub(r"^>\s*", "", item.group(2) if item else stripped)
         text = _plain(raw) + (":" if raw.rstrip().endswith(":") else "")
         text = re.sub(r"https?://\S+", "", text).strip()

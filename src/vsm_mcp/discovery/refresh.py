@@ -2,23 +2,29 @@
 
 Input is a seed list of real MCP server packages (``data/seeds.json``:
 ``[{"registry": "npm"|"pypi", "name": ...}]``). For each seed the registry is
-asked for the latest release; packages that do not exist are dropped, and
-each kept one becomes a catalog entry with the exact version, description,
-licence, deprecation flag, stdio transport, a pinned launch command
-(``npx -y pkg@ver`` / ``uvx pkg==ver``) and its tools: those its own README
-lists (PyPI; npm manifests carry no README), else the tool *names* known for
-that package from the previous catalog or other catalogs given, matched by
-package identifier (their descriptions are not copied).
+asked for the latest release and its README; packages that do not exist are
+dropped, and each kept one becomes a catalog entry with the exact version,
+description, licence, deprecation flag, stdio transport, a pinned launch
+command (``npx -y pkg@ver`` / ``uvx pkg==ver``), the README's summary and its
+tools, with where they came from (``tools_source``):
+
+- ``readme``: the tools its own README lists, with their one-line descriptions;
+- ``catalog``: else the tool *names* known for that package from the previous
+  catalog or other catalogs given, matched by package identifier (their
+  descriptions are not copied), when they read as tools (`looks_like_tool_list`);
+- ``none``: else no tools. Known names that read as parameter or field names
+  are dropped and reported, never shipped.
 
 Invariants:
 - seeds are fetched concurrently, at most ``FETCH_CONCURRENCY`` at a time;
-  one failing package never stops the others: it is reported, not shipped;
+  one failing package never stops the others: it is reported, and its entry
+  in the previous catalog (if any) is kept as it was;
 - the result is ordered like the seeds, so a refresh diff shows real changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,8 +33,9 @@ import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from vsm_mcp.discovery.catalog import Catalog, Launch, PackageRef, ServerEntry, ToolSpec
+from vsm_mcp.discovery.catalog import Catalog, Launch, PackageRef, ServerEntry, ToolSpec, ToolsSource
 from vsm_mcp.discovery.packages import PackageInfo, package_info
+from vsm_mcp.discovery.readme import looks_like_tool_list
 from vsm_mcp.errors import CatalogError, SourceError
 
 FETCH_CONCURRENCY = 8  # polite to the public registries, still ~20 s for 400 packages
@@ -81,22 +88,34 @@ def package_of_launch(launch: Launch | None) -> tuple[str, str] | None:
     return registry, name.lower()
 
 
+def _package_keys(entry: ServerEntry) -> list[tuple[str, str]]:
+    keys = [(p.registry_type, p.identifier.lower()) for p in entry.packages]
+    launched = package_of_launch(entry.launch)
+    if launched:
+        keys.append(launched)
+    return keys
+
+
 def tools_by_package(catalogs: Iterable[Catalog]) -> dict[tuple[str, str], tuple[ToolSpec, ...]]:
     """Known tool lists keyed by (registry type, lower-case package name)."""
     known: dict[tuple[str, str], tuple[ToolSpec, ...]] = {}
     for catalog in catalogs:
         for entry in catalog:
-            keys = [(p.registry_type, p.identifier.lower()) for p in entry.packages]
-            launched = package_of_launch(entry.launch)
-            if launched:
-                keys.append(launched)
-            for key in keys:
+            for key in _package_keys(entry):
                 if entry.tools and key not in known:
                     known[key] = tuple(ToolSpec(t.name) for t in entry.tools)
     return known
 
 
-def entry_from_package(info: PackageInfo, tools: Sequence[ToolSpec]) -> ServerEntry:
+def entries_by_package(catalog: Catalog) -> dict[tuple[str, str], ServerEntry]:
+    """A catalog's entries keyed by (registry type, lower-case package name)."""
+    return {key: entry for entry in catalog for key in _package_keys(entry)}
+
+
+def entry_from_package(
+    info: PackageInfo, tools: Sequence[ToolSpec], source: ToolsSource = ToolsSource.CATALOG
+) -> ServerEntry:
+    """The catalog entry of a package's latest release with ``tools`` from ``source``."""
     command, args = info.launch_command
     return ServerEntry(
         name=info.identifier,
@@ -107,14 +126,40 @@ def entry_from_package(info: PackageInfo, tools: Sequence[ToolSpec]) -> ServerEn
         packages=(PackageRef(info.registry_type, info.identifier, info.version, "stdio"),),
         license=info.license,
         deprecated=info.deprecated,
+        tools_source=source,
+        summary=info.summary,
     )
 
 
 @dataclass(slots=True)
 class RefreshReport:
+    """What a refresh built, and everything it could not do, by seed label (``registry:name``)."""
+
     entries: list[ServerEntry] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # the registry has no such package
+    failed: dict[str, str] = field(default_factory=dict)  # seed label -> what went wrong
+    kept: list[str] = field(default_factory=list)  # failed, its previous entry shipped unchanged
+    unfilled: list[str] = field(default_factory=list)  # entry names shipped without tools
+    dropped: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> known names not shipped
+
+    def by_source(self) -> dict[str, int]:
+        """How many entries have their tools from each source."""
+        counts = {source.value: 0 for source in ToolsSource}
+        for entry in self.entries:
+            counts[entry.tools_source.value] += 1
+        return counts
+
+
+def choose_tools(
+    info: PackageInfo, known: tuple[ToolSpec, ...]
+) -> tuple[tuple[ToolSpec, ...], ToolsSource, tuple[str, ...]]:
+    """(tools, their source, known names dropped) for a package (see module doc)."""
+    if info.readme_tools:
+        return tuple(ToolSpec(n, d) for n, d in info.readme_tools), ToolsSource.README, ()
+    names = tuple(t.name for t in known)
+    if known and looks_like_tool_list(names):
+        return known, ToolsSource.CATALOG, ()
+    return (), ToolsSource.NONE, names
 
 
 async def refresh_catalog(
@@ -122,8 +167,12 @@ async def refresh_catalog(
     known_tools: dict[tuple[str, str], tuple[ToolSpec, ...]],
     client: httpx.AsyncClient,
     on_progress: Callable[[str], None] | None = None,
+    previous: Mapping[tuple[str, str], ServerEntry] | None = None,
 ) -> RefreshReport:
-    """Fetch every seed's latest metadata and build catalog entries (see module doc)."""
+    """Fetch every seed's latest metadata and README and build catalog entries (see module doc).
+
+    ``previous`` (by `entries_by_package`) supplies the entry kept for a seed whose fetch failed.
+    """
     results: list[PackageInfo | str | None] = [None] * len(seeds)
     limiter = anyio.CapacityLimiter(FETCH_CONCURRENCY)
 
@@ -145,11 +194,20 @@ async def refresh_catalog(
         label = f"{seed.registry}:{seed.name}"
         if isinstance(result, str):
             report.failed[label] = result
+            old = (previous or {}).get((seed.registry, seed.name.lower()))
+            if old is not None and old.name not in seen:
+                seen.add(old.name)
+                report.kept.append(label)
+                report.entries.append(old)
         elif result is None:
             report.missing.append(label)
         elif result.identifier not in seen:
             seen.add(result.identifier)
-            readme = tuple(ToolSpec(name, description) for name, description in result.readme_tools)
-            tools = readme or known_tools.get((seed.registry, result.identifier.lower()), ())
-            report.entries.append(entry_from_package(result, tools))
+            known = known_tools.get((seed.registry, result.identifier.lower()), ())
+            tools, source, dropped = choose_tools(result, known)
+            if dropped:
+                report.dropped[result.identifier] = dropped
+            if source is ToolsSource.NONE:
+                report.unfilled.append(result.identifier)
+            report.entries.append(entry_from_package(result, tools, source))
     return report
