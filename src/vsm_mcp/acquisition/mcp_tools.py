@@ -34,7 +34,9 @@ CAPABILITY_TOOLS: list[dict[str, Any]] = [
         "name": VSM_FIND_CAPABILITY,
         "title": "Find a capability",
         "description": "Rank installable MCP servers (from the offline catalog of real servers) for a need "
-        "described in words, with the reasons for each rank. Installs nothing.",
+        "described in words, with the reasons for each rank. If this client supports sampling, its "
+        "model may be asked once to pick the best of the top few (reranked_by says which order this "
+        "is). Installs nothing.",
         "inputSchema": {
             "type": "object",
             "properties": {
