@@ -28,7 +28,9 @@ from vsm_mcp.acquisition.service import CapabilityService
 from vsm_mcp.acquisition.vetting import Candidate, VettingPolicy
 from vsm_mcp.discovery.catalog import Catalog, PackageRef, ServerEntry, ToolSpec
 from vsm_mcp.discovery.matcher import Matcher
+from vsm_mcp.errors import ConfigError
 from vsm_mcp.fleet.registry import FleetRegistry
+from vsm_mcp.settings import load_settings
 from vsm_mcp.store import MemoryStore
 
 from .conftest import ProbeInstaller, stub_metadata
@@ -279,3 +281,17 @@ async def test_an_acquisition_installs_the_candidate_the_model_chose(tmp_path: P
             "rerank": {"reason": "the caller named the server"},
         }
         assert len(model.asked) == 1
+
+
+def test_the_settings_give_the_policy_and_bound_the_candidates(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[acquisition]\nrerank_candidates = 3\nrerank_deadline_s = 7.5\n")
+    assert load_settings(config, state_dir=tmp_path).acquisition.rerank_policy() == RerankPolicy(
+        enabled=True, max_candidates=3, deadline_s=7.5, max_tokens=MAX_TOKENS
+    )
+    assert load_settings(state_dir=tmp_path / "none").acquisition.rerank_policy() == RerankPolicy()
+    config.write_text("[acquisition]\nrerank_candidates = 6\n")
+    with pytest.raises(
+        ConfigError, match=r"acquisition\.rerank_candidates: Input should be less than or equal to 5"
+    ):
+        load_settings(config, state_dir=tmp_path)
