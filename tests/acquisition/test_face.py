@@ -158,6 +158,16 @@ async def test_the_client_model_reranks_or_the_offline_order_stands_with_its_rea
         with anyio.fail_after(5):  # the gateway's cancellation reaches the client's callback
             await cancelled.wait()
 
+        # A 2026-07-28 client has no back-channel to be asked on.
+        async with Client(runtime.gateway.server, sampling_callback=ScriptedClient("3")) as modern:
+            with anyio.fail_after(CALL_TIMEOUT_S):
+                result = await modern.call_tool("vsm_find_capability", {"query": QUERY})
+        assert result.structured_content is not None
+        assert _servers(result.structured_content) == order
+        assert result.structured_content["rerank"] == {
+            "reason": "a 2026-07-28 connection carries no server-to-client request"
+        }
+
         # A smaller list shows the model only what the client asked for.
         two = ScriptedClient("2")
         short = await _find(runtime, two, limit=2)
