@@ -139,7 +139,7 @@ def test_refresh_flags_unfilled_entries_and_explains_removed_ones(
         "servers": 2,
         "with_tools": 1,
         "tools_source": {"readme": 1, "catalog": 0, "none": 1},
-        "unfilled": ["bare-mcp"],
+        "unfilled": {"bare-mcp": "no README found"},
         "missing": ["npm:gone-mcp"],
     }
     assert report["dropped_tool_names"] == {"bare-mcp": ["GradeDate", "Firm"]}
@@ -154,5 +154,5 @@ def test_refresh_flags_unfilled_entries_and_explains_removed_ones(
     out.write_text(json.dumps(previous))
     text = CliRunner().invoke(app(), args)
     assert text.exit_code == 0, text.output
-    assert "1 without tools (no tool list in README or catalog): bare-mcp" in text.output
+    assert "1 without tools (no README found, none known): bare-mcp" in text.output
     assert "removed old-mcp: no longer in the seed list" in text.output

@@ -226,3 +226,41 @@ def test_summary_keeps_tool_descriptions_but_not_their_inputs() -> None:
         "create_or_update_file. Create or update a single file in a repository. "
         "search_repositories. Search for repositories."
     )
+
+
+def test_headings_in_list_items_and_one_word_tool_headings() -> None:
+    readme = """## Tools
+
+- ### company_search
+
+  Search the company's content index.
+
+### search
+
+Search for files and folders.
+
+Parameters:
+
+- `query` (required): Search query string.
+"""
+    assert tools_from_readme(readme) == [
+        ("company_search", "Search the company's content index."),
+        ("search", "Search for files and folders."),
+    ]
+
+
+def test_feature_sections_are_read_only_when_no_tools_section_lists_any_and_they_read_as_operations() -> None:
+    features = """## Features
+
+- **KV Store**: `kv_get`, `kv_put`, `kv_list`
+- Troubleshooting Prompt (`k8s-diagnose`)
+"""
+    assert [name for name, _ in tools_from_readme(features)] == ["kv_get", "kv_put", "kv_list"]
+    prose = """## Features
+
+- Results shortened to `ref_tokens` that `page_content` accepts
+- **Formats**: `text`, `markdown`
+"""
+    assert tools_from_readme(prose) == []
+    with_tools = features + "\n## Tools\n\n- `get_value`: Read a value\n"
+    assert tools_from_readme(with_tools) == [("get_value", "Read a value")]

@@ -220,7 +220,7 @@ async def test_refresh_fills_tools_and_summaries_and_flags_what_it_could_not_fil
     assert report.kept == ["npm:flaky-mcp"]
     assert report.failed == {"npm:flaky-mcp": "npm flaky-mcp: HTTP 503"}
     assert report.missing == ["npm:gone-mcp"]
-    assert report.unfilled == ["quotes-mcp"]
+    assert report.unfilled == {"quotes-mcp": "no README found"}
     assert report.by_source() == {"readme": 3, "catalog": 1, "none": 1}
 
 

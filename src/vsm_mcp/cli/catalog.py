@@ -188,10 +188,10 @@ def refresh(
         f"{len(report.missing)} seeds not found, {len(report.failed)} failed",
         highlight=False,
     )
-    if report.unfilled:
+    for reason in sorted(set(report.unfilled.values())):
+        unfilled = [name for name, why in report.unfilled.items() if why == reason]
         console.print(
-            f"  {len(report.unfilled)} without tools (no tool list in README or catalog): "
-            + ", ".join(report.unfilled),
+            f"  {len(unfilled)} without tools ({reason}, none known): " + ", ".join(unfilled),
             highlight=False,
             markup=False,
         )

@@ -70,6 +70,7 @@ class PackageInfo:
     keywords: tuple[str, ...] = ()
     readme_tools: tuple[tuple[str, str], ...] = ()  # (name, description) listed in the README
     summary: str = ""  # the README's first sections as plain text
+    has_readme: bool = False  # whether a README was found at all
 
     @property
     def launch_command(self) -> tuple[str, tuple[str, ...]]:
@@ -144,6 +145,7 @@ def _npm_info(manifest: _NpmManifest, readme: str = "") -> PackageInfo:
         tuple(str(k) for k in keywords),
         tuple(tools_from_readme(readme)),
         summary_from_readme(readme),
+        bool(readme.strip()),
     )
 
 
@@ -175,6 +177,7 @@ def _pypi_info(info: _PypiInfo) -> PackageInfo:
         tuple(k.strip() for k in (info.keywords or "").replace(",", " ").split() if k.strip()),
         tuple(tools_from_readme(info.description or "")),
         summary_from_readme(info.description or ""),
+        bool((info.description or "").strip()),
     )
 
 

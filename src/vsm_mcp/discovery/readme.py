@@ -50,6 +50,10 @@ MAX_SUMMARY = 600
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _TOOLS_HEADING = re.compile(r"\btools?\b", re.IGNORECASE)
+# read only when no "tools" section lists any: "## Available Actions", "## Capabilities"
+_CAPABILITIES_HEADING = re.compile(
+    r"\b(?:tools?|functions|actions|capabilities|operations|features)\b", re.IGNORECASE
+)
 _TOOLS_INTRO = re.compile(  # "The server exposes a single tool:", "Available tools:"
     r"^(?=.*\b(?:following|available|provides?|exposes?|offers?|includes?|these|supported|registers?)\b)"
     r"[^|#>\-*+\s`][^|`]{0,100}\btools?\b[\w ,()]{0,25}:\s*$",
@@ -240,10 +244,10 @@ def _candidates(text: str, *, bare: bool = True) -> list[tuple[str, str]]:
     return [single]
 
 
-def _tools_heading(text: str) -> bool:
+def _tools_heading(text: str, pattern: re.Pattern[str] = _TOOLS_HEADING) -> bool:
     """A heading about the tools ("Available Tools", "Tool Suite (33 Domain Tools)"), not a sentence
     that mentions them ("Works with the tools you already use")."""
-    return bool(_TOOLS_HEADING.search(text)) and len(re.sub(r"\([^)]*\)", "", text).split()) <= 5
+    return bool(pattern.search(text)) and len(re.sub(r"\([^)]*\)", "", text).split()) <= 5
 
 
 def _group(cell: str) -> bool:
@@ -257,6 +261,8 @@ def _heading_tool(text: str) -> tuple[str, str] | None:
     found = _candidates(text)
     if len(found) == 1:
         return found[0]
+    if re.fullmatch(r"[a-z][a-z0-9]{1,30}", text) and _valid_name(text) and not _LABEL.match(text):
+        return text, ""  # "### search": a one-word tool
     codes = [n for n in _CODE_NAME.findall(text) if _valid_name(n)]
     rest = _CODE_NAME.sub("", text).lower()
     if len(codes) == 1 and re.fullmatch(r"[\W\d]*(?:tool)?[\W\d]*|[\W\d]*tool\W*", rest):
@@ -312,7 +318,8 @@ def _lines(markdown: str) -> Iterable[str]:
                 stack.append("markdown" if language in {"markdown", "md"} else "code")
             continue
         if "code" not in stack:
-            yield re.sub(r"\\([_\-*`.#|])", r"\1", line)
+            unlisted = re.sub(r"^\s*[-*+]\s+(?=#{1,6}\s)", "", line)  # "- ### company_search": a heading
+            yield re.sub(r"\\([_\-*`.#|])", r"\1", unlisted)
 
 
 def _keep_style(found: dict[str, str]) -> dict[str, str]:
@@ -336,7 +343,22 @@ def _keep_style(found: dict[str, str]) -> dict[str, str]:
 
 
 def tools_from_readme(markdown: str) -> list[tuple[str, str]]:
-    """(name, description) pairs of the tools the README lists (see module doc)."""
+    """(name, description) pairs of the tools the README lists (see module doc).
+
+    Sections headed "tools" are read; only when they list none are sections
+    headed "functions", "actions", "capabilities", "operations" or "features",
+    and what those list is kept only when it reads as operations
+    (`looks_like_tool_list`).
+    """
+    found = _read_tools(markdown, _TOOLS_HEADING)
+    if found:
+        return found
+    found = _read_tools(markdown, _CAPABILITIES_HEADING)
+    # a features section is more often prose than a tool list: its names must read as operations
+    return found if looks_like_tool_list([name for name, _ in found]) else []
+
+
+def _read_tools(markdown: str, headings: re.Pattern[str]) -> list[tuple[str, str]]:
     found: dict[str, str] = {}
     section: _Section | None = None
 
@@ -368,15 +390,11 @@ def tools_from_readme(markdown: str) -> list[tuple[str, str]]:
             if section is not None and level <= section.level:
                 section = None
             if section is None:
-                if _tools_heading(text) and not title:  # "# Gemini MCP Tool" names the project
+                if _tools_heading(text, headings) and not title:  # "# Gemini MCP Tool" names the project
                     section = _Section(level)
                 continue
             section.table = section.tool_indent = section.label_indent = None
-            if (
-                _TOOLS_HEADING.search(text)
-                and _heading_tool(text) is None
-                and not _PARAMETERS_HEADING.search(text)
-            ):
+            if headings.search(text) and _heading_tool(text) is None and not _PARAMETERS_HEADING.search(text):
                 section.label_heading = section.tool_heading = section.last = None  # "### Schema Tools"
                 continue
             if section.label_heading is not None and level > section.label_heading:

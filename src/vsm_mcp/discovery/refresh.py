@@ -139,7 +139,7 @@ class RefreshReport:
     missing: list[str] = field(default_factory=list)  # the registry has no such package
     failed: dict[str, str] = field(default_factory=dict)  # seed label -> what went wrong
     kept: list[str] = field(default_factory=list)  # failed, its previous entry shipped unchanged
-    unfilled: list[str] = field(default_factory=list)  # entry names shipped without tools
+    unfilled: dict[str, str] = field(default_factory=dict)  # entry shipped without tools -> why
     dropped: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> known names not shipped
 
     def by_source(self) -> dict[str, int]:
@@ -208,6 +208,8 @@ async def refresh_catalog(
             if dropped:
                 report.dropped[result.identifier] = dropped
             if source is ToolsSource.NONE:
-                report.unfilled.append(result.identifier)
+                report.unfilled[result.identifier] = (
+                    "README lists no tools" if result.has_readme else "no README found"
+                )
             report.entries.append(entry_from_package(result, tools, source))
     return report
