@@ -15,7 +15,8 @@ from vsm_mcp.discovery.catalog import (
     load_shipped_catalog,
     parse_catalog,
 )
-from vsm_mcp.discovery.readme import MAX_SUMMARY, looks_like_tool_list, naming_style
+from vsm_mcp.discovery.readme import MAX_SUMMARY
+from vsm_mcp.discovery.toolnames import looks_like_tool_list, naming_style
 from vsm_mcp.errors import CatalogError
 
 ENTRY = {

@@ -2,17 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from vsm_mcp.discovery.readme import (
-    MAX_SUMMARY,
-    MAX_TOOLS,
-    looks_like_tool_list,
-    looks_like_tool_name,
-    naming_style,
-    summary_from_readme,
-    tools_from_readme,
-)
+from vsm_mcp.discovery.readme import MAX_SUMMARY, MAX_TOOLS, summary_from_readme, tools_from_readme
 
 READMES = Path(__file__).parent / "readmes"
 
@@ -167,37 +157,6 @@ def test_summary_reads_restructuredtext_titles_as_headings() -> None:
     assert summary_from_readme(rst) == "Converts units between systems."
 
 
-@pytest.mark.parametrize(
-    ("name", "style", "tool"),
-    [
-        ("get_forecast", "snake", True),
-        ("slack-post-message", "kebab", True),
-        ("searchIssues", "camel", True),
-        ("query", "word", True),
-        ("GradeDate", "pascal", False),
-        ("perPage", "camel", False),
-        ("max_rows", "snake", False),
-        ("DESTINATION_USER_ID", "upper", False),
-        ("message.contents", "dotted", False),
-    ],
-)
-def test_naming_style_and_action_verbs(name: str, style: str, tool: bool) -> None:
-    assert naming_style(name) == style
-    assert looks_like_tool_name(name) is tool
-
-
-def test_a_tool_list_needs_half_its_names_to_be_operations() -> None:
-    assert looks_like_tool_list(["yfinance_get_ticker_info", "GradeDate", "Firm", "Raises"]) is False
-    assert looks_like_tool_list(["get_forecast", "sequential_thinking"]) is True
-    assert looks_like_tool_list([]) is False
-
-
-def test_a_sentence_announcing_tools_opens_a_list_up_to_the_next_other_heading() -> None:
-    assert tools_from_readme(fixture("tools_introduced_by_a_sentence.md")) == [
-        ("exchange_rate", "Fetches the exchange rate between two currencies.")
-    ]
-
-
 def test_labelled_groups_of_code_names_and_headings_that_only_mention_tools() -> None:
     readme = """## Works with the tools you already use
 
@@ -264,3 +223,9 @@ def test_feature_sections_are_read_only_when_no_tools_section_lists_any_and_they
     assert tools_from_readme(prose) == []
     with_tools = features + "\n## Tools\n\n- `get_value`: Read a value\n"
     assert tools_from_readme(with_tools) == [("get_value", "Read a value")]
+
+
+def test_a_sentence_announcing_tools_opens_a_list_up_to_the_next_other_heading() -> None:
+    assert tools_from_readme(fixture("tools_introduced_by_a_sentence.md")) == [
+        ("exchange_rate", "Fetches the exchange rate between two currencies.")
+    ]

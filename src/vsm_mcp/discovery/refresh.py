@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from vsm_mcp.discovery.catalog import Catalog, Launch, PackageRef, ServerEntry, ToolSpec, ToolsSource
 from vsm_mcp.discovery.packages import PackageInfo, package_info
-from vsm_mcp.discovery.readme import looks_like_tool_list
+from vsm_mcp.discovery.toolnames import looks_like_tool_list
 from vsm_mcp.errors import CatalogError, SourceError
 
 FETCH_CONCURRENCY = 8  # polite to the public registries, still ~20 s for 400 packages
