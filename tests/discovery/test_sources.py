@@ -7,9 +7,9 @@ import pytest
 from tests.discovery.conftest import registry_item, serve_registry
 
 from vsm_mcp.core.breaker import BreakerState
-from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec
+from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec, ToolsSource
 from vsm_mcp.discovery.resilience import MemoryKeyValue, TtlCache
-from vsm_mcp.discovery.sources import CatalogSource, GuardedSource, RegistrySource, discover
+from vsm_mcp.discovery.sources import CatalogSource, GuardedSource, NpmSearchSource, RegistrySource, discover
 from vsm_mcp.errors import SourceError
 
 ITEMS = [
@@ -75,3 +75,40 @@ async def test_discover_merges_sources_and_survives_a_dead_one() -> None:
     assert result.origin["io.github.a/pdf-forge"] == "mcp-registry"
     assert list(result.errors) == ["dead-registry"]
     assert "ConnectError" in result.errors["dead-registry"]
+
+
+def npm_search_handler(request: httpx.Request) -> httpx.Response:
+    """npm search finding two MCP packages described alike; only their READMEs tell them apart."""
+    npm = "https://registry.npmjs.org"
+    url = str(request.url)
+    if request.url.path == "/-/v1/search":
+        hits = [
+            {"package": {"name": n, "version": "1.0.0", "description": "An MCP server"}}
+            for n in ("sky-mcp", "@x/docs-mcp")
+        ]
+        return httpx.Response(200, json={"objects": hits})
+    readmes = {
+        f"{npm}/sky-mcp": "# sky\n\nWeather for any place.\n\n## Tools\n\n- `get_forecast`: Weather forecast for a place\n",
+        f"{npm}/@x%2Fdocs-mcp": "# docs\n\nMerges PDF documents.\n\n## Tools\n\n- `merge_pdfs`: Merge PDF files\n",
+    }
+    if url in readmes:
+        return httpx.Response(200, json={"readme": readmes[url]})
+    return httpx.Response(404)
+
+
+@pytest.mark.anyio
+async def test_npm_search_hits_carry_their_readme_tools_and_rank_by_them() -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(npm_search_handler)) as client:
+        source = NpmSearchSource(client)
+        entries = await source.candidates("weather forecast", 5)
+        result = await discover([source], "weather forecast", limit=5)
+        bare = await NpmSearchSource(client, readmes=False).candidates("weather forecast", 5)
+    sky, docs = entries
+    assert sky.tools == (ToolSpec("get_forecast", "Weather forecast for a place"),)
+    assert (sky.tools_source, sky.summary) == (
+        ToolsSource.README,
+        "Weather for any place. get_forecast: Weather forecast for a place.",
+    )
+    assert docs.tool_names == ("merge_pdfs",)
+    assert result.matches[0].name == "sky-mcp"
+    assert [(e.tools, e.tools_source, e.summary) for e in bare] == [((), ToolsSource.NONE, "")] * 2

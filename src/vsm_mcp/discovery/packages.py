@@ -31,7 +31,7 @@ import json
 import re
 import tarfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -146,6 +146,28 @@ def _npm_info(manifest: _NpmManifest, readme: str = "") -> PackageInfo:
         tuple(tools_from_readme(readme)),
         summary_from_readme(readme),
         bool(readme.strip()),
+    )
+
+
+def tarball_url(info: PackageInfo, registry: str = NPM_REGISTRY) -> str:
+    """Where npm keeps the release tarball of ``info`` (the registry's documented layout)."""
+    basename = info.identifier.rsplit("/", 1)[-1]
+    return f"{registry}/{info.identifier}/-/{basename}-{info.version}.tgz"
+
+
+async def with_npm_readme(
+    client: httpx.AsyncClient, info: PackageInfo, registry: str = NPM_REGISTRY
+) -> PackageInfo:
+    """``info`` (an npm package found without its README, e.g. by search) with its README's tools
+    and summary; unchanged when no README can be had."""
+    readme = await npm_readme(client, info.identifier, tarball_url(info, registry), registry)
+    if not readme.strip():
+        return info
+    return replace(
+        info,
+        readme_tools=tuple(tools_from_readme(readme)),
+        summary=summary_from_readme(readme),
+        has_readme=True,
     )
 
 

@@ -1,7 +1,8 @@
 """One protocol, several sources of candidate servers, failing independently.
 
 Sources: the offline catalog (always works), the official MCP registry,
-npm search. Each live source is wrapped in a `GuardedSource`: a deadline, a
+npm search (whose hits come with their READMEs' tools and summary, so the
+matcher ranks them on the same kind of text as catalog entries). Each live source is wrapped in a `GuardedSource`: a deadline, a
 circuit breaker and a TTL cache in the store. `discover` asks every source at
 once and ranks the union with the matcher.
 
@@ -22,9 +23,16 @@ from typing import Protocol
 import anyio
 import httpx
 
-from vsm_mcp.discovery.catalog import Catalog, ServerEntry, entry_to_json, parse_catalog
+from vsm_mcp.discovery.catalog import (
+    Catalog,
+    ServerEntry,
+    ToolSpec,
+    ToolsSource,
+    entry_to_json,
+    parse_catalog,
+)
 from vsm_mcp.discovery.matcher import Matcher, ServerMatch
-from vsm_mcp.discovery.packages import npm_search
+from vsm_mcp.discovery.packages import PackageInfo, npm_search, with_npm_readme
 from vsm_mcp.discovery.refresh import entry_from_package
 from vsm_mcp.discovery.registry import OFFICIAL_REGISTRY, list_servers
 from vsm_mcp.discovery.resilience import SourceBreaker, TtlCache
@@ -97,14 +105,38 @@ class RegistrySource:
 
 @dataclass(slots=True)
 class NpmSearchSource:
-    """npm's search API, restricted to MCP packages (where the API is reachable)."""
+    """npm's search API, restricted to MCP packages (where the API is reachable).
+
+    Each hit's README is fetched (concurrently, each bounded as in `packages`)
+    for its tools and summary; a hit whose README cannot be had is still a
+    candidate, described by its package description alone.
+    """
 
     client: httpx.AsyncClient
     name: str = "npm"
+    readmes: bool = True
 
     async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
         found = await npm_search(self.client, f"{query} keywords:mcp", size=limit)
-        return [entry_from_package(info, ()) for info in found]
+        if self.readmes:
+            found = await self._with_readmes(found)
+        return [_entry_of(info) for info in found]
+
+    async def _with_readmes(self, found: list[PackageInfo]) -> list[PackageInfo]:
+        filled = list(found)
+
+        async def fill(index: int, info: PackageInfo) -> None:
+            filled[index] = await with_npm_readme(self.client, info)
+
+        async with anyio.create_task_group() as group:
+            for index, info in enumerate(found):
+                group.start_soon(fill, index, info)
+        return filled
+
+
+def _entry_of(info: PackageInfo) -> ServerEntry:
+    tools = tuple(ToolSpec(name, description) for name, description in info.readme_tools)
+    return entry_from_package(info, tools, ToolsSource.README if tools else ToolsSource.NONE)
 
 
 @dataclass(slots=True)
