@@ -301,6 +301,7 @@ async def test_the_self_model_is_computed_from_what_happened_and_read_over_mcp(t
         before = await model()
         entry = echo_entry(before)
         assert entry["observed"] is None and entry["confidence_from"] == "prior only"
+        assert entry["tool_records"] == []
         assert entry["confidence"] == round(PRIOR_ALPHA / (PRIOR_ALPHA + PRIOR_BETA), 4)
         assert before["cannot"] == {"unanswered_demand": [], "refused_acquisitions": []}  # type: ignore[index]
 
@@ -317,6 +318,10 @@ async def test_the_self_model_is_computed_from_what_happened_and_read_over_mcp(t
         assert entry["observed"] == {"successes": 3, "failures": 0}
         expected = (3 + PRIOR_ALPHA) / (3 + PRIOR_ALPHA + PRIOR_BETA)
         assert entry["confidence"] == round(expected, 4) and entry["calls"] == 3
+        # the tool's own record, and the weight routing gives it: (5/7 - 1/2) / (1/2)
+        assert entry["tool_records"] == [
+            {"tool": "probe__echo", "successes": 3, "failures": 0, "reliability": round(3 / 7, 4)}
+        ]
         assert after["cannot"]["unanswered_demand"] == [{"category": "translate_klingon", "asks": 2}]  # type: ignore[index]
         limits = after["limits"]
         assert limits["units_running"] == 1 and limits["installs_left_this_hour"] == 10  # type: ignore[index]

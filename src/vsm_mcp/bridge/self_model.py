@@ -5,7 +5,9 @@ Every field is read from a running part or the store at the moment it is asked:
 
 * **can**: each routed tool's demand category with the unit that serves it, the calls S1
   counted, and a confidence: the outcome ledger's posterior mean of success for that
-  (server, category) (the Beta prior alone when nothing was observed, marked so);
+  (server, category) (the Beta prior alone when nothing was observed, marked so); and each
+  of its tools with a record of its own, with the weight that record gives it in routing
+  (`bridge.routing`);
 * **cannot**: the categories in S4's window that nothing answers (with their counts), and the
   acquisitions S5 or the pipeline refused or rolled back, with the rule and why;
 * **limits**: S3's budget against what runs, the sandbox policy, installs left this hour
@@ -25,7 +27,7 @@ from typing import Any
 
 from vsm_mcp.acquisition.pipeline import SUBJECT_PREFIX
 from vsm_mcp.core.ports import Store
-from vsm_mcp.discovery.outcomes import OutcomeLedger
+from vsm_mcp.discovery.outcomes import OutcomeLedger, tool_key
 from vsm_mcp.fleet.fleet import Fleet
 from vsm_mcp.fleet.routing import Route
 from vsm_mcp.vsm.status import SYSTEMS
@@ -109,9 +111,28 @@ def _can(
                 else {"successes": tally.successes, "failures": tally.failures},
                 "confidence": round(ledger.posterior_mean(server, category), 4),
                 "confidence_from": "prior only" if tally is None else "observed outcomes",
+                "tool_records": _tool_records(ledger, server, routes),
             }
         )
     out.sort(key=lambda c: (-c["confidence"], c["category"]))
+    return out
+
+
+def _tool_records(ledger: OutcomeLedger, server: str, routes: list[Route]) -> list[dict[str, Any]]:
+    """The learned record of each of ``routes`` that has one: what routing weighs it by."""
+    out: list[dict[str, Any]] = []
+    for route in sorted(routes, key=lambda r: r.public):
+        key = (server, tool_key(route.name))
+        tally = ledger.tallies.get(key)
+        if tally is not None:
+            out.append(
+                {
+                    "tool": route.public,
+                    "successes": tally.successes,
+                    "failures": tally.failures,
+                    "reliability": round(ledger.boost(*key), 4),
+                }
+            )
     return out
 
 
