@@ -3,7 +3,8 @@
 A status, self-model or reflection field that never moves whatever the inputs is a constant
 shown as a reading. `constant_fields` finds them: each document is flattened into leaf paths
 (``a.b``; a list's items are one path family, ``a[].b``) with the values found there, and a
-path is constant when it is present in every document with the same values.
+path is constant when it is present in every document with the same set of distinct values (so
+a field that reads the same in every item of a list is constant however many items there are).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def leaves(doc: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def constant_fields(docs: Iterable[Any], allowed: Iterable[str] = ()) -> list[str]:
-    """The leaf paths present in every one of ``docs`` with the same values, less ``allowed``."""
-    flats = [leaves(d) for d in docs]
+    """The leaf paths present in every one of ``docs`` with the same distinct values, less ``allowed``."""
+    flats = [{path: set(values) for path, values in leaves(d).items()} for d in docs]
     assert len(flats) >= 2, "a field moves only between two states or more"
     common = set(flats[0]).intersection(*flats[1:])
     return sorted(

@@ -96,6 +96,11 @@ async def _day(now: float, k: int) -> dict[str, Any]:
                 )
             )
             await store.record_decision(unit(now - 120, f"w{k}", "restart", {"ready_within_s": 61}))
+            # S3 parked it two hours ago expecting no call within the hour: calls came (contradicted)
+            park = Decision(
+                now - 7300, "s3", f"w{k}", "park", "idle", "idle", {"predicted": {"calls_within_hour": 0.2}}
+            )
+            await store.record_decision(stamp(park, ledger, f"w{k}"))
             ledger.tallies[(f"w{k}", f"cat{k}")] = Tally(4 * k + 3, 0)
             # an operator restarted the unit after all but its last stop: those stops are open
             await store.record_action(OperatorAction(now - 7200, "op", "servers.restart", f"w{k}", "cli"))
