@@ -7,9 +7,18 @@ import pytest
 from tests.discovery.conftest import registry_item, serve_registry
 
 from vsm_mcp.core.breaker import BreakerState
-from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec, ToolsSource
+from vsm_mcp.discovery.catalog import Catalog, PackageRef, ServerEntry, ToolSpec, ToolsSource
 from vsm_mcp.discovery.resilience import MemoryKeyValue, TtlCache
-from vsm_mcp.discovery.sources import CatalogSource, GuardedSource, NpmSearchSource, RegistrySource, discover
+from vsm_mcp.discovery.sources import (
+    CatalogSource,
+    Gathered,
+    GuardedSource,
+    NpmSearchSource,
+    RegistrySource,
+    beside_catalog,
+    discover,
+    gather,
+)
 from vsm_mcp.errors import SourceError
 
 ITEMS = [
@@ -112,3 +121,52 @@ async def test_npm_search_hits_carry_their_readme_tools_and_rank_by_them() -> No
     assert docs.tool_names == ("merge_pdfs",)
     assert result.matches[0].name == "sky-mcp"
     assert [(e.tools, e.tools_source, e.summary) for e in bare] == [((), ToolsSource.NONE, "")] * 2
+
+
+def test_beside_the_catalog_a_live_answer_that_is_a_catalog_entry_is_that_entry() -> None:
+    listed = ServerEntry(
+        "pdf-viewer", "View PDF files", packages=(PackageRef("npm", "pdf-viewer-mcp", "2.0.0"),)
+    )
+    catalog = Catalog((*OFFLINE.entries, listed))
+    found = Gathered(
+        {
+            "pdf-viewer-mcp": ServerEntry(
+                "pdf-viewer-mcp", "", packages=(PackageRef("npm", "pdf-viewer-mcp", "2.1.0"),)
+            ),
+            "git-server": ServerEntry("git-server", "a namesake"),
+            "pdf-forge": ServerEntry(
+                "pdf-forge", "Merge PDFs", packages=(PackageRef("npm", "pdf-forge", "1.0.0"),)
+            ),
+        },
+        {"pdf-viewer-mcp": "npm", "git-server": "npm", "pdf-forge": "mcp-registry"},
+        {"other": "HTTP 500"},
+    )
+    merged = beside_catalog(catalog, [OFFLINE.entries[0]], found)
+    assert merged.origin == {
+        "chart-server": "catalog",
+        "pdf-viewer": "catalog",  # npm's hit of its package, outside the pool: the catalog's entry
+        "git-server": "catalog",  # same name: the catalog's entry, not the namesake
+        "pdf-forge": "mcp-registry",
+    }
+    assert merged.entries["pdf-viewer"] is listed
+    assert merged.entries["git-server"] is OFFLINE.entries[1]
+    assert merged.errors == {"other": "HTTP 500"}
+
+
+@pytest.mark.anyio
+async def test_gather_keeps_the_first_source_s_entry_and_each_failure() -> None:
+    async with serve_registry(ITEMS) as registry, httpx.AsyncClient(trust_env=False) as client:
+        found = await gather(
+            [
+                CatalogSource(OFFLINE),
+                GuardedSource(RegistrySource(client, registry.url)),
+                GuardedSource(RegistrySource(client, registry.url, name="mirror")),
+                GuardedSource(RegistrySource(client, closed_port_url(), name="dead")),
+            ],
+            "pdf chart",
+            limit=5,
+        )
+    # The mirror answered the same server: it stays the first source's.
+    assert found.origin["io.github.a/pdf-forge"] == "mcp-registry"
+    assert set(found.origin.values()) == {"catalog", "mcp-registry"}
+    assert list(found.errors) == ["dead"]

@@ -23,12 +23,32 @@ from vsm_mcp.acquisition.rerank import Summary
 from vsm_mcp.acquisition.vetting import Candidate
 from vsm_mcp.discovery.catalog import Catalog, ServerEntry
 from vsm_mcp.discovery.matcher import Matcher
+from vsm_mcp.discovery.sources import CATALOG_ORIGIN
 
 SEARCH_PREFIX = "search:"
 #: How a candidate's reasons name the tools that matched the query, best first.
 TOOLS_REASON = "tools "
 #: Servers the matcher returns before filtering to installable ones.
 RANK_POOL = 25
+#: A candidate from the catalog is of origin `CATALOG_ORIGIN`; one a live source found is named by
+#: that source (`live_reason`); one given as ``REGISTRY:NAME@VERSION`` outside the catalog, ``named``.
+NAMED_ORIGIN = "named"
+_FOUND_BY, _NOT_LISTED = "found by ", ", not in the catalog"
+
+
+def live_reason(origin: str) -> str:
+    """The first reason of a candidate the live source ``origin`` found (kept with it, as stored)."""
+    return f"{_FOUND_BY}{origin}{_NOT_LISTED}"
+
+
+def candidate_origin(candidate: Candidate) -> str:
+    """Where ``candidate`` came from: ``catalog``, the live source that found it, or ``named``."""
+    if candidate.in_catalog:
+        return CATALOG_ORIGIN
+    first = candidate.reasons[0] if candidate.reasons else ""
+    if first.startswith(_FOUND_BY) and first.endswith(_NOT_LISTED):
+        return first.removeprefix(_FOUND_BY).removesuffix(_NOT_LISTED)
+    return NAMED_ORIGIN
 
 
 def category_query(category: str) -> str:

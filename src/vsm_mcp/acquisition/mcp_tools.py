@@ -13,16 +13,19 @@ Both tools' results say which order their candidates came from:
 ``reranked_by`` is ``client-sampling`` when the calling client's model chose
 among the top candidates (``rerank`` names the model and its choice), else
 ``offline`` with ``rerank.reason`` saying why (`vsm_mcp.acquisition.rerank`).
+``vsm_find_capability`` also says how strongly the catalog matched
+(``match_strength``), whether the live sources were asked beside it
+(``live_sources_asked``: only when that match is weak) and what failed
+(``errors``); each candidate's ``origin`` is ``catalog`` or its live source.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from vsm_mcp.acquisition.candidates import summarize
 from vsm_mcp.acquisition.pipeline import AcquisitionPlan
 from vsm_mcp.acquisition.rerank import ClientModel, Ranking, RerankPolicy, rerank
-from vsm_mcp.acquisition.service import CapabilityService, candidate_json
+from vsm_mcp.acquisition.service import CapabilityService
 from vsm_mcp.acquisition.vetting import Candidate
 from vsm_mcp.errors import ConfigError
 
@@ -33,7 +36,8 @@ CAPABILITY_TOOLS: list[dict[str, Any]] = [
     {
         "name": VSM_FIND_CAPABILITY,
         "title": "Find a capability",
-        "description": "Rank installable MCP servers (from the offline catalog of real servers) for a need "
+        "description": "Rank installable MCP servers (from the offline catalog of real servers, and from "
+        "the live registries when the catalog matches weakly; origin says which) for a need "
         "described in words, with the reasons for each rank. If this client supports sampling, its "
         "model may be asked once to pick the best of the top few (reranked_by says which order this "
         "is). Installs nothing.",
@@ -46,7 +50,7 @@ CAPABILITY_TOOLS: list[dict[str, Any]] = [
             "required": ["query"],
             "additionalProperties": False,
         },
-        "annotations": {"readOnlyHint": True, "openWorldHint": False},
+        "annotations": {"readOnlyHint": True, "openWorldHint": True},
     },
     {
         "name": VSM_ACQUIRE_CAPABILITY,
@@ -93,11 +97,13 @@ class CapabilityTools:
             limit = arguments.get("limit", 5)
             if not isinstance(limit, int) or not 1 <= limit <= 20:
                 raise ConfigError(f"{name}: 'limit' must be an integer from 1 to 20")
-            ranking = await self._rank(query, self.service.find(query, limit=limit), model)
+            found = await self.service.search(query, limit=limit)
+            ranking = await self._rank(query, list(found.candidates), model)
             return {
                 "query": query,
-                "candidates": [candidate_json(c, self.service.matcher) for c in ranking.candidates],
+                "candidates": [self.service.describe(c) for c in ranking.candidates],
                 **ranking.json(),
+                **found.json(),
             }
         if name == VSM_ACQUIRE_CAPABILITY:
             plan, ranking = await self.plan(arguments, model=model)
@@ -145,8 +151,7 @@ class CapabilityTools:
         }
 
     async def _rank(self, query: str, candidates: list[Candidate], model: ClientModel | None) -> Ranking:
-        catalog = self.service.matcher.catalog
-        return await rerank(query, candidates, model, self.rerank, lambda c: summarize(c, catalog))
+        return await rerank(query, candidates, model, self.rerank, self.service.summary)
 
 
 def _query(name: str, arguments: dict[str, Any]) -> str:

@@ -2,7 +2,12 @@
 ``vsm_find_capability`` / ``vsm_acquire_capability`` call.
 
 `CapabilityService.find` ranks installable catalog servers for a query, with
-reasons; `CapabilityService.acquire` runs the `Acquirer` on the best one (or
+reasons, offline; `CapabilityService.search` does the same and, when the
+catalog's best match is weak (`vsm_mcp.discovery.strength`: it covers less
+than half of the query's content terms), puts the live sources' candidates
+beside the catalog's, ranked by the same matcher, each marked with its origin
+(``catalog``, ``npm``, ``mcp-registry``; `candidate_origin`).
+`CapabilityService.acquire` runs the `Acquirer` on the best one (or
 on a package named explicitly) for the demand category of the query. The
 category of a free-text query is ``search:<words>`` (lower-cased, single
 spaces), the gateway's category for a tool search nothing answered, so an
@@ -19,13 +24,26 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from vsm_mcp.acquisition.candidates import SEARCH_PREFIX, entry_candidate, parse_ref, rank_candidates
+from vsm_mcp.acquisition.candidates import (
+    RANK_POOL,
+    SEARCH_PREFIX,
+    candidate_origin,
+    entry_candidate,
+    live_reason,
+    parse_ref,
+    rank_candidates,
+    summarize,
+)
 from vsm_mcp.acquisition.pipeline import Acquired, Acquirer, AcquisitionPlan, Answer, StepProgress
+from vsm_mcp.acquisition.rerank import Summary
 from vsm_mcp.acquisition.vetting import Candidate, Verdict
+from vsm_mcp.discovery.catalog import Catalog, ServerEntry
 from vsm_mcp.discovery.matcher import Matcher
-from vsm_mcp.discovery.sources import CandidateSource, discover
+from vsm_mcp.discovery.sources import CATALOG_ORIGIN, CandidateSource, beside_catalog, gather
+from vsm_mcp.discovery.strength import MatchStrength, match_strength
 from vsm_mcp.errors import AcquisitionRefusedError, ConfigError
 
 Ask = Callable[[str], Awaitable[bool | None]]
@@ -59,19 +77,46 @@ class PromptApprover:
         return Answer(await self._ask(question), self.who, question)
 
 
-def candidate_json(candidate: Candidate, matcher: Matcher | None = None) -> dict[str, Any]:
-    """A candidate as ``vsm_find_capability`` returns it."""
-    entry = matcher.catalog.get(candidate.server) if matcher is not None else None
+def candidate_json(
+    candidate: Candidate, matcher: Matcher | None = None, *, entry: ServerEntry | None = None
+) -> dict[str, Any]:
+    """A candidate as ``vsm_find_capability`` returns it; ``entry`` (else the one of ``matcher``'s
+    catalog) describes it. ``origin`` says where it came from (`candidate_origin`)."""
+    if entry is None and matcher is not None:
+        entry = matcher.catalog.get(candidate.server)
     return {
         "server": candidate.server,
         "package": candidate.ref,
         "registry": candidate.registry_type,
+        "origin": candidate_origin(candidate),
         "score": candidate.score,
         "reasons": list(candidate.reasons),
         "license": entry.license if entry is not None else None,
         "description": entry.description if entry is not None else "",
         "tools": [t.name for t in entry.tools] if entry is not None else [],
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The candidates for a query, best first, and how they were found."""
+
+    candidates: tuple[Candidate, ...]
+    strength: MatchStrength  # of the catalog's best installable match
+    live_asked: bool  # the live sources were asked (the match was weak and they are configured)
+    errors: dict[str, str] = field(default_factory=dict)  # live source -> what went wrong
+
+    def json(self) -> dict[str, Any]:
+        """What ``vsm_find_capability`` adds to its candidates: the match's strength and the live round."""
+        return {
+            "match_strength": self.strength.json(),
+            "live_sources_asked": self.live_asked,
+            "errors": self.errors,
+        }
+
+
+#: Live entries the service remembers to describe the candidates it proposed (`CapabilityService.entry`).
+LIVE_ENTRIES_KEPT = 256
 
 
 class CapabilityService:
@@ -85,18 +130,17 @@ class CapabilityService:
         registry_types: Collection[str] = ("npm", "pypi"),
         live_sources: Sequence[CandidateSource] = (),
     ) -> None:
-        """``live_sources``: asked when the offline catalog has no installable match (`plan`)."""
+        """``live_sources``: asked beside the catalog when its best match is weak (`search`)."""
         self.acquirer = acquirer
         self.matcher = matcher
         self.registry_types = tuple(registry_types)
         self.live_sources = tuple(live_sources)
-        #: What the live sources said the last time they were asked (source -> failure), for messages.
-        self.live_errors: dict[str, str] = {}
+        self._live_entries: dict[str, ServerEntry] = {}
 
     def find(self, query: str, *, limit: int = 5, category: str | None = None) -> list[Candidate]:
-        """Installable catalog servers for ``query``, best first; the servers that answered demand
-        ``category`` well before rise for it (the outcome ledger's boost; the query's own ``search:``
-        category when none is given)."""
+        """Installable catalog servers for ``query``, best first, offline; the servers that answered
+        demand ``category`` well before rise for it (the outcome ledger's boost; the query's own
+        ``search:`` category when none is given)."""
         return rank_candidates(
             self.matcher,
             query,
@@ -104,6 +148,71 @@ class CapabilityService:
             top_k=limit,
             category=category if category is not None else search_category(query),
         )
+
+    async def search(self, query: str, *, limit: int = 5, category: str | None = None) -> Found:
+        """The catalog's candidates for ``query`` (`find`), and, when its best installable match is
+        weak (`strength`) and live sources are configured, the live sources' beside them.
+
+        The live sources are asked concurrently; their answers and the catalog's top matches are
+        ranked together by the same matcher (one built over that union, with the same outcome
+        ledger), and each live candidate is marked with its source and as not in the catalog
+        (vetting treats it as unlisted). A source that fails is in ``errors`` and hides nothing.
+        """
+        category = category if category is not None else search_category(query)
+        result = self.matcher.match(query, top_k=RANK_POOL, category=category)
+        catalog = self.matcher.catalog
+        best = next((m for m in result.servers if m.score > 0.0 and self._installable(m.name)), None)
+        strength = match_strength(query, best, catalog)
+        if not (strength.weak and self.live_sources):
+            return Found(tuple(self.find(query, limit=limit, category=category)), strength, False)
+        found = await gather(self.live_sources, query, limit)
+        pool = [entry for m in result.servers if (entry := catalog.get(m.name)) is not None]
+        merged = beside_catalog(catalog, pool, found)
+        # Small (the catalog's top matches and a few live answers): built on the event loop, where
+        # discovery's one (not thread-safe) stemmer is used.
+        union = Matcher(
+            Catalog(tuple(merged.entries.values()), "<catalog and live sources>"),
+            outcomes=self.matcher.outcomes,
+        )
+        ranked = rank_candidates(
+            union, query, registry_types=self.registry_types, top_k=limit, category=category
+        )
+        out: list[Candidate] = []
+        for ranked_one in ranked:
+            origin = merged.origin.get(ranked_one.server, CATALOG_ORIGIN)
+            if origin == CATALOG_ORIGIN:
+                out.append(ranked_one)
+                continue
+            self._remember(merged.entries[ranked_one.server])
+            out.append(
+                dataclasses.replace(
+                    ranked_one, in_catalog=False, reasons=(live_reason(origin), *ranked_one.reasons)
+                )
+            )
+        return Found(tuple(out), strength, True, dict(found.errors))
+
+    def entry(self, server: str) -> ServerEntry | None:
+        """The entry of a catalog server, or of a live one this service proposed lately."""
+        return self.matcher.catalog.get(server) or self._live_entries.get(server)
+
+    def describe(self, candidate: Candidate) -> dict[str, Any]:
+        """``candidate`` as ``vsm_find_capability`` and ``vsm-mcp acquire`` show it (`candidate_json`)."""
+        return candidate_json(candidate, entry=self.entry(candidate.server))
+
+    def summary(self, candidate: Candidate) -> Summary:
+        """What the client's model is shown of ``candidate`` when it reranks (`summarize`)."""
+        entry = self.entry(candidate.server)
+        return summarize(candidate, Catalog((entry,)) if entry is not None else self.matcher.catalog)
+
+    def _installable(self, server: str) -> bool:
+        entry = self.matcher.catalog.get(server)
+        return entry is not None and entry_candidate(entry, self.registry_types) is not None
+
+    def _remember(self, entry: ServerEntry) -> None:
+        self._live_entries.pop(entry.name, None)
+        self._live_entries[entry.name] = entry
+        while len(self._live_entries) > LIVE_ENTRIES_KEPT:
+            del self._live_entries[next(iter(self._live_entries))]
 
     async def plan(
         self,
@@ -114,11 +223,12 @@ class CapabilityService:
         limit: int = 5,
         reorder: Reorder | None = None,
     ) -> AcquisitionPlan:
-        """The plan for ``query``: an explicit package, a named catalog server, or the best match
-        (the first after ``reorder``, when given).
+        """The plan for ``query``: an explicit package, a named server among the matches (the
+        catalog's, or the live sources' when the catalog's match is weak, `search`), or the best
+        match (the first after ``reorder``, when given).
 
         Raises:
-            ConfigError: ``package`` is malformed or ``server`` is not an installable catalog entry.
+            ConfigError: ``package`` is malformed or ``server`` is not among the installable matches.
             AcquisitionRefusedError: nothing matches.
         """
         if package is not None:
@@ -127,16 +237,15 @@ class CapabilityService:
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         else:
-            candidates = self.find(query, limit=limit)
-            if not candidates and server is None and self.live_sources and query.strip():
-                candidates = await self.find_live(query, limit=limit)
-                if not candidates and self.live_errors:
-                    failed = "; ".join(f"{name}: {why}" for name, why in sorted(self.live_errors.items()))
-                    raise AcquisitionRefusedError(
-                        "no_candidate",
-                        f"no installable server matches {query!r} in the catalog, and the live sources "
-                        f"found none ({failed})",
-                    )
+            found = await self.search(query, limit=limit)
+            candidates = list(found.candidates)
+            if not candidates and found.errors:
+                failed = "; ".join(f"{name}: {why}" for name, why in sorted(found.errors.items()))
+                raise AcquisitionRefusedError(
+                    "no_candidate",
+                    f"no installable server matches {query!r} in the catalog, and the live sources "
+                    f"found none ({failed})",
+                )
             if server is not None:
                 chosen = [c for c in candidates if c.server == server]
                 if not chosen:
@@ -148,27 +257,6 @@ class CapabilityService:
         if not category:
             raise AcquisitionRefusedError("no_candidate", "nothing to acquire: give a query or a package")
         return await self.acquirer.plan(candidates, query=query, category=category)
-
-    async def find_live(self, query: str, *, limit: int = 5) -> list[Candidate]:
-        """Installable servers the live sources (registry, npm search) propose for ``query``, best
-        first; not in the catalog, so vetting treats them as such. A source that fails (deadline,
-        breaker, HTTP) is named in `live_errors` and never hides the others' answers."""
-        found = await discover(self.live_sources, query, limit=limit)
-        self.live_errors = dict(found.errors)
-        out: list[Candidate] = []
-        for match in found.matches:
-            entry = found.entries.get(match.name)
-            if entry is None or match.score <= 0.0:
-                continue
-            reasons = [f"found by {found.origin.get(match.name, 'a live source')}, not in the catalog"]
-            if match.matched_terms:
-                reasons.append("matches " + ", ".join(repr(t) for t in match.matched_terms))
-            candidate = entry_candidate(entry, self.registry_types, round(match.score, 4), reasons)
-            if candidate is not None:
-                out.append(dataclasses.replace(candidate, in_catalog=False))
-            if len(out) >= limit:
-                break
-        return out
 
     async def acquire(self, plan: AcquisitionPlan, *, progress: StepProgress | None = None) -> Acquired:
         """Run the pipeline on ``plan`` (see `Acquirer.acquire`), telling ``progress`` each step."""

@@ -29,7 +29,7 @@ from rich.console import Console
 from vsm_mcp.acquisition.build import capability_service
 from vsm_mcp.acquisition.launch import SandboxMode
 from vsm_mcp.acquisition.pipeline import Acquired, Approver, FixedAnswer, StepProgress
-from vsm_mcp.acquisition.service import PromptApprover, candidate_json
+from vsm_mcp.acquisition.service import PromptApprover
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.core.messages import DemandAggregate
 from vsm_mcp.core.variety import DEMAND_BUCKET_S
@@ -111,7 +111,7 @@ async def run_acquire(
             return {
                 "query": options.query,
                 "category": plan.category,
-                "candidates": [candidate_json(c, service.matcher) for c in candidates],
+                "candidates": [service.describe(c) for c in candidates],
                 "unit": existing,
                 "already_installed": True,
                 "gap_before": reading_dict(before),
@@ -119,9 +119,7 @@ async def run_acquire(
             }
         result = await service.acquire(plan, progress=progress)
         after = (await stored_profile(store, max_age_s=max_age)).reading()
-    return _result_json(
-        options, result, [candidate_json(c, service.matcher) for c in candidates], before, after
-    )
+    return _result_json(options, result, [service.describe(c) for c in candidates], before, after)
 
 
 def _step(step: str, seconds: float | None) -> None:

@@ -2,16 +2,26 @@
 
 Sources: the offline catalog (always works), the official MCP registry,
 npm search (whose hits come with their READMEs' tools and summary, so the
-matcher ranks them on the same kind of text as catalog entries). Each live source is wrapped in a `GuardedSource`: a deadline, a
-circuit breaker and a TTL cache in the store. `discover` asks every source at
-once and ranks the union with the matcher.
+matcher ranks them on the same kind of text as catalog entries). Each live
+source is wrapped in a `GuardedSource`: a deadline, a circuit breaker and a
+TTL cache in the store. `gather` asks sources at once and merges their
+answers; `discover` also ranks the union with the matcher; `beside_catalog`
+puts live answers beside a pool of catalog entries (acquisition does this
+when the catalog's best match is weak, `strength`).
+
+PyPI has no live source: it offers no search API (its XML-RPC search is
+disabled, and the simple index is only a list of every name). PyPI packages
+still arrive live through the official registry, whose entries name their
+``pypi`` packages (origin ``mcp-registry``, registry type ``pypi``).
 
 Invariants:
 - a source's failure (timeout, HTTP error, open breaker) is recorded in the
   result's ``errors`` and never hides the other sources' candidates;
 - a cached answer younger than its TTL is used without calling the source;
 - candidates are merged by server name, the first source listed winning
-  (the offline catalog first: it knows tool names).
+  (the offline catalog first: it knows tool names); beside the catalog, a
+  live answer that is a catalog entry (same name or same package) is that
+  entry, of origin ``catalog``.
 """
 
 from __future__ import annotations
@@ -40,6 +50,8 @@ from vsm_mcp.discovery.text import STOP_WORDS, words
 from vsm_mcp.errors import CatalogError, SourceError
 
 SOURCE_DEADLINE_S = 20.0  # a discovery round must not hang on one slow registry
+#: The origin of a candidate the offline catalog holds (live ones are named by their source).
+CATALOG_ORIGIN = "catalog"
 
 
 class CandidateSource(Protocol):
@@ -56,7 +68,7 @@ class CatalogSource:
     """The offline catalog, ranked by the matcher."""
 
     catalog: Catalog
-    name: str = "catalog"
+    name: str = CATALOG_ORIGIN
     _matcher: Matcher | None = None
 
     async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
@@ -178,15 +190,16 @@ class GuardedSource:
 
 
 @dataclass(frozen=True, slots=True)
-class DiscoveryResult:
-    matches: tuple[ServerMatch, ...]
+class Gathered:
+    """What a round of sources proposed, merged by name (the first source listed wins)."""
+
     entries: dict[str, ServerEntry]
     origin: dict[str, str]  # server name -> source name
     errors: dict[str, str]  # source name -> what went wrong
 
 
-async def discover(sources: Sequence[CandidateSource], query: str, limit: int = 10) -> DiscoveryResult:
-    """Ask every source concurrently, merge by name, rank the union for ``query``."""
+async def gather(sources: Sequence[CandidateSource], query: str, limit: int = 10) -> Gathered:
+    """Ask every source concurrently; a source's failure is in ``errors``, the others' answers stay."""
     answers: list[list[ServerEntry]] = [[] for _ in sources]
     errors: dict[str, str] = {}
 
@@ -206,7 +219,50 @@ async def discover(sources: Sequence[CandidateSource], query: str, limit: int = 
             if entry.name not in merged:
                 merged[entry.name] = entry
                 origin[entry.name] = source.name
-    if not merged:
-        return DiscoveryResult((), {}, {}, errors)
-    ranked = Matcher(Catalog(tuple(merged.values()), "<discovered>")).match(query, top_k=limit)
-    return DiscoveryResult(ranked.servers, merged, origin, errors)
+    return Gathered(merged, origin, errors)
+
+
+def beside_catalog(catalog: Catalog, pool: Sequence[ServerEntry], found: Gathered) -> Gathered:
+    """``pool`` (catalog entries, origin ``catalog``) first, then what the live sources ``found``.
+
+    A live entry named like a catalog entry, or offering a package a catalog entry offers, is
+    that catalog entry (it knows more: curated tools, launch details, and vetting treats it as
+    listed), so the same server is never proposed twice under two origins.
+    """
+    by_package = {(p.registry_type, p.identifier): entry for entry in catalog for p in entry.packages}
+    entries = {entry.name: entry for entry in pool}
+    origin = dict.fromkeys(entries, CATALOG_ORIGIN)
+    for name, entry in found.entries.items():
+        listed = catalog.get(name) or next(
+            (
+                by_package[key]
+                for p in entry.packages
+                if (key := (p.registry_type, p.identifier)) in by_package
+            ),
+            None,
+        )
+        if listed is not None:
+            if listed.name not in entries:
+                entries[listed.name] = listed
+                origin[listed.name] = CATALOG_ORIGIN
+        elif name not in entries:
+            entries[name] = entry
+            origin[name] = found.origin.get(name, "a live source")
+    return Gathered(entries, origin, dict(found.errors))
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryResult:
+    matches: tuple[ServerMatch, ...]
+    entries: dict[str, ServerEntry]
+    origin: dict[str, str]  # server name -> source name
+    errors: dict[str, str]  # source name -> what went wrong
+
+
+async def discover(sources: Sequence[CandidateSource], query: str, limit: int = 10) -> DiscoveryResult:
+    """Ask every source concurrently, merge by name, rank the union for ``query``."""
+    found = await gather(sources, query, limit)
+    if not found.entries:
+        return DiscoveryResult((), {}, {}, found.errors)
+    ranked = Matcher(Catalog(tuple(found.entries.values()), "<discovered>")).match(query, top_k=limit)
+    return DiscoveryResult(ranked.servers, found.entries, found.origin, found.errors)
