@@ -123,7 +123,7 @@ class AcquisitionSettings(_Section):
     sandbox: Literal["require", "prefer", "off"] = "require"
     network: bool = False
     autonomous: bool = True
-    #: Ask the official MCP registry and npm search when the offline catalog has no installable match.
+    #: Ask the official MCP registry and npm search beside the catalog when its best match is weak.
     live_sources: bool = True
     #: How long one live source may take to answer before it counts as failed.
     live_deadline_s: float = Field(10.0, gt=0, le=120)

@@ -105,6 +105,8 @@ async def capability_service(
             ),
         )
         cache = TtlCache(store)
+        # Asked beside the catalog when its best match is weak (`CapabilityService.search`). No PyPI
+        # source: PyPI has no search API; its packages come through the registry's entries.
         live = (
             [
                 GuardedSource(RegistrySource(client), cache, deadline_s=config.live_deadline_s),

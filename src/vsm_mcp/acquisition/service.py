@@ -23,9 +23,12 @@ gateway) and returns None when nobody can be asked.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
 
 from vsm_mcp.acquisition.candidates import (
     RANK_POOL,
@@ -168,14 +171,14 @@ class CapabilityService:
         found = await gather(self.live_sources, query, limit)
         pool = [entry for m in result.servers if (entry := catalog.get(m.name)) is not None]
         merged = beside_catalog(catalog, pool, found)
-        # Small (the catalog's top matches and a few live answers): built on the event loop, where
-        # discovery's one (not thread-safe) stemmer is used.
-        union = Matcher(
-            Catalog(tuple(merged.entries.values()), "<catalog and live sources>"),
-            outcomes=self.matcher.outcomes,
+        union = Catalog(tuple(merged.entries.values()), "<catalog and live sources>")
+        # Indexing the union takes ~0.1 s (the catalog's top entries can list hundreds of tools):
+        # off the event loop; discovery's analyser stems with one stemmer per thread.
+        union_matcher = await anyio.to_thread.run_sync(
+            functools.partial(Matcher, union, outcomes=self.matcher.outcomes)
         )
         ranked = rank_candidates(
-            union, query, registry_types=self.registry_types, top_k=limit, category=category
+            union_matcher, query, registry_types=self.registry_types, top_k=limit, category=category
         )
         out: list[Candidate] = []
         for ranked_one in ranked:
