@@ -83,8 +83,9 @@ def test_matcher_beats_the_floor_on_the_dev_tasks() -> None:
     assert round(float(report["baseline_bm25_recall_at_1"]), 2) == 0.44
     assert round(float(report["baseline_bm25_recall_at_5"]), 2) == 0.66
     assert round(float(report["baseline_bm25_all_gold_at_5"]), 2) == 0.49
-    assert float(report["recall_at_5"]) >= 0.85
-    assert float(report["all_gold_at_5"]) >= 0.70
+    # the matcher has no rule written from these tasks: well above the floor, not the fitted 0.88 / 0.79
+    assert float(report["recall_at_5"]) >= 0.78
+    assert float(report["all_gold_at_5"]) >= 0.62
 
 
 @pytest.mark.slow

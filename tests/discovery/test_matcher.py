@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec
+import pytest
+
+from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec, load_catalog
 from vsm_mcp.discovery.matcher import Matcher, MatcherConfig
 from vsm_mcp.discovery.outcomes import OutcomeLedger
 
@@ -58,14 +61,14 @@ def test_nothing_matches_gives_an_empty_result() -> None:
 def test_learned_outcomes_reorder_for_their_category_only() -> None:
     query = "stock quote and the current time"
     plain = Matcher(CATALOG, MatcherConfig(aspect_weight=0.0)).match(query, top_k=2)
-    assert [s.name for s in plain.servers] == ["Clock", "Stocks"]
+    assert [s.name for s in plain.servers] == ["Stocks", "Clock"]
     ledger = OutcomeLedger()
     for _ in range(20):
-        ledger.record("Stocks", "finance", success=True)
-        ledger.record("Clock", "finance", success=False)
+        ledger.record("Clock", "finance", success=True)
+        ledger.record("Stocks", "finance", success=False)
     learned = Matcher(CATALOG, MatcherConfig(aspect_weight=0.0), outcomes=ledger)
-    assert [s.name for s in learned.match(query, top_k=2, category="finance").servers] == ["Stocks", "Clock"]
-    assert [s.name for s in learned.match(query, top_k=2, category="travel").servers] == ["Clock", "Stocks"]
+    assert [s.name for s in learned.match(query, top_k=2, category="finance").servers] == ["Clock", "Stocks"]
+    assert [s.name for s in learned.match(query, top_k=2, category="travel").servers] == ["Stocks", "Clock"]
 
 
 def test_ranking_is_deterministic() -> None:
@@ -81,8 +84,8 @@ def test_what_was_learned_ranks_the_same_after_a_restart(tmp_path: Path) -> None
     query = "stock quote and the current time"
     ledger = OutcomeLedger()
     for _ in range(20):
-        ledger.record("Stocks", "finance", success=True)
-        ledger.record("Clock", "finance", success=False)
+        ledger.record("Clock", "finance", success=True)
+        ledger.record("Stocks", "finance", success=False)
 
     async def save_then_reload() -> OutcomeLedger:
         async with SqliteStore.open(tmp_path / "state.db") as store:
@@ -93,4 +96,76 @@ def test_what_was_learned_ranks_the_same_after_a_restart(tmp_path: Path) -> None
     reloaded = anyio.run(save_then_reload)
     assert reloaded.tallies == ledger.tallies
     learned = Matcher(CATALOG, MatcherConfig(aspect_weight=0.0), outcomes=reloaded)
-    assert [s.name for s in learned.match(query, top_k=2, category="finance").servers] == ["Stocks", "Clock"]
+    assert [s.name for s in learned.match(query, top_k=2, category="finance").servers] == ["Clock", "Stocks"]
+
+
+def test_a_server_with_two_fitting_tools_beats_one_with_a_single_equal_tool() -> None:
+    catalog = Catalog(
+        (
+            server("One", "Utilities", ("convert_units", "Convert units"), ("ping_host", "Ping host")),
+            server(
+                "Two", "Utilities", ("convert_units", "Convert units"), ("convert_sizes", "Convert sizes")
+            ),
+        )
+    )
+    tools_only = MatcherConfig(semantic_weight=0.0, tool_level_share=1.0)
+    best_only = replace(tools_only, second_tool_share=0.0)
+    assert Matcher(catalog, best_only).rank("convert")[0] == ["One", "Two"]  # a tie: catalog order
+    assert Matcher(catalog, tools_only).rank("convert")[0] == ["Two", "One"]
+
+
+def test_an_entry_with_unknown_tools_is_judged_on_its_description_and_summary() -> None:
+    catalog = Catalog(
+        (
+            server("Listed", "Podcast tools", ("list_episodes", "List the episodes of a feed")),
+            ServerEntry("Unlisted", "Podcast search", summary="Search podcast episodes by topic."),
+        )
+    )
+    ranked = Matcher(catalog, MatcherConfig(semantic_weight=0.0)).rank("search podcast episodes")[0]
+    assert ranked == ["Unlisted", "Listed"]
+
+
+def test_the_readme_summary_is_indexed() -> None:
+    catalog = Catalog(
+        (
+            ServerEntry("Alpha", "A toolkit", summary="Transcribes voice memos into text."),
+            ServerEntry("Beta", "A toolkit", summary="Resizes photos."),
+        )
+    )
+    assert (
+        Matcher(catalog, MatcherConfig(semantic_weight=0.0)).rank("transcribe voice memos")[0][0] == "Alpha"
+    )
+
+
+def test_each_need_of_a_multi_step_task_gets_its_server_in_the_top_three() -> None:
+    catalog = Catalog(
+        (
+            server("Weather", "Weather forecasts", ("get_forecast", "Forecast for a city")),
+            server("Mail", "Email", ("send_email", "Send an email message")),
+            server("Notes", "Notes and notebooks", ("create_note", "Create a note"), ("list_notes", "")),
+            server("Stocks", "Stock prices and market data", ("get_quote", "Latest stock quote")),
+            server("Files", "Filesystem access", ("write_file", "Write a file")),
+        )
+    )
+    result = Matcher(catalog, MatcherConfig(semantic_weight=0.0)).match(
+        "Get the forecast for Oslo and email it to my team, then create a note about it", top_k=3
+    )
+    assert {s.name for s in result.servers} == {"Weather", "Mail", "Notes"}
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "src" / "vsm_mcp" / "discovery" / "data" / "catalog.json"
+
+
+@pytest.mark.parametrize(
+    ("need", "topic"),
+    [
+        ("what will the temperature be this weekend where I live", "weather"),
+        ("post a note to our team's Slack channel", "slack"),
+        ("list the open pull requests of my GitHub repository", "github"),
+    ],
+)
+def test_on_the_shipped_catalog_a_fitting_server_is_first(need: str, topic: str) -> None:
+    matcher = Matcher(load_catalog(SHIPPED))
+    first = matcher.match(need, top_k=1).servers[0].name
+    entry = next(e for e in matcher.catalog if e.name == first)
+    assert topic in f"{entry.name} {entry.description}".lower(), f"{need!r} -> {first}: {entry.description}"

@@ -2,13 +2,14 @@
 
 An agent asked to "write the summary into ~/out/notes.txt" needs a filesystem
 tool although the request never says "file"; "book a table for next Friday"
-needs the current date; "work out the monthly payment" needs arithmetic. Each detector is a
+needs the current date; "compute the monthly payment" needs arithmetic. Each detector is a
 structural cue of the text (a path, a relative-time expression, an
 arithmetic verb) and adds the generic terms of that capability to the query.
 
 Invariants:
-- detectors read only the query text; they are generic (no server names, no
-  task-specific words) and deterministic;
+- detectors read only the query text; they are structural or general-language
+  cues (a path, a relative-time expression, an arithmetic verb), never a
+  server's niche or a task's words, and deterministic;
 - each aspect adds its terms once, at ``ASPECT_WEIGHT``, never more than a
   word the user wrote.
 """
@@ -29,7 +30,11 @@ class Aspect:
 
     name: str
     pattern: re.Pattern[str]
-    terms: tuple[str, ...]
+    text: str
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return tuple(analyze(self.text))
 
 
 _WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
@@ -42,7 +47,7 @@ ASPECTS: tuple[Aspect, ...] = (
             r"|\b[\w\-]+\.(?:md|txt|csv|json|xlsx|xls|docx|doc|pptx|pdf|png|jpe?g|svg|html|py|js|wav|mp3)\b",
             re.IGNORECASE,
         ),
-        tuple(analyze("file write save directory")),
+        "file write save directory",
     ),
     Aspect(
         "current-time",
@@ -52,16 +57,15 @@ ASPECTS: tuple[Aspect, ...] = (
             r"|今天|明天|昨天|现在|当前|本周|下周",
             re.IGNORECASE,
         ),
-        tuple(analyze("current time date")),
+        "current time date",
     ),
     Aspect(
         "arithmetic",
         re.compile(
-            r"\b(?:calculat\w*|comput\w*|estimat\w*|how much|sum|total|average|percent\w*|ratio|multiply|"
-            r"divide|bmi)\b|计算",
+            r"\b(?:calculat\w*|comput\w*|sum|average|percent\w*|ratio|multiply|divide)\b|计算",
             re.IGNORECASE,
         ),
-        tuple(analyze("calculate math expression")),
+        "calculate math expression",
     ),
 )
 

@@ -1,0 +1,131 @@
+"""Dense text embeddings from a small static model shipped inside a PyPI package (WordLlama).
+
+WordLlama's 256-dimensional model (token embeddings pooled and projected,
+trained on general sentence pairs) lets "will it rain tomorrow" land near
+"weather forecast" though the two share no word. Its weights and tokenizer
+ship in the wheel; they are loaded from the package's own folder with
+downloads disabled, so nothing is fetched at run time.
+
+Invariants:
+- optional: when the package is absent or its files cannot be read,
+  `load_embedder` returns None and the matcher ranks on its lexical signals;
+- loaded once per process, lazily (the first catalog that asks), and an
+  embedding is a pure function of the text (L2-normalised, float32 -> float64);
+- never touches the network: the wheel's files or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from vsm_mcp.discovery.bm25 import FloatArray
+
+SEMANTIC_DIMS = 128  # leading components kept (of 256)
+_MATRIX_CACHE = 4  # catalogs whose vectors stay in memory (the shipped one, a bench's, a discovery's)
+_log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_loaded: list[Embedder | None] = []
+_matrices: dict[tuple[int, int, str], npt.NDArray[np.float32]] = {}
+
+
+class Embedder(Protocol):
+    """Texts to L2-normalised vectors, one row per text."""
+
+    def embed(self, texts: Sequence[str]) -> FloatArray: ...
+
+
+class WordLlamaEmbedder:
+    """The WordLlama model of the installed package, read from its own files."""
+
+    __slots__ = ("_model",)
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float64)
+        vectors = np.asarray(self._model.embed(list(texts), norm=True), dtype=np.float64)
+        vectors[~np.isfinite(vectors)] = 0.0
+        return vectors
+
+
+def _load_wordllama() -> Embedder | None:
+    try:  # imported only when a catalog is first indexed: it is optional
+        wordllama: Any = importlib.import_module("wordllama")
+    except ImportError:
+        return None
+    package = Path(wordllama.__file__).parent
+    try:
+        # The wheel keeps its tokenizer under tokenizers/ and its weights under weights/; naming the
+        # package folder as the cache makes the loader find both there instead of downloading.
+        model = wordllama.WordLlama.load(cache_dir=package, disable_download=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        _log.warning("wordllama installed but its model could not be read: %s", exc)
+        return None
+    return WordLlamaEmbedder(model)
+
+
+def load_embedder() -> Embedder | None:
+    """The process-wide embedder, or None when no model is installed."""
+    with _lock:
+        if not _loaded:
+            _loaded.append(_load_wordllama())
+        return _loaded[0]
+
+
+class SemanticIndex:
+    """Embeddings of a catalog's servers, for cosine similarity with query texts.
+
+    Vectors keep their first ``dims`` components, renormalised: WordLlama is trained
+    Matryoshka-style, so a prefix is a coarser embedding of the same text, and a shorter
+    vector keeps a query at 10,000 servers within the time budget without BLAS threads.
+    """
+
+    __slots__ = ("_dims", "_embedder", "_servers")
+
+    def __init__(self, embedder: Embedder, server_texts: Sequence[str], dims: int = SEMANTIC_DIMS) -> None:
+        self._embedder = embedder
+        self._dims = dims
+        self._servers = _cached_matrix(embedder, tuple(server_texts), dims) if server_texts else None
+
+    def similarity(self, texts: Sequence[str]) -> FloatArray:
+        """Cosines ``[len(texts), servers]``, negatives clipped to 0."""
+        if self._servers is None:
+            return np.zeros((len(texts), 0), dtype=np.float64)
+        queries = _prefix(self._embedder.embed(texts), self._dims)
+        # einsum's own loop, not BLAS: BLAS threads waking for a small product cost more than it
+        cosines = np.einsum("ij,kj->ik", queries, self._servers)
+        clipped: FloatArray = np.clip(cosines.astype(np.float64), 0.0, None)
+        return clipped
+
+
+def _cached_matrix(embedder: Embedder, texts: tuple[str, ...], dims: int) -> npt.NDArray[np.float32]:
+    """The texts' vectors, computed once per process for a given embedder and catalog text."""
+    digest = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()
+    key = (id(embedder), dims, digest)
+    with _lock:
+        found = _matrices.get(key)
+    if found is None:
+        found = _prefix(embedder.embed(texts), dims)
+        with _lock:
+            if len(_matrices) >= _MATRIX_CACHE:
+                _matrices.pop(next(iter(_matrices)))
+            _matrices[key] = found
+    return found
+
+
+def _prefix(vectors: FloatArray, dims: int) -> npt.NDArray[np.float32]:
+    cut = np.ascontiguousarray(vectors[:, :dims], dtype=np.float32)
+    norms = np.linalg.norm(cut, axis=1, keepdims=True)
+    out: npt.NDArray[np.float32] = np.divide(cut, norms, out=np.zeros_like(cut), where=norms > 0.0)
+    return out
