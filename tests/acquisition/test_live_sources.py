@@ -212,6 +212,9 @@ async def test_a_weak_match_brings_live_candidates_ranked_beside_the_catalog_s(t
         "PDF tools",
         "npm:pdf-merge-mcp@1.2.0",
     )
+    # The client's model, asked to rerank, is shown the live entry's own description and tools.
+    summary = service.summary(merge)
+    assert (summary.description, summary.tools) == ("PDF tools", ("merge_pdfs",))
     assert result["live_sources_asked"] is True
     assert result["match_strength"]["missing"] == ["merg", "document"]
     assert result["errors"] == {}
