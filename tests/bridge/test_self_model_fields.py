@@ -43,8 +43,8 @@ def _server(name: str, *args: str, **extra: str | int | float) -> list[str]:
     ]
 
 
-async def _read(client: Client) -> dict[str, Any]:
-    read = await client.read_resource("vsm://self")
+async def _read(client: Client, uri: str = "vsm://self") -> dict[str, Any]:
+    read = await client.read_resource(uri)
     return json.loads(read.contents[0].text)  # type: ignore[union-attr, no-any-return]
 
 
