@@ -13,7 +13,7 @@ from vsm_mcp.discovery.matcher import Matcher, MatcherConfig
 
 
 class KeywordEmbedder:
-    """Axis 0 for texts about rain or weather, axis 1 for messages, axis 2 for anything else."""
+    """Axis 0 for texts about rain, skies or weather, axis 1 for messages, axis 2 for anything else."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -23,7 +23,7 @@ class KeywordEmbedder:
         rows = []
         for text in texts:
             lower = text.lower()
-            if "rain" in lower or "weather" in lower:
+            if any(word in lower for word in ("rain", "skies", "weather")):
                 rows.append([1.0, 0.0, 0.0, 0.0])
             elif "message" in lower:
                 rows.append([0.0, 0.6, 0.0, 0.8])
@@ -34,7 +34,7 @@ class KeywordEmbedder:
 
 def test_similarity_is_the_cosine_of_the_kept_prefix() -> None:
     index = SemanticIndex(KeywordEmbedder(), ["Weather service", "Message relay", "Clock"], dims=2)
-    cosines = index.similarity(["rain tomorrow?", "a message"])
+    cosines = index.similarity(index.queries(["rain tomorrow?", "a message"]))
     # the message vector (0, .6, 0, .8) cut to 2 dims and renormalised is (0, 1)
     assert cosines.tolist() == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
 
@@ -88,3 +88,32 @@ def test_the_shipped_model_loads_from_its_wheel_without_the_network(monkeypatch:
     rain, forecast, email = model.embed(["will it rain tomorrow", "weather forecast", "send an email"])
     assert float(rain @ forecast) > float(rain @ email) + 0.1
     assert float(np.linalg.norm(rain)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_lazy_vectors_embed_each_text_once_and_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embed, "EAGER_TEXTS", 1)
+    embedder = KeywordEmbedder()
+    texts = ["rain gauge", "message queue", "clock"]
+    vectors = embed.LazyVectors(embedder, texts, dims=4)
+    query = embed.SemanticIndex(embedder, ["x"], dims=4).queries(["weather"])
+    calls = embedder.calls
+    assert vectors.similarity(query, np.asarray([0, 2])).tolist() == [[1.0, 0.0]]
+    assert vectors.similarity(query, np.asarray([2, 0])).tolist() == [[0.0, 1.0]]
+    assert embedder.calls == calls + 1  # the second look-up found both vectors made
+
+
+def test_a_tool_the_words_miss_is_found_by_its_meaning() -> None:
+    catalog = Catalog(
+        (
+            ServerEntry(
+                "Skies",
+                "Alerts and outlook",
+                (ToolSpec("outlook", "Outlook of the skies"), ToolSpec("alerts", "Alerts")),
+            ),
+        )
+    )
+    query = "alerts about the weather"
+    lexical = Matcher(catalog, MatcherConfig(semantic_weight=0.0)).match(query)
+    assert [t.tool for t in lexical.tools] == ["alerts"]
+    semantic = Matcher(catalog, MatcherConfig(semantic_weight=0.5), embedder=KeywordEmbedder()).match(query)
+    assert [t.tool for t in semantic.tools] == ["alerts", "outlook"]

@@ -27,9 +27,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from vsm_mcp.discovery.bm25 import FloatArray
+from vsm_mcp.discovery.bm25 import FloatArray, IntArray
 
 SEMANTIC_DIMS = 128  # leading components kept (of 256)
+EAGER_TEXTS = 20_000  # up to this many texts are embedded when the index is built, more on demand
 _MATRIX_CACHE = 4  # catalogs whose vectors stay in memory (the shipped one, a bench's, a discovery's)
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -98,15 +99,51 @@ class SemanticIndex:
         self._dims = dims
         self._servers = _cached_matrix(embedder, tuple(server_texts), dims) if server_texts else None
 
-    def similarity(self, texts: Sequence[str]) -> FloatArray:
-        """Cosines ``[len(texts), servers]``, negatives clipped to 0."""
+    def queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """The texts' vectors (the prefix kept, renormalised)."""
+        return _prefix(self._embedder.embed(texts), self._dims)
+
+    def similarity(self, queries: npt.NDArray[np.float32]) -> FloatArray:
+        """Cosines ``[len(queries), servers]`` of query vectors, negatives clipped to 0."""
         if self._servers is None:
-            return np.zeros((len(texts), 0), dtype=np.float64)
-        queries = _prefix(self._embedder.embed(texts), self._dims)
+            return np.zeros((len(queries), 0), dtype=np.float64)
         # einsum's own loop, not BLAS: BLAS threads waking for a small product cost more than it
-        cosines = np.einsum("ij,kj->ik", queries, self._servers)
-        clipped: FloatArray = np.clip(cosines.astype(np.float64), 0.0, None)
-        return clipped
+        return _clipped(np.einsum("ij,kj->ik", queries, self._servers))
+
+
+class LazyVectors:
+    """Vectors of many texts (a catalog's tools): all at once when they are few, else each the
+    first time it is asked for.
+
+    A query looks at the tools of its few best servers only, so embedding every tool of a
+    10,000-server catalog up front would cost build time no query needs.
+    """
+
+    __slots__ = ("_done", "_embedder", "_texts", "_vectors")
+
+    def __init__(self, embedder: Embedder, texts: Sequence[str], dims: int = SEMANTIC_DIMS) -> None:
+        self._embedder = embedder
+        self._texts = texts
+        if len(texts) <= EAGER_TEXTS:  # a few seconds at most: embed now, once per catalog
+            self._vectors = _cached_matrix(embedder, tuple(texts), dims).copy()
+            self._done = np.ones(len(texts), dtype=bool)
+        else:
+            self._vectors = np.zeros((len(texts), dims), dtype=np.float32)
+            self._done = np.zeros(len(texts), dtype=bool)
+
+    def similarity(self, queries: npt.NDArray[np.float32], ids: IntArray) -> FloatArray:
+        """Cosines ``[len(queries), len(ids)]`` of query vectors with the texts ``ids``."""
+        missing = ids[~self._done[ids]]
+        if missing.size:
+            dims = self._vectors.shape[1]
+            self._vectors[missing] = _prefix(self._embedder.embed([self._texts[i] for i in missing]), dims)
+            self._done[missing] = True
+        return _clipped(np.einsum("ij,kj->ik", queries, self._vectors[ids]))
+
+
+def _clipped(cosines: npt.NDArray[np.float32]) -> FloatArray:
+    out: FloatArray = np.clip(cosines.astype(np.float64), 0.0, None)
+    return out
 
 
 def _cached_matrix(embedder: Embedder, texts: tuple[str, ...], dims: int) -> npt.NDArray[np.float32]:

@@ -13,8 +13,10 @@ Method (each step is generic; nothing is tuned per query or fitted to a task set
    server's own score. An entry whose tools are unknown is judged on its own
    text alone, so missing tool lists are not a penalty.
 3. When the embedding model is installed (`embed`), the cosine between the
-   query and each server's text is mixed in (``semantic_weight``), so wording
-   the catalog never uses still finds its server.
+   query (and each need) and each server's text is mixed in
+   (``semantic_weight``), and so is the cosine with each tool of the best
+   `TOOL_CANDIDATE_SERVERS` servers, so wording the catalog never uses still
+   finds its server and its tools.
 4. A task usually needs several servers, one per need ("read the xlsx", "plot
    a chart", "save as png"). The query is split into clauses (punctuation and
    the conjunctions that join steps), and each structural cue of an implied
@@ -42,12 +44,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from vsm_mcp.discovery.aspects import add_aspect_terms, implied_aspects
 from vsm_mcp.discovery.bm25 import Bm25Index, FieldSpec, FloatArray, IntArray
 from vsm_mcp.discovery.bridges import Bridges
 from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec
-from vsm_mcp.discovery.embed import Embedder, SemanticIndex, load_embedder
+from vsm_mcp.discovery.embed import Embedder, LazyVectors, SemanticIndex, load_embedder
 from vsm_mcp.discovery.lexicon import expand
 from vsm_mcp.discovery.text import analyze, split_identifiers
 
@@ -104,6 +107,7 @@ _CLAUSE_BREAK = re.compile(
 )
 
 
+TOOL_CANDIDATE_SERVERS = 10  # servers whose tools are compared with the query's meaning
 _SUMMARY_CHARS = 600  # the README's opening says what the server is for; the rest is usage detail
 
 
@@ -147,6 +151,10 @@ def _tool_doc(entry: ServerEntry, tool: ToolSpec, server_name_terms: list[str]) 
 def _server_text(entry: ServerEntry) -> str:
     tools = " ".join(split_identifiers(tool.name).replace("_", " ") for tool in entry.tools)
     return f"{entry.name}. {entry.description} {entry.summary[:_SUMMARY_CHARS]} {tools}"
+
+
+def _tool_text(entry: ServerEntry, tool: ToolSpec) -> str:
+    return f"{split_identifiers(tool.name).replace('_', ' ')}: {tool.description} ({entry.name})"
 
 
 def _normalised(scores: FloatArray) -> FloatArray:
@@ -201,14 +209,13 @@ class Matcher:
         )
         if embedder is None and config.semantic_weight > 0.0:
             embedder = load_embedder()
-        self._semantic = (
-            SemanticIndex(
-                embedder,
-                [_server_text(entry) for entry in catalog],
+        self._semantic: SemanticIndex | None = None
+        self._tool_vectors: LazyVectors | None = None
+        if embedder is not None and config.semantic_weight > 0.0:
+            self._semantic = SemanticIndex(embedder, [_server_text(entry) for entry in catalog])
+            self._tool_vectors = LazyVectors(
+                embedder, [_tool_text(entry, tool) for entry in catalog for tool in entry.tools]
             )
-            if embedder is not None and config.semantic_weight > 0.0
-            else None
-        )
         self._server_index = Bm25Index(
             server_docs,
             (
@@ -310,7 +317,8 @@ class Matcher:
         if not terms or not self._servers:
             return MatchResult(query, (), ())
         needs = self._needs(query)
-        dense = self._semantic.similarity([query, *(text for _, text in needs)]) if self._semantic else None
+        vectors = self._semantic.queries([query, *(text for _, text in needs)]) if self._semantic else None
+        dense = None if vectors is None or self._semantic is None else self._semantic.similarity(vectors)
         relevance, tool_scores = self._relevance(terms, None if dense is None else dense[0])
         best_aspect = np.zeros_like(relevance)
         best_aspect_tool = np.zeros_like(tool_scores)
@@ -320,6 +328,8 @@ class Matcher:
             np.maximum(best_aspect_tool, _normalised(aspect_tools), out=best_aspect_tool)
         score = relevance + self.config.aspect_share * best_aspect
         tool_scores = 0.5 * (tool_scores + best_aspect_tool)
+        if vectors is not None:
+            tool_scores = self._with_tool_semantics(tool_scores, score, vectors)
         bonus = self._outcome_bonus(category)
         if bonus is not None:
             score = score + bonus
@@ -328,6 +338,24 @@ class Matcher:
         ranked_tools = self._rank_tools(score, tool_scores, tools_k)
         servers = tuple(self._server_match(int(i), score, tool_scores, terms) for i in order)
         return MatchResult(query, servers, ranked_tools)
+
+    def _with_tool_semantics(
+        self, tool_scores: FloatArray, score: FloatArray, vectors: npt.NDArray[np.float32]
+    ) -> FloatArray:
+        """Tool scores mixed with each tool's best cosine to the query or a need, for the tools of
+        the best `TOOL_CANDIDATE_SERVERS` servers (the only ones a caller looks at)."""
+        if self._tool_vectors is None or not tool_scores.size:
+            return tool_scores
+        servers = _top(score, min(TOOL_CANDIDATE_SERVERS, len(self._servers)))
+        ids = np.concatenate(
+            [np.arange(self._first_tool[i], self._first_tool[i + 1], dtype=np.int64) for i in servers]
+        )
+        weight = self.config.semantic_weight
+        mixed = (1.0 - weight) * tool_scores
+        if ids.size:
+            dense = self._tool_vectors.similarity(vectors, ids).max(axis=0)
+            mixed[ids] += weight * _normalised(dense)
+        return mixed
 
     def _rank_tools(self, relevance: FloatArray, tool_scores: FloatArray, k: int) -> tuple[ToolMatch, ...]:
         if not tool_scores.size:
