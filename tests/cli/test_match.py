@@ -68,7 +68,7 @@ def test_match_on_the_shipped_catalog() -> None:
     assert names[0] == "@modelcontextprotocol/server-filesystem"
 
 
-def test_bench_match_json(tmp_path: Path) -> None:
+def _bench_fixture(tmp_path: Path) -> tuple[Path, Path]:
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps(CATALOG))
     tasks = tmp_path / "tasks.json"
@@ -86,16 +86,57 @@ def test_bench_match_json(tmp_path: Path) -> None:
                     "query": "save the forecast to /tmp/a/w.md",
                     "gold_servers": ["Weather", "Files"],
                 },
+                {"id": "3", "query": "write a file", "gold_servers": ["Files"], "gold_tools": ["write_file"]},
+                {"id": "4", "query": "weather forecast", "gold_servers": ["Weather"]},
             ]
         )
     )
-    args = ["bench", "match", "--catalog", str(catalog), "--tasks", str(tasks), "--no-synthetic", "--json"]
-    result = CliRunner().invoke(app(), args)
+    return catalog, tasks
+
+
+def test_bench_match_json(tmp_path: Path) -> None:
+    catalog, tasks = _bench_fixture(tmp_path)
+    args = ["bench", "match", "--catalog", str(catalog), "--tasks", str(tasks), "--cv", "2"]
+    result = CliRunner().invoke(app(), [*args, "--no-synthetic", "--no-catalog-queries", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["tasks"] == 2
-    assert report["recall_at_5"] == 1.0
-    assert report["all_gold_at_5"] == 1.0
-    assert report["tool_recall_at_10"] == 1.0
-    assert set(report["cross_validation"]) == {"a_to_b", "b_to_a"}
-    assert "baseline_bm25_recall_at_5" in report
+    cross = report["cross_validation"]
+    assert (cross["folds"], cross["tasks"]) == (2, 4)
+    assert [fold["tasks"] for fold in cross["per_fold"]] == [2, 2]
+    assert cross["matcher"]["recall_at_5"] == {"mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0}
+    assert cross["matcher"]["all_gold_at_5"]["mean"] == 1.0
+    assert set(cross["baseline_bm25"]) == {
+        "recall_at_1",
+        "recall_at_3",
+        "recall_at_5",
+        "all_gold_at_5",
+        "tool_recall_at_10",
+    }
+    assert report["in_sample"]["matcher"]["tasks"] == 4
+    assert report["speed"]["catalog"]["servers"] == 3
+    assert "catalog_queries" not in report
+    assert "synthetic" not in report["speed"]
+
+
+def test_bench_match_table_says_the_figures_are_cross_validated(tmp_path: Path) -> None:
+    catalog, tasks = _bench_fixture(tmp_path)
+    args = ["bench", "match", "--catalog", str(catalog), "--tasks", str(tasks), "--cv", "2", "--no-synthetic"]
+    result = CliRunner().invoke(app(), [*args, "--no-catalog-queries"])
+    assert result.exit_code == 0, result.output
+    assert "2-fold cross-validated on 4 tasks" in result.output
+    assert "fold 0 (2 tasks) chose" in result.output
+    assert "labelled queries" not in result.output
+    refused = CliRunner().invoke(app(), [*args, "--cv", "5", "--no-catalog-queries"])
+    assert refused.exit_code == 2
+    assert "5 folds need at least 2 folds and 5 tasks (4 given)" in refused.output
+
+
+def test_bench_match_scores_the_shipped_query_set_without_tasks() -> None:
+    result = CliRunner().invoke(app(), ["bench", "match", "--no-synthetic", "--show-misses", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert "cross_validation" not in report
+    queries = report["catalog_queries"]
+    assert queries["servers"] == 425
+    assert queries["matcher"]["tasks"] == queries["baseline_bm25"]["tasks"] >= 40
+    assert all(set(miss) == {"id", "query", "first_need", "top"} for miss in queries["misses"])

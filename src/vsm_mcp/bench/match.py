@@ -7,37 +7,79 @@ interchangeable servers; a need is met at k when any of them is in the top k.
 Metrics (means over tasks, measured, never estimated):
 - ``recall_at_k`` (k = 1, 3, 5): needs met at k / needs;
 - ``all_gold_at_5``: share of tasks whose needs are all met at 5;
-- ``tool_recall_at_10``: share of gold tool names among the top 10 tools;
+- ``tool_recall_at_10``: share of gold tool names among the top 10 tools, over
+  the tasks that name gold tools (``None`` when none does);
 - ``ms_per_query``: wall-clock mean of ``rank`` after one warm-up query (index build
   excluded, reported apart).
 
-The same figures are computed for the plain-BM25 floor (``baseline_*``), on
-the two halves of the tasks (split by a hash of the task id, stable across
-runs), and on a synthetic catalog of 10,000 servers generated
-deterministically from the real catalog's vocabulary (speed only).
+Cross-validation (`cross_validate`): the tasks are dealt into K folds by the
+SHA-256 of their id (sorted by hash, dealt in turn: stable across runs and
+file orders, fold sizes differ by at most one). For each fold, the matcher's
+parameters are chosen among the default `MatcherConfig` and the `CV_GRID`
+configurations by `OBJECTIVE` on the *other* K-1 folds only (ties go to the
+default, then to grid order), and that choice is scored on the held-out fold.
+The plain-BM25 floor (`PlainBm25`, no parameters) is scored on the same folds.
+Each ranker runs every task once; folds only pick which per-task scores count.
+
+The report (`run_benchmark`, printed by ``--json``) holds:
+- ``tasks_file``, ``catalog``: the data the tasks' figures were measured on;
+- ``cross_validation`` (when K >= 2): ``folds``, ``tasks``, ``objective``,
+  ``grid`` (the grid actually searched), ``default`` (the default values of
+  the grid's fields), ``matcher`` and ``baseline_bm25`` (per metric: ``mean``
+  over folds, sample ``std`` across folds, ``min``, ``max``) and ``per_fold``
+  (fold, tasks, chosen parameters, both rankers' held-out metrics);
+- ``in_sample``: the default configuration and the floor on all tasks (not
+  cross-validated: no choice was made on them, but they are the tasks the
+  defaults were benchmarked on);
+- ``catalog_queries`` (unless disabled): the shipped labelled query set
+  (``data/catalog_queries.json``) on the shipped catalog, default
+  configuration beside its floor, and ``misses``: the queries whose first
+  need is not met at 1, with the top 3 servers;
+- ``speed``: ``catalog`` (the tasks' catalog) and ``synthetic`` (10,000
+  servers generated deterministically from its vocabulary): servers, tools,
+  index build seconds and ms/query.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
+import statistics
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vsm_mcp.discovery.baseline import PlainBm25
-from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec, load_catalog
+from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec, load_catalog, shipped_catalog_path
+from vsm_mcp.discovery.embed import Embedder, load_embedder
 from vsm_mcp.discovery.matcher import Matcher, MatcherConfig
 from vsm_mcp.errors import CatalogError
 
 SYNTHETIC_SERVERS = 10_000
 SYNTHETIC_SEED = 20250101  # fixed: the synthetic catalog must be identical on every run
 SPEED_QUERIES = 200
+DEFAULT_FOLDS = 5
+CATALOG_QUERIES = "catalog_queries.json"
+
+#: MatcherConfig fields cross-validation may set, and their candidate values. Keys
+#: MatcherConfig does not have are ignored; 3 x 3 x 3 = 27 configurations plus the default
+#: keep `bench match --cv 5` on ~50 tasks and a ~70-server catalog within ~20 s.
+CV_GRID: dict[str, tuple[float, ...]] = {
+    "aspect_share": (0.5, 1.0, 2.0),
+    "tool_level_share": (0.3, 0.5, 0.7),
+    "semantic_weight": (0.2, 0.35, 0.5),
+}
+
+OBJECTIVE = "mean of recall@5 and all_gold@5 on the training folds; ties go to the default configuration"
+
+METRICS = ("recall_at_1", "recall_at_3", "recall_at_5", "all_gold_at_5", "tool_recall_at_10")
 
 
 class Ranker(Protocol):
@@ -48,7 +90,7 @@ class _TaskModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str
     query: str = Field(min_length=1)
-    gold_servers: list[str | list[str]]
+    gold_servers: list[str | list[str]] = Field(min_length=1)
     gold_tools: list[str] = Field(default_factory=list)
 
 
@@ -61,14 +103,42 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskScore:
+    """One task's outcome under one ranker."""
+
+    task: Task
+    recall: tuple[float, float, float]  # at 1, 3, 5
+    all_gold_at_5: bool
+    tool_recall_at_10: float | None  # None: the task names no gold tool
+    seconds: float
+    servers: tuple[str, ...]  # the ranking, best first (top 10)
+
+
+@dataclass(frozen=True, slots=True)
 class MatchMetrics:
     tasks: int
     recall_at_1: float
     recall_at_3: float
     recall_at_5: float
     all_gold_at_5: float
-    tool_recall_at_10: float
+    tool_recall_at_10: float | None
     ms_per_query: float
+
+
+def _parse_tasks(data: object, where: str) -> list[Task]:
+    if not isinstance(data, list):
+        raise CatalogError(f"{where}: expected a JSON array of tasks")
+    tasks: list[Task] = []
+    for index, raw in enumerate(data):
+        try:
+            model = _TaskModel.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise CatalogError(f"{where}: task {index}: {loc}: {first['msg']}") from exc
+        needs = tuple(frozenset([g] if isinstance(g, str) else g) for g in model.gold_servers)
+        tasks.append(Task(model.id, model.query, needs, frozenset(model.gold_tools)))
+    return tasks
 
 
 def load_tasks(path: Path) -> list[Task]:
@@ -81,60 +151,167 @@ def load_tasks(path: Path) -> list[Task]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise CatalogError(f"tasks {path}: cannot read as JSON ({exc})") from exc
-    if not isinstance(data, list):
-        raise CatalogError(f"tasks {path}: expected a JSON array of tasks")
-    tasks: list[Task] = []
-    for index, raw in enumerate(data):
-        try:
-            model = _TaskModel.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise CatalogError(f"tasks {path}: task {index}: {where}: {first['msg']}") from exc
-        needs = tuple(frozenset([g] if isinstance(g, str) else g) for g in model.gold_servers)
-        tasks.append(Task(model.id, model.query, needs, frozenset(model.gold_tools)))
-    return tasks
+    return _parse_tasks(data, f"tasks {path}")
 
 
-def split_halves(tasks: Sequence[Task]) -> tuple[list[Task], list[Task]]:
-    """Two halves by the SHA-256 of the task id: stable, independent of file order."""
-    ordered = sorted(tasks, key=lambda t: hashlib.sha256(t.id.encode()).hexdigest())
-    middle = len(ordered) // 2
-    return ordered[:middle], ordered[middle:]
+def catalog_queries_path() -> Path:
+    """The labelled query set shipped for the shipped catalog."""
+    return Path(str(resources.files("vsm_mcp.bench") / "data" / CATALOG_QUERIES))
+
+
+def score_task(ranker: Ranker, task: Task) -> TaskScore:
+    """Rank ``task``'s query and score the ranking against its gold labels."""
+    started = time.perf_counter()
+    servers, tools = ranker.rank(task.query, top_k=10)
+    seconds = time.perf_counter() - started
+    recall = tuple(
+        sum(1 for need in task.needs if need & set(servers[:k])) / len(task.needs) for k in (1, 3, 5)
+    )
+    top5 = set(servers[:5])
+    tool_recall = None
+    if task.gold_tools:
+        top_tools = {name for _, name in tools[:10]}
+        tool_recall = len(task.gold_tools & top_tools) / len(task.gold_tools)
+    return TaskScore(
+        task,
+        (recall[0], recall[1], recall[2]),
+        all(need & top5 for need in task.needs),
+        tool_recall,
+        seconds,
+        tuple(servers),
+    )
+
+
+def score_tasks(ranker: Ranker, tasks: Sequence[Task]) -> list[TaskScore]:
+    """Every task through ``ranker``, after one warm-up query (caches) outside the timing."""
+    if tasks:
+        ranker.rank(tasks[0].query, top_k=10)
+    return [score_task(ranker, task) for task in tasks]
+
+
+def summarise(scores: Sequence[TaskScore]) -> MatchMetrics:
+    """The metrics of a set of task scores (means over its tasks)."""
+    n = len(scores)
+    if not n:
+        return MatchMetrics(0, 0.0, 0.0, 0.0, 0.0, None, 0.0)
+    tool = [s.tool_recall_at_10 for s in scores if s.tool_recall_at_10 is not None]
+    return MatchMetrics(
+        n,
+        sum(s.recall[0] for s in scores) / n,
+        sum(s.recall[1] for s in scores) / n,
+        sum(s.recall[2] for s in scores) / n,
+        sum(s.all_gold_at_5 for s in scores) / n,
+        sum(tool) / len(tool) if tool else None,
+        1000.0 * sum(s.seconds for s in scores) / n,
+    )
 
 
 def evaluate(ranker: Ranker, tasks: Sequence[Task]) -> MatchMetrics:
     """Run every task through ``ranker`` and compute the metrics."""
-    if not tasks:
-        return MatchMetrics(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    ranker.rank(tasks[0].query, top_k=10)  # warm caches (stems, lexicon) outside the timing
-    recall = {1: 0.0, 3: 0.0, 5: 0.0}
-    all_gold = 0
-    tool_recall = 0.0
-    elapsed = 0.0
-    for task in tasks:
-        started = time.perf_counter()
-        servers, tools = ranker.rank(task.query, top_k=10)
-        elapsed += time.perf_counter() - started
-        for k in recall:
-            top = set(servers[:k])
-            recall[k] += sum(1 for need in task.needs if need & top) / len(task.needs)
-        top5 = set(servers[:5])
-        all_gold += all(need & top5 for need in task.needs)
-        if task.gold_tools:
-            top_tools = {name for _, name in tools[:10]}
-            tool_recall += len(task.gold_tools & top_tools) / len(task.gold_tools)
-    n = len(tasks)
-    with_tools = sum(1 for t in tasks if t.gold_tools) or 1
-    return MatchMetrics(
-        n,
-        recall[1] / n,
-        recall[3] / n,
-        recall[5] / n,
-        all_gold / n,
-        tool_recall / with_tools,
-        1000.0 * elapsed / n,
-    )
+    return summarise(score_tasks(ranker, tasks))
+
+
+def objective(scores: Sequence[TaskScore]) -> float:
+    """What cross-validation maximises (`OBJECTIVE`)."""
+    metrics = summarise(scores)
+    return (metrics.recall_at_5 + metrics.all_gold_at_5) / 2.0
+
+
+def assign_folds(tasks: Sequence[Task], k: int) -> list[int]:
+    """Fold (0..k-1) of each task: sorted by SHA-256 of the id, dealt in turn.
+
+    Raises:
+        ValueError: fewer than 2 folds, more folds than tasks, or a repeated task id.
+    """
+    if k < 2 or k > len(tasks):
+        raise ValueError(f"{k} folds need at least 2 folds and {k} tasks ({len(tasks)} given)")
+    ids = [t.id for t in tasks]
+    if len(set(ids)) != len(ids):
+        raise ValueError("task ids must be unique to be dealt into folds")
+    order = sorted(range(len(tasks)), key=lambda i: hashlib.sha256(ids[i].encode()).hexdigest())
+    folds = [0] * len(tasks)
+    for position, index in enumerate(order):
+        folds[index] = position % k
+    return folds
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One parameter setting and its score on every task (aligned with the tasks)."""
+
+    params: Mapping[str, float]
+    scores: Sequence[TaskScore]
+
+
+@dataclass(frozen=True, slots=True)
+class FoldResult:
+    fold: int
+    tasks: int
+    chosen: Mapping[str, float]
+    matcher: MatchMetrics
+    baseline: MatchMetrics
+
+
+def choose(candidates: Sequence[Candidate], train: Sequence[int]) -> int:
+    """Index of the candidate with the best objective on the ``train`` task indices.
+
+    Candidate 0 is the default: it wins ties, then the earlier candidate does.
+    """
+    best, best_value = 0, objective([candidates[0].scores[i] for i in train])
+    for index, candidate in enumerate(candidates[1:], start=1):
+        value = objective([candidate.scores[i] for i in train])
+        if value > best_value:
+            best, best_value = index, value
+    return best
+
+
+def cross_validate(
+    candidates: Sequence[Candidate], floor: Sequence[TaskScore], folds: Sequence[int]
+) -> list[FoldResult]:
+    """For each fold: choose on the other folds, score the choice and the floor on this one."""
+    out: list[FoldResult] = []
+    for fold in sorted(set(folds)):
+        train = [i for i, f in enumerate(folds) if f != fold]
+        test = [i for i, f in enumerate(folds) if f == fold]
+        chosen = candidates[choose(candidates, train)]
+        out.append(
+            FoldResult(
+                fold,
+                len(test),
+                dict(chosen.params),
+                summarise([chosen.scores[i] for i in test]),
+                summarise([floor[i] for i in test]),
+            )
+        )
+    return out
+
+
+def spread(values: Sequence[float | None]) -> dict[str, float] | None:
+    """Mean, sample standard deviation, min and max of per-fold values (folds without one skipped)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return {
+        "mean": statistics.fmean(present),
+        "std": statistics.stdev(present) if len(present) > 1 else 0.0,
+        "min": min(present),
+        "max": max(present),
+    }
+
+
+def grid_configs(
+    base: MatcherConfig, grid: Mapping[str, tuple[float, ...]] = CV_GRID
+) -> tuple[dict[str, tuple[float, ...]], list[tuple[dict[str, float], MatcherConfig]]]:
+    """The grid restricted to ``MatcherConfig``'s fields, and its configurations, ``base`` first."""
+    known = {f.name for f in fields(MatcherConfig)}
+    usable = {key: values for key, values in grid.items() if key in known}
+    default = {key: float(getattr(base, key)) for key in usable}
+    configs = [(default, base)]
+    for values in itertools.product(*usable.values()):
+        params = dict(zip(usable, values, strict=True))
+        if params != default:
+            configs.append((params, replace(base, **params)))
+    return usable, configs
 
 
 def synthetic_catalog(real: Catalog, size: int = SYNTHETIC_SERVERS, seed: int = SYNTHETIC_SEED) -> Catalog:
@@ -186,76 +363,142 @@ def measure_speed(
     return SpeedReading(len(catalog), catalog.tool_count, build_s, per_query)
 
 
-#: the knobs cross-validation may tune, and their candidate values (3 x 3 x 3 = 27 configurations)
-TUNING_GRID: dict[str, tuple[float, ...]] = {
-    "aspect_share": (0.5, 1.0, 2.0),
-    "expansion_weight": (0.2, 0.35, 0.5),
-    "tool_level_share": (0.3, 0.5, 0.7),
-}
+def _cv_report(
+    catalog: Catalog,
+    tasks: Sequence[Task],
+    *,
+    config: MatcherConfig,
+    embedder: Embedder | None,
+    k: int,
+    default_scores: Sequence[TaskScore],
+    floor: Sequence[TaskScore],
+) -> dict[str, Any]:
+    folds = assign_folds(tasks, k)
+    grid, configs = grid_configs(config)
+    candidates = [Candidate(configs[0][0], default_scores)]
+    candidates += [
+        Candidate(params, score_tasks(Matcher(catalog, cfg, embedder=embedder), tasks))
+        for params, cfg in configs[1:]
+    ]
+    results = cross_validate(candidates, floor, folds)
+    return {
+        "folds": k,
+        "tasks": len(tasks),
+        "objective": OBJECTIVE,
+        "grid": {key: list(values) for key, values in grid.items()},
+        "default": dict(configs[0][0]),
+        "matcher": {m: spread([getattr(r.matcher, m) for r in results]) for m in METRICS},
+        "baseline_bm25": {m: spread([getattr(r.baseline, m) for r in results]) for m in METRICS},
+        "per_fold": [
+            {
+                "fold": r.fold,
+                "tasks": r.tasks,
+                "chosen": dict(r.chosen),
+                "matcher": asdict(r.matcher),
+                "baseline_bm25": asdict(r.baseline),
+            }
+            for r in results
+        ],
+    }
 
 
-def _objective(metrics: MatchMetrics) -> float:
-    return metrics.recall_at_5 + metrics.all_gold_at_5
-
-
-def tune(catalog: Catalog, tasks: Sequence[Task], base: MatcherConfig) -> MatcherConfig:
-    """The grid configuration with the best recall@5 + all_gold@5 on ``tasks`` (first wins ties)."""
-    best, best_score = base, -1.0
-    for aspect_share in TUNING_GRID["aspect_share"]:
-        for expansion in TUNING_GRID["expansion_weight"]:
-            for tool_share in TUNING_GRID["tool_level_share"]:
-                config = replace(
-                    base, aspect_share=aspect_share, expansion_weight=expansion, tool_level_share=tool_share
-                )
-                score = _objective(evaluate(Matcher(catalog, config), tasks))
-                if score > best_score:
-                    best, best_score = config, score
-    return best
-
-
-def cross_validate(catalog: Catalog, tasks: Sequence[Task], base: MatcherConfig) -> dict[str, object]:
-    """Tune on one half, report on the other, both ways (a guard against overfitting)."""
-    half_a, half_b = split_halves(tasks)
-    out: dict[str, object] = {}
-    for name, train, test in (("a_to_b", half_a, half_b), ("b_to_a", half_b, half_a)):
-        config = tune(catalog, train, base)
-        out[name] = {
-            "tuned_on": f"{len(train)} tasks",
-            "config": {key: getattr(config, key) for key in TUNING_GRID},
-            "held_out": asdict(evaluate(Matcher(catalog, config), test)),
-            "held_out_with_defaults": asdict(evaluate(Matcher(catalog, base), test)),
+def _first_need_misses(scores: Sequence[TaskScore]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": s.task.id,
+            "query": s.task.query,
+            "first_need": sorted(s.task.needs[0]),
+            "top": list(s.servers[:3]),
         }
-    return out
+        for s in scores
+        if not s.task.needs[0] & set(s.servers[:1])
+    ]
+
+
+def catalog_queries_report(
+    config: MatcherConfig, embedder: Embedder | None, queries_path: Path | None = None
+) -> dict[str, Any]:
+    """The labelled query set on the shipped catalog: default configuration beside the floor."""
+    path = queries_path or catalog_queries_path()
+    catalog = load_catalog(shipped_catalog_path())
+    tasks = load_tasks(path)
+    scores = score_tasks(Matcher(catalog, config, embedder=embedder), tasks)
+    return {
+        "queries_file": str(path),
+        "catalog": str(shipped_catalog_path()),
+        "servers": len(catalog),
+        "matcher": asdict(summarise(scores)),
+        "baseline_bm25": asdict(evaluate(PlainBm25(catalog), tasks)),
+        "misses": _first_need_misses(scores),
+    }
 
 
 def run_benchmark(
-    catalog_path: Path,
-    tasks_path: Path,
+    catalog_path: Path | None,
+    tasks_path: Path | None,
     config: MatcherConfig | None = None,
+    *,
+    folds: int = DEFAULT_FOLDS,
     synthetic: bool = True,
-    cross: bool = True,
+    catalog_queries: bool = True,
 ) -> dict[str, Any]:
-    """Every figure of `vsm-mcp bench match`, as a JSON-ready mapping."""
-    catalog = load_catalog(catalog_path)
-    tasks = load_tasks(tasks_path)
+    """Every figure of `vsm-mcp bench match`, as a JSON-ready mapping (see the module docstring).
+
+    ``folds`` < 2 skips cross-validation; without ``tasks_path`` only the
+    catalog query set is scored (and timed on the shipped catalog).
+
+    Raises:
+        CatalogError: an unreadable catalog or tasks file.
+        ValueError: more folds than tasks.
+    """
     config = config or MatcherConfig()
-    matcher = Matcher(catalog, config)
-    baseline = PlainBm25(catalog)
-    report: dict[str, Any] = {"catalog": str(catalog_path), "tasks_file": str(tasks_path)}
-    report.update(asdict(evaluate(matcher, tasks)))
-    for key, value in asdict(evaluate(baseline, tasks)).items():
-        if key != "tasks":
-            report[f"baseline_bm25_{key}"] = value
-    half_a, half_b = split_halves(tasks)
-    report["halves"] = {
-        "a": {"matcher": asdict(evaluate(matcher, half_a)), "baseline": asdict(evaluate(baseline, half_a))},
-        "b": {"matcher": asdict(evaluate(matcher, half_b)), "baseline": asdict(evaluate(baseline, half_b))},
-    }
-    if cross:
-        report["cross_validation"] = cross_validate(catalog, tasks, config)
-    if synthetic:
-        big = synthetic_catalog(catalog)
-        queries = [t.query for t in tasks] * (SPEED_QUERIES // max(1, len(tasks)) + 1)
-        reading = measure_speed(lambda c: Matcher(c, config), big, queries[:SPEED_QUERIES])
-        report["synthetic"] = asdict(reading)
+    embedder = load_embedder()  # once: every configuration shares the model
+    report: dict[str, Any] = {}
+    speed_catalog: Catalog | None = None
+    speed_queries: list[str] = []
+    if tasks_path is not None:
+        catalog = (
+            load_catalog(catalog_path) if catalog_path is not None else load_catalog(shipped_catalog_path())
+        )
+        tasks = load_tasks(tasks_path)
+        report["catalog"] = str(catalog_path or shipped_catalog_path())
+        report["tasks_file"] = str(tasks_path)
+        started = time.perf_counter()
+        matcher = Matcher(catalog, config, embedder=embedder)
+        build_s = time.perf_counter() - started
+        default_scores = score_tasks(matcher, tasks)
+        floor = score_tasks(PlainBm25(catalog), tasks)
+        if folds >= 2:
+            report["cross_validation"] = _cv_report(
+                catalog,
+                tasks,
+                config=config,
+                embedder=embedder,
+                k=folds,
+                default_scores=default_scores,
+                floor=floor,
+            )
+        report["in_sample"] = {
+            "matcher": asdict(summarise(default_scores)),
+            "baseline_bm25": asdict(summarise(floor)),
+        }
+        default = summarise(default_scores)
+        report["speed"] = {
+            "catalog": asdict(SpeedReading(len(catalog), catalog.tool_count, build_s, default.ms_per_query))
+        }
+        speed_catalog, speed_queries = catalog, [t.query for t in tasks]
+    if catalog_queries:
+        report["catalog_queries"] = catalog_queries_report(config, embedder)
+        if speed_catalog is None:
+            speed_catalog = load_catalog(shipped_catalog_path())
+            speed_queries = [t.query for t in load_tasks(catalog_queries_path())]
+            reading = measure_speed(
+                lambda c: Matcher(c, config, embedder=embedder), speed_catalog, speed_queries
+            )
+            report["speed"] = {"catalog": asdict(reading)}
+    if synthetic and speed_catalog is not None:
+        big = synthetic_catalog(speed_catalog)
+        queries = speed_queries * (SPEED_QUERIES // max(1, len(speed_queries)) + 1)
+        reading = measure_speed(lambda c: Matcher(c, config, embedder=embedder), big, queries[:SPEED_QUERIES])
+        report["speed"]["synthetic"] = asdict(reading)
     return report

@@ -15,11 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vsm_mcp.bench.match import run_benchmark
+from vsm_mcp.bench.match import DEFAULT_FOLDS, METRICS, run_benchmark
 from vsm_mcp.cli.catalog import open_catalog
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.discovery.matcher import Matcher, MatchResult
 from vsm_mcp.discovery.outcomes import OutcomeLedger
+from vsm_mcp.errors import CatalogError
 from vsm_mcp.store.sqlite import SqliteStore
 
 
@@ -83,53 +84,154 @@ def match(
 
 
 def bench_match(
-    catalog: Annotated[Path, typer.Option("--catalog", help="Catalog JSON file.")],
-    tasks: Annotated[Path, typer.Option("--tasks", help="Tasks JSON file.")],
+    *,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            "--catalog", help="Catalog JSON file the tasks are labelled on (default: the shipped one)."
+        ),
+    ] = None,
+    tasks: Annotated[
+        Path | None,
+        typer.Option("--tasks", help="Tasks JSON file, scored by K-fold cross-validation on --catalog."),
+    ] = None,
+    cv: Annotated[
+        int,
+        typer.Option(
+            "--cv",
+            min=0,
+            help="Folds K of the cross-validation over --tasks (0: skip it, in-sample figures only, faster).",
+        ),
+    ] = DEFAULT_FOLDS,
+    catalog_queries: Annotated[
+        bool,
+        typer.Option(help="Also score the shipped labelled query set on the shipped catalog."),
+    ] = True,
+    show_misses: Annotated[
+        bool,
+        typer.Option("--show-misses", help="List the catalog queries whose first need is not met at 1."),
+    ] = False,
     synthetic: Annotated[
         bool, typer.Option(help="Also time the matcher on a synthetic 10,000-server catalog.")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Server recall@1/3/5, all-gold@5, tool recall@10 and ms/query, beside the plain-BM25 floor."""
+    """Server recall@1/3/5, all-gold@5, tool recall@10 and ms/query, beside the plain-BM25 floor.
+
+    With --tasks: K-fold cross-validated figures (parameters chosen on K-1 folds, scored on the
+    held-out one). Always (unless --no-catalog-queries): the shipped query set on the shipped catalog.
+    """
+    if cv == 1:
+        raise typer.BadParameter(
+            "cross-validation needs at least 2 folds (or 0 to skip it)", param_hint="--cv"
+        )
     console = Console(stderr=True)
-    with console.status("matching every task (and building the synthetic catalog) ..."):
-        report = run_benchmark(catalog, tasks, synthetic=synthetic)
+    with console.status("matching every task under every configuration of the grid ..."):
+        try:
+            report = run_benchmark(
+                catalog, tasks, folds=cv, synthetic=synthetic, catalog_queries=catalog_queries
+            )
+        except (CatalogError, ValueError) as exc:
+            console.print(f"[red]bench match: {exc}[/red]")
+            raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps(report))
         return
-    table = Table(title=f"bench match: {report['tasks']} tasks")
-    for column in ("metric", "matcher", "plain BM25", "half A", "half B"):
-        table.add_column(column, justify="right")
-    halves: Any = report["halves"]
-    for key in (
-        "recall_at_1",
-        "recall_at_3",
-        "recall_at_5",
-        "all_gold_at_5",
-        "tool_recall_at_10",
-        "ms_per_query",
-    ):
-        table.add_row(
-            key,
-            f"{report[key]:.3f}",
-            f"{report['baseline_bm25_' + key]:.3f}",
-            f"{halves['a']['matcher'][key]:.3f}",
-            f"{halves['b']['matcher'][key]:.3f}",
-        )
-    Console().print(table)
+    out = Console()
     cross: Any = report.get("cross_validation")
     if cross:
-        for name, fold in cross.items():
-            Console().print(
-                f"cross-validation {name}: tuned on {fold['tuned_on']} -> held-out recall@5 "
-                f"{fold['held_out']['recall_at_5']:.3f}, all_gold@5 {fold['held_out']['all_gold_at_5']:.3f}"
-            )
-    synth: Any = report.get("synthetic")
-    if synth:
-        Console().print(
-            f"synthetic catalog: {synth['servers']:,} servers, {synth['tools']:,} tools, "
-            f"build {synth['build_s']:.1f} s, {synth['ms_per_query']:.2f} ms/query"
+        _print_cross_validation(out, report, cross)
+    elif "in_sample" in report:
+        _print_in_sample(out, report)
+    queries: Any = report.get("catalog_queries")
+    if queries:
+        _print_catalog_queries(out, queries, show_misses)
+    speed: Any = report.get("speed", {})
+    if "catalog" in speed:
+        real = speed["catalog"]
+        out.print(
+            f"speed: {real['servers']:,} servers ({real['tools']:,} tools): {real['ms_per_query']:.2f} ms/query, "
+            f"build {real['build_s']:.2f} s"
         )
+    if "synthetic" in speed:
+        synth = speed["synthetic"]
+        out.print(
+            f"speed: synthetic catalog of {synth['servers']:,} servers ({synth['tools']:,} tools): "
+            f"{synth['ms_per_query']:.2f} ms/query, build {synth['build_s']:.1f} s"
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _spread_cells(cell: dict[str, float] | None) -> tuple[str, str, str]:
+    if cell is None:
+        return "-", "-", "-"
+    return f"{cell['mean']:.3f}", f"{cell['std']:.3f}", f"{cell['min']:.3f}-{cell['max']:.3f}"
+
+
+def _print_cross_validation(out: Console, report: dict[str, Any], cross: dict[str, Any]) -> None:
+    table = Table(
+        title=(
+            f"{cross['folds']}-fold cross-validated on {cross['tasks']} tasks of {report['tasks_file']} "
+            f"(catalog {report['catalog']})"
+        ),
+        caption="mean over the held-out folds, sample std across folds, min-max of the folds",
+    )
+    for column in ("metric", "matcher", "std", "min-max", "plain BM25", "std", "min-max"):
+        table.add_column(column, justify="right")
+    for key in METRICS:
+        table.add_row(key, *_spread_cells(cross["matcher"][key]), *_spread_cells(cross["baseline_bm25"][key]))
+    out.print(table)
+    out.print(f"parameters chosen on the other folds by: {cross['objective']}")
+    out.print(f"grid: {cross['grid']} (default {cross['default']})")
+    for fold in cross["per_fold"]:
+        chosen = " ".join(f"{k}={v:g}" for k, v in fold["chosen"].items()) or "(no grid)"
+        out.print(
+            f"  fold {fold['fold']} ({fold['tasks']} tasks) chose {chosen}: held-out recall@5 "
+            f"{fold['matcher']['recall_at_5']:.3f}, all_gold@5 {fold['matcher']['all_gold_at_5']:.3f}",
+            highlight=False,
+        )
+
+
+def _print_in_sample(out: Console, report: dict[str, Any]) -> None:
+    sample = report["in_sample"]
+    table = Table(
+        title=(
+            f"NOT cross-validated: default configuration on all {sample['matcher']['tasks']} tasks of "
+            f"{report['tasks_file']} (catalog {report['catalog']})"
+        )
+    )
+    for column in ("metric", "matcher", "plain BM25"):
+        table.add_column(column, justify="right")
+    for key in METRICS:
+        table.add_row(key, _fmt(sample["matcher"][key]), _fmt(sample["baseline_bm25"][key]))
+    out.print(table)
+
+
+def _print_catalog_queries(out: Console, queries: dict[str, Any], show_misses: bool) -> None:
+    table = Table(
+        title=(
+            f"{queries['matcher']['tasks']} labelled queries of {queries['queries_file']} on the shipped "
+            f"catalog ({queries['servers']} servers), default configuration, never tuned on"
+        )
+    )
+    for column in ("metric", "matcher", "plain BM25"):
+        table.add_column(column, justify="right")
+    for key in METRICS:
+        table.add_row(key, _fmt(queries["matcher"][key]), _fmt(queries["baseline_bm25"][key]))
+    out.print(table)
+    misses = queries["misses"]
+    out.print(f"first need not met at 1: {len(misses)} of {queries['matcher']['tasks']} queries")
+    if show_misses:
+        for miss in misses:
+            out.print(
+                f"  {miss['id']}: {miss['query']!r}: wanted {' | '.join(miss['first_need'])}; "
+                f"got {', '.join(miss['top'])}",
+                markup=False,
+                highlight=False,
+            )
 
 
 def register(root: typer.Typer) -> None:
