@@ -125,14 +125,14 @@ def test_bench_match_table_says_the_figures_are_cross_validated(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "2-fold cross-validated on 4 tasks" in result.output
     assert "fold 0 (2 tasks) chose" in result.output
-    assert "labelled queries" not in result.output
+    assert "shipped query set" not in result.output
     refused = CliRunner().invoke(app(), [*args, "--cv", "5", "--no-catalog-queries"])
     assert refused.exit_code == 2
     assert "5 folds need at least 2 folds and 5 tasks (4 given)" in refused.output
 
 
 def test_bench_match_scores_the_shipped_query_set_without_tasks() -> None:
-    result = CliRunner().invoke(app(), ["bench", "match", "--no-synthetic", "--show-misses", "--json"])
+    result = CliRunner().invoke(app(), ["bench", "match", "--no-synthetic", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert "cross_validation" not in report
@@ -140,3 +140,10 @@ def test_bench_match_scores_the_shipped_query_set_without_tasks() -> None:
     assert queries["servers"] == 425
     assert queries["matcher"]["tasks"] == queries["baseline_bm25"]["tasks"] >= 40
     assert all(set(miss) == {"id", "query", "first_need", "top"} for miss in queries["misses"])
+    assert report["speed"]["catalog"]["servers"] == 425
+    table = CliRunner().invoke(app(), ["bench", "match", "--no-synthetic", "--show-misses"])
+    assert table.exit_code == 0, table.output
+    assert f"shipped query set: {queries['matcher']['tasks']} labelled needs" in table.output
+    assert f"first need not met at 1: {len(queries['misses'])} of" in table.output
+    for miss in queries["misses"]:
+        assert f"  {miss['id']}: " in table.output

@@ -161,6 +161,15 @@ def bench_match(
         )
 
 
+_LABELS = {
+    "recall_at_1": "recall@1",
+    "recall_at_3": "recall@3",
+    "recall_at_5": "recall@5",
+    "all_gold_at_5": "all-gold@5",
+    "tool_recall_at_10": "tool recall@10",
+}
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -168,7 +177,7 @@ def _fmt(value: float | None) -> str:
 def _spread_cells(cell: dict[str, float] | None) -> tuple[str, str, str]:
     if cell is None:
         return "-", "-", "-"
-    return f"{cell['mean']:.3f}", f"{cell['std']:.3f}", f"{cell['min']:.3f}-{cell['max']:.3f}"
+    return f"{cell['mean']:.3f}", f"{cell['std']:.3f}", f"{cell['min']:.2f}-{cell['max']:.2f}"
 
 
 def _print_cross_validation(out: Console, report: dict[str, Any], cross: dict[str, Any]) -> None:
@@ -177,12 +186,14 @@ def _print_cross_validation(out: Console, report: dict[str, Any], cross: dict[st
             f"{cross['folds']}-fold cross-validated on {cross['tasks']} tasks of {report['tasks_file']} "
             f"(catalog {report['catalog']})"
         ),
-        caption="mean over the held-out folds, sample std across folds, min-max of the folds",
+        caption="mean over the held-out folds, sample std across folds, min-max of the folds; BM25: plain floor",
     )
-    for column in ("metric", "matcher", "std", "min-max", "plain BM25", "std", "min-max"):
-        table.add_column(column, justify="right")
+    for column in ("metric", "matcher", "std", "min-max", "BM25", "std", "min-max"):
+        table.add_column(column, justify="right", no_wrap=True)
     for key in METRICS:
-        table.add_row(key, *_spread_cells(cross["matcher"][key]), *_spread_cells(cross["baseline_bm25"][key]))
+        table.add_row(
+            _LABELS[key], *_spread_cells(cross["matcher"][key]), *_spread_cells(cross["baseline_bm25"][key])
+        )
     out.print(table)
     out.print(f"parameters chosen on the other folds by: {cross['objective']}")
     out.print(f"grid: {cross['grid']} (default {cross['default']})")
@@ -206,22 +217,23 @@ def _print_in_sample(out: Console, report: dict[str, Any]) -> None:
     for column in ("metric", "matcher", "plain BM25"):
         table.add_column(column, justify="right")
     for key in METRICS:
-        table.add_row(key, _fmt(sample["matcher"][key]), _fmt(sample["baseline_bm25"][key]))
+        table.add_row(_LABELS[key], _fmt(sample["matcher"][key]), _fmt(sample["baseline_bm25"][key]))
     out.print(table)
 
 
 def _print_catalog_queries(out: Console, queries: dict[str, Any], show_misses: bool) -> None:
     table = Table(
         title=(
-            f"{queries['matcher']['tasks']} labelled queries of {queries['queries_file']} on the shipped "
-            f"catalog ({queries['servers']} servers), default configuration, never tuned on"
-        )
+            f"shipped query set: {queries['matcher']['tasks']} labelled needs on the shipped catalog "
+            f"({queries['servers']} servers), default configuration, never tuned on"
+        ),
     )
     for column in ("metric", "matcher", "plain BM25"):
         table.add_column(column, justify="right")
     for key in METRICS:
-        table.add_row(key, _fmt(queries["matcher"][key]), _fmt(queries["baseline_bm25"][key]))
+        table.add_row(_LABELS[key], _fmt(queries["matcher"][key]), _fmt(queries["baseline_bm25"][key]))
     out.print(table)
+    out.print(f"queries: {queries['queries_file']}\ncatalog: {queries['catalog']}", highlight=False)
     misses = queries["misses"]
     out.print(f"first need not met at 1: {len(misses)} of {queries['matcher']['tasks']} queries")
     if show_misses:
