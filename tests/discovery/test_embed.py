@@ -90,16 +90,12 @@ def test_the_shipped_model_loads_from_its_wheel_without_the_network(monkeypatch:
     assert float(np.linalg.norm(rain)) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_lazy_vectors_embed_each_text_once_and_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embed, "EAGER_TEXTS", 1)
+def test_text_vectors_are_compared_by_id() -> None:
     embedder = KeywordEmbedder()
-    texts = ["rain gauge", "message queue", "clock"]
-    vectors = embed.LazyVectors(embedder, texts, dims=4)
+    vectors = embed.TextVectors(embedder, ["rain gauge", "message queue", "clock face"], dims=4)
     query = embed.SemanticIndex(embedder, ["x"], dims=4).queries(["weather"])
-    calls = embedder.calls
     assert vectors.similarity(query, np.asarray([0, 2])).tolist() == [[1.0, 0.0]]
     assert vectors.similarity(query, np.asarray([2, 0])).tolist() == [[0.0, 1.0]]
-    assert embedder.calls == calls + 1  # the second look-up found both vectors made
 
 
 def test_a_tool_the_words_miss_is_found_by_its_meaning() -> None:
@@ -117,3 +113,20 @@ def test_a_tool_the_words_miss_is_found_by_its_meaning() -> None:
     assert [t.tool for t in lexical.tools] == ["alerts"]
     semantic = Matcher(catalog, MatcherConfig(semantic_weight=0.5), embedder=KeywordEmbedder()).match(query)
     assert [t.tool for t in semantic.tools] == ["alerts", "outlook"]
+
+
+def test_a_catalog_with_too_many_tools_ranks_its_tools_by_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vsm_mcp.discovery import matcher
+
+    monkeypatch.setattr(matcher, "MAX_EMBEDDED_TOOLS", 1)
+    catalog = Catalog(
+        (
+            ServerEntry(
+                "Skies",
+                "Alerts and outlook",
+                (ToolSpec("outlook", "Outlook of the skies"), ToolSpec("alerts", "Alerts")),
+            ),
+        )
+    )
+    found = Matcher(catalog, MatcherConfig(semantic_weight=0.5), embedder=KeywordEmbedder())
+    assert [t.tool for t in found.match("alerts about the weather").tools] == ["alerts"]

@@ -30,7 +30,9 @@ import numpy.typing as npt
 from vsm_mcp.discovery.bm25 import FloatArray, IntArray
 
 SEMANTIC_DIMS = 128  # leading components kept (of 256)
-EAGER_TEXTS = 20_000  # up to this many texts are embedded when the index is built, more on demand
+#: tools embedded at most: a few seconds when the index is built; a larger catalog's tools are
+#: ranked by their words alone (embedding 75,000 tools takes about half a minute)
+MAX_EMBEDDED_TOOLS = 20_000
 _MATRIX_CACHE = 4  # catalogs whose vectors stay in memory (the shipped one, a bench's, a discovery's)
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -111,33 +113,18 @@ class SemanticIndex:
         return _clipped(np.einsum("ij,kj->ik", queries, self._servers))
 
 
-class LazyVectors:
-    """Vectors of many texts (a catalog's tools): all at once when they are few, else each the
-    first time it is asked for.
+class TextVectors:
+    """Vectors of many texts (a catalog's tools), embedded once per catalog, compared by id."""
 
-    A query looks at the tools of its few best servers only, so embedding every tool of a
-    10,000-server catalog up front would cost build time no query needs.
-    """
-
-    __slots__ = ("_done", "_embedder", "_texts", "_vectors")
+    __slots__ = ("_vectors",)
 
     def __init__(self, embedder: Embedder, texts: Sequence[str], dims: int = SEMANTIC_DIMS) -> None:
-        self._embedder = embedder
-        self._texts = texts
-        if len(texts) <= EAGER_TEXTS:  # a few seconds at most: embed now, once per catalog
-            self._vectors = _cached_matrix(embedder, tuple(texts), dims).copy()
-            self._done = np.ones(len(texts), dtype=bool)
-        else:
-            self._vectors = np.zeros((len(texts), dims), dtype=np.float32)
-            self._done = np.zeros(len(texts), dtype=bool)
+        self._vectors = (
+            _cached_matrix(embedder, tuple(texts), dims) if texts else np.zeros((0, dims), np.float32)
+        )
 
     def similarity(self, queries: npt.NDArray[np.float32], ids: IntArray) -> FloatArray:
         """Cosines ``[len(queries), len(ids)]`` of query vectors with the texts ``ids``."""
-        missing = ids[~self._done[ids]]
-        if missing.size:
-            dims = self._vectors.shape[1]
-            self._vectors[missing] = _prefix(self._embedder.embed([self._texts[i] for i in missing]), dims)
-            self._done[missing] = True
         return _clipped(np.einsum("ij,kj->ik", queries, self._vectors[ids]))
 
 

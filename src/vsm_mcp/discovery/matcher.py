@@ -15,8 +15,8 @@ Method (each step is generic; nothing is tuned per query or fitted to a task set
 3. When the embedding model is installed (`embed`), the cosine between the
    query (and each need) and each server's text is mixed in
    (``semantic_weight``), and so is the cosine with each tool of the best
-   `TOOL_CANDIDATE_SERVERS` servers, so wording the catalog never uses still
-   finds its server and its tools.
+   `TOOL_CANDIDATE_SERVERS` servers (catalogs of up to `MAX_EMBEDDED_TOOLS`
+   tools), so wording the catalog never uses still finds its server and tools.
 4. A task usually needs several servers, one per need ("read the xlsx", "plot
    a chart", "save as png"). The query is split into clauses (punctuation and
    the conjunctions that join steps), and each structural cue of an implied
@@ -50,7 +50,7 @@ from vsm_mcp.discovery.aspects import add_aspect_terms, implied_aspects
 from vsm_mcp.discovery.bm25 import Bm25Index, FieldSpec, FloatArray, IntArray
 from vsm_mcp.discovery.bridges import Bridges
 from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec
-from vsm_mcp.discovery.embed import Embedder, LazyVectors, SemanticIndex, load_embedder
+from vsm_mcp.discovery.embed import MAX_EMBEDDED_TOOLS, Embedder, SemanticIndex, TextVectors, load_embedder
 from vsm_mcp.discovery.lexicon import expand
 from vsm_mcp.discovery.text import analyze, split_identifiers
 
@@ -201,6 +201,11 @@ class Matcher:
         self._tool_owner: IntArray = np.asarray(tool_owner, dtype=np.int64)
         # an entry whose tools are unknown is judged on its own text, not on tools it may well have
         self._tools_known = np.diff(self._first_tool) > 0
+        self._tool_starts: IntArray = self._first_tool[:-1][self._tools_known]
+        # each tool's owner among the servers with tools (the rows of a per-server reduction)
+        self._tool_group: IntArray = np.repeat(
+            np.arange(len(self._tool_starts), dtype=np.int64), np.diff(self._first_tool)[self._tools_known]
+        )
         self._bridges = Bridges(
             [
                 *(doc["name"] + doc["description"] + doc["summary"] for doc in server_docs),
@@ -210,12 +215,12 @@ class Matcher:
         if embedder is None and config.semantic_weight > 0.0:
             embedder = load_embedder()
         self._semantic: SemanticIndex | None = None
-        self._tool_vectors: LazyVectors | None = None
+        self._tool_vectors: TextVectors | None = None
         if embedder is not None and config.semantic_weight > 0.0:
             self._semantic = SemanticIndex(embedder, [_server_text(entry) for entry in catalog])
-            self._tool_vectors = LazyVectors(
-                embedder, [_tool_text(entry, tool) for entry in catalog for tool in entry.tools]
-            )
+            if len(self._tools) <= MAX_EMBEDDED_TOOLS:
+                tool_texts = [_tool_text(entry, tool) for entry in catalog for tool in entry.tools]
+                self._tool_vectors = TextVectors(embedder, tool_texts)
         self._server_index = Bm25Index(
             server_docs,
             (
@@ -295,9 +300,9 @@ class Matcher:
         if not tool_scores.size:
             return out
         # a server's tools are contiguous, so each reduction is one pass over the tools
-        starts = self._first_tool[:-1][self._tools_known]
+        starts = self._tool_starts
         best = np.maximum.reduceat(tool_scores, starts)
-        at_best = tool_scores == np.repeat(best, np.diff(np.append(starts, tool_scores.size)))
+        at_best = tool_scores == best[self._tool_group]
         tied = np.add.reduceat(at_best.astype(np.int64), starts) >= 2
         second = np.where(tied, best, np.maximum.reduceat(np.where(at_best, 0.0, tool_scores), starts))
         out[self._tools_known] = best + self.config.second_tool_share * second
@@ -336,7 +341,12 @@ class Matcher:
         k = min(top_k, len(self._servers))
         order = _top(score, k)
         ranked_tools = self._rank_tools(score, tool_scores, tools_k)
-        servers = tuple(self._server_match(int(i), score, tool_scores, terms) for i in order)
+        written = [name for name, weight in terms.items() if weight >= 1.0]  # the words the user wrote
+        hits = self._server_index.contributions(written, order.astype(np.int64))
+        servers = tuple(
+            self._server_match(int(i), score, tool_scores, written, row)
+            for i, row in zip(order, hits, strict=True)
+        )
         return MatchResult(query, servers, ranked_tools)
 
     def _with_tool_semantics(
@@ -370,7 +380,7 @@ class Matcher:
         return tuple(ToolMatch(self._tools[i][0], self._tools[i][1], float(combined[i])) for i in top)
 
     def _server_match(
-        self, index: int, relevance: FloatArray, tool_scores: FloatArray, terms: dict[str, float]
+        self, index: int, relevance: FloatArray, tool_scores: FloatArray, written: list[str], hits: FloatArray
     ) -> ServerMatch:
         first, last = int(self._first_tool[index]), int(self._first_tool[index + 1])
         own = tool_scores[first:last]
@@ -380,9 +390,7 @@ class Matcher:
             for i in best
             if own[i] > 0.0
         )
-        names = [name for name, weight in terms.items() if weight >= 1.0]  # the words the user wrote
-        hits = self._server_index.contributions(names, np.asarray([index], dtype=np.int64))[0]
-        matched = tuple(name for name, hit in zip(names, hits, strict=True) if hit > 0.0)
+        matched = tuple(name for name, hit in zip(written, hits, strict=True) if hit > 0.0)
         return ServerMatch(self._servers[index], float(relevance[index]), tools, matched)
 
     def rank(self, query: str, top_k: int = 10) -> tuple[list[str], list[tuple[str, str]]]:
