@@ -126,6 +126,10 @@ def test_bench_match_table_says_the_figures_are_cross_validated(tmp_path: Path) 
     assert "2-fold cross-validated on 4 tasks" in result.output
     assert "fold 0 (2 tasks) chose" in result.output
     assert "shipped query set" not in result.output
+    quick = CliRunner().invoke(app(), [*args, "--cv", "0", "--no-catalog-queries"])
+    assert quick.exit_code == 0, quick.output
+    assert "NOT cross-validated: default configuration on all 4 tasks" in quick.output
+    assert "cross-validated on" not in quick.output.replace("NOT cross-validated", "")
     refused = CliRunner().invoke(app(), [*args, "--cv", "5", "--no-catalog-queries"])
     assert refused.exit_code == 2
     assert "5 folds need at least 2 folds and 5 tasks (4 given)" in refused.output

@@ -70,7 +70,8 @@ CATALOG_QUERIES = "catalog_queries.json"
 
 #: MatcherConfig fields cross-validation may set, and their candidate values. Keys
 #: MatcherConfig does not have are ignored; 3 x 3 x 3 = 27 configurations plus the default
-#: keep `bench match --cv 5` on ~50 tasks and a ~70-server catalog within ~20 s.
+#: keep `bench match --cv 5` on ~50 tasks and a ~70-server catalog within ~20 s. Fields that
+#: only move the tool ranking (tool_server_share) are left out: `OBJECTIVE` scores servers.
 CV_GRID: dict[str, tuple[float, ...]] = {
     "aspect_share": (0.5, 1.0, 2.0),
     "tool_level_share": (0.3, 0.5, 0.7),

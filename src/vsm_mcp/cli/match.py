@@ -170,6 +170,10 @@ _LABELS = {
 }
 
 
+def _heading(out: Console, text: str) -> None:
+    out.print(text, style="bold", soft_wrap=True, highlight=False, markup=False)
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -181,12 +185,13 @@ def _spread_cells(cell: dict[str, float] | None) -> tuple[str, str, str]:
 
 
 def _print_cross_validation(out: Console, report: dict[str, Any], cross: dict[str, Any]) -> None:
+    _heading(
+        out,
+        f"{cross['folds']}-fold cross-validated on {cross['tasks']} tasks of {report['tasks_file']} "
+        f"(catalog {report['catalog']})",
+    )
     table = Table(
-        title=(
-            f"{cross['folds']}-fold cross-validated on {cross['tasks']} tasks of {report['tasks_file']} "
-            f"(catalog {report['catalog']})"
-        ),
-        caption="mean over the held-out folds, sample std across folds, min-max of the folds; BM25: plain floor",
+        caption="mean over the held-out folds, sample std across folds, min-max of the folds; BM25: plain floor"
     )
     for column in ("metric", "matcher", "std", "min-max", "BM25", "std", "min-max"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -208,12 +213,12 @@ def _print_cross_validation(out: Console, report: dict[str, Any], cross: dict[st
 
 def _print_in_sample(out: Console, report: dict[str, Any]) -> None:
     sample = report["in_sample"]
-    table = Table(
-        title=(
-            f"NOT cross-validated: default configuration on all {sample['matcher']['tasks']} tasks of "
-            f"{report['tasks_file']} (catalog {report['catalog']})"
-        )
+    _heading(
+        out,
+        f"NOT cross-validated: default configuration on all {sample['matcher']['tasks']} tasks of "
+        f"{report['tasks_file']} (catalog {report['catalog']})",
     )
+    table = Table()
     for column in ("metric", "matcher", "plain BM25"):
         table.add_column(column, justify="right")
     for key in METRICS:
@@ -222,12 +227,12 @@ def _print_in_sample(out: Console, report: dict[str, Any]) -> None:
 
 
 def _print_catalog_queries(out: Console, queries: dict[str, Any], show_misses: bool) -> None:
-    table = Table(
-        title=(
-            f"shipped query set: {queries['matcher']['tasks']} labelled needs on the shipped catalog "
-            f"({queries['servers']} servers), default configuration, never tuned on"
-        ),
+    _heading(
+        out,
+        f"shipped query set: {queries['matcher']['tasks']} labelled needs on the shipped catalog "
+        f"({queries['servers']} servers), default configuration, never tuned on",
     )
+    table = Table()
     for column in ("metric", "matcher", "plain BM25"):
         table.add_column(column, justify="right")
     for key in METRICS:
