@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -169,3 +172,27 @@ def test_on_the_shipped_catalog_a_fitting_server_is_first(need: str, topic: str)
     first = matcher.match(need, top_k=1).servers[0].name
     entry = next(e for e in matcher.catalog if e.name == first)
     assert topic in f"{entry.name} {entry.description}".lower(), f"{need!r} -> {first}: {entry.description}"
+
+
+def test_ranking_and_scores_do_not_depend_on_the_hash_seed() -> None:
+    script = (
+        "from tests.discovery.test_matcher import CATALOG, server;"
+        "from vsm_mcp.discovery.catalog import Catalog;"
+        "from vsm_mcp.discovery.matcher import Matcher, MatcherConfig;"
+        "sheets = server('Sheets', 'xls csv csv excel workbook workbook worksheet sheet table', ('tabular', ''));"
+        "m = Matcher(Catalog((*CATALOG, sheets)), MatcherConfig(semantic_weight=0.0));"
+        "print(repr(m.match('open the spreadsheet, plot a pie chart and save it to /tmp/a/b.png')))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1 and "Charts" in next(iter(outputs))

@@ -79,14 +79,15 @@ EXPANSION_WEIGHT = 0.35  # a synonym counts about a third as much as the word th
 
 
 @lru_cache(maxsize=1)
-def expansion_table() -> dict[str, frozenset[str]]:
-    """Stemmed term -> the other stemmed terms of every group it belongs to."""
+def expansion_table() -> dict[str, tuple[str, ...]]:
+    """Stemmed term -> the other stemmed terms of every group it belongs to, sorted (so an expanded
+    query's order, and the floating-point sums of its scores, do not depend on hash seeds)."""
     table: defaultdict[str, set[str]] = defaultdict(set)
     for group in SYNONYM_GROUPS:
         terms = set(analyze(group))
         for term in terms:
             table[term] |= terms - {term}
-    return {term: frozenset(related) for term, related in table.items()}
+    return {term: tuple(sorted(related)) for term, related in table.items()}
 
 
 def expand(terms: dict[str, float], weight: float = EXPANSION_WEIGHT) -> dict[str, float]:
