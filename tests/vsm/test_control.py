@@ -91,3 +91,26 @@ async def test_a_quarantined_unit_holds_its_resources_and_is_named_in_s3s_report
         assert report.quarantined_units == ("b",)
         assert (report.running_units, report.rss_bytes) == (2, 160)  # its process still runs
         assert s3.status().state == "degraded"
+        # parked, it holds no process: it stays named quarantined but no longer counts
+        s3.observe(UnitStateChanged("b", UnitState.QUARANTINED, 3.0, rss_bytes=None))
+        parked = s3.report()
+        assert parked.quarantined_units == ("b",)
+        assert (parked.running_units, parked.rss_bytes) == (1, 100)
+
+
+async def test_memory_that_grows_is_seen_and_a_parked_quarantined_unit_frees_the_budget() -> None:
+    async with Bus() as bus:
+        s1 = Operations(bus.inbox("s1"), NoSignals())
+        s3 = Control(bus.inbox("s3"), bus, s1, budget=Budget(max_rss_bytes=1000))
+        s1.register("a", ["t"])
+        s1.register("q", ["t"])
+        s1.record(CallCompleted("a", "t", True, 0.01, at=5.0))
+        s3.observe(UnitStateChanged("a", UnitState.READY, 1.0, rss_bytes=300))
+        s3.observe(UnitStateChanged("q", UnitState.QUARANTINED, 1.0, rss_bytes=300))
+        assert s3.report().over_budget is False
+        s3.observe(UnitStateChanged("a", UnitState.READY, 2.0, rss_bytes=900))  # the same state, grown
+        grown = s3.report()
+        assert (grown.over_budget, grown.rss_bytes, grown.idle_candidates) == (True, 1200, ("q",))
+        s3.observe(UnitStateChanged("q", UnitState.QUARANTINED, 3.0, rss_bytes=None))  # q parked
+        after = s3.report()
+        assert (after.over_budget, after.rss_bytes, after.idle_candidates) == (False, 900, ())

@@ -168,6 +168,11 @@ async def _busy() -> dict[str, Any]:
             for i in range(1030):
                 system.channel.pain(f"unit:x{i}", "noise", Severity.LOW, "noise")
             await store.wait_alerts(2)  # more than the quiet system's one
+            # The rate limit holds an alert once its window closes with no token left: time must
+            # pass for that (the windows are 50 ms), so wait until the channel has held one.
+            with anyio.fail_after(10):
+                while system.channel.stats().held == 0:  # noqa: ASYNC110 - a time window, no event
+                    await anyio.sleep(0.01)
             await system.supervisor.wait_settled("crashing")
             await anyio.wait_all_tasks_blocked()
             # Offered while S1 and S5 cannot read: more than S1's routine lane holds, and alerts

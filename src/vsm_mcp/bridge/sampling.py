@@ -2,7 +2,9 @@
 
 `sample_units` tells S3 of each unit state change with the unit's measured
 memory (its whole process group: a sandboxed server runs below bwrap, an
-``npx`` server's node below npm), reads the own status of each unit that is a
+``npx`` server's node below npm, all groups read in one pass over /proc each
+round), and again whenever that memory appears, vanishes or moves by more than
+`RSS_REPORT_SHARE`, so S3's budget sees a server grow; it reads the own status of each unit that is a
 VSM-MCP (`bridge.nesting`), stores the live status for
 ``vsm-mcp status``, saves the outcome ledger when it has news, and applies the
 operator's alert acknowledgements (`bridge.acknowledgements`).
@@ -36,31 +38,48 @@ from vsm_mcp.vsm.viable import ViableSystem
 AUDIT_PING_TIMEOUT_S = 5.0
 
 
-def rss_bytes(pid: int | None) -> int | None:
-    """Resident memory of a unit's whole process group from /proc (None when unknown or gone).
+def group_rss(leaders: set[int]) -> dict[int, int]:
+    """Resident memory of each process group led by one of ``leaders``, from one pass over /proc
+    (a group with no live process is absent).
 
-    ``pid`` leads the group (the fleet starts each server in a session of its own). The group
+    Each pid leads its group (the fleet starts each server in a session of its own). The group
     is what the server costs: a sandboxed server's leader is bwrap, the server runs below it,
     and an ``npx`` launcher's node runs below npm.
     """
-    if pid is None:
-        return None
+    if not leaders:
+        return {}
     page = os.sysconf("SC_PAGE_SIZE")
-    total, found = 0, False
+    totals: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pid:  # fields: state, ppid, pgrp, ...
+            group = int(fields[2])  # fields: state, ppid, pgrp, ...
+            if group not in leaders:
                 continue
             with open(f"/proc/{entry.name}/statm") as fh:
-                total += int(fh.read().split()[1]) * page
-            found = True
+                totals[group] = totals.get(group, 0) + int(fh.read().split()[1]) * page
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
-    return total if found else None
+    return totals
+
+
+def rss_bytes(pid: int | None) -> int | None:
+    """Resident memory of the process group ``pid`` leads (None when unknown or gone)."""
+    return None if pid is None else group_rss({pid}).get(pid)
+
+
+#: A unit's memory is reported to S3 again when it moved by more than this share since the last report.
+RSS_REPORT_SHARE = 0.1
+
+
+def _moved(before: int | None, now: int | None) -> bool:
+    """Whether memory moved enough to tell S3 again: appeared, vanished, or by `RSS_REPORT_SHARE`."""
+    if before is None or now is None:
+        return before != now
+    return abs(now - before) > RSS_REPORT_SHARE * max(before, 1)
 
 
 async def sample_units(
@@ -75,19 +94,24 @@ async def sample_units(
     self_model: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> None:
     """Until cancelled, every ``every_s``: see the module docstring."""
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, int | None]] = {}
     acknowledged: set[int] = set()
     while True:
         now = time.time()
-        for name, unit in list(fleet.units.items()):
-            # A quarantined unit's process runs, but none of its tools are routed: S3 hears so.
+        units_now = list(fleet.units.items())
+        pids = {u.pid for _, u in units_now if u.pid is not None}
+        memory = await anyio.to_thread.run_sync(group_rss, pids) if pids else {}
+        for name, unit in units_now:
+            # A quarantined unit's process may run, but none of its tools are routed: S3 hears so
+            # (and counts its memory while it holds a process; parked, it holds none).
             current = UnitState.QUARANTINED if unit.quarantine is not None else unit.state
-            state = current.value
-            if seen.get(name) != state:
-                seen[name] = state
+            rss = memory.get(unit.pid) if unit.pid is not None else None
+            last = seen.get(name)
+            if last is None or last[0] != current.value or _moved(last[1], rss):
+                seen[name] = (current.value, rss)
                 await system.bus.publish(
                     "s3",
-                    UnitStateChanged(name, current, now, rss_bytes(unit.pid)),
+                    UnitStateChanged(name, current, now, rss),
                     priority=Priority.ROUTINE,
                     sender="runtime",
                 )

@@ -2,8 +2,9 @@
 
 Invariants:
 
-* S3's picture changes only on `UnitStateChanged` messages (from the fleet):
-  a unit in STARTING or READY holds a process and counts against
+* S3's picture changes only on `UnitStateChanged` messages (from the fleet:
+  on a state change and when a unit's memory moves): a unit in STARTING or
+  READY (or QUARANTINED with a process) holds a process and counts against
   ``Budget.max_units``; its last reported ``rss_bytes`` counts against
   ``Budget.max_rss_bytes``.
 * Over budget, the idle candidates are the holding units whose last call
@@ -25,8 +26,15 @@ from vsm_mcp.vsm.events import ControlReport, UnitState, UnitStateChanged
 from vsm_mcp.vsm.operations import Operations
 from vsm_mcp.vsm.status import SystemStatus
 
-#: States in which a unit holds a process (and its memory): what the budget counts.
+#: States in which a unit holds a process (and its memory): what the budget counts. A quarantined
+#: unit holds one only while its memory is reported (parked, it has no process).
 _HOLDING = frozenset({UnitState.STARTING, UnitState.READY, UnitState.QUARANTINED})
+
+
+def _holds(health: UnitHealth) -> bool:
+    return health.state in _HOLDING and (
+        health.state is not UnitState.QUARANTINED or health.rss_bytes is not None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +99,7 @@ class Control:
 
     def report(self) -> ControlReport:
         """S3's current view of resource use against the budget."""
-        holding = [name for name, h in sorted(self._units.items()) if h.state in _HOLDING]
+        holding = [name for name, h in sorted(self._units.items()) if _holds(h)]
         rss = sum(self._units[name].rss_bytes or 0 for name in holding)
         budget = self.budget
         excess_units = 0 if budget.max_units is None else max(0, len(holding) - budget.max_units)

@@ -228,7 +228,9 @@ class ViableSystem:
             ),
             s4=nested.s4
             if nested
-            else SystemStatus("ok", {"tools": len(tools), "variety_bits": set_variety(len(tools))}),
+            else SystemStatus(
+                "ok" if tools else "idle", {"tools": len(tools), "variety_bits": set_variety(len(tools))}
+            ),
             s5=nested.s5 if nested else _NONE,
             algedonic=SystemStatus("attention" if attention else "ok", {"attention": attention}),
             units=nested.units if nested else (),
