@@ -22,6 +22,7 @@ stores the alerts still queued), then closes the store.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from collections.abc import AsyncIterator
@@ -35,6 +36,8 @@ from vsm_mcp.acquisition.build import capability_service
 from vsm_mcp.acquisition.face import CapabilityFace
 from vsm_mcp.acquisition.loop import AcquisitionLoop
 from vsm_mcp.acquisition.mcp_tools import CAPABILITY_TOOL_NAMES
+from vsm_mcp.acquisition.service import CapabilityService
+from vsm_mcp.acquisition.vetting import Candidate
 from vsm_mcp.bridge.demand import SystemDemand
 from vsm_mcp.bridge.observers import OutcomeRecorder, S1Reporter
 from vsm_mcp.bridge.reflection import DecisionRecords, record_reflection
@@ -301,6 +304,7 @@ class Runtime:
                         s4=self.system.s4,
                         s5=self.system.s5,
                         registry_types=service.registry_types,
+                        search=functools.partial(_search_candidates, service),
                     )
                     task_status.started()
                     await self.acquisition.run()
@@ -334,6 +338,13 @@ class Runtime:
     def live_status(self) -> dict[str, Any]:
         """The recursive VSM status plus the fleet's per-unit counters."""
         return {"vsm": self.system.status().to_dict(), "fleet": self.fleet.status()}
+
+
+async def _search_candidates(
+    service: CapabilityService, query: str, limit: int, category: str
+) -> tuple[Candidate, ...]:
+    """The loop's candidates: the catalog's, and the live sources' when its match is weak."""
+    return (await service.search(query, limit=limit, category=category)).candidates
 
 
 def _user() -> str:

@@ -185,3 +185,28 @@ async def test_a_gap_while_s3_is_over_budget_with_nothing_idle_is_deferred_and_i
         [decision] = await store.decisions()
         assert (decision.subject, decision.choice) == ("variety_gap", "defer")
         assert decision.inputs["s3"]["over_budget"] is True
+
+
+async def test_with_a_search_the_loop_takes_its_candidates_for_each_unmet_category(tmp_path: Path) -> None:
+    """The runtime hands the loop `CapabilityService.search` (the live sources beside a weak
+    catalog match): the loop asks it with the category's query and acquires its first candidate."""
+    from vsm_mcp.acquisition.candidates import rank_candidates
+    from vsm_mcp.acquisition.vetting import Candidate
+
+    asked: list[tuple[str, int, str]] = []
+
+    async def search(query: str, limit: int, category: str) -> tuple[Candidate, ...]:
+        asked.append((query, limit, category))
+        # what a live round would add: here the catalog's own probe, found for a query the catalog alone misses
+        return tuple(rank_candidates(Matcher(CATALOG), "echo text back", registry_types=("pypi",), top_k=1))
+
+    installer = ProbeInstaller()
+    async with MemoryStore.open() as store, Bus() as bus:
+        s4, loop = _system(bus, store, tmp_path, installer)
+        loop.search = search
+        with anyio.fail_after(60):
+            await _feed(s4, loop, [QUANTUM] * 5)
+        assert asked == [("quantum teleportation", 5, QUANTUM)]
+        assert [(a.category, a.ok, a.unit) for a in loop.attempts] == [(QUANTUM, True, "probe")]
+        assert installer.installs == ["pypi:mcp-server-probe@1.0.0"]
+    assert children_running(str(tmp_path)) == []

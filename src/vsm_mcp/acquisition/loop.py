@@ -4,8 +4,11 @@
 ``to=`` that inbox). For each `AcquisitionProposal` it first hands the
 message to S5 (`Policy.handle`), which stores the gap decision (``approve``
 under ``auto_approve_acquisition``, else ``ask_operator``); then, for the
-heaviest unmatched categories, it ranks catalog candidates
-(`rank_candidates`, the category mapped to a query by `category_query`),
+heaviest unmatched categories, it ranks candidates (the category mapped to a
+query by `category_query`): with ``search`` (the runtime's
+`CapabilityService.search`) the catalog's, and the live sources' beside them
+when the catalog's best match is weak; without it the catalog's alone
+(`rank_candidates`),
 skips packages already running, and runs the `Acquirer` with S5's
 auto-approve rule (``ask`` goes to the acquirer's `Approver`). A success
 adds the category to S4's capacity, so the very next reading shows the gap
@@ -20,11 +23,12 @@ proposal. Nothing is retried until S4 has seen the gap clear and open again.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from vsm_mcp.acquisition.candidates import category_query, rank_candidates
 from vsm_mcp.acquisition.pipeline import Acquired, Acquirer
+from vsm_mcp.acquisition.vetting import Candidate
 from vsm_mcp.core.variety import UNLIMITED
 from vsm_mcp.discovery.matcher import Matcher
 from vsm_mcp.errors import AcquisitionError
@@ -37,6 +41,10 @@ from vsm_mcp.vsm.policy import Policy
 MAX_PER_PROPOSAL = 3
 #: Candidates ranked per category (the first installable one not yet running is tried).
 CANDIDATES_PER_CATEGORY = 5
+
+#: Candidates for (query, limit, demand category), best first: the catalog's and, when its match
+#: is weak, the live sources' (`CapabilityService.search`).
+Search = Callable[[str, int, str], Awaitable[tuple[Candidate, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +72,10 @@ class AcquisitionLoop:
         s5: Policy,
         registry_types: Collection[str] = ("npm", "pypi"),
         max_per_proposal: int = MAX_PER_PROPOSAL,
+        search: Search | None = None,
     ) -> None:
         self._inbox = inbox
+        self.search = search
         self.acquirer = acquirer
         self.matcher = matcher
         self.s4 = s4
@@ -108,13 +118,16 @@ class AcquisitionLoop:
 
     async def _acquire_for(self, category: str) -> bool:
         query = category_query(category)
-        ranked = rank_candidates(  # the demand category: what served it well before ranks higher
-            self.matcher,
-            query,
-            registry_types=self.registry_types,
-            top_k=CANDIDATES_PER_CATEGORY,
-            category=category,
-        )
+        if self.search is not None:
+            ranked = list(await self.search(query, CANDIDATES_PER_CATEGORY, category))
+        else:
+            ranked = rank_candidates(  # the demand category: what served it well before ranks higher
+                self.matcher,
+                query,
+                registry_types=self.registry_types,
+                top_k=CANDIDATES_PER_CATEGORY,
+                category=category,
+            )
         fresh = [c for c in ranked if await self.acquirer.installed_unit(c) is None]
         try:
             plan = await self.acquirer.plan(fresh, query=query, category=category)
