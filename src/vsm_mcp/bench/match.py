@@ -388,6 +388,9 @@ def _cv_report(
         "objective": OBJECTIVE,
         "grid": {key: list(values) for key, values in grid.items()},
         "default": dict(configs[0][0]),
+        # the same choice made on every task: what the shipped defaults should be (its own score
+        # on these tasks is in-sample, so it is not reported)
+        "chosen_on_all_tasks": dict(candidates[choose(candidates, range(len(tasks)))].params),
         "matcher": {m: spread([getattr(r.matcher, m) for r in results]) for m in METRICS},
         "baseline_bm25": {m: spread([getattr(r.baseline, m) for r in results]) for m in METRICS},
         "per_fold": [

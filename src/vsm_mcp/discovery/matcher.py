@@ -57,7 +57,9 @@ from vsm_mcp.discovery.text import analyze, split_identifiers
 
 @dataclass(frozen=True, slots=True)
 class MatcherConfig:
-    """Weights of the matcher; defaults are the benchmarked ones."""
+    """Weights of the matcher. The three that `vsm-mcp bench match` cross-validates (its
+    ``CV_GRID``: ``tool_level_share``, ``aspect_share``, ``semantic_weight``) default to its
+    ``chosen_on_all_tasks``; the others are set by reasoning, not fitted."""
 
     k1: float = 1.2
     name_weight: float = 2.0
@@ -66,12 +68,12 @@ class MatcherConfig:
     tool_description_weight: float = 0.5
     parameter_weight: float = 0.2
     summary_weight: float = 0.5  # the README's first sections: informative, but longer and looser
-    tool_level_share: float = 0.5  # share of a server's relevance coming from its tools
+    tool_level_share: float = 0.3  # share of a server's relevance coming from its tools
     second_tool_share: float = 0.3  # a server's second-best tool adds this share of its score
     expansion_weight: float = 0.35
     bridge_weight: float = 0.3  # bridges mined from the catalog's own co-occurrences (`bridges`)
     aspect_weight: float = 0.8  # weight of implied needs (paths, relative dates, arithmetic)
-    aspect_share: float = 1.0  # weight of the best per-aspect relevance against the whole query's
+    aspect_share: float = 2.0  # weight of the best per-aspect relevance against the whole query's
     tool_server_share: float = 0.5  # how much a tool's rank follows its server's relevance
     semantic_weight: float = 0.35  # share of relevance from the embedding model (`embed`), when installed
     outcome_weight: float = 0.3
