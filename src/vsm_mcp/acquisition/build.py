@@ -8,6 +8,7 @@ command-line flags on top.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -115,11 +116,12 @@ async def capability_service(
             if config.live_sources
             else []
         )
+        # Off the event loop: indexing the catalog (and embedding its texts) takes about a second;
+        # discovery's analyser stems with one stemmer per thread.
+        matcher = await anyio.to_thread.run_sync(functools.partial(Matcher, catalog, outcomes=ledger))
         yield CapabilityService(
             acquirer,
-            # On the event loop: indexing stems words with discovery's one shared (not thread-safe)
-            # Snowball stemmer, which the gateway's tool search uses at the same time.
-            Matcher(catalog, outcomes=ledger),
+            matcher,
             registry_types=tuple(sorted(policy.allowed_registries)),
             live_sources=live,
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy.typing as npt
 from vsm_mcp.discovery.bm25 import FloatArray, IntArray
 
 SEMANTIC_DIMS = 128  # leading components kept (of 256)
+EMBED_CHUNK = 128  # texts tokenized together (bounds the model's native buffers)
 #: tools embedded at most: a few seconds when the index is built; a larger catalog's tools are
 #: ranked by their words alone (embedding 75,000 tools takes about half a minute)
 MAX_EMBEDDED_TOOLS = 20_000
@@ -57,12 +59,22 @@ class WordLlamaEmbedder:
     def embed(self, texts: Sequence[str]) -> FloatArray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float64)
-        vectors = np.asarray(self._model.embed(list(texts), norm=True), dtype=np.float64)
+        # In chunks: the model tokenizes all it is given at once, padded to the longest text, so
+        # a whole catalog in one call costs tens of MiB of native memory that is kept afterwards.
+        vectors = np.concatenate(
+            [
+                np.asarray(self._model.embed(list(texts[i : i + EMBED_CHUNK]), norm=True), dtype=np.float64)
+                for i in range(0, len(texts), EMBED_CHUNK)
+            ]
+        )
         vectors[~np.isfinite(vectors)] = 0.0
         return vectors
 
 
 def _load_wordllama() -> Embedder | None:
+    # The tokenizer's thread pool keeps a memory arena per thread after a catalog is embedded
+    # (about 30 MiB here) for no gain at these sizes; a process that set it otherwise keeps its say.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:  # imported only when a catalog is first indexed: it is optional
         wordllama: Any = importlib.import_module("wordllama")
     except ImportError:
@@ -71,7 +83,9 @@ def _load_wordllama() -> Embedder | None:
     try:
         # The wheel keeps its tokenizer under tokenizers/ and its weights under weights/; naming the
         # package folder as the cache makes the loader find both there instead of downloading.
-        model = wordllama.WordLlama.load(cache_dir=package, disable_download=True)
+        # Only the leading SEMANTIC_DIMS components are used: the loader keeps just those of its
+        # token table (half the memory; the same vectors as a cut of the full ones, renormalised).
+        model = wordllama.WordLlama.load(cache_dir=package, disable_download=True, trunc_dim=SEMANTIC_DIMS)
     except (OSError, ValueError, RuntimeError) as exc:
         _log.warning("wordllama installed but its model could not be read: %s", exc)
         return None
