@@ -11,9 +11,13 @@ from vsm_mcp.bridge.sampling import RSS_REPORT_SHARE, _moved, group_rss, rss_byt
 
 def test_group_rss_reads_each_group_once_and_leaves_out_groups_with_no_process() -> None:
     child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, start_new_session=True
+        [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
+        assert child.stdout is not None and child.stdout.readline() == b"up\n"  # the interpreter is loaded
         mine = os.getpgrp()
         totals = group_rss({mine, child.pid, 2**22 + 7})
         assert set(totals) == {mine, child.pid}  # no process leads the third
