@@ -106,14 +106,10 @@ async def prestart(
     report = system.s3.report()
     room = None if report.max_units is None else report.max_units - report.running_units
     started: list[str] = []
-    tools_of: dict[str, set[str]] = {}
-    for route in fleet.routes.tools.values():
-        tools_of.setdefault(route.unit, set()).add(route.public)
     for name, unit in sorted(fleet.units.items()):
         if unit.state is not UnitState.PARKED or (room is not None and room <= 0):
             continue
-        categories = {unit.spec.category} if unit.spec.category else tools_of.get(name, set())
-        expected = sum(forecast.get(c, 0.0) for c in categories)
+        expected, categories = _expected_calls(system, fleet, name)
         if expected < PRESTART_MIN_CALLS:
             continue
         unit.wake()
@@ -133,7 +129,7 @@ async def prestart(
                     f"{report.max_units if report.max_units is not None else 'any'}",
                     inputs={
                         "expected_calls": expected,
-                        "categories": sorted(categories),
+                        "categories": categories,
                         "predicted": {"calls_within_hour": round(expected, 3)},
                     },
                 )

@@ -211,6 +211,16 @@ def _print_cross_validation(out: Console, report: dict[str, Any], cross: dict[st
         )
 
 
+def _metrics_table(figures: dict[str, Any]) -> Table:
+    """The matcher's figures beside plain BM25's, one row per metric."""
+    table = Table()
+    for column in ("metric", "matcher", "plain BM25"):
+        table.add_column(column, justify="right")
+    for key in METRICS:
+        table.add_row(_LABELS[key], _fmt(figures["matcher"][key]), _fmt(figures["baseline_bm25"][key]))
+    return table
+
+
 def _print_in_sample(out: Console, report: dict[str, Any]) -> None:
     sample = report["in_sample"]
     _heading(
@@ -218,12 +228,7 @@ def _print_in_sample(out: Console, report: dict[str, Any]) -> None:
         f"NOT cross-validated: default configuration on all {sample['matcher']['tasks']} tasks of "
         f"{report['tasks_file']} (catalog {report['catalog']})",
     )
-    table = Table()
-    for column in ("metric", "matcher", "plain BM25"):
-        table.add_column(column, justify="right")
-    for key in METRICS:
-        table.add_row(_LABELS[key], _fmt(sample["matcher"][key]), _fmt(sample["baseline_bm25"][key]))
-    out.print(table)
+    out.print(_metrics_table(sample))
 
 
 def _print_catalog_queries(out: Console, queries: dict[str, Any], show_misses: bool) -> None:
@@ -232,12 +237,7 @@ def _print_catalog_queries(out: Console, queries: dict[str, Any], show_misses: b
         f"shipped query set: {queries['matcher']['tasks']} labelled needs on the shipped catalog "
         f"({queries['servers']} servers), default configuration, never tuned on",
     )
-    table = Table()
-    for column in ("metric", "matcher", "plain BM25"):
-        table.add_column(column, justify="right")
-    for key in METRICS:
-        table.add_row(_LABELS[key], _fmt(queries["matcher"][key]), _fmt(queries["baseline_bm25"][key]))
-    out.print(table)
+    out.print(_metrics_table(queries))
     out.print(f"queries: {queries['queries_file']}\ncatalog: {queries['catalog']}", highlight=False)
     misses = queries["misses"]
     out.print(f"first need not met at 1: {len(misses)} of {queries['matcher']['tasks']} queries")
