@@ -53,13 +53,19 @@ async def _crash() -> None:
 
 
 async def _fresh(tmp_path: Path) -> dict[str, Any]:
-    """Default settings, one server, nothing asked yet."""
+    """Default settings, three servers running (the busy gateway never has more than two: one is
+    parked, one failed, and S3 may park the quarantined one), nothing asked yet."""
     config = tmp_path / "fresh.toml"
-    config.write_text("\n".join(_server("probe")) + "\n")
+    names = ("probe", "probe2", "probe3")
+    config.write_text("\n".join(line for name in names for line in _server(name)) + "\n")
     settings = load_settings(config, state_dir=tmp_path / "fresh")
     async with Runtime.open(settings, seed=1) as runtime:
         with anyio.fail_after(20):
-            await runtime.fleet.wait_ready("probe")
+            for name in names:
+                await runtime.fleet.wait_ready(name)
+            await runtime.notices.wait_for(
+                "status.stored", where=lambda _: runtime.system.s3.report().running_units == len(names)
+            )
         async with Client(runtime.gateway.server, mode="legacy") as client:
             return await _read(client)
 
