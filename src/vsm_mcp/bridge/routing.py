@@ -120,7 +120,7 @@ class LearnedRouting:
                 choice="route_first",
                 rule=RULE,
                 rationale=(
-                    f"for {query!r}, {chosen.name} ({alternatives_line(chosen, ledger, key)}) comes before "
+                    f"for {query!r}, {chosen.name} ({_served(ledger, key)}) comes before "
                     f"{passed_over.name}, which matched the words better ({passed_over.score:g} against "
                     f"{chosen.score:g})"
                 ),
@@ -137,8 +137,8 @@ class LearnedRouting:
         )
 
 
-def alternatives_line(hit: ToolHit, ledger: OutcomeLedger, key: tuple[str, str]) -> str:
-    """``7 of 8 calls served`` for the chosen tool."""
+def _served(ledger: OutcomeLedger, key: tuple[str, str]) -> str:
+    """``7 of 8 calls served``: the record of one tool's key."""
     tally = ledger.tallies.get(key)
     if tally is None:
         return "no calls yet"
