@@ -13,7 +13,9 @@ Method (each step is generic; nothing is tuned per query or fitted to a task set
    server's own score. An entry whose tools are unknown is judged on its own
    text alone, so missing tool lists are not a penalty.
 3. When the embedding model is installed (`embed`), the cosine between the
-   query (and each need) and each server's text is mixed in
+   query (and each need) and each server's text is mixed in, both reduced to
+   their content words (`text.content_words`: an averaging model would
+   otherwise place every "help me find ..." near every other)
    (``semantic_weight``), and so is the cosine with each tool of the best
    `TOOL_CANDIDATE_SERVERS` servers (catalogs of up to `MAX_EMBEDDED_TOOLS`
    tools), so wording the catalog never uses still finds its server and tools.
@@ -52,7 +54,7 @@ from vsm_mcp.discovery.bridges import Bridges
 from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec
 from vsm_mcp.discovery.embed import MAX_EMBEDDED_TOOLS, Embedder, SemanticIndex, TextVectors, load_embedder
 from vsm_mcp.discovery.lexicon import expand
-from vsm_mcp.discovery.text import analyze, split_identifiers
+from vsm_mcp.discovery.text import analyze, content_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,7 @@ class MatcherConfig:
     aspect_weight: float = 0.8  # weight of implied needs (paths, relative dates, arithmetic)
     aspect_share: float = 2.0  # weight of the best per-aspect relevance against the whole query's
     tool_server_share: float = 0.5  # how much a tool's rank follows its server's relevance
-    semantic_weight: float = 0.35  # share of relevance from the embedding model (`embed`), when installed
+    semantic_weight: float = 0.5  # share of relevance from the embedding model (`embed`), when installed
     outcome_weight: float = 0.3
 
 
@@ -151,12 +153,13 @@ def _tool_doc(entry: ServerEntry, tool: ToolSpec, server_name_terms: list[str]) 
 
 
 def _server_text(entry: ServerEntry) -> str:
-    tools = " ".join(split_identifiers(tool.name).replace("_", " ") for tool in entry.tools)
-    return f"{entry.name}. {entry.description} {entry.summary[:_SUMMARY_CHARS]} {tools}"
+    """What the embedding model reads of a server (its content words, as for queries)."""
+    tools = " ".join(tool.name for tool in entry.tools)
+    return content_words(f"{entry.name}. {entry.description} {entry.summary[:_SUMMARY_CHARS]} {tools}")
 
 
 def _tool_text(entry: ServerEntry, tool: ToolSpec) -> str:
-    return f"{split_identifiers(tool.name).replace('_', ' ')}: {tool.description} ({entry.name})"
+    return content_words(f"{tool.name}: {tool.description} ({entry.name})")
 
 
 def _normalised(scores: FloatArray) -> FloatArray:
@@ -324,7 +327,8 @@ class Matcher:
         if not terms or not self._servers:
             return MatchResult(query, (), ())
         needs = self._needs(query)
-        vectors = self._semantic.queries([query, *(text for _, text in needs)]) if self._semantic else None
+        texts = [content_words(query), *(content_words(text) for _, text in needs)]
+        vectors = self._semantic.queries(texts) if self._semantic else None
         dense = None if vectors is None or self._semantic is None else self._semantic.similarity(vectors)
         relevance, tool_scores = self._relevance(terms, None if dense is None else dense[0])
         best_aspect = np.zeros_like(relevance)

@@ -23,6 +23,9 @@ import snowballstemmer
 _CAMEL_LOWER_UPPER = re.compile(r"([a-z0-9])([A-Z])")
 _CAMEL_ACRONYM = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _TOKEN = re.compile(r"[a-z0-9]+|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+_ENCODED = re.compile(r"[A-Za-z0-9+/=]{32,}")
+_DIGIT = re.compile(r"[0-9]")
+_LETTER = re.compile(r"[A-Za-z]")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 STOP_WORDS: frozenset[str] = frozenset(
@@ -229,9 +232,16 @@ def split_identifiers(text: str) -> str:
     return _CAMEL_LOWER_UPPER.sub(r"\1 \2", _CAMEL_ACRONYM.sub(r"\1 \2", text))
 
 
+def _drop_encoded(match: re.Match[str]) -> str:
+    run = match.group()
+    return " " if _DIGIT.search(run) and _LETTER.search(run) else run
+
+
 def words(text: str) -> list[str]:
-    """Lower-case word tokens and CJK runs, identifiers split, stop words kept."""
-    return _TOKEN.findall(split_identifiers(text).lower())
+    """Lower-case word tokens and CJK runs, identifiers split, stop words kept; encoded data
+    pasted into a text (base64, hashes, keys: long runs mixing letters and digits) is dropped,
+    or its camel-case splitting would turn it into dozens of random short words."""
+    return _TOKEN.findall(split_identifiers(_ENCODED.sub(_drop_encoded, text)).lower())
 
 
 def _cjk_bigrams(run: str) -> list[str]:
@@ -251,6 +261,17 @@ def analyze(text: str) -> list[str]:
             if stemmed not in STOP_WORDS:
                 terms.append(stemmed)
     return terms
+
+
+def content_words(text: str) -> str:
+    """``text`` reduced to its content words, in order (`words` without the stop words);
+    ``text`` itself when nothing is left.
+
+    What an averaging embedding model is given: its vector is the mean of its tokens', so
+    function words ("help me", "I want to") would pull every text towards the same point.
+    """
+    kept = [w for w in words(text) if w not in STOP_WORDS]
+    return " ".join(kept) if kept else text
 
 
 def analyze_plain(text: str) -> list[str]:
