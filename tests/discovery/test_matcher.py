@@ -79,6 +79,27 @@ def test_ranking_is_deterministic() -> None:
     assert Matcher(CATALOG).rank("write a file with the forecast") == first
 
 
+def test_a_reconfigured_matcher_ranks_as_one_built_with_that_configuration() -> None:
+    built = Matcher(CATALOG)
+    for config in (
+        MatcherConfig(tool_server_share=0.9, aspect_share=0.5),
+        MatcherConfig(tool_level_share=0.7, semantic_weight=0.2, bridge_weight=0.0),
+    ):
+        query = "read the sheet, chart it and write the file with the forecast"
+        shared = built.reconfigured(config)
+        assert shared.config == config
+        assert shared.match(query) == Matcher(CATALOG, config).match(query)
+    assert built.config == MatcherConfig()  # the original keeps its own weights
+
+
+def test_reconfiguring_a_weight_the_index_was_built_with_is_refused() -> None:
+    built = Matcher(CATALOG)
+    with pytest.raises(ValueError, match="name_weight"):
+        built.reconfigured(MatcherConfig(name_weight=5.0))
+    with pytest.raises(ValueError, match="semantic_weight"):
+        built.reconfigured(MatcherConfig(semantic_weight=0.0))
+
+
 def test_what_was_learned_ranks_the_same_after_a_restart(tmp_path: Path) -> None:
     import anyio
 

@@ -39,6 +39,7 @@ at 10,000 servers.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -76,9 +77,21 @@ class MatcherConfig:
     bridge_weight: float = 0.3  # bridges mined from the catalog's own co-occurrences (`bridges`)
     aspect_weight: float = 0.8  # weight of implied needs (paths, relative dates, arithmetic)
     aspect_share: float = 2.0  # weight of the best per-aspect relevance against the whole query's
-    tool_server_share: float = 0.5  # how much a tool's rank follows its server's relevance
+    tool_server_share: float = 0.65  # how much a tool's rank follows its server's relevance
     semantic_weight: float = 0.5  # share of relevance from the embedding model (`embed`), when installed
     outcome_weight: float = 0.3
+
+
+#: MatcherConfig fields an index is built with; every other field is read at query time only
+INDEX_FIELDS = (
+    "k1",
+    "name_weight",
+    "description_weight",
+    "tool_name_weight",
+    "tool_description_weight",
+    "parameter_weight",
+    "summary_weight",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +260,23 @@ class Matcher:
             ),
             k1=config.k1,
         )
+
+    def reconfigured(self, config: MatcherConfig) -> Matcher:
+        """This matcher's indexes and vectors under another configuration of its query-time
+        weights (what cross-validation varies), without building them again.
+
+        Raises:
+            ValueError: ``config`` differs in a field the indexes were built with (`INDEX_FIELDS`),
+                or switches the embedding model on or off.
+        """
+        changed = [f for f in INDEX_FIELDS if getattr(config, f) != getattr(self.config, f)]
+        if (config.semantic_weight > 0.0) != (self.config.semantic_weight > 0.0):
+            changed.append("semantic_weight (on/off)")
+        if changed:
+            raise ValueError(f"a new index is needed for: {', '.join(changed)}")
+        other = copy.copy(self)
+        other.config = config
+        return other
 
     def query_terms(self, query: str) -> dict[str, float]:
         """Weighted, expanded terms of ``query`` that occur somewhere in the catalog."""
