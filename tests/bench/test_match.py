@@ -69,6 +69,12 @@ def test_folds_are_stable_balanced_disjoint_and_covering() -> None:
     shuffled = tasks[7:] + tasks[:7]
     assert dict(zip((t.id for t in shuffled), assign_folds(shuffled, 5), strict=True)) == by_id
     assert assign_folds(tasks, 5) == folds
+    # a repeat deals the same tasks again, otherwise: balanced too, not the same deal
+    again = assign_folds(tasks, 5, repeat=1)
+    assert sorted(again.count(f) for f in range(5)) == [4, 4, 5, 5, 5]
+    assert again != folds
+    assert assign_folds(tasks, 5, repeat=1) == again
+    assert assign_folds(tasks, 5, repeat=0) == folds
     with pytest.raises(ValueError, match="6 folds"):
         assign_folds(tasks[:5], 6)
     with pytest.raises(ValueError, match="unique"):

@@ -97,12 +97,16 @@ def _bench_fixture(tmp_path: Path) -> tuple[Path, Path]:
 def test_bench_match_json(tmp_path: Path) -> None:
     catalog, tasks = _bench_fixture(tmp_path)
     args = ["bench", "match", "--catalog", str(catalog), "--tasks", str(tasks), "--cv", "2"]
-    result = CliRunner().invoke(app(), [*args, "--no-synthetic", "--no-catalog-queries", "--json"])
+    result = CliRunner().invoke(
+        app(), [*args, "--repeats", "3", "--no-synthetic", "--no-catalog-queries", "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     cross = report["cross_validation"]
-    assert (cross["folds"], cross["tasks"]) == (2, 4)
-    assert [fold["tasks"] for fold in cross["per_fold"]] == [2, 2]
+    assert (cross["folds"], cross["repeats"], cross["tasks"]) == (2, 3, 4)
+    assert [(f["repeat"], f["fold"], f["tasks"]) for f in cross["per_fold"]] == [
+        (r, f, 2) for r in range(3) for f in range(2)
+    ]
     assert cross["matcher"]["recall_at_5"] == {"mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0}
     assert cross["matcher"]["all_gold_at_5"]["mean"] == 1.0
     assert set(cross["baseline_bm25"]) == {
@@ -121,10 +125,17 @@ def test_bench_match_json(tmp_path: Path) -> None:
 def test_bench_match_table_says_the_figures_are_cross_validated(tmp_path: Path) -> None:
     catalog, tasks = _bench_fixture(tmp_path)
     args = ["bench", "match", "--catalog", str(catalog), "--tasks", str(tasks), "--cv", "2", "--no-synthetic"]
-    result = CliRunner().invoke(app(), [*args, "--no-catalog-queries"])
+    result = CliRunner().invoke(app(), [*args, "--repeats", "1", "--no-catalog-queries"])
     assert result.exit_code == 0, result.output
     assert "2-fold cross-validated on 4 tasks" in result.output
-    assert "fold 0 (2 tasks) chose" in result.output
+    assert "2 of 2 folds chose" in result.output
+    assert "chosen on all tasks (the shipped defaults)" in result.output
+    repeated = CliRunner().invoke(app(), [*args, "--no-catalog-queries"])
+    assert repeated.exit_code == 0, repeated.output
+    assert "2-fold cross-validated (5 deals into folds) on 4 tasks" in repeated.output
+    assert "mean over the 10 held-out folds" in repeated.output
+    no_repeat = CliRunner().invoke(app(), [*args, "--repeats", "0", "--no-catalog-queries"])
+    assert no_repeat.exit_code == 2
     assert "shipped query set" not in result.output
     quick = CliRunner().invoke(app(), [*args, "--cv", "0", "--no-catalog-queries"])
     assert quick.exit_code == 0, quick.output

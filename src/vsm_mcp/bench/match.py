@@ -14,7 +14,10 @@ Metrics (means over tasks, measured, never estimated):
 
 Cross-validation (`cross_validate`): the tasks are dealt into K folds by the
 SHA-256 of their id (sorted by hash, dealt in turn: stable across runs and
-file orders, fold sizes differ by at most one). For each fold, the matcher's
+file orders, fold sizes differ by at most one). It is repeated R times
+(``repeats``), each repeat dealing by the hash of ``"<repeat>:<id>"`` (repeat 0
+by the id alone), so a figure does not hang on one lucky or unlucky deal of a
+small task set; the figures are over all R x K held-out folds. For each fold, the matcher's
 parameters are chosen among the default `MatcherConfig` and the `CV_GRID`
 configurations by `OBJECTIVE` on the *other* K-1 folds only (ties go to the
 default, then to grid order), and that choice is scored on the held-out fold.
@@ -23,11 +26,11 @@ Each ranker runs every task once; folds only pick which per-task scores count.
 
 The report (`run_benchmark`, printed by ``--json``) holds:
 - ``tasks_file``, ``catalog``: the data the tasks' figures were measured on;
-- ``cross_validation`` (when K >= 2): ``folds``, ``tasks``, ``objective``,
+- ``cross_validation`` (when K >= 2): ``folds``, ``repeats``, ``tasks``, ``objective``,
   ``grid`` (the grid actually searched), ``default`` (the default values of
   the grid's fields), ``matcher`` and ``baseline_bm25`` (per metric: ``mean``
-  over folds, sample ``std`` across folds, ``min``, ``max``) and ``per_fold``
-  (fold, tasks, chosen parameters, both rankers' held-out metrics);
+  over the R x K folds, sample ``std`` across them, ``min``, ``max``) and ``per_fold``
+  (repeat, fold, tasks, chosen parameters, both rankers' held-out metrics);
 - ``in_sample``: the default configuration and the floor on all tasks (not
   cross-validated: no choice was made on them, but they are the tasks the
   defaults were benchmarked on);
@@ -66,6 +69,7 @@ SYNTHETIC_SERVERS = 10_000
 SYNTHETIC_SEED = 20250101  # fixed: the synthetic catalog must be identical on every run
 SPEED_QUERIES = 200
 DEFAULT_FOLDS = 5
+DEFAULT_REPEATS = 5
 CATALOG_QUERIES = "catalog_queries.json"
 
 #: MatcherConfig fields cross-validation may set, and their candidate values. Keys
@@ -227,8 +231,9 @@ def objective(scores: Sequence[TaskScore]) -> float:
     return sum(values) / len(values)
 
 
-def assign_folds(tasks: Sequence[Task], k: int) -> list[int]:
-    """Fold (0..k-1) of each task: sorted by SHA-256 of the id, dealt in turn.
+def assign_folds(tasks: Sequence[Task], k: int, repeat: int = 0) -> list[int]:
+    """Fold (0..k-1) of each task: sorted by SHA-256 of the id (of ``"<repeat>:<id>"`` for a
+    repeat after the first), dealt in turn.
 
     Raises:
         ValueError: fewer than 2 folds, more folds than tasks, or a repeated task id.
@@ -238,7 +243,8 @@ def assign_folds(tasks: Sequence[Task], k: int) -> list[int]:
     ids = [t.id for t in tasks]
     if len(set(ids)) != len(ids):
         raise ValueError("task ids must be unique to be dealt into folds")
-    order = sorted(range(len(tasks)), key=lambda i: hashlib.sha256(ids[i].encode()).hexdigest())
+    keys = ids if repeat == 0 else [f"{repeat}:{task_id}" for task_id in ids]
+    order = sorted(range(len(tasks)), key=lambda i: hashlib.sha256(keys[i].encode()).hexdigest())
     folds = [0] * len(tasks)
     for position, index in enumerate(order):
         folds[index] = position % k
@@ -255,6 +261,7 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class FoldResult:
+    repeat: int
     fold: int
     tasks: int
     chosen: Mapping[str, float]
@@ -276,7 +283,7 @@ def choose(candidates: Sequence[Candidate], train: Sequence[int]) -> int:
 
 
 def cross_validate(
-    candidates: Sequence[Candidate], floor: Sequence[TaskScore], folds: Sequence[int]
+    candidates: Sequence[Candidate], floor: Sequence[TaskScore], folds: Sequence[int], repeat: int = 0
 ) -> list[FoldResult]:
     """For each fold: choose on the other folds, score the choice and the floor on this one."""
     out: list[FoldResult] = []
@@ -286,6 +293,7 @@ def cross_validate(
         chosen = candidates[choose(candidates, train)]
         out.append(
             FoldResult(
+                repeat,
                 fold,
                 len(test),
                 dict(chosen.params),
@@ -380,19 +388,24 @@ def _cv_report(
     config: MatcherConfig,
     embedder: Embedder | None,
     k: int,
+    repeats: int,
     default_scores: Sequence[TaskScore],
     floor: Sequence[TaskScore],
 ) -> dict[str, Any]:
-    folds = assign_folds(tasks, k)
     grid, configs = grid_configs(config)
     candidates = [Candidate(configs[0][0], default_scores)]
     matcher = Matcher(catalog, config, embedder=embedder)  # the grid varies query-time weights only
     candidates += [
         Candidate(params, score_tasks(matcher.reconfigured(cfg), tasks)) for params, cfg in configs[1:]
     ]
-    results = cross_validate(candidates, floor, folds)
+    results = [
+        result
+        for repeat in range(repeats)
+        for result in cross_validate(candidates, floor, assign_folds(tasks, k, repeat), repeat)
+    ]
     return {
         "folds": k,
+        "repeats": repeats,
         "tasks": len(tasks),
         "objective": OBJECTIVE,
         "grid": {key: list(values) for key, values in grid.items()},
@@ -404,6 +417,7 @@ def _cv_report(
         "baseline_bm25": {m: spread([getattr(r.baseline, m) for r in results]) for m in METRICS},
         "per_fold": [
             {
+                "repeat": r.repeat,
                 "fold": r.fold,
                 "tasks": r.tasks,
                 "chosen": dict(r.chosen),
@@ -452,18 +466,22 @@ def run_benchmark(
     config: MatcherConfig | None = None,
     *,
     folds: int = DEFAULT_FOLDS,
+    repeats: int = DEFAULT_REPEATS,
     synthetic: bool = True,
     catalog_queries: bool = True,
 ) -> dict[str, Any]:
     """Every figure of `vsm-mcp bench match`, as a JSON-ready mapping (see the module docstring).
 
-    ``folds`` < 2 skips cross-validation; without ``tasks_path`` only the
+    ``folds`` < 2 skips cross-validation, which is repeated ``repeats`` (>= 1) times with
+    different deals of the tasks into folds; without ``tasks_path`` only the
     catalog query set is scored (and timed on the shipped catalog).
 
     Raises:
         CatalogError: an unreadable catalog or tasks file.
-        ValueError: more folds than tasks.
+        ValueError: more folds than tasks, or fewer than one repeat.
     """
+    if repeats < 1:
+        raise ValueError(f"cross-validation needs at least one repeat ({repeats} given)")
     config = config or MatcherConfig()
     embedder = load_embedder()  # once: every configuration shares the model
     report: dict[str, Any] = {}
@@ -488,6 +506,7 @@ def run_benchmark(
                 config=config,
                 embedder=embedder,
                 k=folds,
+                repeats=repeats,
                 default_scores=default_scores,
                 floor=floor,
             )

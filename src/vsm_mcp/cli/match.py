@@ -7,6 +7,7 @@ with ``match.register_bench(bench.app)``.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vsm_mcp.bench.match import DEFAULT_FOLDS, METRICS, run_benchmark
+from vsm_mcp.bench.match import DEFAULT_FOLDS, DEFAULT_REPEATS, METRICS, run_benchmark
 from vsm_mcp.cli.catalog import open_catalog
 from vsm_mcp.cli.context import state_of
 from vsm_mcp.discovery.matcher import Matcher, MatchResult
@@ -103,6 +104,14 @@ def bench_match(
             help="Folds K of the cross-validation over --tasks (0: skip it, in-sample figures only, faster).",
         ),
     ] = DEFAULT_FOLDS,
+    repeats: Annotated[
+        int,
+        typer.Option(
+            "--repeats",
+            min=1,
+            help="Times the K-fold cross-validation is repeated with other deals of the tasks into folds.",
+        ),
+    ] = DEFAULT_REPEATS,
     catalog_queries: Annotated[
         bool,
         typer.Option(help="Also score the shipped labelled query set on the shipped catalog."),
@@ -129,7 +138,12 @@ def bench_match(
     with console.status("matching every task under every configuration of the grid ..."):
         try:
             report = run_benchmark(
-                catalog, tasks, folds=cv, synthetic=synthetic, catalog_queries=catalog_queries
+                catalog,
+                tasks,
+                folds=cv,
+                repeats=repeats,
+                synthetic=synthetic,
+                catalog_queries=catalog_queries,
             )
         except (CatalogError, ValueError) as exc:
             console.print(f"[red]bench match: {exc}[/red]")
@@ -185,13 +199,15 @@ def _spread_cells(cell: dict[str, float] | None) -> tuple[str, str, str]:
 
 
 def _print_cross_validation(out: Console, report: dict[str, Any], cross: dict[str, Any]) -> None:
+    repeated = f" ({cross['repeats']} deals into folds)" if cross["repeats"] > 1 else ""
     _heading(
         out,
-        f"{cross['folds']}-fold cross-validated on {cross['tasks']} tasks of {report['tasks_file']} "
-        f"(catalog {report['catalog']})",
+        f"{cross['folds']}-fold cross-validated{repeated} on {cross['tasks']} tasks of "
+        f"{report['tasks_file']} (catalog {report['catalog']})",
     )
     table = Table(
-        caption="mean over the held-out folds, sample std across folds, min-max of the folds; BM25: plain floor"
+        caption=f"mean over the {len(cross['per_fold'])} held-out folds, sample std across them, "
+        "min-max; BM25: plain floor"
     )
     for column in ("metric", "matcher", "std", "min-max", "BM25", "std", "min-max"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -202,13 +218,16 @@ def _print_cross_validation(out: Console, report: dict[str, Any], cross: dict[st
     out.print(table)
     out.print(f"parameters chosen on the other folds by: {cross['objective']}")
     out.print(f"grid: {cross['grid']} (default {cross['default']})")
-    for fold in cross["per_fold"]:
-        chosen = " ".join(f"{k}={v:g}" for k, v in fold["chosen"].items()) or "(no grid)"
-        out.print(
-            f"  fold {fold['fold']} ({fold['tasks']} tasks) chose {chosen}: held-out recall@5 "
-            f"{fold['matcher']['recall_at_5']:.3f}, all_gold@5 {fold['matcher']['all_gold_at_5']:.3f}",
-            highlight=False,
-        )
+    choices = Counter(
+        " ".join(f"{k}={v:g}" for k, v in fold["chosen"].items()) or "(no grid)" for fold in cross["per_fold"]
+    )
+    for chosen, times in choices.most_common():
+        out.print(f"  {times} of {len(cross['per_fold'])} folds chose {chosen}", highlight=False)
+    out.print(
+        "  chosen on all tasks (the shipped defaults): "
+        + " ".join(f"{k}={v:g}" for k, v in cross["chosen_on_all_tasks"].items()),
+        highlight=False,
+    )
 
 
 def _metrics_table(figures: dict[str, Any]) -> Table:
