@@ -229,3 +229,197 @@ def test_a_sentence_announcing_tools_opens_a_list_up_to_the_next_other_heading()
     assert tools_from_readme(fixture("tools_introduced_by_a_sentence.md")) == [
         ("exchange_rate", "Fetches the exchange rate between two currencies.")
     ]
+
+
+def test_tools_headings_and_labels_in_other_languages() -> None:
+    readme = """## 🛠️ 可用工具
+
+### 1. `room_book`
+
+预订会议室。
+
+**参数**:
+- `room_id`: 会议室编号
+
+## Outils disponibles
+
+- `list_notes` : Liste les notes
+"""
+    assert tools_from_readme(readme) == [("room_book", "预订会议室。"), ("list_notes", "Liste les notes")]
+
+
+def test_mcp_commands_are_tools_and_cli_commands_are_not() -> None:
+    mcp = "## Available MCP Commands\n\n- `list-invoices`: Retrieve a list of invoices\n"
+    assert tools_from_readme(mcp) == [("list-invoices", "Retrieve a list of invoices")]
+    cli = "## Commands\n\n| Command | Description |\n|---|---|\n| `list-agents` | List agents |\n"
+    assert tools_from_readme(cli) == []
+
+
+def test_a_table_with_a_tool_column_is_read_under_any_heading_but_setup() -> None:
+    readme = """## What can it do?
+
+| Tool | Description |
+|------|-------------|
+| `readDocument` | Read a document as text |
+| `appendText` | Append text to a document |
+
+Other text after the table.
+
+## Features
+
+| Capability | CLI command | MCP Tool |
+|---|---|---|
+| Create a notebook | `nb create` | `notebook_create` |
+"""
+    assert tools_from_readme(readme) == [
+        ("readDocument", "Read a document as text"),
+        ("appendText", "Append text to a document"),
+        ("notebook_create", "Create a notebook"),
+    ]
+    setup = "## Installation\n\n| Tool | Version |\n|---|---|\n| `uv-build` | 0.5 |\n"
+    assert tools_from_readme(setup) == []
+    env = "## Usage\n\n| Variable | Description |\n|---|---|\n| `api_key` | Your key |\n"
+    assert tools_from_readme(env) == []
+
+
+def test_details_blocks_are_sections_named_by_their_summary() -> None:
+    readme = """# Browser server
+
+## Supported browsers
+
+- Chrome
+
+<details>
+<summary><strong>Tools</strong></summary>
+
+### start_browser
+Launches a browser session.
+
+### take_screenshot
+Captures the page.
+
+</details>
+
+<details>
+<summary><strong>Resources</strong></summary>
+
+### browser-status://current
+The session's status.
+
+</details>
+"""
+    assert tools_from_readme(readme) == [
+        ("start_browser", "Launches a browser session."),
+        ("take_screenshot", "Captures the page."),
+    ]
+
+
+def test_a_summary_word_is_a_group_and_a_summary_in_code_names_a_tool() -> None:
+    groups = """## Tools
+
+<details>
+<summary>config</summary>
+
+- **view_config** - Show the configuration
+
+</details>
+"""
+    assert tools_from_readme(groups) == [("view_config", "Show the configuration")]
+    reference = """## Tool Reference
+
+<details>
+<summary><code>make_image</code> parameters</summary>
+
+| Parameter | Type | Description |
+|-----------|------|-------------|
+| `prompt` | string | What to draw |
+
+</details>
+"""
+    assert tools_from_readme(reference) == [("make_image", "")]
+
+
+def test_tools_shown_only_in_code_under_a_tools_section() -> None:
+    readme = """## Tools
+
+### 1. Search (fast model)
+
+Quick answers to simple questions.
+
+```javascript
+const result = await use_mcp_tool({
+  server_name: "answers",
+  tool_name: "search",
+  arguments: { query: "capital of France" }
+});
+```
+
+### 2. Get flight status
+
+```typescript
+getFlightStatus({
+  number: "AB123",
+})
+```
+
+### Device tools
+
+```python
+def list_devices() -> dict:
+    \"\"\"List all connected devices.\"\"\"
+```
+"""
+    assert tools_from_readme(readme) == [
+        ("search", "Quick answers to simple questions."),
+        ("getFlightStatus", ""),
+        ("list_devices", "List all connected devices."),
+    ]
+
+
+def test_configuration_cli_and_environment_code_blocks_name_no_tools() -> None:
+    readme = """## Tools
+
+Configure the server:
+
+```json
+{"mcpServers": {"demo": {"command": "npx", "args": ["-y", "demo-mcp"], "env": {"DEMO_KEY": "x"}}}}
+```
+
+```bash
+demo-mcp --list-tools --port 8080
+export DEMO_KEY=secret
+```
+
+```
+DEMO_KEY=secret
+DEMO_REGION=eu
+```
+"""
+    assert tools_from_readme(readme) == []
+    outside = '## Usage\n\n```json\n{"name": "search", "arguments": {"q": "x"}}\n```\n'
+    assert tools_from_readme(outside) == []
+
+
+def test_a_tool_heading_titled_items_and_source_paths() -> None:
+    heading = (
+        "## Reference\n\n### `read_pdf` Tool\n\nReads PDF files.\n\n#### Parameters\n\n- `sources`: files\n"
+    )
+    assert tools_from_readme(heading) == [("read_pdf", "Reads PDF files.")]
+    titled = "## Forecast Tools\n\n- **Flood Forecast** (`flood_forecast`) - River discharge forecasts\n"
+    assert tools_from_readme(titled) == [("flood_forecast", "River discharge forecasts")]
+    paths = "## Tools\n\n- `echo` (tools/echo.ts): Echoes the message\n- `get-sum` (tools/get-sum.ts): Adds\n"
+    assert tools_from_readme(paths) == [("echo", "Echoes the message"), ("get-sum", "Adds")]
+
+
+def test_lists_of_changed_tools_are_not_tool_lists() -> None:
+    readme = """## Removed tools
+
+- `post-database-query` - replaced by `query-data-source`
+
+## 工具差异对照
+
+| 旧工具 | 新工具 |
+|---|---|
+| `sls_old_query` | `sls_execute_sql` |
+"""
+    assert tools_from_readme(readme) == []

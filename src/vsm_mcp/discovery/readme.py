@@ -1,11 +1,17 @@
 """Tool names (with one-line descriptions) and a plain-text summary from a package README.
 
-MCP server READMEs list their tools under a heading such as "## Tools" or
-"### Available Tools", in a few common shapes: sub-headings
-(``### `read_file` ``, ``### Read a file (`read_file`)``), list items
-(``- `read_file`: Read a file``, ``1. **read_file** - ...``, group items
-whose nested items are the tools), paragraphs (``**`read_file`** - ...``)
-and table rows (``| `read_file` | Read a file |``).
+MCP server READMEs list their tools under a heading such as "## Tools",
+"### Available Tools", "## Available MCP Commands" or the same in another
+language ("## Outils disponibles", "## 可用工具"), in a few common shapes:
+sub-headings (``### `read_file` ``, ``### Read a file (`read_file`)``,
+``### `read_pdf` Tool``), list items (``- `read_file`: Read a file``,
+``1. **read_file** - ...``, ``- **Read File** (`read_file`) - ...``, group
+items whose nested items are the tools), paragraphs (``**`read_file`** - ...``),
+table rows (``| `read_file` | Read a file |``), HTML ``<details>`` blocks (the
+``<summary>`` read as a heading) and, under a sub-heading that names no tool,
+a code example that calls the tool (`readmecode`). A table whose header has
+a "Tool" column lists tools under any heading but an installation or
+configuration one.
 
 Beside the tools, a README documents their *parameters* in the same
 shapes; those are never taken. A line is a parameter, not a tool, when it is
@@ -21,9 +27,10 @@ shapes; those are never taken. A line is a parameter, not a tool, when it is
   UPPER_CASE name (environment variables).
 
 Invariants:
-- only lines inside a heading whose text contains the word "tool(s)" are
-  read, up to the next heading of the same or a higher level; fenced code
-  is never read;
+- only lines inside a heading whose text names tools are read (or a table
+  with a "Tool" column), up to the next heading of the same or a higher
+  level; a heading about changes ("Removed tools", "Tool migration") names
+  none; fenced code is read only through `readmecode`'s shapes;
 - at most `MAX_TOOLS` names, in order of appearance, without duplicates;
   descriptions are one line of plain text, at most `MAX_DESCRIPTION`
   characters.
@@ -42,6 +49,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from vsm_mcp.discovery.readmecode import tools_in_code
 from vsm_mcp.discovery.toolnames import looks_like_tool_list, looks_like_tool_name, naming_style
 
 MAX_TOOLS = 100
@@ -50,10 +58,18 @@ MAX_SUMMARY = 600
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_TOOLS_HEADING = re.compile(r"\btools?\b", re.IGNORECASE)
+# "tools" in English and in the other languages READMEs are written in ("## Outils disponibles",
+# "## 可用工具"); "MCP commands" names the tools too, where plain "commands" are a CLI's
+_TOOLS_WORDS = (
+    r"\btools?\b|\bmcp\s+commands\b|\b(?:outils?|herramientas?|ferramentas?|werkzeuge|strumenti|инструменты)\b"
+    r"|工具|ツール|도구"
+)
+_TOOLS_HEADING = re.compile(_TOOLS_WORDS, re.IGNORECASE)
 # read only when no "tools" section lists any: "## Available Actions", "## Capabilities"
 _CAPABILITIES_HEADING = re.compile(
-    r"\b(?:tools?|functions|actions|capabilities|operations|features)\b", re.IGNORECASE
+    rf"{_TOOLS_WORDS}|\b(?:functions|actions|capabilities|operations|features|funcionalidades"
+    r"|fonctionnalités|funktionen|возможности)\b|功能",
+    re.IGNORECASE,
 )
 _TOOLS_INTRO = re.compile(  # "The server exposes a single tool:", "Available tools:"
     r"^(?=.*\b(?:following|available|provides?|exposes?|offers?|includes?|these|supported|registers?)\b)"
@@ -67,17 +83,22 @@ _MARKED = re.compile(
 )
 _BARE = re.compile(rf"^(?:\d+[.)]\s*)?({_IDENT})(?:\(\))?(.*)$")
 _TITLED = re.compile(rf"^[^`]*\(\s*`({_IDENT})`\s*\)\s*$")  # "Web Search (`brave_web_search`)"
+_BOLD_TITLED = re.compile(  # "**Weather Forecast** (`weather_forecast`) - Forecasts up to 16 days"
+    rf"^(?:\d+[.)]\s*)?\*\*([^*`]{{1,60}})\*\*\s*\(\s*`({_IDENT})`\s*\)(.*)$"
+)
 _TYPES = (
     r"string|str|text|number|num|integer|int|float|double|decimal|boolean|bool|array|list|object|dict|map"
     r"|json|any|enum|date|datetime|timestamp|uuid|null|optional|required|string\[\]|number\[\]"
 )
 _TYPED = re.compile(  # "(string): ...", "(optional number)", ": string", "(string?)" - a parameter
-    rf"^\s*(?:\([^()`]{{1,30}}\)\s*:|\(\s*(?:optional\s+|required\s+)?(?:{_TYPES})\b|[:\-\u2013\u2014]\s*(?:{_TYPES})\s*(?:[,)|\-?]|$))",
+    rf"^\s*(?:\((?![^()`]*(?:/|\.(?:ts|js|py)\b))[^()`]{{1,30}}\)\s*:|\(\s*(?:optional\s+|required\s+)?(?:{_TYPES})\b|[:\-\u2013\u2014]\s*(?:{_TYPES})\s*(?:[,)|\-?]|$))",
     re.IGNORECASE,
 )
 _LABEL = re.compile(  # "Inputs:", "**Parameters**:", "Args", "Returns: ..."
     r"^[*_`\s]*(?:(?:optional|required|tool|query|request|input)\s+)?(?:inputs?|input\s+schema|parameters?|params|arguments?|args|options|returns?|outputs?"
-    r"|response|example(?:\s+\w+)?|usage|schema|properties|fields|required|optional)\b[*_`\s]*(?::|$)",
+    r"|response|example(?:\s+\w+)?|usage|schema|properties|fields|required|optional"
+    r"|param[eè]tros?|paramètres|parámetros|argumentos|entrées|retour|exemples?|ejemplos?|exemplos?"
+    r"|参数(?:说明)?|返回值?|输入|输出|示例|用法|パラメータ|引数|戻り値)\b[*_`\s]*(?::|\uff1a|$)",
     re.IGNORECASE,
 )
 _LABEL_HEADING = re.compile(
@@ -89,11 +110,17 @@ _PARAMETERS_HEADING = re.compile(  # "### Tool Parameters" documents parameters,
     r"\b(?:parameters?|arguments?|args|inputs?|options|outputs?|returns?|variables|permissions?|scopes?)\b",
     re.IGNORECASE,
 )
+_CHANGES_HEADING = re.compile(
+    r"\b(?:removed|deprecated|renamed|changes?|changelog|migrat\w*|differences?|breaking)\b|差异|变更|迁移|移除|重命名",
+    re.IGNORECASE,
+)
 _BUILD_SECTION = re.compile(
     r"install|setup|set up|develop|build|test|prerequisit|requirement|contribut|getting started",
     re.IGNORECASE,
 )
-_DESCRIPTION_LABEL = re.compile(r"^[*_`\s]*description[*_`\s]*:[*_\s]*", re.IGNORECASE)
+_DESCRIPTION_LABEL = re.compile(
+    r"^[*_`\s]*(?:description|功能|描述|说明)[*_`\s]*[:\uff1a][*_\s]*", re.IGNORECASE
+)
 _CODE_NAME = re.compile(rf"`({_IDENT})`")
 _LIST = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+(.*)$")
 _TABLE = re.compile(r"^\s*\|(.*)\|\s*$")
@@ -101,7 +128,13 @@ _PARAMETER_COLUMN = re.compile(
     r"^(?:param|argument|arg\b|field|option|property|variable|env|key|setting|input|column|type|attribute)",
     re.IGNORECASE,
 )
-_NAME_COLUMN = re.compile(r"^(?:tool|name|function|command|method|operation|endpoint)", re.IGNORECASE)
+_NAME_COLUMN = re.compile(
+    r"^(?:mcp\s+)?(?:tool|name|function|command|method|operation|endpoint)", re.IGNORECASE
+)
+_DESCRIPTION_COLUMN = re.compile(
+    r"description|descripción|descrição|описание|描述|说明|用途|purpose", re.IGNORECASE
+)
+_TOOL_COLUMN = re.compile(r"(?:mcp\s+)?tools?(?:\s+name)?|工具(?:名称)?", re.IGNORECASE)
 _NOT_NAMES = frozenset(
     {"name", "tool", "tools", "description", "input", "inputs", "output", "outputs", "parameters", "returns"}
     | {"example", "examples", "none", "true", "false", "null", "note", "notes", "usage", "yes", "no"}
@@ -134,6 +167,11 @@ def _valid_name(name: str) -> bool:
 def _candidate(text: str, *, bare: bool = True) -> tuple[str, str] | None:
     """(name, description) of a line naming one tool, or None."""
     text = text.strip()
+    if (titled := _BOLD_TITLED.match(text)) is not None:
+        name, rest = titled.group(2), titled.group(3)
+        if _TYPED.match(rest) or not _valid_name(name):
+            return None
+        return name, _plain(rest) or _plain(titled.group(1))
     marked = _MARKED.match(text)
     if marked:
         name, rest = marked.group(1) or marked.group(2) or marked.group(3), marked.group(4)
@@ -158,7 +196,7 @@ def _candidate(text: str, *, bare: bool = True) -> tuple[str, str] | None:
     name = name.rstrip(".")
     if _TYPED.match(rest) or not _valid_name(name):
         return None
-    return name, _plain(rest)
+    return name, _plain(re.sub(r"^\s*\((?:[\w.\-]+/)+[\w.\-]+\)", "", rest))  # "(tools/echo.ts): ..."
 
 
 def _candidates(text: str, *, bare: bool = True) -> list[tuple[str, str]]:
@@ -179,8 +217,13 @@ def _candidates(text: str, *, bare: bool = True) -> list[tuple[str, str]]:
 
 def _tools_heading(text: str, pattern: re.Pattern[str] = _TOOLS_HEADING) -> bool:
     """A heading about the tools ("Available Tools", "Tool Suite (33 Domain Tools)"), not a sentence
-    that mentions them ("Works with the tools you already use")."""
-    return bool(pattern.search(text)) and len(re.sub(r"\([^)]*\)", "", text).split()) <= 5
+    that mentions them ("Works with the tools you already use") nor a list of changes to them
+    ("Removed tools", "Tool changes in 2.0")."""
+    return (
+        bool(pattern.search(text))
+        and len(re.sub(r"\([^)]*\)", "", text).split()) <= 5
+        and not _CHANGES_HEADING.search(text)
+    )
 
 
 def _group(cell: str) -> bool:
@@ -193,12 +236,18 @@ def _heading_tool(text: str) -> tuple[str, str] | None:
     ``### Tool: `read_file` ``); not ``### Resource `files` ``, a group."""
     found = _candidates(text)
     if len(found) == 1:
-        return found[0]
-    if re.fullmatch(r"[a-z][a-z0-9]{1,30}", text) and _valid_name(text) and not _LABEL.match(text):
-        return text, ""  # "### search": a one-word tool
+        name, rest = found[0]
+        return name, "" if re.fullmatch(
+            r"(?:tool\s*)?(?:parameters|arguments|inputs)?|tool", rest, re.I
+        ) else rest
+    word = re.sub(r"^\d+[.)]\s*", "", text)
+    if re.fullmatch(r"[a-z][a-z0-9]{1,30}", word) and _valid_name(word) and not _LABEL.match(word):
+        return word, ""  # "### search", "### 1. query": a one-word tool
     codes = [n for n in _CODE_NAME.findall(text) if _valid_name(n)]
     rest = _CODE_NAME.sub("", text).lower()
-    if len(codes) == 1 and re.fullmatch(r"[\W\d]*(?:tool)?[\W\d]*|[\W\d]*tool\W*", rest):
+    if len(codes) == 1 and re.fullmatch(
+        r"[\W\d]*(?:tool)?[\W\d]*|[\W\d]*(?:tool|(?:tool\s+)?(?:parameters|arguments|inputs))\W*", rest
+    ):
         return codes[0], ""
     return None
 
@@ -214,12 +263,19 @@ class _Section:
     label_indent: int | None = None  # items deeper than this follow an "Inputs:" label
     last: str | None = None  # the current tool, whose description may come later
     intro: bool = False  # opened by a sentence, not a heading: ends at the first heading not a tool
+    table_only: bool = False  # opened by a table with a "Tool" column: ends with the table
+    pending: str = ""  # the first paragraph under a heading that named no tool, for a tool its code shows
     table: str | None = None  # "tools" | "params" for the table being read
     columns: tuple[int, int] = (0, 1)  # the tools table's name and description columns
 
 
 def _indent(spaces: str) -> int:
     return len(spaces.replace("\t", "    "))
+
+
+def _tool_column(cells: list[str]) -> bool:
+    """Whether a table's header row names a column of tools ("Tool", "MCP Tool", "Tool name")."""
+    return any(_TOOL_COLUMN.fullmatch(_plain(cell)) for cell in cells)
 
 
 def _table_kind(cells: list[str]) -> tuple[str, tuple[int, int]]:
@@ -230,29 +286,114 @@ def _table_kind(cells: list[str]) -> tuple[str, tuple[int, int]]:
         name_at == 0 and not _NAME_COLUMN.match(headers[0]) and {"type", "required", "default"} & set(headers)
     ):
         return "params", (0, 1)
-    text_at = next((i for i, h in enumerate(headers) if h.startswith("description")), name_at + 1)
+    text_at = next((i for i, h in enumerate(headers) if _DESCRIPTION_COLUMN.match(h)), name_at + 1)
+    if text_at >= len(headers) and name_at > 0 and re.match(r"capabilit|feature|purpose|what", headers[0]):
+        text_at = 0  # "| Capability | MCP Tool |": the first column says what the tool does
     return "tools", (name_at, text_at if text_at != name_at else name_at + 1)
 
 
-def _lines(markdown: str) -> Iterable[str]:
-    """Lines outside fenced code, markdown escapes undone.
+@dataclass(frozen=True, slots=True)
+class _Code:
+    """A fenced code block's text."""
+
+    text: str
+
+
+def _units(markdown: str) -> Iterable[str | _Code]:
+    """Lines outside fenced code (markdown escapes undone) and, in place, each code block whole.
 
     A README wrapped whole in a ```markdown fence is read as markdown; a code
     block inside it opens with a language and closes with a bare fence.
     """
     stack: list[str] = []  # open fences: "markdown" or "code"
+    block: list[str] = []
     for line in markdown.splitlines():
         fence = _FENCE.match(line)
         if fence:
             language = line.strip()[3:].strip().lower()
             if stack and not language:
-                stack.pop()
+                if stack.pop() == "code" and "code" not in stack:
+                    yield _Code("\n".join(block))
             else:
                 stack.append("markdown" if language in {"markdown", "md"} else "code")
+                block = []
             continue
-        if "code" not in stack:
+        if "code" in stack:
+            block.append(line)
+        else:
             unlisted = re.sub(r"^\s*[-*+]\s+(?=#{1,6}\s)", "", line)  # "- ### company_search": a heading
             yield re.sub(r"\\([_\-*`.#|])", r"\1", unlisted)
+
+
+def _lines(markdown: str) -> Iterable[str]:
+    """Lines outside fenced code, markdown escapes undone (see `_units`)."""
+    return (unit for unit in _units(markdown) if isinstance(unit, str))
+
+
+_SUMMARY = re.compile(r"<summary>(.*?)</summary>", re.IGNORECASE)
+
+
+class _SummaryHeading(str):
+    """A heading made of an HTML <summary>: it names a tool only in code ("<code>search</code>");
+    "<summary>core</summary>" names a group of tools."""
+
+    __slots__ = ()
+
+
+def _summary_text(html: str) -> str:
+    """A <summary>'s text with <code> kept as code marks: "`generate_image` parameters"."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", re.sub(r"</?code>", "`", html))).strip()
+
+
+def _with_summaries(units: list[str | _Code]) -> list[str | _Code]:
+    """``units`` with each HTML <details> block read as a section: its <summary> a heading, its
+    ``</details>`` the end of that section (an empty heading of the same level).
+
+    The summary's level sits above the headings inside the block, or below the heading the block
+    is under when it holds none. A block whose headings leave no room under the heading it is
+    under is a section of its own only when its summary names tools ("<summary>Tools</summary>")
+    and that heading does not (else the block is read as part of that tools section).
+    """
+    result = list(units)
+    under, under_text = 1, ""  # the heading the current line is under (outside any <details> block)
+    open_levels: list[tuple[int | None, int, str]] = []  # per open <details>: its summary's level, under
+    for index, unit in enumerate(units):
+        if isinstance(unit, _Code):
+            continue
+        if (heading := _HEADING.match(unit)) is not None:
+            under, under_text = len(heading.group(1)), heading.group(2)
+            continue
+        if re.search(r"<details\b", unit, re.IGNORECASE):
+            open_levels.append((None, under, under_text))
+        summary = _SUMMARY.search(unit)
+        if summary is not None and open_levels and open_levels[-1][0] is None:
+            inner = _inner_heading_levels(units, index + 1)
+            level = min(under + 1, 6) if not inner else min(inner) - 1
+            text = _summary_text(summary.group(1))
+            crowded = inner and level <= under  # no room under the heading: a section of its own, or none
+            if level >= 1 and not (crowded and (not _tools_heading(text) or _tools_heading(under_text))):
+                open_levels[-1] = (level, under, under_text)
+                result[index] = _SummaryHeading(f"{'#' * level} {text}")
+        if re.search(r"</details>", unit, re.IGNORECASE) and open_levels:
+            closed, under, under_text = open_levels.pop()
+            if closed is not None:
+                result[index] = f"{'#' * closed} "
+    return result
+
+
+def _inner_heading_levels(units: list[str | _Code], start: int) -> list[int]:
+    """Levels of the headings from ``start`` up to the </details> that closes the open block."""
+    depth, levels = 1, []
+    for unit in units[start:]:
+        if isinstance(unit, _Code):
+            continue
+        depth += len(re.findall(r"<details\b", unit, re.IGNORECASE))
+        depth -= len(re.findall(r"</details>", unit, re.IGNORECASE))
+        if depth <= 0:
+            break
+        if (heading := _HEADING.match(unit)) is not None:
+            levels.append(len(heading.group(1)))
+    return levels
 
 
 def _keep_style(found: dict[str, str]) -> dict[str, str]:
@@ -305,6 +446,8 @@ def _read_tools(markdown: str, headings: re.Pattern[str]) -> list[tuple[str, str
 
     def describe(text: str) -> None:
         assert section is not None
+        if section.last is None and section.tool_heading is None and not section.pending:
+            section.pending = _plain(text)[:MAX_DESCRIPTION]  # a tool that a code block shows may follow
         if section.last is not None and not found.get(section.last):
             text = _plain(_DESCRIPTION_LABEL.sub("", text))
             if text and not _LABEL.match(text) and not _TYPED.match(text):
@@ -312,22 +455,42 @@ def _read_tools(markdown: str, headings: re.Pattern[str]) -> list[tuple[str, str
 
     first_heading = True
     current_level, current_text = 0, ""  # of the last heading read
-    for line in _lines(markdown):
+    for line in _with_summaries(list(_units(markdown))):
         if len(found) >= MAX_TOOLS:
             break
+        if isinstance(line, _Code):
+            if (
+                section is not None
+                and section.label_heading is None
+                and section.label_indent is None
+                and section.tool_heading is None
+                and not section.table_only
+            ):
+                shown = tools_in_code(line.text)
+                if len(shown) == 1:  # the one tool of the sub-heading it is under: that text describes it
+                    shown = [(shown[0][0], shown[0][1] or section.pending)]
+                    if shown[0][0] in found and not found[shown[0][0]]:
+                        found[shown[0][0]] = shown[0][1][:MAX_DESCRIPTION]  # listed before, undescribed
+                take(shown)
+            continue
         heading = _HEADING.match(line)
         if heading:
             level, text = len(heading.group(1)), heading.group(2)
+            tool = _heading_tool(text) if not isinstance(line, _SummaryHeading) or "`" in text else None
             title, first_heading = first_heading and level == 1, False
             current_level, current_text = level, text
-            if section is not None and level <= section.level:
+            if section is not None and (level <= section.level or section.table_only):
                 section = None
             if section is None:
                 if _tools_heading(text, headings) and not title:  # "# Gemini MCP Tool" names the project
                     section = _Section(level)
+                    if tool is not None and re.search(r"\btool\b", text, re.IGNORECASE):
+                        section.tool_heading = level  # "### `read_pdf` Tool": a section about one tool
+                        take([tool])
                 continue
             section.table = section.tool_indent = section.label_indent = None
-            if headings.search(text) and _heading_tool(text) is None and not _PARAMETERS_HEADING.search(text):
+            section.pending = ""
+            if headings.search(text) and tool is None and not _PARAMETERS_HEADING.search(text):
                 section.label_heading = section.tool_heading = section.last = None  # "### Schema Tools"
                 continue
             if section.label_heading is not None and level > section.label_heading:
@@ -335,11 +498,11 @@ def _read_tools(markdown: str, headings: re.Pattern[str]) -> list[tuple[str, str
             section.label_heading = None
             if section.tool_heading is not None and level > section.tool_heading:
                 continue  # a sub-heading inside one tool's documentation
-            tool = _heading_tool(text)
             if tool is None and section.intro:
                 section = None
                 continue
-            if tool is None and (_LABEL.match(_plain(text)) or _LABEL_HEADING.search(text)):
+            summary = isinstance(line, _SummaryHeading)  # "<summary>config</summary>": a group, not a label
+            if tool is None and (_LABEL.match(_plain(text)) or (not summary and _LABEL_HEADING.search(text))):
                 section.label_heading = level
                 continue
             section.tool_heading = level if tool else None
@@ -355,9 +518,20 @@ def _read_tools(markdown: str, headings: re.Pattern[str]) -> list[tuple[str, str
         ):
             section = _Section(current_level, intro=True)  # "The server exposes these tools:"
             continue
+        row = _TABLE.match(line)
+        if (
+            section is None
+            and row is not None
+            and _tool_column(row.group(1).split("|"))
+            and not _BUILD_SECTION.search(current_text)
+            and not _LABEL_HEADING.search(current_text)
+        ):
+            section = _Section(current_level, intro=True, table_only=True)  # "| Tool | Description |"
+        if section is not None and section.table_only and row is None:
+            section = None
         if section is None or section.label_heading is not None:
             continue
-        if (row := _TABLE.match(line)) is not None:
+        if row is not None:
             cells = row.group(1).split("|")
             if set(row.group(1)) <= set("-:| "):
                 continue
@@ -375,7 +549,8 @@ def _read_tools(markdown: str, headings: re.Pattern[str]) -> list[tuple[str, str
                 take([(n, "") for n in _CODE_NAME.findall(group) if _valid_name(n)])
             else:
                 text = _plain(cells[text_at]) if text_at < len(cells) else ""
-                take([(n, d or text) for n, d in named])
+                # "`ha_list_files` *(beta)*": a note beside the name, the description column says more
+                take([(n, text if text and re.fullmatch(r"\([^()]*\)|", d) else d) for n, d in named])
             continue
         section.table = None
         if not line.strip():
