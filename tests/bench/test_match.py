@@ -167,7 +167,12 @@ def test_synthetic_catalog_is_deterministic() -> None:
 def test_matcher_beats_the_floor_on_the_dev_tasks() -> None:
     data = livemcp()
     report = run_benchmark(
-        data / "catalog.json", data / "tasks_dev.json", folds=0, synthetic=False, catalog_queries=False
+        data / "catalog.json",
+        data / "tasks_dev.json",
+        folds=0,
+        synthetic=False,
+        catalog_queries=False,
+        memory=False,
     )
     assert "cross_validation" not in report
     matcher, floor = report["in_sample"]["matcher"], report["in_sample"]["baseline_bm25"]
@@ -185,7 +190,12 @@ def test_matcher_beats_the_floor_on_the_dev_tasks() -> None:
 def test_the_shipped_defaults_are_what_cross_validation_chooses_on_every_dev_task() -> None:
     data = livemcp()
     report = run_benchmark(
-        data / "catalog.json", data / "tasks_dev.json", folds=5, synthetic=False, catalog_queries=False
+        data / "catalog.json",
+        data / "tasks_dev.json",
+        folds=5,
+        synthetic=False,
+        catalog_queries=False,
+        memory=False,
     )
     chosen = report["cross_validation"]["chosen_on_all_tasks"]
     defaults = MatcherConfig()

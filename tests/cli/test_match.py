@@ -96,7 +96,7 @@ def _bench_fixture(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_bench_match_json(tmp_path: Path) -> None:
     catalog, tasks = _bench_fixture(tmp_path)
-    args = ["bench", "match", "--catalog", str(catalog), "--tasks", str(tasks), "--cv", "2"]
+    args = ["bench", "match", "--catalog", str(catalog), "--tasks", str(tasks), "--cv", "2", "--no-memory"]
     result = CliRunner().invoke(
         app(), [*args, "--repeats", "3", "--no-synthetic", "--no-catalog-queries", "--json"]
     )
@@ -125,6 +125,7 @@ def test_bench_match_json(tmp_path: Path) -> None:
 def test_bench_match_table_says_the_figures_are_cross_validated(tmp_path: Path) -> None:
     catalog, tasks = _bench_fixture(tmp_path)
     args = ["bench", "match", "--catalog", str(catalog), "--tasks", str(tasks), "--cv", "2", "--no-synthetic"]
+    args.append("--no-memory")
     result = CliRunner().invoke(app(), [*args, "--repeats", "1", "--no-catalog-queries"])
     assert result.exit_code == 0, result.output
     assert "2-fold cross-validated on 4 tasks" in result.output
@@ -156,9 +157,16 @@ def test_bench_match_scores_the_shipped_query_set_without_tasks() -> None:
     assert queries["matcher"]["tasks"] == queries["baseline_bm25"]["tasks"] >= 40
     assert all(set(miss) == {"id", "query", "first_need", "top"} for miss in queries["misses"])
     assert report["speed"]["catalog"]["servers"] == 425
+    memory = report["memory"]
+    assert memory["servers"] == 425
+    # measured in a fresh process: the model is most of it, and the rest is not nothing
+    assert 0.0 < memory["matcher_without_model_mib"] < memory["matcher_mib"]
+    assert memory["model_share_mib"] > 0.0
+    assert memory["peak_mib"] >= memory["base_mib"] + memory["matcher_mib"] - 1.0
     table = CliRunner().invoke(app(), ["bench", "match", "--no-synthetic", "--show-misses"])
     assert table.exit_code == 0, table.output
     assert f"shipped query set: {queries['matcher']['tasks']} labelled needs" in table.output
     assert f"first need not met at 1: {len(queries['misses'])} of" in table.output
     for miss in queries["misses"]:
         assert f"  {miss['id']}: " in table.output
+    assert "memory: a matcher over the shipped catalog (425 servers" in " ".join(table.output.split())

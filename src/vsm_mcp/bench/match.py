@@ -40,7 +40,10 @@ The report (`run_benchmark`, printed by ``--json``) holds:
   need is not met at 1, with the top 3 servers;
 - ``speed``: ``catalog`` (the tasks' catalog) and ``synthetic`` (10,000
   servers generated deterministically from its vocabulary): servers, tools,
-  index build seconds and ms/query.
+  index build seconds and ms/query;
+- ``memory`` (unless disabled): what a matcher over the shipped catalog, the
+  gateway's, adds to a fresh process, with and without the embedding model
+  (`matcher_memory`).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vsm_mcp.bench.matcher_memory import measure_matcher_memory
 from vsm_mcp.discovery.baseline import PlainBm25
 from vsm_mcp.discovery.catalog import Catalog, ServerEntry, ToolSpec, load_catalog, shipped_catalog_path
 from vsm_mcp.discovery.embed import Embedder, load_embedder
@@ -469,6 +473,7 @@ def run_benchmark(
     repeats: int = DEFAULT_REPEATS,
     synthetic: bool = True,
     catalog_queries: bool = True,
+    memory: bool = True,
 ) -> dict[str, Any]:
     """Every figure of `vsm-mcp bench match`, as a JSON-ready mapping (see the module docstring).
 
@@ -533,4 +538,6 @@ def run_benchmark(
         queries = speed_queries * (SPEED_QUERIES // max(1, len(speed_queries)) + 1)
         reading = measure_speed(lambda c: Matcher(c, config, embedder=embedder), big, queries[:SPEED_QUERIES])
         report["speed"]["synthetic"] = asdict(reading)
+    if memory:
+        report["memory"] = measure_matcher_memory(shipped_catalog_path())
     return report

@@ -123,6 +123,10 @@ def bench_match(
     synthetic: Annotated[
         bool, typer.Option(help="Also time the matcher on a synthetic 10,000-server catalog.")
     ] = True,
+    memory: Annotated[
+        bool,
+        typer.Option(help="Also measure the memory a matcher over the shipped catalog adds to a process."),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Server recall@1/3/5, all-gold@5, tool recall@10 and ms/query, beside the plain-BM25 floor.
@@ -144,6 +148,7 @@ def bench_match(
                 repeats=repeats,
                 synthetic=synthetic,
                 catalog_queries=catalog_queries,
+                memory=memory,
             )
         except (CatalogError, ValueError) as exc:
             console.print(f"[red]bench match: {exc}[/red]")
@@ -172,6 +177,15 @@ def bench_match(
         out.print(
             f"speed: synthetic catalog of {synth['servers']:,} servers ({synth['tools']:,} tools): "
             f"{synth['ms_per_query']:.2f} ms/query, build {synth['build_s']:.1f} s"
+        )
+    held: Any = report.get("memory")
+    if held:
+        out.print(
+            f"memory: a matcher over the shipped catalog ({held['servers']} servers, {held['tools']:,} tools) "
+            f"adds {held['matcher_mib']:.1f} MiB to a process ({held['model_share_mib']:.1f} of them the "
+            f"embedding model; {held['matcher_without_model_mib']:.1f} without it); the process held "
+            f"{held['base_mib']:.1f} MiB with the catalog loaded and peaked at {held['peak_mib']:.1f} MiB",
+            highlight=False,
         )
 
 
