@@ -240,3 +240,28 @@ async def test_a_tarball_over_the_limit_gives_no_readme(monkeypatch: pytest.Monk
         cut = await packages.npm_readme(client, "weather-mcp", f"{NPM}/weather-mcp/-/w.tgz")
     assert whole == readme
     assert cut == ""
+
+
+@pytest.mark.anyio
+async def test_refresh_reads_the_tools_page_an_npm_readme_points_to_in_the_same_tarball() -> None:
+    readme = "# atlas-mcp\n\nMaps for agents. Every tool: [Tool reference](docs/tool-reference.md).\n"
+    page = "## Tools\n\n- `geocode_address`: Coordinates of an address\n"
+    body = tarball({"package.json": "{}", "README.md": readme, "docs/tool-reference.md": page})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        routes = {
+            f"{NPM}/atlas-mcp/latest": httpx.Response(200, json=manifest("atlas-mcp")),
+            f"{NPM}/atlas-mcp": httpx.Response(200, json={"name": "atlas-mcp", "readme": readme}),
+            f"{NPM}/atlas-mcp/-/atlas-mcp-1.0.0.tgz": httpx.Response(200, content=body),
+        }
+        return routes.get(str(request.url), registry_handler(request))
+
+    seeds = [Seed(registry="npm", name="atlas-mcp"), Seed(registry="npm", name="quotes-mcp")]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        report = await refresh_catalog(seeds, {}, client)
+    atlas, quotes = report.entries
+    assert atlas.tools == (ToolSpec("geocode_address", "Coordinates of an address"),)
+    assert atlas.tools_source is ToolsSource.README
+    assert atlas.summary == "Maps for agents. Every tool: Tool reference."
+    assert (quotes.tools, quotes.tools_source) == ((), ToolsSource.NONE)  # its tarball ships no such page
+    assert report.unfilled == {"quotes-mcp": "no README found"}

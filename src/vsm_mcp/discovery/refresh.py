@@ -9,6 +9,9 @@ command (``npx -y pkg@ver`` / ``uvx pkg==ver``), the README's summary and its
 tools, with where they came from (``tools_source``):
 
 - ``readme``: the tools its own README lists, with their one-line descriptions;
+  for an npm package whose README lists none, the tools of the document its
+  README points to (or one named for its tools) in the same release tarball
+  (`tooldocs`);
 - ``catalog``: else the tool *names* known for that package from the previous
   catalog or other catalogs given, matched by package identifier (their
   descriptions are not copied), when they read as tools (`looks_like_tool_list`);
@@ -25,7 +28,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -34,7 +37,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from vsm_mcp.discovery.catalog import Catalog, Launch, PackageRef, ServerEntry, ToolSpec, ToolsSource
-from vsm_mcp.discovery.packages import PackageInfo, package_info
+from vsm_mcp.discovery.packages import PackageInfo, package_info, tarball_url
+from vsm_mcp.discovery.tooldocs import tools_from_tarball
 from vsm_mcp.discovery.toolnames import looks_like_tool_list
 from vsm_mcp.errors import CatalogError, SourceError
 
@@ -179,9 +183,14 @@ async def refresh_catalog(
     async def fetch(index: int, seed: Seed) -> None:
         async with limiter:
             try:
-                results[index] = await package_info(client, seed.registry, seed.name)
+                info = await package_info(client, seed.registry, seed.name)
             except SourceError as exc:
                 results[index] = str(exc)
+            else:
+                if info is not None and info.registry_type == "npm" and not info.readme_tools:
+                    documented = await tools_from_tarball(client, tarball_url(info))
+                    info = replace(info, readme_tools=tuple(documented))
+                results[index] = info
         if on_progress is not None:
             on_progress(seed.name)
 
