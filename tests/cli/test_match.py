@@ -109,6 +109,7 @@ def test_bench_match_json(tmp_path: Path) -> None:
     ]
     assert cross["matcher"]["recall_at_5"] == {"mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0}
     assert cross["matcher"]["all_gold_at_5"]["mean"] == 1.0
+    assert set(cross["without_embedding_model"]) == set(cross["baseline_bm25"])
     assert set(cross["baseline_bm25"]) == {
         "recall_at_1",
         "recall_at_3",
@@ -135,6 +136,9 @@ def test_bench_match_table_says_the_figures_are_cross_validated(tmp_path: Path) 
     assert repeated.exit_code == 0, repeated.output
     assert "2-fold cross-validated (5 deals into folds) on 4 tasks" in repeated.output
     assert "mean over the 10 held-out folds" in repeated.output
+    assert "no model: the same cross-validation without the embedding model" in " ".join(
+        repeated.output.split()
+    )
     no_repeat = CliRunner().invoke(app(), [*args, "--repeats", "0", "--no-catalog-queries"])
     assert no_repeat.exit_code == 2
     assert "shipped query set" not in result.output

@@ -30,7 +30,9 @@ The report (`run_benchmark`, printed by ``--json``) holds:
   ``grid`` (the grid actually searched), ``default`` (the default values of
   the grid's fields), ``matcher`` and ``baseline_bm25`` (per metric: ``mean``
   over the R x K folds, sample ``std`` across them, ``min``, ``max``) and ``per_fold``
-  (repeat, fold, tasks, chosen parameters, both rankers' held-out metrics);
+  (repeat, fold, tasks, chosen parameters, both rankers' held-out metrics), and
+  ``without_embedding_model``: the same cross-validation of the matcher with the
+  model switched off (its grid without ``semantic_weight``), on the same folds;
 - ``in_sample``: the default configuration and the floor on all tasks (not
   cross-validated: no choice was made on them, but they are the tasks the
   defaults were benchmarked on);
@@ -385,6 +387,32 @@ def measure_speed(
     return SpeedReading(len(catalog), catalog.tool_count, build_s, per_query)
 
 
+def _cross_validated(
+    matcher: Matcher,
+    tasks: Sequence[Task],
+    grid: Mapping[str, tuple[float, ...]],
+    floor: Sequence[TaskScore],
+    *,
+    k: int,
+    repeats: int,
+    default_scores: Sequence[TaskScore] | None = None,
+) -> tuple[dict[str, tuple[float, ...]], list[Candidate], list[FoldResult]]:
+    """Every configuration of ``grid`` around ``matcher``'s, scored once on every task (one index
+    serves them all: the grid varies query-time weights only), and the R x K folds' choices."""
+    usable, configs = grid_configs(matcher.config, grid)
+    first = default_scores if default_scores is not None else score_tasks(matcher, tasks)
+    candidates = [Candidate(configs[0][0], first)]
+    candidates += [
+        Candidate(params, score_tasks(matcher.reconfigured(cfg), tasks)) for params, cfg in configs[1:]
+    ]
+    results = [
+        result
+        for repeat in range(repeats)
+        for result in cross_validate(candidates, floor, assign_folds(tasks, k, repeat), repeat)
+    ]
+    return usable, candidates, results
+
+
 def _cv_report(
     catalog: Catalog,
     tasks: Sequence[Task],
@@ -396,28 +424,29 @@ def _cv_report(
     default_scores: Sequence[TaskScore],
     floor: Sequence[TaskScore],
 ) -> dict[str, Any]:
-    grid, configs = grid_configs(config)
-    candidates = [Candidate(configs[0][0], default_scores)]
-    matcher = Matcher(catalog, config, embedder=embedder)  # the grid varies query-time weights only
-    candidates += [
-        Candidate(params, score_tasks(matcher.reconfigured(cfg), tasks)) for params, cfg in configs[1:]
-    ]
-    results = [
-        result
-        for repeat in range(repeats)
-        for result in cross_validate(candidates, floor, assign_folds(tasks, k, repeat), repeat)
-    ]
+    matcher = Matcher(catalog, config, embedder=embedder)
+    grid, candidates, results = _cross_validated(
+        matcher, tasks, CV_GRID, floor, k=k, repeats=repeats, default_scores=default_scores
+    )
+    # the same procedure without the embedding model (its grid without semantic_weight): what
+    # the model adds, measured on the same folds rather than estimated
+    words_only = Matcher(catalog, replace(config, semantic_weight=0.0), embedder=None)
+    lexical_grid = {key: values for key, values in CV_GRID.items() if key != "semantic_weight"}
+    _, _, without_model = _cross_validated(words_only, tasks, lexical_grid, floor, k=k, repeats=repeats)
     return {
         "folds": k,
         "repeats": repeats,
         "tasks": len(tasks),
         "objective": OBJECTIVE,
         "grid": {key: list(values) for key, values in grid.items()},
-        "default": dict(configs[0][0]),
+        "default": dict(candidates[0].params),
         # the same choice made on every task: what the shipped defaults should be (its own score
         # on these tasks is in-sample, so it is not reported)
         "chosen_on_all_tasks": dict(candidates[choose(candidates, range(len(tasks)))].params),
         "matcher": {m: spread([getattr(r.matcher, m) for r in results]) for m in METRICS},
+        "without_embedding_model": {
+            m: spread([getattr(r.matcher, m) for r in without_model]) for m in METRICS
+        },
         "baseline_bm25": {m: spread([getattr(r.baseline, m) for r in results]) for m in METRICS},
         "per_fold": [
             {

@@ -221,13 +221,18 @@ def _print_cross_validation(out: Console, report: dict[str, Any], cross: dict[st
     )
     table = Table(
         caption=f"mean over the {len(cross['per_fold'])} held-out folds, sample std across them, "
-        "min-max; BM25: plain floor"
+        "min-max; no model: the same cross-validation without the embedding model; BM25: the plain "
+        "floor on the same folds (its spread is in --json)"
     )
-    for column in ("metric", "matcher", "std", "min-max", "BM25", "std", "min-max"):
+    for column in ("metric", "matcher", "std", "min-max", "no model", "BM25"):
         table.add_column(column, justify="right", no_wrap=True)
     for key in METRICS:
+        words_only, floor = cross["without_embedding_model"][key], cross["baseline_bm25"][key]
         table.add_row(
-            _LABELS[key], *_spread_cells(cross["matcher"][key]), *_spread_cells(cross["baseline_bm25"][key])
+            _LABELS[key],
+            *_spread_cells(cross["matcher"][key]),
+            _fmt(None if words_only is None else words_only["mean"]),
+            _fmt(None if floor is None else floor["mean"]),
         )
     out.print(table)
     out.print(f"parameters chosen on the other folds by: {cross['objective']}")
