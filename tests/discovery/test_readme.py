@@ -423,3 +423,46 @@ def test_lists_of_changed_tools_are_not_tool_lists() -> None:
 | `sls_old_query` | `sls_execute_sql` |
 """
     assert tools_from_readme(readme) == []
+
+
+def test_an_intro_counting_its_tools_and_an_intro_that_ends_at_another_list() -> None:
+    counted = """## What it exposes
+
+Three tools, backed by [the docs toolkit](../toolkit/):
+
+- `useDocs(sources)` : returns the docs catalog for a package
+- `fetchDocs(urls)` : fetches the content of docs pages
+"""
+    assert [name for name, _ in tools_from_readme(counted)] == ["useDocs", "fetchDocs"]
+    fields = """## Labels
+
+The server provides a complete set of tools for managing mail labels:
+
+- **Create Labels**: Create new labels
+
+Label visibility settings include:
+- `messageVisibility`: Whether the label shows in the message list
+"""
+    assert tools_from_readme(fields) == []
+
+
+def test_a_tool_named_in_a_sentence_and_features_done_with_a_tool() -> None:
+    sentence = """## Available Tools
+
+The server provides a `send-email` tool with the following parameters:
+
+- `to` (required): Recipient address
+- `subject` (required): Subject line
+"""
+    assert tools_from_readme(sentence) == [("send-email", "")]
+    features = """## Features
+
+- [x] Manage a cluster
+  - Get or list resources with `kube_get`
+  - Delete resources with `kube_delete`
+  - Configure with `settings.yaml`
+"""
+    assert tools_from_readme(features) == [
+        ("kube_get", "Get or list resources"),
+        ("kube_delete", "Delete resources"),
+    ]

@@ -71,10 +71,17 @@ _CAPABILITIES_HEADING = re.compile(
     r"|fonctionnalités|funktionen|возможности)\b|功能",
     re.IGNORECASE,
 )
-_TOOLS_INTRO = re.compile(  # "The server exposes a single tool:", "Available tools:"
-    r"^(?=.*\b(?:following|available|provides?|exposes?|offers?|includes?|these|supported|registers?)\b)"
-    r"[^|#>\-*+\s`][^|`]{0,100}\btools?\b[\w ,()]{0,25}:\s*$",
+_TOOLS_INTRO = re.compile(  # "The server exposes a single tool:", "Available tools:", "Default tools are:"
+    r"^(?=.*\b(?:following|available|provides?|exposes?|offers?|includes?|these|supported|registers?|default"
+    r"|two|three|four|five|six|seven|eight|nine|ten)\b)"
+    r"[^|#>\-*+\s`][^|`]{0,100}\btools?\b[\w ,()]{0,25}(?:\[[^\]]{1,60}\]\([^)\s]{1,100}\))?:\s*$",
     re.IGNORECASE,
+)
+_NAMED_IN_PROSE = re.compile(
+    r"\b(?:a|an|one|single)\s+`([A-Za-z][\w\-]{1,63})`\s+tool\b"
+)  # "provides a `send` tool"
+_DONE_WITH = re.compile(  # "Get logs with `kubectl_logs`": what the tool does, then its name
+    r"^([A-Z][^`:]{2,100}?)\s+(?:with|using|via)\s+`([A-Za-z][\w\-]{1,63})`(?:\s*\([^)]*\))?\.?\s*$"
 )
 _IDENT = r"[A-Za-z][A-Za-z0-9_.\-]{1,63}"
 _SIGNATURE = r"(?:\([^`)]{0,80}\))?"  # `resolve_song(id, media)`
@@ -167,6 +174,8 @@ def _valid_name(name: str) -> bool:
 def _candidate(text: str, *, bare: bool = True) -> tuple[str, str] | None:
     """(name, description) of a line naming one tool, or None."""
     text = text.strip()
+    if (done := _DONE_WITH.match(text)) is not None:
+        return (done.group(2), done.group(1)) if _valid_name(done.group(2)) else None
     if (titled := _BOLD_TITLED.match(text)) is not None:
         name, rest = titled.group(2), titled.group(3)
         if _TYPED.match(rest) or not _valid_name(name):
@@ -558,12 +567,25 @@ def _read_tools(markdown: str, headings: re.Pattern[str]) -> list[tuple[str, str
         item = _LIST.match(line)
         if item is None:  # a paragraph line
             text = line.strip()
+            if (
+                section.intro
+                and section.tool_heading is None
+                and text.endswith(":")
+                and not _TOOLS_INTRO.match(text)
+                and not _LABEL.match(text)
+            ):
+                section = (
+                    None  # "Label settings include:" - what follows is not the tools the intro announced
+                )
+                continue
             if _LABEL.match(text):
                 section.label_indent = -1
             elif section.tool_heading is not None or section.label_indent is not None:
                 describe(text)
             elif (candidates := _candidates(text, bare=False)) and text.startswith(("`", "**")):
                 take(candidates)
+            elif (prose := _NAMED_IN_PROSE.search(text)) is not None and _valid_name(prose.group(1)):
+                take([(prose.group(1), "")])
             else:
                 describe(text)
             continue
