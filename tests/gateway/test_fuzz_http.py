@@ -61,7 +61,7 @@ FRAMES = 50
 AUTH_EXAMPLES = 20
 BODY_EXAMPLES = 80
 #: The gateway starts at ~110 MiB; the capability matcher (the catalog's index, the WordLlama
-#: model and the catalog's vectors) adds ~110 MiB; it peaks at 240-300 MiB here (a body is at most
+#: model and the catalog's vectors) adds ~95 MiB (`vsm-mcp bench match` measures it); it peaks at 240-300 MiB here (a body is at most
 #: the SDK's 4 MiB). The bound catches growth with the fuzz, not the matcher's fixed cost.
 PEAK_RSS_BOUND_BYTES = 352 * 1024 * 1024
 STATE_DB_BOUND_BYTES = 2 * 1024 * 1024

@@ -50,7 +50,7 @@ FRAMES = 50
 EXAMPLES = 160
 EARLY_EXAMPLES = 20
 #: The gateway starts at ~100 MiB; the capability matcher (the catalog's index, the WordLlama
-#: model and the catalog's vectors) adds ~110 MiB, and the oversized line fills one
+#: model and the catalog's vectors) adds ~95 MiB (`vsm-mcp bench match` measures it), and the oversized line fills one
 #: `MAX_LINE_BYTES` buffer before it is dropped: it peaks at 300-330 MiB here (two such buffers
 #: would break the bound).
 PEAK_RSS_BOUND_BYTES = 384 * 1024 * 1024
