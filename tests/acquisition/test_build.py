@@ -20,8 +20,13 @@ async def test_live_sources_follow_the_setting_with_its_deadline(tmp_path: Path)
         on = AcquisitionSettings(live_sources=True, live_deadline_s=3.5)
         async with capability_service(on, [], tmp_path, store, FixedAnswer(None)) as service:
             sources = service.live_sources
-            assert [s.name for s in sources] == ["mcp-registry", "npm"]
+            assert [s.name for s in sources] == ["mcp-registry", "npm", "pypi-names", "npm-names"]
             assert all(isinstance(s, GuardedSource) and s.deadline_s == 3.5 for s in sources)
+        # a registry the policy does not allow is not probed by name either
+        async with capability_service(
+            on, [], tmp_path, store, FixedAnswer(None), registries=("pypi",)
+        ) as service:
+            assert [s.name for s in service.live_sources] == ["mcp-registry", "npm", "pypi-names"]
         off = AcquisitionSettings(live_sources=False)
         async with capability_service(off, [], tmp_path, store, FixedAnswer(None)) as service:
             assert service.live_sources == ()

@@ -16,7 +16,7 @@ from vsm_mcp.discovery.catalog import Catalog, PackageRef, ServerEntry, ToolSpec
 from vsm_mcp.discovery.matcher import Matcher
 from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.discovery.resilience import TtlCache
-from vsm_mcp.discovery.sources import GuardedSource, NpmSearchSource, RegistrySource
+from vsm_mcp.discovery.sources import GuardedSource, NameProbeSource, NpmSearchSource, RegistrySource
 from vsm_mcp.errors import AcquisitionRefusedError
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.store import MemoryStore
@@ -280,3 +280,38 @@ async def test_a_live_candidate_can_be_named_for_the_plan(tmp_path: Path) -> Non
     assert (plan.candidate.ref, plan.candidate.in_catalog) == ("npm:pdf-forge@1.0.0", False)
     assert service.describe(plan.candidate)["origin"] == "mcp-registry"
     assert service.describe(plan.candidate)["description"] == "Create and merge PDF documents"
+
+
+def pypi_only(request: httpx.Request) -> httpx.Response:
+    """PyPI's JSON API with one conventionally named PDF server; every other name is a 404."""
+    if request.url.path == "/pypi/mcp-server-merge/json":
+        readme = "# merge\n\nMerges PDF documents.\n\n## Tools\n\n- `merge_pdfs`: Merge PDF files into one\n"
+        info = {
+            "name": "mcp-server-merge",
+            "version": "0.4.0",
+            "summary": "Merge PDFs",
+            "description": readme,
+        }
+        return httpx.Response(200, json={"info": info})
+    return httpx.Response(404)
+
+
+async def test_where_no_registry_can_be_searched_a_weak_match_still_brings_packages_found_by_name(
+    tmp_path: Path,
+) -> None:
+    async with (
+        MemoryStore.open() as store,
+        httpx.AsyncClient(transport=httpx.MockTransport(pypi_only)) as client,
+    ):
+        sources = [GuardedSource(NameProbeSource(client, "pypi"), deadline_s=5.0)]
+        service = _service(store, tmp_path, sources, PDF_CATALOG)
+        found = await service.search("merge pdf documents")
+        plan = await service.plan("merge pdf documents", server="mcp-server-merge")
+    assert found.live_asked
+    assert [(c.server, c.in_catalog) for c in found.candidates] == [
+        ("mcp-server-merge", False),
+        ("pdf-viewer", True),
+    ]
+    assert found.candidates[0].reasons[0] == "found by pypi-names, not in the catalog"
+    assert plan.candidate.ref == "pypi:mcp-server-merge@0.4.0"
+    assert service.describe(plan.candidate)["origin"] == "pypi-names"

@@ -13,11 +13,13 @@ from vsm_mcp.discovery.sources import (
     CatalogSource,
     Gathered,
     GuardedSource,
+    NameProbeSource,
     NpmSearchSource,
     RegistrySource,
     beside_catalog,
     discover,
     gather,
+    probe_names,
 )
 from vsm_mcp.errors import SourceError
 
@@ -170,3 +172,95 @@ async def test_gather_keeps_the_first_source_s_entry_and_each_failure() -> None:
     assert found.origin["io.github.a/pdf-forge"] == "mcp-registry"
     assert set(found.origin.values()) == {"catalog", "mcp-registry"}
     assert list(found.errors) == ["dead"]
+
+
+WEATHER_README = "# Weather\n\nForecasts for any city.\n\n## Tools\n\n- `get_forecast`: Forecast for a city\n"
+
+
+class PackageWeb:
+    """PyPI's JSON API and npm's package documents for a few conventionally named packages;
+    every other name is a 404, and ``failing`` makes every lookup an HTTP 503."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.asked: list[str] = []
+
+    def pypi(
+        self, name: str, summary: str, readme: str = "", classifiers: tuple[str, ...] = ()
+    ) -> dict[str, object]:
+        info = {"name": name, "version": "1.0.0", "summary": summary, "description": readme}
+        return {"info": {**info, "classifiers": list(classifiers)}}
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.asked.append(f"{request.url.host}{request.url.path}")
+        if self.failing:
+            return httpx.Response(503)
+        documents: dict[str, dict[str, object]] = {
+            "/pypi/weather-mcp/json": self.pypi("weather-mcp", "Weather forecasts", WEATHER_README),
+            "/pypi/mcp-weather/json": self.pypi(
+                "mcp-weather", "Old weather", classifiers=("Development Status :: 7 - Inactive",)
+            ),
+            "/pypi/forecast-mcp/json": self.pypi("forecast-mcp", "DEPRECATED: renamed to horizon-mcp"),
+            "/mcp-server-weather/latest": {
+                "name": "mcp-server-weather",
+                "version": "0.3.1",
+                "description": "Weather",
+            },
+            "/mcp-server-weather": {"readme": WEATHER_README},
+        }
+        found = documents.get(request.url.path)
+        return httpx.Response(200, json=found) if found is not None else httpx.Response(404)
+
+
+def test_probe_names_are_the_conventional_names_of_the_need_s_telling_words() -> None:
+    assert probe_names("get the weather forecast for Berlin") == [
+        f"{pattern.format(word)}"
+        for word in ("forecast", "weather", "berlin")
+        for pattern in ("mcp-server-{}", "{}-mcp", "{}-mcp-server", "mcp-{}")
+    ]
+    assert probe_names("今天的天气") == []  # a package name is ASCII
+
+
+@pytest.mark.anyio
+async def test_name_probes_find_packages_nobody_indexed_with_their_readme_tools() -> None:
+    web = PackageWeb()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(web.handle)) as client:
+        pypi, npm = NameProbeSource(client, "pypi"), NameProbeSource(client, "npm")
+        on_pypi = await pypi.candidates("weather forecast for Berlin", 5)
+        on_npm = await npm.candidates("weather forecast for Berlin", 5)
+        result = await discover([pypi, npm], "weather forecast for Berlin", limit=5)
+        nothing = await pypi.candidates("今天的天气", 5)
+    names = probe_names("weather forecast for Berlin")
+    # the PyPI probe is exactly its 12 lookups (PyPI's document carries the README)
+    assert sorted(web.asked[: len(names)]) == sorted(f"pypi.org/pypi/{name}/json" for name in names)
+    assert len(names) == 12
+    # the inactive project and the one whose description says it is deprecated are no candidates
+    [weather] = on_pypi
+    assert (weather.name, weather.tool_names, weather.tools_source) == (
+        "weather-mcp",
+        ("get_forecast",),
+        ToolsSource.README,
+    )
+    assert weather.packages[0].registry_type == "pypi"
+    [server] = on_npm
+    assert (server.name, server.tool_names, server.packages[0].identifier) == (
+        "mcp-server-weather",
+        ("get_forecast",),
+        "mcp-server-weather",
+    )
+    assert (pypi.name, npm.name) == ("pypi-names", "npm-names")
+    assert result.origin == {"weather-mcp": "pypi-names", "mcp-server-weather": "npm-names"}
+    assert nothing == []
+
+
+@pytest.mark.anyio
+async def test_a_name_probe_fails_only_when_every_lookup_does() -> None:
+    web = PackageWeb()
+    web.failing = True
+    async with httpx.AsyncClient(transport=httpx.MockTransport(web.handle)) as client:
+        guarded = GuardedSource(NameProbeSource(client, "pypi"), deadline_s=5.0)
+        found = await gather([guarded], "weather forecast for Berlin")
+        with pytest.raises(ValueError, match="no name probe for registry type 'cargo'"):
+            NameProbeSource(client, "cargo")
+    assert found.entries == {}
+    assert "HTTP 503" in found.errors["pypi-names"]

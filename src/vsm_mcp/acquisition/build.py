@@ -30,7 +30,13 @@ from vsm_mcp.discovery.catalog import load_shipped_catalog
 from vsm_mcp.discovery.matcher import Matcher
 from vsm_mcp.discovery.outcomes import OutcomeLedger
 from vsm_mcp.discovery.resilience import TtlCache
-from vsm_mcp.discovery.sources import GuardedSource, NpmSearchSource, RegistrySource
+from vsm_mcp.discovery.sources import (
+    CandidateSource,
+    GuardedSource,
+    NameProbeSource,
+    NpmSearchSource,
+    RegistrySource,
+)
 from vsm_mcp.fleet.registry import FleetRegistry
 from vsm_mcp.fleet.spec import ServerSpec
 
@@ -106,13 +112,17 @@ async def capability_service(
             ),
         )
         cache = TtlCache(store)
-        # Asked beside the catalog when its best match is weak (`CapabilityService.search`). No PyPI
-        # source: PyPI has no search API; its packages come through the registry's entries.
+        # Asked beside the catalog when its best match is weak (`CapabilityService.search`). PyPI has
+        # no search API and npm's is not reachable from every network: both are also asked for the
+        # conventional names of an MCP server (`NameProbeSource`), of the registries policy allows.
+        asked: list[CandidateSource] = [RegistrySource(client), NpmSearchSource(client)]
+        asked += [
+            NameProbeSource(client, registry)
+            for registry in ("pypi", "npm")
+            if registry in policy.allowed_registries
+        ]
         live = (
-            [
-                GuardedSource(RegistrySource(client), cache, deadline_s=config.live_deadline_s),
-                GuardedSource(NpmSearchSource(client), cache, deadline_s=config.live_deadline_s),
-            ]
+            [GuardedSource(source, cache, deadline_s=config.live_deadline_s) for source in asked]
             if config.live_sources
             else []
         )

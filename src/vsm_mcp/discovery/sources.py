@@ -9,10 +9,14 @@ answers; `discover` also ranks the union with the matcher; `beside_catalog`
 puts live answers beside a pool of catalog entries (acquisition does this
 when the catalog's best match is weak, `strength`).
 
-PyPI has no live source: it offers no search API (its XML-RPC search is
-disabled, and the simple index is only a list of every name). PyPI packages
-still arrive live through the official registry, whose entries name their
-``pypi`` packages (origin ``mcp-registry``, registry type ``pypi``).
+PyPI offers no search API (its XML-RPC search is disabled, and the simple
+index is only a list of every name), and npm's search is not reachable from
+every network while its per-package documents are. `NameProbeSource` asks
+each of them for the names MCP servers are conventionally published under
+(``mcp-server-<word>``, ``<word>-mcp``, ...) for the need's telling words:
+a bounded number of per-package lookups, each answered by the package's own
+metadata and README. PyPI packages also arrive through the official
+registry, whose entries name their ``pypi`` packages.
 
 Invariants:
 - a source's failure (timeout, HTTP error, open breaker) is recorded in the
@@ -42,7 +46,7 @@ from vsm_mcp.discovery.catalog import (
     parse_catalog,
 )
 from vsm_mcp.discovery.matcher import Matcher, ServerMatch
-from vsm_mcp.discovery.packages import PackageInfo, npm_search, with_npm_readme
+from vsm_mcp.discovery.packages import PackageInfo, npm_package, npm_search, pypi_package, with_npm_readme
 from vsm_mcp.discovery.refresh import entry_from_package
 from vsm_mcp.discovery.registry import OFFICIAL_REGISTRY, list_servers
 from vsm_mcp.discovery.resilience import SourceBreaker, TtlCache
@@ -144,6 +148,68 @@ class NpmSearchSource:
             for index, info in enumerate(found):
                 group.start_soon(fill, index, info)
         return filled
+
+
+#: The names MCP servers are conventionally published under, ``{}`` one word of the need
+#: (the same on PyPI and npm: unscoped names, lower case, words joined by hyphens).
+PROBE_PATTERNS: tuple[str, ...] = ("mcp-server-{}", "{}-mcp", "{}-mcp-server", "mcp-{}")
+PROBE_WORDS = 3  # telling words probed: 3 words x 4 patterns = 12 lookups per registry and need
+
+
+def probe_names(query: str, words_probed: int = PROBE_WORDS) -> list[str]:
+    """The package names `NameProbeSource` looks up for ``query``, in order."""
+    telling = [w for w in search_words(query, words_probed) if w.isascii() and w.isalnum()]
+    return [pattern.format(word) for word in telling for pattern in PROBE_PATTERNS]
+
+
+@dataclass(slots=True)
+class NameProbeSource:
+    """Packages of one registry (``pypi`` or ``npm``) published under the conventional names of
+    an MCP server for the need's telling words (`probe_names`), each with its README's tools.
+
+    For a registry without a reachable search: the lookups are per-package metadata documents
+    (PyPI's JSON API, npm's package document), concurrent, each bounded as in `packages`. A
+    name nobody published is a 404, not a failure; the source fails only when every lookup did.
+    """
+
+    client: httpx.AsyncClient
+    registry_type: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.registry_type not in {"pypi", "npm"}:
+            raise ValueError(f"no name probe for registry type {self.registry_type!r}")
+        self.name = self.name or f"{self.registry_type}-names"
+
+    async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
+        names = probe_names(query)
+        found: list[PackageInfo | None] = [None] * len(names)
+        failures: list[SourceError] = []
+
+        async def look_up(index: int, package: str) -> None:
+            try:
+                if self.registry_type == "pypi":
+                    found[index] = await pypi_package(self.client, package)
+                else:
+                    found[index] = await npm_package(self.client, package)
+            except SourceError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as group:
+            for index, package in enumerate(names):
+                group.start_soon(look_up, index, package)
+        if names and len(failures) == len(names):
+            raise failures[0]  # every lookup failed: the registry is down, let the breaker count it
+        # one project can answer to two names (PyPI normalises them), and a withdrawn one is no candidate
+        unique = {
+            info.identifier.lower(): info for info in found if info is not None and not _withdrawn(info)
+        }
+        return [_entry_of(info) for info in unique.values()][:limit]
+
+
+def _withdrawn(info: PackageInfo) -> bool:
+    """Deprecated by its registry's flag, or by its own description's first word."""
+    return info.deprecated or info.description.lstrip(" *[(").lower().startswith("deprecated")
 
 
 def _entry_of(info: PackageInfo) -> ServerEntry:
