@@ -100,6 +100,14 @@ def test_reconfiguring_a_weight_the_index_was_built_with_is_refused() -> None:
         built.reconfigured(MatcherConfig(semantic_weight=0.0))
 
 
+def test_rarity_is_the_share_of_servers_without_the_word() -> None:
+    matcher = Matcher(CATALOG)  # six servers; "read" and "write" in two each, "forecast" in one
+    assert matcher.rarity("Forecasts") == pytest.approx(5 / 6)
+    assert matcher.rarity("write") == pytest.approx(4 / 6)
+    assert matcher.rarity("homestays") == 1.0
+    assert matcher.rarity("the") == 0.0  # a stop word is no term
+
+
 def test_what_was_learned_ranks_the_same_after_a_restart(tmp_path: Path) -> None:
     import anyio
 

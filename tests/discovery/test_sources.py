@@ -219,6 +219,18 @@ def test_probe_names_are_the_conventional_names_of_the_need_s_telling_words() ->
         for pattern in ("mcp-server-{}", "{}-mcp", "{}-mcp-server", "mcp-{}")
     ]
     assert probe_names("今天的天气") == []  # a package name is ASCII
+    # with a rarity, the words fewest servers have come first (length breaks ties)
+    common = {"get": 0.0, "weather": 0.2, "forecast": 0.5}
+    assert probe_names("get the weather forecast for Berlin", 2, lambda w: common.get(w, 1.0)) == [
+        "mcp-server-berlin",
+        "berlin-mcp",
+        "berlin-mcp-server",
+        "mcp-berlin",
+        "mcp-server-forecast",
+        "forecast-mcp",
+        "forecast-mcp-server",
+        "mcp-forecast",
+    ]
 
 
 @pytest.mark.anyio

@@ -112,12 +112,16 @@ async def capability_service(
             ),
         )
         cache = TtlCache(store)
+        # Off the event loop: indexing the catalog (and embedding its texts) takes about a second;
+        # discovery's analyser stems with one stemmer per thread.
+        matcher = await anyio.to_thread.run_sync(functools.partial(Matcher, catalog, outcomes=ledger))
         # Asked beside the catalog when its best match is weak (`CapabilityService.search`). PyPI has
         # no search API and npm's is not reachable from every network: both are also asked for the
-        # conventional names of an MCP server (`NameProbeSource`), of the registries policy allows.
+        # conventional names of an MCP server (`NameProbeSource`) for the need's words the catalog
+        # has least, of the registries policy allows.
         asked: list[CandidateSource] = [RegistrySource(client), NpmSearchSource(client)]
         asked += [
-            NameProbeSource(client, registry)
+            NameProbeSource(client, registry, rarity=matcher.rarity)
             for registry in ("pypi", "npm")
             if registry in policy.allowed_registries
         ]
@@ -126,9 +130,6 @@ async def capability_service(
             if config.live_sources
             else []
         )
-        # Off the event loop: indexing the catalog (and embedding its texts) takes about a second;
-        # discovery's analyser stems with one stemmer per thread.
-        matcher = await anyio.to_thread.run_sync(functools.partial(Matcher, catalog, outcomes=ledger))
         yield CapabilityService(
             acquirer,
             matcher,

@@ -278,6 +278,15 @@ class Matcher:
         other.config = config
         return other
 
+    def rarity(self, word: str) -> float:
+        """Share of the catalog's servers whose text lacks ``word`` (1.0: none has it, 0.0: every
+        one has it, or it is no term at all), a measure of how telling a word of a need is."""
+        terms = analyze(word)
+        if not terms or not self._servers:
+            return 0.0
+        held = max(self._server_index.document_frequency(term) for term in terms)
+        return 1.0 - held / len(self._servers)
+
     def query_terms(self, query: str) -> dict[str, float]:
         """Weighted, expanded terms of ``query`` that occur somewhere in the catalog."""
         terms = {term: 1.0 for term in Counter(analyze(query))}

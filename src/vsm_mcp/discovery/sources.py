@@ -30,7 +30,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -156,10 +156,18 @@ PROBE_PATTERNS: tuple[str, ...] = ("mcp-server-{}", "{}-mcp", "{}-mcp-server", "
 PROBE_WORDS = 3  # telling words probed: 3 words x 4 patterns = 12 lookups per registry and need
 
 
-def probe_names(query: str, words_probed: int = PROBE_WORDS) -> list[str]:
-    """The package names `NameProbeSource` looks up for ``query``, in order."""
-    telling = [w for w in search_words(query, words_probed) if w.isascii() and w.isalnum()]
-    return [pattern.format(word) for word in telling for pattern in PROBE_PATTERNS]
+def probe_names(
+    query: str, words_probed: int = PROBE_WORDS, rarity: Callable[[str], float] | None = None
+) -> list[str]:
+    """The package names `NameProbeSource` looks up for ``query``, in order: the conventional
+    names of its most telling words, the rarest first by ``rarity`` (in [0, 1], e.g. the share
+    of catalog servers without the word: a word every server has names no server), then the
+    longest."""
+    distinct = dict.fromkeys(
+        w for w in words(query) if len(w) >= 3 and w not in STOP_WORDS and w.isascii() and w.isalnum()
+    )
+    ordered = sorted(distinct, key=lambda w: (-(rarity(w) if rarity else 0.0), -len(w)))
+    return [pattern.format(word) for word in ordered[:words_probed] for pattern in PROBE_PATTERNS]
 
 
 @dataclass(slots=True)
@@ -175,6 +183,7 @@ class NameProbeSource:
     client: httpx.AsyncClient
     registry_type: str
     name: str = ""
+    rarity: Callable[[str], float] | None = None  # how telling a word is (`probe_names`)
 
     def __post_init__(self) -> None:
         if self.registry_type not in {"pypi", "npm"}:
@@ -182,7 +191,7 @@ class NameProbeSource:
         self.name = self.name or f"{self.registry_type}-names"
 
     async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
-        names = probe_names(query)
+        names = probe_names(query, rarity=self.rarity)
         found: list[PackageInfo | None] = [None] * len(names)
         failures: list[SourceError] = []
 
