@@ -8,8 +8,8 @@ sub-headings (``### `read_file` ``, ``### Read a file (`read_file`)``,
 ``1. **read_file** - ...``, ``- **Read File** (`read_file`) - ...``, group
 items whose nested items are the tools), paragraphs (``**`read_file`** - ...``),
 table rows (``| `read_file` | Read a file |``), HTML ``<details>`` blocks (the
-``<summary>`` read as a heading) and, under a sub-heading that names no tool,
-a code example that calls the tool (`readmecode`). A table whose header has
+``<summary>`` read as a heading, `readmeblocks`) and, under a sub-heading that
+names no tool, a code example that calls the tool (`readmecode`). A table whose header has
 a "Tool" column lists tools under any heading but an installation or
 configuration one.
 
@@ -46,9 +46,11 @@ What reads as a tool name (an action verb, a naming style) is `toolnames`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
+from vsm_mcp.discovery.readmeblocks import HEADING as _HEADING
+from vsm_mcp.discovery.readmeblocks import CodeBlock, SummaryHeading, units, with_summaries
+from vsm_mcp.discovery.readmeblocks import lines as _lines
 from vsm_mcp.discovery.readmecode import tools_in_code
 from vsm_mcp.discovery.toolnames import looks_like_tool_list, looks_like_tool_name, naming_style
 
@@ -56,8 +58,6 @@ MAX_TOOLS = 100
 MAX_DESCRIPTION = 200
 MAX_SUMMARY = 600
 
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 # "tools" in English and in the other languages READMEs are written in ("## Outils disponibles",
 # "## 可用工具"); "MCP commands" names the tools too, where plain "commands" are a CLI's
 _TOOLS_WORDS = (
@@ -301,110 +301,6 @@ def _table_kind(cells: list[str]) -> tuple[str, tuple[int, int]]:
     return "tools", (name_at, text_at if text_at != name_at else name_at + 1)
 
 
-@dataclass(frozen=True, slots=True)
-class _Code:
-    """A fenced code block's text."""
-
-    text: str
-
-
-def _units(markdown: str) -> Iterable[str | _Code]:
-    """Lines outside fenced code (markdown escapes undone) and, in place, each code block whole.
-
-    A README wrapped whole in a ```markdown fence is read as markdown; a code
-    block inside it opens with a language and closes with a bare fence.
-    """
-    stack: list[str] = []  # open fences: "markdown" or "code"
-    block: list[str] = []
-    for line in markdown.splitlines():
-        fence = _FENCE.match(line)
-        if fence:
-            language = line.strip()[3:].strip().lower()
-            if stack and not language:
-                if stack.pop() == "code" and "code" not in stack:
-                    yield _Code("\n".join(block))
-            else:
-                stack.append("markdown" if language in {"markdown", "md"} else "code")
-                block = []
-            continue
-        if "code" in stack:
-            block.append(line)
-        else:
-            unlisted = re.sub(r"^\s*[-*+]\s+(?=#{1,6}\s)", "", line)  # "- ### company_search": a heading
-            yield re.sub(r"\\([_\-*`.#|])", r"\1", unlisted)
-
-
-def _lines(markdown: str) -> Iterable[str]:
-    """Lines outside fenced code, markdown escapes undone (see `_units`)."""
-    return (unit for unit in _units(markdown) if isinstance(unit, str))
-
-
-_SUMMARY = re.compile(r"<summary>(.*?)</summary>", re.IGNORECASE)
-
-
-class _SummaryHeading(str):
-    """A heading made of an HTML <summary>: it names a tool only in code ("<code>search</code>");
-    "<summary>core</summary>" names a group of tools."""
-
-    __slots__ = ()
-
-
-def _summary_text(html: str) -> str:
-    """A <summary>'s text with <code> kept as code marks: "`generate_image` parameters"."""
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", re.sub(r"</?code>", "`", html))).strip()
-
-
-def _with_summaries(units: list[str | _Code]) -> list[str | _Code]:
-    """``units`` with each HTML <details> block read as a section: its <summary> a heading, its
-    ``</details>`` the end of that section (an empty heading of the same level).
-
-    The summary's level sits above the headings inside the block, or below the heading the block
-    is under when it holds none. A block whose headings leave no room under the heading it is
-    under is a section of its own only when its summary names tools ("<summary>Tools</summary>")
-    and that heading does not (else the block is read as part of that tools section).
-    """
-    result = list(units)
-    under, under_text = 1, ""  # the heading the current line is under (outside any <details> block)
-    open_levels: list[tuple[int | None, int, str]] = []  # per open <details>: its summary's level, under
-    for index, unit in enumerate(units):
-        if isinstance(unit, _Code):
-            continue
-        if (heading := _HEADING.match(unit)) is not None:
-            under, under_text = len(heading.group(1)), heading.group(2)
-            continue
-        if re.search(r"<details\b", unit, re.IGNORECASE):
-            open_levels.append((None, under, under_text))
-        summary = _SUMMARY.search(unit)
-        if summary is not None and open_levels and open_levels[-1][0] is None:
-            inner = _inner_heading_levels(units, index + 1)
-            level = min(under + 1, 6) if not inner else min(inner) - 1
-            text = _summary_text(summary.group(1))
-            crowded = inner and level <= under  # no room under the heading: a section of its own, or none
-            if level >= 1 and not (crowded and (not _tools_heading(text) or _tools_heading(under_text))):
-                open_levels[-1] = (level, under, under_text)
-                result[index] = _SummaryHeading(f"{'#' * level} {text}")
-        if re.search(r"</details>", unit, re.IGNORECASE) and open_levels:
-            closed, under, under_text = open_levels.pop()
-            if closed is not None:
-                result[index] = f"{'#' * closed} "
-    return result
-
-
-def _inner_heading_levels(units: list[str | _Code], start: int) -> list[int]:
-    """Levels of the headings from ``start`` up to the </details> that closes the open block."""
-    depth, levels = 1, []
-    for unit in units[start:]:
-        if isinstance(unit, _Code):
-            continue
-        depth += len(re.findall(r"<details\b", unit, re.IGNORECASE))
-        depth -= len(re.findall(r"</details>", unit, re.IGNORECASE))
-        if depth <= 0:
-            break
-        if (heading := _HEADING.match(unit)) is not None:
-            levels.append(len(heading.group(1)))
-    return levels
-
-
 def _keep_style(found: dict[str, str]) -> dict[str, str]:
     """Drop names in a naming style the list's own tools do not use, unless they hold a verb.
 
@@ -464,10 +360,10 @@ def _read_tools(markdown: str, headings: re.Pattern[str]) -> list[tuple[str, str
 
     first_heading = True
     current_level, current_text = 0, ""  # of the last heading read
-    for line in _with_summaries(list(_units(markdown))):
+    for line in with_summaries(list(units(markdown)), _tools_heading):
         if len(found) >= MAX_TOOLS:
             break
-        if isinstance(line, _Code):
+        if isinstance(line, CodeBlock):
             if (
                 section is not None
                 and section.label_heading is None
@@ -485,7 +381,7 @@ def _read_tools(markdown: str, headings: re.Pattern[str]) -> list[tuple[str, str
         heading = _HEADING.match(line)
         if heading:
             level, text = len(heading.group(1)), heading.group(2)
-            tool = _heading_tool(text) if not isinstance(line, _SummaryHeading) or "`" in text else None
+            tool = _heading_tool(text) if not isinstance(line, SummaryHeading) or "`" in text else None
             title, first_heading = first_heading and level == 1, False
             current_level, current_text = level, text
             if section is not None and (level <= section.level or section.table_only):
@@ -510,7 +406,7 @@ def _read_tools(markdown: str, headings: re.Pattern[str]) -> list[tuple[str, str
             if tool is None and section.intro:
                 section = None
                 continue
-            summary = isinstance(line, _SummaryHeading)  # "<summary>config</summary>": a group, not a label
+            summary = isinstance(line, SummaryHeading)  # "<summary>config</summary>": a group, not a label
             if tool is None and (_LABEL.match(_plain(text)) or (not summary and _LABEL_HEADING.search(text))):
                 section.label_heading = level
                 continue
