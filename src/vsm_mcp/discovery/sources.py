@@ -30,9 +30,9 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import anyio
 import httpx
@@ -52,6 +52,8 @@ from vsm_mcp.discovery.registry import OFFICIAL_REGISTRY, list_servers
 from vsm_mcp.discovery.resilience import SourceBreaker, TtlCache
 from vsm_mcp.discovery.text import STOP_WORDS, words
 from vsm_mcp.errors import CatalogError, SourceError
+
+T = TypeVar("T")
 
 SOURCE_DEADLINE_S = 20.0  # a discovery round must not hang on one slow registry
 #: The origin of a candidate the offline catalog holds (live ones are named by their source).
@@ -101,22 +103,36 @@ class RegistrySource:
 
     async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
         terms = search_words(query)
-        found: list[list[ServerEntry]] = [[] for _ in terms]
-        failures: list[SourceError] = []
 
-        async def search(index: int, term: str) -> None:
-            try:
-                found[index] = await list_servers(self.client, self.base_url, search=term, max_pages=1)
-            except SourceError as exc:
-                failures.append(exc)
+        async def search(term: str) -> list[ServerEntry]:
+            return await list_servers(self.client, self.base_url, search=term, max_pages=1)
 
-        async with anyio.create_task_group() as group:
-            for index, term in enumerate(terms):
-                group.start_soon(search, index, term)
-        if failures and len(failures) == len(terms):
-            raise failures[0]  # every search failed: the registry is down, let the breaker count it
-        merged = {entry.name: entry for entries in found for entry in entries}
+        found = await _each(search, terms)
+        merged = {entry.name: entry for entries in found if entries for entry in entries}
         return list(merged.values())[: limit * len(terms)]
+
+
+async def _each(ask: Callable[[str], Awaitable[T]], keys: Sequence[str]) -> list[T | None]:
+    """``ask`` for every key concurrently: each answer, None where it failed.
+
+    Raises:
+        SourceError: every call failed (the source is down: its breaker should count it).
+    """
+    found: list[T | None] = [None] * len(keys)
+    failures: list[SourceError] = []
+
+    async def one(index: int, key: str) -> None:
+        try:
+            found[index] = await ask(key)
+        except SourceError as exc:
+            failures.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for index, key in enumerate(keys):
+            group.start_soon(one, index, key)
+    if keys and len(failures) == len(keys):
+        raise failures[0]
+    return found
 
 
 @dataclass(slots=True)
@@ -191,24 +207,12 @@ class NameProbeSource:
         self.name = self.name or f"{self.registry_type}-names"
 
     async def candidates(self, query: str, limit: int) -> list[ServerEntry]:
-        names = probe_names(query, rarity=self.rarity)
-        found: list[PackageInfo | None] = [None] * len(names)
-        failures: list[SourceError] = []
+        async def look_up(package: str) -> PackageInfo | None:
+            if self.registry_type == "pypi":
+                return await pypi_package(self.client, package)
+            return await npm_package(self.client, package)
 
-        async def look_up(index: int, package: str) -> None:
-            try:
-                if self.registry_type == "pypi":
-                    found[index] = await pypi_package(self.client, package)
-                else:
-                    found[index] = await npm_package(self.client, package)
-            except SourceError as exc:
-                failures.append(exc)
-
-        async with anyio.create_task_group() as group:
-            for index, package in enumerate(names):
-                group.start_soon(look_up, index, package)
-        if names and len(failures) == len(names):
-            raise failures[0]  # every lookup failed: the registry is down, let the breaker count it
+        found = await _each(look_up, probe_names(query, rarity=self.rarity))
         # one project can answer to two names (PyPI normalises them), and a withdrawn one is no candidate
         unique = {
             info.identifier.lower(): info for info in found if info is not None and not _withdrawn(info)
