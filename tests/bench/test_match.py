@@ -16,6 +16,7 @@ from vsm_mcp.bench.match import (
     grid_configs,
     load_tasks,
     measure_speed,
+    recall_at_1_ceiling,
     run_benchmark,
     score_tasks,
     spread,
@@ -214,3 +215,14 @@ def test_ten_thousand_servers_stay_fast() -> None:
     # on two shared cores a timing is noise. This bound only catches a catastrophic regression
     # (a scan per query of every server's tools, say).
     assert 0.0 < reading.ms_per_query < 200.0
+
+
+def test_recall_at_1_ceiling_counts_the_needs_one_server_can_meet() -> None:
+    one = Task("a", "q", (frozenset({"x"}),), frozenset())
+    two = Task("b", "q", (frozenset({"x"}), frozenset({"y"})), frozenset())
+    shared = Task("c", "q", (frozenset({"x"}), frozenset({"x", "z"})), frozenset())  # x meets both
+    three = Task("d", "q", (frozenset({"x"}), frozenset({"y"}), frozenset({"z"})), frozenset())
+    assert recall_at_1_ceiling([one]) == 1.0
+    assert recall_at_1_ceiling([two, shared]) == 0.75
+    assert recall_at_1_ceiling([one, two, three]) == pytest.approx((1.0 + 0.5 + 1 / 3) / 3)
+    assert recall_at_1_ceiling([]) == 0.0

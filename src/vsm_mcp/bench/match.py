@@ -33,6 +33,8 @@ The report (`run_benchmark`, printed by ``--json``) holds:
   (repeat, fold, tasks, chosen parameters, both rankers' held-out metrics), and
   ``without_embedding_model``: the same cross-validation of the matcher with the
   model switched off (its grid without ``semantic_weight``), on the same folds;
+- ``recall_at_1_ceiling``: the best recall@1 any ranking can reach on the
+  tasks (one server at rank 1 meets only the needs it is named in);
 - ``in_sample``: the default configuration and the floor on all tasks (not
   cross-validated: no choice was made on them, but they are the tasks the
   defaults were benchmarked on);
@@ -220,6 +222,19 @@ def summarise(scores: Sequence[TaskScore]) -> MatchMetrics:
         sum(tool) / len(tool) if tool else None,
         1000.0 * sum(s.seconds for s in scores) / n,
     )
+
+
+def recall_at_1_ceiling(tasks: Sequence[Task]) -> float:
+    """The best recall@1 any ranking can reach on ``tasks``: one server at rank 1 meets at most
+    the needs it is named in, so a task of two needs served by different servers scores 0.5."""
+    if not tasks:
+        return 0.0
+    best = (
+        max(sum(1 for need in task.needs if server in need) for need in task.needs for server in need)
+        / len(task.needs)
+        for task in tasks
+    )
+    return sum(best) / len(tasks)
 
 
 def evaluate(ranker: Ranker, tasks: Sequence[Task]) -> MatchMetrics:
@@ -548,6 +563,7 @@ def run_benchmark(
             "matcher": asdict(summarise(default_scores)),
             "baseline_bm25": asdict(summarise(floor)),
         }
+        report["recall_at_1_ceiling"] = recall_at_1_ceiling(tasks)
         default = summarise(default_scores)
         report["speed"] = {
             "catalog": asdict(SpeedReading(len(catalog), catalog.tool_count, build_s, default.ms_per_query))

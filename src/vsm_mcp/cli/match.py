@@ -235,6 +235,11 @@ def _print_cross_validation(out: Console, report: dict[str, Any], cross: dict[st
             _fmt(None if floor is None else floor["mean"]),
         )
     out.print(table)
+    out.print(
+        f"recall@1 can reach at most {report['recall_at_1_ceiling']:.3f} on these tasks "
+        "(one server at rank 1 meets only the needs it is named in)",
+        highlight=False,
+    )
     out.print(f"parameters chosen on the other folds by: {cross['objective']}")
     out.print(f"grid: {cross['grid']} (default {cross['default']})")
     choices = Counter(
