@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from vsm_mcp.discovery.tooldocs import (
+    MAX_MARKDOWN_BYTES,
     linked_documents,
     markdown_in_tarball,
     tools_from_documents,
@@ -65,6 +66,17 @@ def test_a_cut_off_tarball_yields_the_pages_before_the_cut() -> None:
     data = tarball({"TOOLS.md": TOOLS_PAGE, "big.md": "z" * 200_000})
     assert list(markdown_in_tarball(data[: len(data) // 2])) == ["TOOLS.md"]
     assert markdown_in_tarball(b"not a tarball") == {}
+
+
+def test_a_tarball_that_unpacks_to_too_much_markdown_is_read_no_further() -> None:
+    # 12 pages of 1.6 MB of one repeated letter: a few KB packed, 19 MB of markdown unpacked
+    pages = {f"page{i:02d}.md": "z" * 1_600_000 for i in range(12)}
+    data = tarball({"TOOLS.md": TOOLS_PAGE, **pages})
+    assert len(data) < 500_000
+    kept = markdown_in_tarball(data)
+    assert "TOOLS.md" in kept
+    assert sum(len(text) for text in kept.values()) <= MAX_MARKDOWN_BYTES
+    assert len(kept) < 1 + len(pages)
 
 
 @pytest.mark.anyio

@@ -31,6 +31,8 @@ from vsm_mcp.discovery.packages import MAX_TARBALL_BYTES, README_TIMEOUT_S
 from vsm_mcp.discovery.readme import tools_from_readme
 
 MAX_DOCUMENT_CHARS = 400_000  # a tools reference longer than this is not one page of tools
+#: markdown kept from one tarball in all: a small compressed archive can unpack to far more
+MAX_MARKDOWN_BYTES = 16_000_000
 
 _LINK = re.compile(
     r"\[([^\]]{1,200})\]\(\s*(?!https?:|mailto:|#)([^)\s#]+\.md)(?:#[^)]*)?\s*\)", re.IGNORECASE
@@ -56,6 +58,7 @@ def markdown_in_tarball(data: bytes) -> dict[str, str]:
     """The markdown files of an npm tarball by path inside the package (``package/`` dropped),
     read as a stream so a cut-off tarball still yields what came before the cut."""
     files: dict[str, str] = {}
+    kept = 0
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r|gz") as archive:
             for member in archive:
@@ -64,7 +67,11 @@ def markdown_in_tarball(data: bytes) -> dict[str, str]:
                     continue
                 content = archive.extractfile(member)
                 if content is not None:
-                    files[path] = content.read(MAX_DOCUMENT_CHARS * 4).decode("utf-8", "replace")
+                    raw = content.read(MAX_DOCUMENT_CHARS * 4)
+                    kept += len(raw)
+                    if kept > MAX_MARKDOWN_BYTES:
+                        break  # an archive that unpacks to this much markdown is not read further
+                    files[path] = raw.decode("utf-8", "replace")
     except (tarfile.TarError, EOFError, OSError, zlib.error):
         pass  # a truncated or odd archive: what was read so far stands
     return files
