@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
+
+import anyio
 import httpx
 import pytest
 
-from vsm_mcp.discovery.packages import PackageInfo, npm_package, package_info, pypi_package, tarball_url
+from vsm_mcp.discovery.packages import (
+    MAX_UNPACKED_BYTES,
+    PackageInfo,
+    npm_package,
+    npm_readme,
+    open_tarball,
+    package_info,
+    pypi_package,
+    tarball_url,
+)
 from vsm_mcp.errors import SourceError
 
 pytestmark = [pytest.mark.anyio]
@@ -52,3 +65,57 @@ async def test_unreachable_registry_is_a_source_error() -> None:
             await npm_package(client, "left-pad", registry="http://127.0.0.1:9")
         with pytest.raises(SourceError, match="unsupported registry type"):
             await package_info(client, "cargo", "serde")
+
+
+def packed(members: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+README = b"# bomb\n\n## Tools\n\n- `get_forecast`: Forecast for a city\n"
+
+
+def test_a_tarball_is_unpacked_only_up_to_its_limit() -> None:
+    data = packed([("README.md", README), ("blob.bin", bytes(4_000_000))])
+    with open_tarball(data) as archive:
+        assert [m.name for m in archive] == ["package/README.md", "package/blob.bin"]
+    with (
+        pytest.raises(OSError, match="unpacks to more than it may"),
+        open_tarball(data, limit=1_000_000) as archive,
+    ):
+        list(archive)
+    # cut off: the members before the cut are still read
+    with open_tarball(data[: len(data) // 2]) as archive:
+        first = next(iter(archive))
+        assert first.name == "package/README.md"
+
+
+@pytest.mark.anyio
+async def test_a_tarball_bomb_before_the_readme_gives_no_readme_and_does_not_hang() -> None:
+    # a few dozen KB packed, past MAX_UNPACKED_BYTES unpacked, with the README behind it
+    bomb = packed([("filler.bin", bytes(MAX_UNPACKED_BYTES + 1_000_000)), ("README.md", README)])
+    fair = packed([("README.md", README), ("filler.bin", bytes(1_000))])
+    assert len(bomb) < 1_000_000
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(".tgz"):
+            return httpx.Response(200, content=bomb if "bomb" in request.url.path else fair)
+        return httpx.Response(404)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(serve)) as client:
+        with anyio.fail_after(20):
+            assert (
+                await npm_readme(
+                    client, "bomb-mcp", "https://registry.npmjs.org/bomb-mcp/-/bomb-mcp-1.0.0.tgz"
+                )
+                == ""
+            )
+        fair_readme = await npm_readme(
+            client, "fair-mcp", "https://registry.npmjs.org/fair-mcp/-/fair-mcp-1.0.0.tgz"
+        )
+    assert "get_forecast" in fair_readme

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,6 +52,7 @@ README_TIMEOUT_S = 30.0
 MAX_README_DOCUMENT_BYTES = 4_000_000
 # MCP server tarballs are mostly well under 1 MB; bundles with binaries are not worth reading whole
 MAX_TARBALL_BYTES = 8_000_000
+MAX_UNPACKED_BYTES = 64_000_000  # unpacked from one tarball at most (see `open_tarball`)
 MAX_README_CHARS = 200_000  # a README longer than this lists its tools well before the end
 _NO_README = "ERROR: No README data found!"  # what the npm registry stores for a package without one
 _README_MEMBER = re.compile(r"[^/]+/readme(?:\.(?:md|markdown|txt))?", re.IGNORECASE)
@@ -240,11 +242,51 @@ async def _bounded_get(client: httpx.AsyncClient, url: str, limit: int) -> tuple
     return b"".join(chunks), True
 
 
+class _Unpacked(io.RawIOBase):
+    """A gzip stream's bytes, up to ``limit`` of them: a tarball's members are skipped by
+    unpacking them, and a few MB packed can unpack to gigabytes. A cut-off stream ends where
+    the cut is, after every byte before it (as tarfile's own reading does)."""
+
+    _INPUT_CHUNK = 16_384  # packed bytes inflated per step (at most ~16 MB out, bounded by limit)
+
+    def __init__(self, packed: bytes, limit: int) -> None:
+        super().__init__()
+        self._packed = memoryview(packed)
+        self._read = 0
+        self._inflate = zlib.decompressobj(wbits=31)  # a gzip header and trailer
+        self._pending = memoryview(b"")
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            if self._read >= len(self._packed) or self._inflate.eof:
+                return 0
+            chunk = self._packed[self._read : self._read + self._INPUT_CHUNK]
+            self._read += len(chunk)
+            self._pending = memoryview(self._inflate.decompress(chunk))
+            self._left -= len(self._pending)
+            if self._left < 0:
+                raise OSError("the archive unpacks to more than it may")
+        size = min(len(buffer), len(self._pending))
+        memoryview(buffer)[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def open_tarball(data: bytes, limit: int = MAX_UNPACKED_BYTES) -> tarfile.TarFile:
+    """A gzipped tarball as a stream of members, unpacking no more than ``limit`` bytes in all
+    (past it, reading raises `OSError`)."""
+    return tarfile.open(fileobj=io.BufferedReader(_Unpacked(data, limit)), mode="r|")
+
+
 def _readme_in_tarball(data: bytes) -> str:
     """The top-level README of an npm tarball, read as a stream (a cut-off tarball still yields it
     when the README comes before the cut)."""
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r|gz") as archive:
+        with open_tarball(data) as archive:
             for member in archive:
                 if member.isfile() and _README_MEMBER.fullmatch(member.name):
                     content = archive.extractfile(member)
@@ -271,7 +313,9 @@ async def npm_readme(
         if tarball:
             body = await _bounded_get(client, tarball, MAX_TARBALL_BYTES)
             if body is not None:
-                return _readme_in_tarball(body[0])[:MAX_README_CHARS]
+                # unpacking and searching it is CPU work: off the event loop
+                unpacked: str = await anyio.to_thread.run_sync(_readme_in_tarball, body[0])
+                return unpacked[:MAX_README_CHARS]
     except (httpx.HTTPError, ValueError):
         pass  # the README is an extra: the package's metadata stands without it
     return ""

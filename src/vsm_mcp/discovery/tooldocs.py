@@ -19,15 +19,15 @@ Invariants:
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 import tarfile
 import zlib
 
+import anyio
 import httpx
 
-from vsm_mcp.discovery.packages import MAX_TARBALL_BYTES, README_TIMEOUT_S
+from vsm_mcp.discovery.packages import MAX_TARBALL_BYTES, README_TIMEOUT_S, open_tarball
 from vsm_mcp.discovery.readme import tools_from_readme
 
 MAX_DOCUMENT_CHARS = 400_000  # a tools reference longer than this is not one page of tools
@@ -60,7 +60,7 @@ def markdown_in_tarball(data: bytes) -> dict[str, str]:
     files: dict[str, str] = {}
     kept = 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r|gz") as archive:
+        with open_tarball(data) as archive:
             for member in archive:
                 path = member.name.split("/", 1)[-1]
                 if not member.isfile() or "node_modules/" in path or not path.lower().endswith(".md"):
@@ -111,4 +111,5 @@ async def tools_from_tarball(client: httpx.AsyncClient, url: str) -> list[tuple[
                     break
     except httpx.HTTPError:
         return []
-    return tools_from_documents(markdown_in_tarball(b"".join(chunks)[:MAX_TARBALL_BYTES]))
+    files = await anyio.to_thread.run_sync(markdown_in_tarball, b"".join(chunks)[:MAX_TARBALL_BYTES])
+    return tools_from_documents(files)
