@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import AsyncIterator
 
 import anyio
 import httpx
@@ -119,3 +120,23 @@ async def test_a_tarball_bomb_before_the_readme_gives_no_readme_and_does_not_han
             client, "fair-mcp", "https://registry.npmjs.org/fair-mcp/-/fair-mcp-1.0.0.tgz"
         )
     assert "get_forecast" in fair_readme
+
+
+@pytest.mark.anyio
+async def test_a_registry_document_past_its_limit_is_refused_not_read_whole() -> None:
+    sent: list[int] = []
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(64):
+                sent.append(1)
+                yield b" " * 1_000_000
+
+        return httpx.Response(200, content=body())
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(huge)) as client:
+        with pytest.raises(
+            SourceError, match=r"pypi weather-mcp: the document is larger than 32,000,000 bytes"
+        ):
+            await pypi_package(client, "weather-mcp")
+    assert len(sent) <= 34  # it stopped reading soon after the limit

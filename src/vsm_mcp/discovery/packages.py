@@ -49,6 +49,7 @@ METADATA_TIMEOUT_S = 15.0
 # a README is worth a slower download than metadata (a tarball of a few MB), not an unbounded one
 README_TIMEOUT_S = 30.0
 # full documents of packages with hundreds of releases run to MBs; past this the tarball is cheaper
+MAX_METADATA_BYTES = 32_000_000  # a registry's JSON document of one package (all its releases)
 MAX_README_DOCUMENT_BYTES = 4_000_000
 # MCP server tarballs are mostly well under 1 MB; bundles with binaries are not worth reading whole
 MAX_TARBALL_BYTES = 8_000_000
@@ -199,30 +200,40 @@ def _pypi_info(info: _PypiInfo) -> PackageInfo:
         inactive,
         _clean_repository(repository),
         tuple(k.strip() for k in (info.keywords or "").replace(",", " ").split() if k.strip()),
-        tuple(tools_from_readme(info.description or "")),
-        summary_from_readme(info.description or ""),
+        tuple(tools_from_readme((info.description or "")[:MAX_README_CHARS])),
+        summary_from_readme((info.description or "")[:MAX_README_CHARS]),
         bool((info.description or "").strip()),
     )
 
 
 async def get_json(
-    client: httpx.AsyncClient, url: str, what: str, *, request_timeout_s: float = METADATA_TIMEOUT_S
+    client: httpx.AsyncClient,
+    url: str,
+    what: str,
+    *,
+    request_timeout_s: float = METADATA_TIMEOUT_S,
+    limit: int = MAX_METADATA_BYTES,
 ) -> Any | None:
-    """GET a registry JSON document; None on 404.
+    """GET a registry JSON document of at most ``limit`` bytes; None on 404.
 
     Raises:
-        SourceError: transport failure, another HTTP status, or a body that is not JSON.
+        SourceError: transport failure, another HTTP status, a larger body, or one that is not JSON.
     """
     try:
-        response = await client.get(url, timeout=request_timeout_s, follow_redirects=True)
+        async with client.stream("GET", url, timeout=request_timeout_s, follow_redirects=True) as response:
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise SourceError(f"{what}: HTTP {response.status_code}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise SourceError(f"{what}: the document is larger than {limit:,} bytes")
     except httpx.HTTPError as exc:
         raise SourceError(f"{what}: {type(exc).__name__}: {exc}") from exc
-    if response.status_code == 404:
-        return None
-    if response.status_code != 200:
-        raise SourceError(f"{what}: HTTP {response.status_code}")
     try:
-        return response.json()
+        return json.loads(body)
     except ValueError as exc:
         raise SourceError(f"{what}: response is not JSON") from exc
 
