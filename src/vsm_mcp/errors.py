@@ -95,6 +95,10 @@ class UnknownUnitError(UnitError):
     """No downstream server of that name is in the fleet."""
 
 
+class ListingTooLargeError(UnitError):
+    """A server listed more tools, resources or prompts (or more bytes of them) than a unit keeps."""
+
+
 class CatalogError(VsmError):
     """A catalog file cannot be used; the message names the file and the entry."""
 

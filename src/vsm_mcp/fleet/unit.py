@@ -42,6 +42,7 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import deque
@@ -68,6 +69,7 @@ from vsm_mcp.core.messages import AlgedonicSignal, Decision, Severity, Valence, 
 from vsm_mcp.errors import (
     CallTimeoutError,
     LauncherChangedError,
+    ListingTooLargeError,
     MissingSecretError,
     SandboxError,
     SandboxUnavailableError,
@@ -115,6 +117,12 @@ RESTART_REQUESTED = "restart requested"
 SERVER_LOST = "server_lost"
 #: Pause before retrying a safe call, so a dying unit is seen dead and not called again at once.
 RETRY_PAUSE_S = 0.05
+
+#: What one listing (tools, resources, resource templates or prompts, over all its pages) of a
+#: server may hold: past either bound the start fails and says so. A hostile server could
+#: otherwise fill the gateway's memory, and its definition pin the database.
+MAX_LISTED_ITEMS = 10_000
+MAX_LISTED_BYTES = 16 * 1024 * 1024
 
 #: Longest a result waits for the relay of progress notifications sent before it (a client that
 #: does not take a notification this long gets the result anyway).
@@ -568,6 +576,7 @@ class Unit:
             ValidationError,
             anyio.BrokenResourceError,
             SandboxError,  # the command is not found or the prefix cannot be prepared
+            ListingTooLargeError,
         ) as exc:
             reason = f"start failed: {in_words(exc, self.spec)}{self._stderr_hint()}"
         except ExceptionGroup as group:
@@ -793,12 +802,23 @@ class Unit:
 
         async def paged(method: str, key: str) -> tuple[dict[str, Any], ...]:
             items: list[dict[str, Any]] = []
+            size = 0
             cursor: str | None = None
             for _ in range(1000):  # a server that paginates forever cannot hang the unit
                 params = {"cursor": cursor} if cursor else None
                 request = types.Request[Any, Any](method=method, params=params)
                 page = _raw(await session.send_request(request, _Passthrough))
-                items.extend(page.get(key, []))
+                found = page.get(key, [])
+                items.extend(found)
+                size += len(json.dumps(found, separators=(",", ":"), ensure_ascii=False))
+                if len(items) > MAX_LISTED_ITEMS:
+                    raise ListingTooLargeError(
+                        f"it lists more than {MAX_LISTED_ITEMS:,} {key}, more than a server may"
+                    )
+                if size > MAX_LISTED_BYTES:
+                    raise ListingTooLargeError(
+                        f"its {key} take more than {MAX_LISTED_BYTES // 2**20} MiB, more than a server's may"
+                    )
                 cursor = page.get("nextCursor")
                 if not cursor:
                     break
@@ -1219,6 +1239,8 @@ def in_words(exc: BaseException, spec: ServerSpec) -> str:
         return "the server closed the connection before answering (it exited, or it is not an MCP server)"
     if isinstance(exc, TimeoutError):
         return f"no MCP handshake within {spec.start_timeout_s:g} s (start_timeout_s)"
+    if isinstance(exc, ListingTooLargeError):
+        return str(exc)
     if isinstance(exc, FileNotFoundError):
         return f"{exc.filename or spec.command}: no such file or command"
     if isinstance(exc, PermissionError):
