@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from vsm_mcp.gateway.access import StoreAudit, principal_of
 from vsm_mcp.gateway.bearer import bearer_client, bearer_headers
 from vsm_mcp.gateway.binding import HttpListen
 from vsm_mcp.gateway.keyring import REFRESH_S, Keyring
+from vsm_mcp.gateway.server import MAX_LISTEN_STREAMS_PER_PRINCIPAL
 from vsm_mcp.gateway.tokens import AdminTokenFile, TokenBook
 from vsm_mcp.gateway.transport import MCP_PATH, serve_http
 from vsm_mcp.store import MemoryStore
@@ -212,6 +213,35 @@ async def test_an_approve_only_token_may_acquire_but_not_call_tools(
                 await client.call_tool("probe__echo", {"text": "x"})
             done = await client.call_tool("vsm_acquire_capability", {"query": "time"})
             assert done.structured_content == {"acquired": "time"}
+
+
+async def test_one_token_holds_at_most_its_share_of_listen_streams(
+    tmp_path: Path, probe_spec: Callable[..., ServerSpec]
+) -> None:
+    async with (
+        MemoryStore.open() as store,
+        served(tmp_path, probe_spec(), store=store) as face,
+        bearer_client(face.url, face.tokens["ci"]) as ci,
+        bearer_client(face.url, face.tokens["ops"]) as ops,
+        AsyncExitStack() as held,
+    ):
+        streams = [
+            await held.enter_async_context(ci.listen(tools_list_changed=True))
+            for _ in range(MAX_LISTEN_STREAMS_PER_PRINCIPAL)
+        ]
+        assert len(streams) == MAX_LISTEN_STREAMS_PER_PRINCIPAL
+        with pytest.raises(
+            MCPError, match=r"^ci holds 16 listen streams already, as many as one principal may"
+        ):
+            async with ci.listen(tools_list_changed=True):
+                pass
+        # another token is not held back by this one's streams
+        async with ops.listen(tools_list_changed=True) as other:
+            assert other.honored.tools_list_changed is True
+        # a stream closed frees its place
+        await held.aclose()
+        async with ci.listen(tools_list_changed=True) as again:
+            assert again.honored.tools_list_changed is True
 
 
 async def test_revoked_and_rotated_tokens_stop_working_within_the_refresh(

@@ -101,6 +101,10 @@ from vsm_mcp.gateway.vsm_tools import (
 from vsm_mcp.vsm.events import UnitState
 
 RESOURCE_NOT_FOUND = -32002
+#: Listen streams (2026-07-28 ``subscriptions/listen``) one principal (a token, the local
+#: operator) may hold open at once; the SDK's own bound counts every principal's together, so
+#: one token could otherwise take all of them.
+MAX_LISTEN_STREAMS_PER_PRINCIPAL = 16
 #: The first tools/list waits this long at most for the configured servers' first start
 #: (npx/uvx launchers take seconds); clients' initialize timeouts are longer.
 STARTUP_LIST_WAIT_S = 10.0
@@ -207,8 +211,9 @@ class Gateway:
         # 2026-07-28 clients hear about changes on a subscriptions/listen stream instead.
         self.events = InMemorySubscriptionBus()
         self.listen = ListenHandler(self.events)  # `close()` ends the listen streams when the face stops
+        self._listening: dict[str, int] = {}  # open listen streams per principal
         self.server.add_request_handler(
-            "subscriptions/listen", types.SubscriptionsListenRequestParams, self.listen
+            "subscriptions/listen", types.SubscriptionsListenRequestParams, self._listen
         )
         self.server.add_notification_handler(
             "notifications/initialized", types.NotificationParams, self._initialized
@@ -625,6 +630,28 @@ class Gateway:
                 return await self.fleet.forward(unit, method, raw)
             except UnitError as exc:
                 raise MCPError.from_error_data(unit_error_data(exc, unit)) from exc
+
+    async def _listen(
+        self, ctx: Ctx, params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        """One listen stream, within `MAX_LISTEN_STREAMS_PER_PRINCIPAL` of its principal's."""
+        who = principal_of(ctx).name
+        held = self._listening.get(who, 0)
+        if held >= MAX_LISTEN_STREAMS_PER_PRINCIPAL:
+            raise MCPError(
+                types.INTERNAL_ERROR,
+                f"{who} holds {held} listen streams already, as many as one principal may; "
+                "close one before opening another",
+            )
+        self._listening[who] = held + 1
+        try:
+            return await self.listen(ctx, params)
+        finally:
+            left = self._listening[who] - 1
+            if left:
+                self._listening[who] = left
+            else:
+                del self._listening[who]
 
     # -- views -------------------------------------------------------------
     def note_call(self, route: Route, client: Hashable = STDIO_CLIENT, shown: str | None = None) -> None:
