@@ -11,6 +11,7 @@ import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
+from mcp.client.context import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
 from vsm_mcp.fleet.fleet import Fleet
@@ -161,3 +162,53 @@ async def test_adding_a_server_sends_tools_list_changed(probe_spec: Callable[...
         await gateway.fleet.remove("two")
         names = [t.name for t in (await client.list_tools()).tools]
         assert "two__echo" not in names
+
+
+async def test_outside_a_call_sampling_and_elicitation_are_refused_and_roots_come_from_the_client(
+    probe_spec: Callable[..., ServerSpec],
+) -> None:
+    asked: list[str] = []
+
+    async def on_sampling(
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        asked.append("sampling")
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(text="4"), model="m")
+
+    async def on_elicitation(
+        context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
+        asked.append("elicitation")
+        return types.ElicitResult(action="accept", content={"password": "hunter2"})
+
+    async def on_roots(context: ClientRequestContext) -> types.ListRootsResult:
+        asked.append("roots")
+        return types.ListRootsResult(roots=[types.Root(uri="file:///work")])
+
+    callbacks = {"sampling_callback": on_sampling, "elicitation_callback": on_elicitation}
+    async with running(probe_spec("probe"), list_roots_callback=on_roots, **callbacks) as (
+        gateway,
+        client,
+        _,
+    ):
+        await client.list_tools()  # the client is connected and known to the gateway
+        message = types.SamplingMessage(role="user", content=types.TextContent(text="2+2?"))
+        sampled = await gateway.unit_request(
+            "probe",
+            types.CreateMessageRequest(
+                params=types.CreateMessageRequestParams(messages=[message], max_tokens=8)
+            ),
+        )
+        form = types.ElicitRequestFormParams(
+            message="Your password, please", requested_schema={"type": "object", "properties": {}}
+        )
+        elicited = await gateway.unit_request("probe", types.ElicitRequest(params=form))
+        roots = await gateway.unit_request("probe", types.ListRootsRequest())
+    assert isinstance(sampled, types.ErrorData) and isinstance(elicited, types.ErrorData)
+    assert sampled.message == (
+        "the gateway relays sampling only for a call this server is serving, and none is in progress"
+    )
+    assert elicited.message.startswith("the gateway relays elicitation only for a call")
+    assert isinstance(roots, types.ListRootsResult)
+    assert [str(r.uri) for r in roots.roots] == ["file:///work"]
+    assert asked == ["roots"]  # the client was never asked for the refused two

@@ -6,7 +6,9 @@ errors come back unchanged, progress is relayed against the client's token,
 a client's cancellation cancels the downstream request (the SDK sends
 ``notifications/cancelled``), and server-to-client requests (sampling,
 elicitation, roots) and log messages are relayed to the client whose call the
-unit is serving. Invariants:
+unit is serving; outside a call, sampling and elicitation are refused (there is
+no one to ask: the most recent client may be another person's) and roots come
+from the most recent client (servers ask them at start). Invariants:
 
 * every ``tools/call`` feeds the demand sink exactly once: a routed call is
   matched demand in its tool's category, an unknown name is unmatched demand;
@@ -264,8 +266,17 @@ class Gateway:
         call = self.upstream.current(unit)
         if call is not None:
             session, related = call.session, call.request_id
+        elif not isinstance(request, types.ListRootsRequest):
+            # Outside a call there is no one to ask: the most recent client may be another
+            # person's, who never used this server (a hostile one would phish them).
+            what = "sampling" if isinstance(request, types.CreateMessageRequest) else "elicitation"
+            return types.ErrorData(
+                code=types.INVALID_REQUEST,
+                message=f"the gateway relays {what} only for a call this server is serving, "
+                "and none is in progress",
+            )
         elif self.upstream.sessions:
-            session, related = self.upstream.sessions[-1], None
+            session, related = self.upstream.sessions[-1], None  # roots: a server asks them at start
         else:
             return types.ErrorData(
                 code=types.INVALID_REQUEST, message="no client is connected to the gateway"
