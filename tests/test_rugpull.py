@@ -211,15 +211,16 @@ async def cli(state: Path, *args: str) -> tuple[int, str]:
 async def stored_alert(runtime: Runtime, unit: str) -> AlgedonicAlert:
     """The ``definitions_changed`` alert of ``unit`` once S5 has stored it."""
     with anyio.fail_after(EVENT_TIMEOUT_S):
-        while True:
-            found = [
-                a
-                for a in await runtime.store.alerts(limit=1000)
-                if (a.source, a.kind) == (f"unit:{unit}", "definitions_changed")
-            ]
-            if found:
-                return found[0]
-            await anyio.sleep(0.05)  # S5 stores it from its own task; no event reaches the test
+        # S5 stores it from its own task and announces it, stored, as ``alert.raised``
+        await runtime.notices.wait_for(
+            "alert.raised", f"unit:{unit}", after=0, where=lambda n: n.data["kind"] == "definitions_changed"
+        )
+    found = [
+        a
+        for a in await runtime.store.alerts(limit=1000)
+        if (a.source, a.kind) == (f"unit:{unit}", "definitions_changed")
+    ]
+    return found[0]
 
 
 def reason(field: str) -> str:

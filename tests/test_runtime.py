@@ -135,12 +135,14 @@ async def test_live_status_is_stored_for_the_cli(tmp_path: Path) -> None:
             return await runtime.store.kv_get(report.LIVE_STATUS_KEY)
 
         with anyio.fail_after(10):
-            while (  # noqa: ASYNC110 - polls the store
+            mark = 0
+            # each stored status is announced: read the store after each, until it shows the unit ready
+            while (
                 not isinstance(live := await stored(), dict)
                 or not live["fleet"]
                 or live["fleet"][0]["state"] != "ready"
             ):
-                await anyio.sleep(0.1)
+                mark = (await runtime.notices.wait_for("status.stored", after=mark)).seq
         assert isinstance(live, dict)
         assert live["vsm"]["name"] == "vsm-mcp"
         assert [u["name"] for u in live["vsm"]["units"]] == ["probe"]
