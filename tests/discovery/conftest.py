@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import socket
-from collections.abc import AsyncIterator
+import tarfile
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,3 +111,15 @@ async def serve_registry(items: list[dict[str, Any]]) -> AsyncIterator[RegistryF
         finally:
             server.should_exit = True
     sock.close()
+
+
+def npm_tarball(files: Mapping[str, str | bytes]) -> bytes:
+    """A gzipped npm-style tarball holding ``files`` under ``package/``, in the order given."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

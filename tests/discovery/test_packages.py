@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 from collections.abc import AsyncIterator
 
 import anyio
 import httpx
 import pytest
+from tests.discovery.conftest import npm_tarball
 
 from vsm_mcp.discovery.packages import (
     MAX_UNPACKED_BYTES,
@@ -68,21 +67,11 @@ async def test_unreachable_registry_is_a_source_error() -> None:
             await package_info(client, "cargo", "serde")
 
 
-def packed(members: list[tuple[str, bytes]]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in members:
-            info = tarfile.TarInfo(f"package/{name}")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 README = b"# bomb\n\n## Tools\n\n- `get_forecast`: Forecast for a city\n"
 
 
 def test_a_tarball_is_unpacked_only_up_to_its_limit() -> None:
-    data = packed([("README.md", README), ("blob.bin", bytes(4_000_000))])
+    data = npm_tarball({"README.md": README, "blob.bin": bytes(4_000_000)})
     with open_tarball(data) as archive:
         assert [m.name for m in archive] == ["package/README.md", "package/blob.bin"]
     with (
@@ -99,8 +88,8 @@ def test_a_tarball_is_unpacked_only_up_to_its_limit() -> None:
 @pytest.mark.anyio
 async def test_a_tarball_bomb_before_the_readme_gives_no_readme_and_does_not_hang() -> None:
     # a few dozen KB packed, past MAX_UNPACKED_BYTES unpacked, with the README behind it
-    bomb = packed([("filler.bin", bytes(MAX_UNPACKED_BYTES + 1_000_000)), ("README.md", README)])
-    fair = packed([("README.md", README), ("filler.bin", bytes(1_000))])
+    bomb = npm_tarball({"filler.bin": bytes(MAX_UNPACKED_BYTES + 1_000_000), "README.md": README})
+    fair = npm_tarball({"README.md": README, "filler.bin": bytes(1_000)})
     assert len(bomb) < 1_000_000
 
     def serve(request: httpx.Request) -> httpx.Response:

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import io
-import tarfile
 from typing import Any
 
 import httpx
 import pytest
+from tests.discovery.conftest import npm_tarball
 
 from vsm_mcp.discovery import packages
 from vsm_mcp.discovery.catalog import Catalog, Launch, PackageRef, ServerEntry, ToolSpec, ToolsSource
@@ -43,18 +42,6 @@ Keeps notes in a local folder.
 """
 
 
-def tarball(files: dict[str, str]) -> bytes:
-    """A gzipped npm-style tarball holding ``files`` under ``package/``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"package/{name}")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def manifest(name: str, version: str = "1.0.0") -> dict[str, Any]:
     return {
         "name": name,
@@ -73,14 +60,16 @@ def registry_handler(request: httpx.Request) -> httpx.Response:
         f"{NPM}/weather-mcp/latest": httpx.Response(200, json=manifest("weather-mcp", "2.1.0")),
         f"{NPM}/weather-mcp": httpx.Response(200, json={"name": "weather-mcp", "versions": {}}),
         f"{NPM}/weather-mcp/-/weather-mcp-2.1.0.tgz": httpx.Response(
-            200, content=tarball({"package.json": "{}", "README.md": WEATHER_README})
+            200, content=npm_tarball({"package.json": "{}", "README.md": WEATHER_README})
         ),
         # the full document carries the readme: no tarball is fetched
         f"{NPM}/notes-mcp/latest": httpx.Response(200, json=manifest("notes-mcp")),
         f"{NPM}/notes-mcp": httpx.Response(200, json={"name": "notes-mcp", "readme": NOTES_README}),
         f"{NPM}/quotes-mcp/latest": httpx.Response(200, json=manifest("quotes-mcp")),
         f"{NPM}/quotes-mcp": httpx.Response(200, json={"readme": "ERROR: No README data found!"}),
-        f"{NPM}/quotes-mcp/-/quotes-mcp-1.0.0.tgz": httpx.Response(200, content=tarball({"index.js": ""})),
+        f"{NPM}/quotes-mcp/-/quotes-mcp-1.0.0.tgz": httpx.Response(
+            200, content=npm_tarball({"index.js": ""})
+        ),
         "https://pypi.org/pypi/clock-mcp/json": httpx.Response(
             200,
             json={
@@ -227,7 +216,7 @@ async def test_refresh_fills_tools_and_summaries_and_flags_what_it_could_not_fil
 @pytest.mark.anyio
 async def test_a_tarball_over_the_limit_gives_no_readme(monkeypatch: pytest.MonkeyPatch) -> None:
     readme = WEATHER_README + "\n" + "x" * 5000
-    body = tarball({"filler.bin": "y" * 20000, "README.md": readme})
+    body = npm_tarball({"filler.bin": "y" * 20000, "README.md": readme})
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith(".tgz"):
@@ -246,7 +235,7 @@ async def test_a_tarball_over_the_limit_gives_no_readme(monkeypatch: pytest.Monk
 async def test_refresh_reads_the_tools_page_an_npm_readme_points_to_in_the_same_tarball() -> None:
     readme = "# atlas-mcp\n\nMaps for agents. Every tool: [Tool reference](docs/tool-reference.md).\n"
     page = "## Tools\n\n- `geocode_address`: Coordinates of an address\n"
-    body = tarball({"package.json": "{}", "README.md": readme, "docs/tool-reference.md": page})
+    body = npm_tarball({"package.json": "{}", "README.md": readme, "docs/tool-reference.md": page})
 
     def handler(request: httpx.Request) -> httpx.Response:
         routes = {

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import io
-import tarfile
-
 import httpx
 import pytest
+from tests.discovery.conftest import npm_tarball
 
 from vsm_mcp.discovery.tooldocs import (
     MAX_MARKDOWN_BYTES,
@@ -18,17 +16,6 @@ TOOLS_PAGE = (
     "# Reference\n\n## Tools\n\n- `get_forecast`: Forecast for a place\n- `get_alerts`: Active alerts\n"
 )
 OTHER_PAGE = "# Guide\n\n## Tools\n\n- `install_plugin`: Installs a plugin of the host app\n"
-
-
-def tarball(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"package/{name}")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def test_links_that_name_tools_or_features_are_documents_other_links_are_not() -> None:
@@ -46,7 +33,7 @@ def test_the_linked_page_is_read_where_the_package_ships_it() -> None:
         "node_modules/dep/TOOLS.md": OTHER_PAGE,
         "docs/guide.md": OTHER_PAGE,
     }
-    assert tools_from_documents(markdown_in_tarball(tarball(files))) == [
+    assert tools_from_documents(markdown_in_tarball(npm_tarball(files))) == [
         ("get_forecast", "Forecast for a place"),
         ("get_alerts", "Active alerts"),
     ]
@@ -63,7 +50,7 @@ def test_a_page_named_for_its_tools_is_read_only_at_the_top_or_under_docs() -> N
 
 
 def test_a_cut_off_tarball_yields_the_pages_before_the_cut() -> None:
-    data = tarball({"TOOLS.md": TOOLS_PAGE, "big.md": "z" * 200_000})
+    data = npm_tarball({"TOOLS.md": TOOLS_PAGE, "big.md": "z" * 200_000})
     assert list(markdown_in_tarball(data[: len(data) // 2])) == ["TOOLS.md"]
     assert markdown_in_tarball(b"not a tarball") == {}
 
@@ -71,7 +58,7 @@ def test_a_cut_off_tarball_yields_the_pages_before_the_cut() -> None:
 def test_a_tarball_that_unpacks_to_too_much_markdown_is_read_no_further() -> None:
     # 12 pages of 1.6 MB of one repeated letter: a few KB packed, 19 MB of markdown unpacked
     pages = {f"page{i:02d}.md": "z" * 1_600_000 for i in range(12)}
-    data = tarball({"TOOLS.md": TOOLS_PAGE, **pages})
+    data = npm_tarball({"TOOLS.md": TOOLS_PAGE, **pages})
     assert len(data) < 500_000
     kept = markdown_in_tarball(data)
     assert "TOOLS.md" in kept
@@ -83,7 +70,7 @@ def test_a_tarball_that_unpacks_to_too_much_markdown_is_read_no_further() -> Non
 async def test_a_tarball_that_cannot_be_had_gives_no_tools() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("ok.tgz"):
-            return httpx.Response(200, content=tarball({"README.md": "# x\n", "TOOLS.md": TOOLS_PAGE}))
+            return httpx.Response(200, content=npm_tarball({"README.md": "# x\n", "TOOLS.md": TOOLS_PAGE}))
         return httpx.Response(404)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:

@@ -429,23 +429,21 @@ def _cross_validated(
 
 
 def _cv_report(
-    catalog: Catalog,
+    matcher: Matcher,
     tasks: Sequence[Task],
     *,
-    config: MatcherConfig,
-    embedder: Embedder | None,
     k: int,
     repeats: int,
     default_scores: Sequence[TaskScore],
     floor: Sequence[TaskScore],
 ) -> dict[str, Any]:
-    matcher = Matcher(catalog, config, embedder=embedder)
+    """Cross-validation of ``matcher`` (whose own scores are ``default_scores``) on ``tasks``."""
     grid, candidates, results = _cross_validated(
         matcher, tasks, CV_GRID, floor, k=k, repeats=repeats, default_scores=default_scores
     )
     # the same procedure without the embedding model (its grid without semantic_weight): what
     # the model adds, measured on the same folds rather than estimated
-    words_only = Matcher(catalog, replace(config, semantic_weight=0.0), embedder=None)
+    words_only = Matcher(matcher.catalog, replace(matcher.config, semantic_weight=0.0), embedder=None)
     lexical_grid = {key: values for key, values in CV_GRID.items() if key != "semantic_weight"}
     _, _, without_model = _cross_validated(words_only, tasks, lexical_grid, floor, k=k, repeats=repeats)
     return {
@@ -550,10 +548,8 @@ def run_benchmark(
         floor = score_tasks(PlainBm25(catalog), tasks)
         if folds >= 2:
             report["cross_validation"] = _cv_report(
-                catalog,
+                matcher,
                 tasks,
-                config=config,
-                embedder=embedder,
                 k=folds,
                 repeats=repeats,
                 default_scores=default_scores,

@@ -238,7 +238,7 @@ async def get_json(
         raise SourceError(f"{what}: response is not JSON") from exc
 
 
-async def _bounded_get(client: httpx.AsyncClient, url: str, limit: int) -> tuple[bytes, bool] | None:
+async def bounded_get(client: httpx.AsyncClient, url: str, limit: int) -> tuple[bytes, bool] | None:
     """Up to ``limit`` bytes of ``url`` and whether that is all of it; None unless HTTP 200."""
     chunks: list[bytes] = []
     size = 0
@@ -315,14 +315,14 @@ async def npm_readme(
     Never raises for a README that cannot be had: too large, timed out, not there.
     """
     try:
-        body = await _bounded_get(client, f"{registry}/{quote(name, safe='@')}", MAX_README_DOCUMENT_BYTES)
+        body = await bounded_get(client, f"{registry}/{quote(name, safe='@')}", MAX_README_DOCUMENT_BYTES)
         if body is not None and body[1]:
             document = json.loads(body[0])
             readme = document.get("readme") if isinstance(document, dict) else None
             if isinstance(readme, str) and readme.strip() and readme.strip() != _NO_README:
                 return readme[:MAX_README_CHARS]
         if tarball:
-            body = await _bounded_get(client, tarball, MAX_TARBALL_BYTES)
+            body = await bounded_get(client, tarball, MAX_TARBALL_BYTES)
             if body is not None:
                 # unpacking and searching it is CPU work: off the event loop
                 unpacked: str = await anyio.to_thread.run_sync(_readme_in_tarball, body[0])

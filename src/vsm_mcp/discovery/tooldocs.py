@@ -27,7 +27,7 @@ import zlib
 import anyio
 import httpx
 
-from vsm_mcp.discovery.packages import MAX_TARBALL_BYTES, README_TIMEOUT_S, open_tarball
+from vsm_mcp.discovery.packages import MAX_TARBALL_BYTES, bounded_get, open_tarball
 from vsm_mcp.discovery.readme import tools_from_readme
 
 MAX_DOCUMENT_CHARS = 400_000  # a tools reference longer than this is not one page of tools
@@ -98,18 +98,12 @@ def tools_from_documents(files: dict[str, str]) -> list[tuple[str, str]]:
 async def tools_from_tarball(client: httpx.AsyncClient, url: str) -> list[tuple[str, str]]:
     """Tools listed by a tools document in the tarball at ``url`` (see `tools_from_documents`);
     [] when the tarball cannot be had or has none. Never raises for a download or archive fault."""
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async with client.stream("GET", url, timeout=README_TIMEOUT_S, follow_redirects=True) as response:
-            if response.status_code != 200:
-                return []
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_TARBALL_BYTES:
-                    break
+        body = await bounded_get(client, url, MAX_TARBALL_BYTES)
     except httpx.HTTPError:
         return []
-    files = await anyio.to_thread.run_sync(markdown_in_tarball, b"".join(chunks)[:MAX_TARBALL_BYTES])
+    if body is None:
+        return []
+    # a tarball cut at the limit still yields the pages before the cut (`markdown_in_tarball`)
+    files = await anyio.to_thread.run_sync(markdown_in_tarball, body[0])
     return tools_from_documents(files)
